@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// Runs the compiled node:test suites: `unit` (no privileges), `integration` (root, network
+// namespaces, real etcd/BIRD), or both (default). In CI a privileged suite that cannot run is a
+// failure, never a skip.
+import { readdirSync, statSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const which = process.argv[2] ?? 'all';
+const extra = process.argv.slice(3);
+const root = new URL('..', import.meta.url).pathname;
+const dist = join(root, 'dist', 'test');
+
+function find(dir) {
+  if (!existsSync(dir)) return [];
+  const out = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...find(p));
+    else if (name.endsWith('.test.js')) out.push(p);
+  }
+  return out;
+}
+
+const suites = which === 'all' ? ['unit', 'integration'] : [which];
+const isRoot = process.getuid?.() === 0;
+let files = [];
+for (const s of suites) {
+  const found = find(join(dist, s));
+  if (s === 'integration' && !isRoot) {
+    if (process.env.CI) {
+      console.error('integration tests need root; CI runs as root, so this is a failure');
+      process.exit(1);
+    }
+    console.error(`skipping ${found.length} integration test files: not root`);
+    continue;
+  }
+  files.push(...found);
+}
+if (extra.length) files = files.filter((f) => extra.some((e) => f.includes(e)));
+if (files.length === 0) {
+  console.error('no test files found under dist/test (did the build run?)');
+  process.exit(1);
+}
+const concurrency = process.env.NRD_TEST_CONCURRENCY ?? '3';
+const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
+  stdio: 'inherit',
+  cwd: root,
+});
+process.exit(r.status ?? 1);
