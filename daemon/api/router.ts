@@ -1,0 +1,152 @@
+// Route registry of the control API (HTTP+JSON, RFC 9110 semantics for 404/405/400): pure request
+// → response dispatch with no sockets, so later subsystems add /v1/peers, /v1/routes, … and tests
+// drive it without a server.
+import type { ApiErrorBody } from './types.js';
+
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export interface ApiRequest {
+  method: string;
+  /** Path without the query string, e.g. /v1/peers/192.0.2.1 */
+  path: string;
+  query: URLSearchParams;
+  /** Named path parameters (":address" segments), decoded. */
+  params: Record<string, string>;
+  /** Parsed JSON body, undefined when the request had none. */
+  body: unknown;
+}
+
+export interface ApiResponse {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+export type Handler = (req: ApiRequest) => ApiResponse | Promise<ApiResponse>;
+
+/** A failure with a stable code, turned into `{error:{code,message}}` with its HTTP status. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly detail?: unknown,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export function errorBody(code: string, message: string, detail?: unknown): ApiErrorBody {
+  return detail === undefined ? { error: { code, message } } : { error: { code, message, detail } };
+}
+
+export function json(body: unknown, status = 200, headers?: Record<string, string>): ApiResponse {
+  return headers ? { status, body, headers } : { status, body };
+}
+
+interface Route {
+  method: Method;
+  pattern: string;
+  segments: string[];
+  handler: Handler;
+}
+
+function split(path: string): string[] {
+  return path.split('/').filter((s) => s.length > 0);
+}
+
+function match(route: Route, segments: string[]): Record<string, string> | undefined {
+  if (route.segments.length !== segments.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < segments.length; i++) {
+    const want = route.segments[i]!;
+    const got = segments[i]!;
+    if (want.startsWith(':')) {
+      try {
+        params[want.slice(1)] = decodeURIComponent(got);
+      } catch {
+        return undefined; // malformed %-escape: no route matches it
+      }
+    } else if (want !== got) return undefined;
+  }
+  return params;
+}
+
+export interface RawRequest {
+  method: string;
+  url: string;
+  /** The raw body text ('' when none). */
+  body: string;
+}
+
+export class Router {
+  private readonly routes: Route[] = [];
+
+  /** Registers a handler. Later registrations of the same method+pattern are a bug: refused. */
+  add(method: Method, pattern: string, handler: Handler): this {
+    if (!pattern.startsWith('/')) throw new Error(`route pattern must start with '/': ${pattern}`);
+    const segments = split(pattern);
+    // '/a/:x' and '/a/:y' match the same requests: compare with parameter names erased.
+    const shape = (segs: string[]): string => segs.map((x) => (x.startsWith(':') ? ':' : x)).join('/');
+    if (this.routes.some((r) => r.method === method && shape(r.segments) === shape(segments))) {
+      throw new Error(`route ${method} ${pattern} registered twice`);
+    }
+    this.routes.push({ method, pattern, segments, handler });
+    return this;
+  }
+
+  get(pattern: string, handler: Handler): this {
+    return this.add('GET', pattern, handler);
+  }
+
+  /** Method + pattern of every route, for discovery (GET /v1). */
+  list(): Array<{ method: Method; pattern: string }> {
+    return this.routes.map((r) => ({ method: r.method, pattern: r.pattern }));
+  }
+
+  /** Dispatches one request; never throws (handler failures become 500 with the message). */
+  async handle(raw: RawRequest): Promise<ApiResponse> {
+    let url: URL;
+    try {
+      url = new URL(raw.url, 'http://nrd');
+    } catch {
+      return json(errorBody('bad_request', `malformed request target: ${raw.url}`), 400);
+    }
+    const segments = split(url.pathname);
+    // HEAD is GET without a body (RFC 9110 §9.3.2); node:http drops the body for HEAD itself.
+    const method = raw.method === 'HEAD' ? 'GET' : raw.method;
+    const candidates: Array<{ route: Route; params: Record<string, string> }> = [];
+    for (const route of this.routes) {
+      const params = match(route, segments);
+      if (params) candidates.push({ route, params });
+    }
+    if (candidates.length === 0) {
+      return json(errorBody('not_found', `no such endpoint: ${url.pathname}`), 404);
+    }
+    const hit = candidates.find((c) => c.route.method === method);
+    if (!hit) {
+      const allow: string[] = [...new Set(candidates.map((c) => c.route.method))];
+      if (allow.includes('GET')) allow.push('HEAD');
+      return json(
+        errorBody('method_not_allowed', `${raw.method} not allowed on ${url.pathname} (allowed: ${allow.join(', ')})`),
+        405,
+        { allow: allow.join(', ') },
+      );
+    }
+    let body: unknown;
+    if (raw.body.trim().length > 0) {
+      try {
+        body = JSON.parse(raw.body);
+      } catch (err) {
+        return json(errorBody('bad_request', `request body is not JSON: ${(err as Error).message}`), 400);
+      }
+    }
+    try {
+      return await hit.route.handler({ method, path: url.pathname, query: url.searchParams, params: hit.params, body });
+    } catch (err) {
+      if (err instanceof ApiError) return json(errorBody(err.code, err.message, err.detail), err.status);
+      return json(errorBody('internal', err instanceof Error ? err.message : String(err)), 500);
+    }
+  }
+}

@@ -1,0 +1,117 @@
+// Loc-RIB of one address family (RFC 4271 §3.2, §9.1): all accepted candidate paths per prefix
+// and the selected best/ECMP set. Incremental: a path change recomputes only its own prefix.
+import type { FamilyKey } from '../types.js';
+import { decide, NO_ROUTE, type DecisionOptions, type Selection } from './decision.js';
+import type { Path } from './path.js';
+
+/** A prefix with two or more candidates. A single candidate is stored as the bare Path (memory). */
+class Multi {
+  constructor(
+    public paths: Path[],
+    public sel: Selection,
+  ) {}
+}
+type Slot = Path | Multi;
+
+/** `before` is the previous selection; the new one is read back on demand (saves allocations). */
+export type SelectionChanged = (family: FamilyKey, prefix: string, before: Selection, afterBest: Path | null) => void;
+
+function selectionOf(slot: Slot | undefined): Selection {
+  if (slot === undefined) return NO_ROUTE;
+  if (slot instanceof Multi) return slot.sel;
+  return { best: slot, ecmp: [slot] };
+}
+
+function sameSelection(a: Selection, b: Selection): boolean {
+  if (a.best !== b.best || a.ecmp.length !== b.ecmp.length) return false;
+  for (let i = 0; i < a.ecmp.length; i++) if (a.ecmp[i] !== b.ecmp[i]) return false;
+  return true;
+}
+
+export class LocRib {
+  private readonly table = new Map<string, Slot>();
+
+  constructor(
+    readonly family: FamilyKey,
+    private readonly options: () => DecisionOptions,
+    private readonly changed: SelectionChanged,
+  ) {}
+
+  /** Replaces candidate `old` by `next` at `prefix` (either may be absent) and re-decides. */
+  replace(prefix: string, old: Path | undefined, next: Path | undefined): void {
+    const slot = this.table.get(prefix);
+    if (slot === undefined) {
+      if (!next) return;
+      this.table.set(prefix, next);
+      this.changed(this.family, prefix, NO_ROUTE, next);
+      return;
+    }
+    if (!(slot instanceof Multi)) {
+      if (slot !== old) {
+        if (!next) return;
+        const multi = new Multi([slot, next], NO_ROUTE);
+        multi.sel = decide(multi.paths, this.options());
+        this.table.set(prefix, multi);
+        this.report(prefix, selectionOf(slot), multi.sel);
+        return;
+      }
+      if (next) this.table.set(prefix, next);
+      else this.table.delete(prefix);
+      this.changed(this.family, prefix, selectionOf(slot), next ?? null);
+      return;
+    }
+    const before = slot.sel;
+    const i = old ? slot.paths.indexOf(old) : -1;
+    if (i >= 0) {
+      if (next) slot.paths[i] = next;
+      else slot.paths.splice(i, 1);
+    } else if (next) {
+      slot.paths.push(next);
+    } else {
+      return;
+    }
+    if (slot.paths.length === 1) {
+      const only = slot.paths[0]!;
+      this.table.set(prefix, only);
+      this.report(prefix, before, selectionOf(only));
+      return;
+    }
+    slot.sel = decide(slot.paths, this.options());
+    this.report(prefix, before, slot.sel);
+  }
+
+  /** Re-runs the decision (decision options or a peer's identity changed). */
+  recompute(prefix: string): void {
+    const slot = this.table.get(prefix);
+    if (!(slot instanceof Multi)) return;
+    const before = slot.sel;
+    slot.sel = decide(slot.paths, this.options());
+    this.report(prefix, before, slot.sel);
+  }
+
+  recomputeAll(): void {
+    for (const prefix of this.table.keys()) this.recompute(prefix);
+  }
+
+  selection(prefix: string): Selection {
+    return selectionOf(this.table.get(prefix));
+  }
+
+  candidates(prefix: string): readonly Path[] {
+    const slot = this.table.get(prefix);
+    if (slot === undefined) return [];
+    return slot instanceof Multi ? slot.paths : [slot];
+  }
+
+  *selections(): IterableIterator<[string, Selection]> {
+    for (const [prefix, slot] of this.table) yield [prefix, selectionOf(slot)];
+  }
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  private report(prefix: string, before: Selection, after: Selection): void {
+    if (!sameSelection(before, after)) this.changed(this.family, prefix, before, after.best);
+  }
+}

@@ -1,0 +1,234 @@
+// Address and prefix text <-> wire octets for the BGP codec: RFC 4271 §4.3 NLRI (length + minimal
+// prefix octets), RFC 7911 path identifiers, RFC 5952 canonical IPv6 text. The IPv4 NLRI loop is the
+// hot path of a full-table ingest: no closures, table-driven text, one object per prefix.
+import type { Nlri } from '../types.js';
+
+const DEC: string[] = [];
+const DOTTED: string[] = [];
+for (let i = 0; i < 256; i++) {
+  DEC.push(String(i));
+  DOTTED.push(`${i}.`);
+}
+const SUFFIX: string[] = [];
+for (let i = 0; i <= 128; i++) SUFFIX.push(`/${i}`);
+
+export function ipv4Text(b: Uint8Array, off: number): string {
+  return DOTTED[b[off]!]! + DOTTED[b[off + 1]!]! + DOTTED[b[off + 2]!]! + DEC[b[off + 3]!]!;
+}
+
+const groups = new Uint16Array(8);
+
+/** RFC 5952: lowercase, no leading zeros, the longest run (>= 2) of zero groups as "::". */
+export function ipv6Text(b: Uint8Array, off: number): string {
+  for (let i = 0; i < 8; i++) groups[i] = (b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!;
+  let bestAt = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestAt = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  let s = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestAt) {
+      s += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (s.length > 0 && !s.endsWith(':')) s += ':';
+    s += groups[i]!.toString(16);
+  }
+  return s;
+}
+
+/** Parse dotted-quad text into out[off..off+4]; false when it is not an IPv4 address. */
+export function parseIpv4(text: string, out: Uint8Array, off: number): boolean {
+  let octet = 0;
+  let digits = 0;
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || n === 3) return false;
+      out[off + n++] = octet;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return false;
+    } else return false;
+  }
+  if (digits === 0 || n !== 3) return false;
+  out[off + 3] = octet;
+  return true;
+}
+
+const v4tmp = new Uint8Array(4);
+
+function parseGroups(part: string, into: number[]): boolean {
+  if (part === '') return true;
+  const items = part.split(':');
+  for (let k = 0; k < items.length; k++) {
+    const it = items[k]!;
+    if (k === items.length - 1 && it.includes('.')) {
+      if (!parseIpv4(it, v4tmp, 0)) return false;
+      into.push((v4tmp[0]! << 8) | v4tmp[1]!, (v4tmp[2]! << 8) | v4tmp[3]!);
+      continue;
+    }
+    if (it.length === 0 || it.length > 4 || !/^[0-9a-fA-F]+$/.test(it)) return false;
+    into.push(parseInt(it, 16));
+  }
+  return true;
+}
+
+/** Parse IPv6 text (with "::" and an embedded dotted quad) into out[off..off+16]. */
+export function parseIpv6(text: string, out: Uint8Array, off: number): boolean {
+  const dbl = text.indexOf('::');
+  const head: number[] = [];
+  const tail: number[] = [];
+  if (dbl >= 0) {
+    if (text.indexOf('::', dbl + 1) >= 0) return false;
+    if (!parseGroups(text.slice(0, dbl), head) || !parseGroups(text.slice(dbl + 2), tail)) return false;
+    if (head.length + tail.length > 7) return false;
+  } else {
+    if (!parseGroups(text, head) || head.length !== 8) return false;
+  }
+  out.fill(0, off, off + 16);
+  for (let i = 0; i < head.length; i++) {
+    out[off + 2 * i] = head[i]! >> 8;
+    out[off + 2 * i + 1] = head[i]! & 0xff;
+  }
+  const t0 = 8 - tail.length;
+  for (let i = 0; i < tail.length; i++) {
+    out[off + 2 * (t0 + i)] = tail[i]! >> 8;
+    out[off + 2 * (t0 + i) + 1] = tail[i]! & 0xff;
+  }
+  return true;
+}
+
+const nh16 = new Uint8Array(16);
+
+/** Canonical text of an address given in any accepted form, or null when invalid. */
+export function canonicalAddress(text: string): string | null {
+  if (parseIpv4(text, nh16, 0)) return ipv4Text(nh16, 0);
+  if (parseIpv6(text, nh16, 0)) return ipv6Text(nh16, 0);
+  return null;
+}
+
+const pfx = new Uint8Array(16);
+
+/**
+ * Decode a run of NLRI (RFC 4271 §4.3, RFC 4760 §5) between start and end into `out`.
+ * Returns null, or the reason the field is malformed (prefix too long, overrun).
+ * Host bits beyond the prefix length are cleared: prefix text is canonical.
+ */
+export function decodePrefixes(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  afi: number,
+  addPath: boolean,
+  out: Nlri[],
+): string | null {
+  let p = start;
+  if (afi === 1) {
+    while (p < end) {
+      let pathId = 0;
+      if (addPath) {
+        if (end - p < 5) return 'truncated path identifier';
+        pathId = ((buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!) >>> 0;
+        p += 4;
+      }
+      const len = buf[p++]!;
+      if (len > 32) return `IPv4 prefix length ${len} > 32`;
+      const n = (len + 7) >> 3;
+      if (p + n > end) return 'prefix overruns the NLRI field';
+      let v = 0;
+      switch (n) {
+        case 4:
+          v = (buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!;
+          break;
+        case 3:
+          v = (buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8);
+          break;
+        case 2:
+          v = (buf[p]! << 24) | (buf[p + 1]! << 16);
+          break;
+        case 1:
+          v = buf[p]! << 24;
+          break;
+      }
+      p += n;
+      if (len < 32) v &= len === 0 ? 0 : ~0 << (32 - len);
+      const prefix =
+        DOTTED[v >>> 24]! + DOTTED[(v >>> 16) & 0xff]! + DOTTED[(v >>> 8) & 0xff]! + DEC[v & 0xff]! + SUFFIX[len]!;
+      out.push(addPath ? { prefix, pathId } : { prefix });
+    }
+    return null;
+  }
+  if (afi === 2) {
+    while (p < end) {
+      let pathId = 0;
+      if (addPath) {
+        if (end - p < 5) return 'truncated path identifier';
+        pathId = ((buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!) >>> 0;
+        p += 4;
+      }
+      const len = buf[p++]!;
+      if (len > 128) return `IPv6 prefix length ${len} > 128`;
+      const n = (len + 7) >> 3;
+      if (p + n > end) return 'prefix overruns the NLRI field';
+      pfx.fill(0);
+      for (let i = 0; i < n; i++) pfx[i] = buf[p + i]!;
+      if (len & 7) pfx[n - 1]! &= (0xff << (8 - (len & 7))) & 0xff;
+      p += n;
+      const prefix = ipv6Text(pfx, 0) + SUFFIX[len]!;
+      out.push(addPath ? { prefix, pathId } : { prefix });
+    }
+    return null;
+  }
+  return `no NLRI format for AFI ${afi}`;
+}
+
+/**
+ * Write one NLRI (optional path id, length, minimal octets) at out[pos]; returns the new position,
+ * or -1 when the text is not a prefix of the family. `out` must have 21 octets of room.
+ */
+export function writePrefix(out: Uint8Array, pos: number, afi: number, nlri: Nlri, addPath: boolean): number {
+  const text = nlri.prefix;
+  const slash = text.indexOf('/');
+  if (slash < 0) return -1;
+  let len = 0;
+  for (let i = slash + 1; i < text.length; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9 || i - slash > 3) return -1;
+    len = len * 10 + c;
+  }
+  if (slash + 1 === text.length) return -1;
+  const addr = text.slice(0, slash);
+  if (afi === 1) {
+    if (len > 32 || !parseIpv4(addr, pfx, 0)) return -1;
+  } else if (afi === 2) {
+    if (len > 128 || !parseIpv6(addr, pfx, 0)) return -1;
+  } else return -1;
+  if (addPath) {
+    const id = nlri.pathId ?? 0;
+    out[pos++] = id >>> 24;
+    out[pos++] = (id >>> 16) & 0xff;
+    out[pos++] = (id >>> 8) & 0xff;
+    out[pos++] = id & 0xff;
+  }
+  out[pos++] = len;
+  const n = (len + 7) >> 3;
+  for (let i = 0; i < n; i++) out[pos + i] = pfx[i]!;
+  if (len & 7) out[pos + n - 1]! &= (0xff << (8 - (len & 7))) & 0xff;
+  return pos + n;
+}

@@ -1,0 +1,120 @@
+// Flat, errno-transparent binding (koffi FFI) to the few libc calls Node lacks: AF_UNIX datagram
+// sockets (socket(2), bind(2), sendto(2), recv(2), close(2)) and clock_gettime(2), for sd_notify(3).
+import koffi from 'koffi';
+import { constants as osConstants } from 'node:os';
+
+export const AF_UNIX = 1;
+export const SOCK_DGRAM = 2;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_NOSIGNAL = 0x4000;
+export const CLOCK_MONOTONIC = 1;
+
+/** sizeof(struct sockaddr_un.sun_path) on Linux. */
+const SUN_PATH_MAX = 108;
+/** offsetof(struct sockaddr_un, sun_path): sun_family is a 16-bit integer. */
+const SUN_PATH_OFFSET = 2;
+
+/** A failed libc call: the errno, its symbolic name and which call failed. Callers may treat
+ * EAGAIN or ENOENT as outcomes rather than faults. */
+export class LibcError extends Error {
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+    readonly code: string,
+  ) {
+    super(`${call}: ${code} (errno ${errno})`);
+    this.name = 'LibcError';
+  }
+}
+
+// Several names share a number (EAGAIN/EWOULDBLOCK, ENOTSUP/EOPNOTSUPP): the first listed,
+// the POSIX spelling callers test for, wins.
+const errnoNames = new Map<number, string>();
+for (const [name, value] of Object.entries(osConstants.errno)) if (!errnoNames.has(value)) errnoNames.set(value, name);
+
+function fail(call: string): never {
+  const errno = koffi.errno();
+  throw new LibcError(call, errno, errnoNames.get(errno) ?? `E${errno}`);
+}
+
+interface Libc {
+  socket: (domain: number, type: number, protocol: number) => number;
+  bind: (fd: number, addr: Buffer, len: number) => number;
+  sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, alen: number) => number;
+  recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
+  close: (fd: number) => number;
+  clockGettime: (clock: number, ts: Buffer) => number;
+}
+
+let libc: Libc | undefined;
+
+// Loaded on first use so that importing this module costs nothing where no call is made.
+function lib(): Libc {
+  if (libc) return libc;
+  const l = koffi.load('libc.so.6');
+  libc = {
+    socket: l.func('int socket(int domain, int type, int protocol)'),
+    bind: l.func('int bind(int fd, const void *addr, uint32_t addrlen)'),
+    sendto: l.func('intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)'),
+    recv: l.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
+    close: l.func('int close(int fd)'),
+    clockGettime: l.func('int clock_gettime(int clock, _Out_ void *ts)'),
+  };
+  return libc;
+}
+
+/** An encoded `struct sockaddr_un` and the length to pass with it. A leading '@' names a socket
+ * in the abstract namespace (sun_path starts with NUL, length excludes any terminator), as
+ * systemd does for $NOTIFY_SOCKET. */
+export interface SockaddrUn {
+  addr: Buffer;
+  len: number;
+}
+
+export function sockaddrUn(path: string): SockaddrUn {
+  const abstract = path.startsWith('@');
+  const name = Buffer.from(abstract ? path.slice(1) : path);
+  // Abstract: NUL + name; filesystem: name + NUL terminator.
+  if (name.length + 1 > SUN_PATH_MAX) throw new RangeError(`unix socket path too long (${name.length} bytes): ${path}`);
+  const addr = Buffer.alloc(SUN_PATH_OFFSET + SUN_PATH_MAX);
+  addr.writeUInt16LE(AF_UNIX, 0);
+  name.copy(addr, SUN_PATH_OFFSET + (abstract ? 1 : 0));
+  return { addr, len: SUN_PATH_OFFSET + name.length + 1 };
+}
+
+export function socket(domain: number, type: number, protocol = 0): number {
+  const fd = lib().socket(domain, type, protocol);
+  if (fd < 0) fail('socket');
+  return fd;
+}
+
+export function bind(fd: number, sa: SockaddrUn): void {
+  if (lib().bind(fd, sa.addr, sa.len) < 0) fail('bind');
+}
+
+/** Returns the number of bytes sent. */
+export function sendto(fd: number, data: Buffer, flags: number, sa: SockaddrUn): number {
+  const n = Number(lib().sendto(fd, data, data.length, flags, sa.addr, sa.len));
+  if (n < 0) fail('sendto');
+  return n;
+}
+
+/** Returns the number of bytes received into buf (EAGAIN surfaces as a LibcError). */
+export function recv(fd: number, buf: Buffer, flags: number): number {
+  const n = Number(lib().recv(fd, buf, buf.length, flags));
+  if (n < 0) fail('recv');
+  return n;
+}
+
+export function close(fd: number): void {
+  if (lib().close(fd) < 0) fail('close');
+}
+
+/** clock_gettime(CLOCK_MONOTONIC) in microseconds: the clock systemd expects in MONOTONIC_USEC. */
+export function monotonicUsec(): bigint {
+  const ts = Buffer.alloc(16); // struct timespec on 64-bit Linux: two 64-bit fields
+  if (lib().clockGettime(CLOCK_MONOTONIC, ts) < 0) fail('clock_gettime');
+  return ts.readBigInt64LE(0) * 1_000_000n + ts.readBigInt64LE(8) / 1000n;
+}

@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+// nrd entry point: parses the command line, loads the site config, and wires the subsystems into
+// the lifecycle (the only module that knows them all); systemd talks to it via sd_notify(3) and signals.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { EX_CONFIG, checkConfigCommand, formatIssue, loadConfigFile } from './config/index.js';
+import { Daemon } from './daemon.js';
+import { rootLogger, type LogLevel } from './lib/log.js';
+import { ReadinessRegistry } from './lib/health.js';
+import { notifierFromEnv, watchdogIntervalMs } from './lib/sdnotify.js';
+import { Router } from './api/router.js';
+import { registerCoreRoutes } from './api/routes.js';
+import { createMetrics } from './api/metrics.js';
+import { ApiSubsystem } from './api/subsystem.js';
+
+/** EX_USAGE from sysexits.h: bad command line. */
+const EX_USAGE = 64;
+/** EX_SOFTWARE from sysexits.h: an internal error; systemd restarts the unit (Restart=on-failure). */
+const EX_SOFTWARE = 70;
+
+const USAGE = `Usage:
+  nrd --config FILE [--set key=value ...]      run the daemon in the foreground
+  nrd check-config FILE [--set key=value ...]  validate a site file: exit 0, or ${EX_CONFIG} with one line per problem
+  nrd --version | --help
+
+NRD_* environment variables and --set override the file (e.g. --set log.level=debug).
+Signals: SIGTERM/SIGINT stop (kernel state is kept), SIGHUP reloads the file.
+`;
+
+function readVersion(): string {
+  try {
+    // dist/daemon/main.js → package.json two levels up, as in the source tree.
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        set: { type: 'string', multiple: true },
+        version: { type: 'boolean', short: 'V' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`nrd: ${(err as Error).message}\n${USAGE}`);
+    return EX_USAGE;
+  }
+  const { values, positionals } = parsed;
+  const sets = values.set ?? [];
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`nrd ${readVersion()}\n`);
+    return 0;
+  }
+  if (positionals[0] === 'check-config') {
+    const file = positionals[1] ?? values.config;
+    if (!file || positionals.length > 2) {
+      process.stderr.write(`nrd: check-config takes one FILE\n${USAGE}`);
+      return EX_USAGE;
+    }
+    return checkConfigCommand(file, sets);
+  }
+  if (positionals.length > 0) {
+    process.stderr.write(`nrd: unknown command ${JSON.stringify(positionals[0])}\n${USAGE}`);
+    return EX_USAGE;
+  }
+  if (!values.config) {
+    process.stderr.write(`nrd: --config FILE is required\n${USAGE}`);
+    return EX_USAGE;
+  }
+  return runDaemon(values.config, sets);
+}
+
+async function runDaemon(configFile: string, sets: string[]): Promise<number> {
+  const load = () => loadConfigFile(configFile, { env: process.env, sets });
+  const first = load();
+  if (!first.ok) {
+    process.stderr.write(`nrd: ${configFile} is not a valid site config:\n`);
+    for (const issue of first.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+    return EX_CONFIG;
+  }
+  const config = first.config;
+  const log = rootLogger();
+  log.level = config.log.level as LogLevel;
+  const version = readVersion();
+
+  const crash = (kind: string) => (err: unknown) => {
+    log.fatal({ err }, `${kind}: exiting so that systemd restarts nrd`);
+    process.exit(EX_SOFTWARE);
+  };
+  process.on('uncaughtException', crash('uncaught exception'));
+  process.on('unhandledRejection', crash('unhandled rejection'));
+
+  const notifier = notifierFromEnv(process.env, (err) => log.warn({ err }, 'sd_notify failed'));
+  const readiness = new ReadinessRegistry();
+  const router = new Router();
+  const metrics = createMetrics({ version, node: config.node.name, readiness });
+  const watchdogMs = watchdogIntervalMs(process.env);
+
+  const daemon = new Daemon({
+    config,
+    configFile,
+    loadConfig: load,
+    version,
+    log,
+    notifier,
+    readiness,
+    ...(watchdogMs !== undefined ? { watchdogMs } : {}),
+  });
+  daemon.onReload((info) => metrics.reloads.inc({ result: info.result }));
+  registerCoreRoutes(router, { status: () => daemon.status(), readiness });
+
+  // Start order: api/metrics → state (etcd) → bgp → routing → datapath. Each later subsystem is
+  // one daemon.add() here, handed the router/registry it publishes on.
+  daemon.add(new ApiSubsystem({ router, metrics: metrics.registry }));
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'already stopping');
+      return;
+    }
+    stopping = true;
+    daemon.stop(signal).then(
+      () => {
+        notifier.close();
+        process.exit(0);
+      },
+      crash('stop failed'),
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', () => {
+    daemon.reload().catch(crash('reload failed'));
+  });
+
+  log.info({ version, configFile, node: config.node.name, pid: process.pid, notify: notifier.enabled }, 'nrd starting');
+  try {
+    await daemon.start();
+  } catch (err) {
+    log.fatal({ err }, 'start failed');
+    notifier.close();
+    return 1;
+  }
+  // The listeners keep the process alive; the signal handlers end it.
+  return new Promise<number>(() => undefined);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    rootLogger().fatal({ err }, 'nrd failed');
+    process.exit(EX_SOFTWARE);
+  },
+);

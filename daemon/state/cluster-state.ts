@@ -1,0 +1,416 @@
+// The cluster-state facade the daemon owns: connects to etcd (or supervises an embedded one),
+// registers this node, claims its pod CIDRs, keeps its liveness lease, reflects every collection
+// to consumers with a synced signal, reclaims dead nodes, and explains its readiness.
+import type { Logger } from '../lib/log.js';
+import { backoffDelay, sleep, TokenBucket } from './backoff.js';
+import { allocateNodeCidr, StateError, validatePool, type PoolConfig } from './cidr-alloc.js';
+import { EmbeddedEtcd } from './embedded-etcd.js';
+import { EtcdStore, type EtcdStoreOptions } from './etcd-store.js';
+import { IdentityAllocator } from './identities.js';
+import { EndpointIpam, type EndpointSpec } from './ipam.js';
+import { Keys, leaf } from './keys.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import { ReclaimTracker, reclaimNode } from './nodes.js';
+import {
+  decodeCidrClaim,
+  decodeEndpoint,
+  decodeIdentity,
+  decodeNode,
+  decodePolicy,
+  decodeService,
+  isValidName,
+  validatePolicy,
+  validateService,
+  type CidrClaim,
+  type EndpointRecord,
+  type IdentityRecord,
+  type NodeRecord,
+  type PolicyRecord,
+  type Result,
+  type ServiceRecord,
+} from './records.js';
+import { Reflector, type CollectionHealth } from './reflector.js';
+import { isStoreError, type Store } from './store.js';
+
+export interface ClusterStateOptions {
+  /** etcd client URLs; empty or absent = start and supervise a local etcd in `stateDir`. */
+  endpoints?: string[];
+  /** Key prefix, default /nrd/v1. */
+  prefix?: string;
+  tls?: EtcdStoreOptions['tls'];
+  auth?: EtcdStoreOptions['auth'];
+  /** Directory for the embedded etcd's data (required when no endpoints). */
+  stateDir?: string;
+  node: {
+    name: string;
+    address: string;
+    vtepMac?: string;
+    asn?: number;
+    version?: string;
+    capabilities?: string[];
+  };
+  /** Cluster pools, at most one per family, e.g. {name:'ipv4', cidr:'10.244.0.0/16', maskSize:24}. */
+  pools: PoolConfig[];
+  /** Static CIDR per pool name, from the node's config: honoured and reserved. */
+  staticCidrs?: Record<string, string>;
+  /** Liveness lease TTL (s), default 10. */
+  leaseTtlSeconds?: number;
+  /** How long a node's liveness must be gone before its CIDRs are reclaimed (ms), default 10 min. */
+  reclaimGraceMs?: number;
+  /** Interval of reclaim checks (ms), default grace / 4 bounded to [500 ms, 60 s]. */
+  reclaimCheckMs?: number;
+  /** Per-request deadline (ms), default 5000. */
+  requestTimeoutMs?: number;
+  /** Maximum backoff between reconnection attempts (ms), default 5000. */
+  maxBackoffMs?: number;
+  log?: Logger;
+  /** Injected store (tests); when set, endpoints/tls/auth are ignored. */
+  store?: Store;
+  /** Whether an endpoint netns path exists (tests). */
+  netnsExists?: (path: string) => boolean;
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** Why not ready, or why degraded; "ok" otherwise. */
+  reason: string;
+  /** Working from cached state because etcd is unreachable (the kernel keeps what it has). */
+  degraded: boolean;
+}
+
+export interface ClusterStatus extends Readiness {
+  node: string;
+  podCidrs: Record<string, string>;
+  collections: CollectionHealth[];
+  lease: ReturnType<LeaseKeeper['health']>;
+  errors: string[];
+}
+
+export class ClusterState {
+  readonly keys: Keys;
+  readonly nodes: Reflector<NodeRecord>;
+  readonly alive: Reflector<true>;
+  readonly cidrs: Reflector<CidrClaim & { pool: string; cidr: string }>;
+  readonly endpoints: Reflector<EndpointRecord>;
+  readonly identities: Reflector<IdentityRecord>;
+  readonly services: Reflector<ServiceRecord>;
+  readonly policies: Reflector<PolicyRecord>;
+  private readonly collections: Reflector<unknown>[];
+  private store!: Store;
+  private embedded: EmbeddedEtcd | null = null;
+  private lease!: LeaseKeeper;
+  private ipam: EndpointIpam | null = null;
+  private idAlloc!: IdentityAllocator;
+  private readonly opts: ClusterStateOptions;
+  private readonly podCidrs: Record<string, string> = {};
+  private errors = new Map<string, string>();
+  private abort = new AbortController();
+  private wakeSupervisor: (() => void) | null = null;
+  private supervisorKicked = false;
+  private loops: Promise<void>[] = [];
+  private registered = false;
+  private readonly tracker: ReclaimTracker;
+  private readonly ownedStore: boolean;
+
+  constructor(opts: ClusterStateOptions) {
+    if (!isValidName(opts.node.name)) throw new StateError('BAD_CONFIG', `node name "${opts.node.name}" is invalid`);
+    for (const p of opts.pools) validatePool(p);
+    this.opts = opts;
+    this.keys = new Keys(opts.prefix);
+    this.tracker = new ReclaimTracker(opts.reclaimGraceMs ?? 600_000);
+    this.ownedStore = !opts.store;
+    if (opts.store) this.store = opts.store;
+    const k = this.keys;
+    const limiter = new TokenBucket(8, 4);
+    const backoff = { baseMs: 200, maxMs: opts.maxBackoffMs ?? 5000 };
+    const mk = <T>(name: string, prefix: string, decode: (key: string, raw: string) => T | null): Reflector<T> =>
+      new Reflector<T>(
+        () => this.store,
+        { name, prefix, decode, limiter, backoff, ...(opts.log ? { log: opts.log } : {}) },
+      );
+    this.nodes = mk('nodes', k.nodes, (_k, raw) => decodeNode(raw));
+    this.alive = mk('alive', k.alive, () => true as const);
+    this.cidrs = mk('cidrs', k.cidrs, (key, raw) => {
+      const c = decodeCidrClaim(raw);
+      const p = k.parseCidrKey(key);
+      return c && p ? { ...c, ...p } : null;
+    });
+    this.endpoints = mk('endpoints', k.endpoints, (_k, raw) => decodeEndpoint(raw));
+    this.identities = mk('identities', k.identities, (_k, raw) => decodeIdentity(raw));
+    this.services = mk('services', k.services, (_k, raw) => decodeService(raw));
+    this.policies = mk('policies', k.policies, (_k, raw) => decodePolicy(raw));
+    this.collections = [this.nodes, this.alive, this.cidrs, this.endpoints, this.identities, this.services, this.policies] as Reflector<unknown>[];
+  }
+
+  private get name(): string {
+    return this.opts.node.name;
+  }
+
+  /** Starts everything; returns at once (etcd may be unreachable: the daemon keeps serving). */
+  async start(): Promise<void> {
+    if (!this.opts.store) {
+      let endpoints = this.opts.endpoints ?? [];
+      if (endpoints.length === 0) {
+        if (!this.opts.stateDir) throw new StateError('BAD_CONFIG', 'no etcd endpoints and no state directory for an embedded etcd');
+        this.embedded = new EmbeddedEtcd({ dataDir: `${this.opts.stateDir}/etcd`, name: this.name, ...(this.opts.log ? { log: this.opts.log } : {}) });
+        endpoints = await this.embedded.start();
+      }
+      this.store = new EtcdStore({
+        endpoints,
+        ...(this.opts.tls ? { tls: this.opts.tls } : {}),
+        ...(this.opts.auth ? { auth: this.opts.auth } : {}),
+        requestTimeoutMs: this.opts.requestTimeoutMs ?? 5000,
+      });
+    }
+    this.abort = new AbortController();
+    this.lease = new LeaseKeeper(this.store, this.opts.leaseTtlSeconds ?? 10, {
+      backoff: { baseMs: 200, maxMs: this.opts.maxBackoffMs ?? 5000 },
+      ...(this.opts.log ? { log: this.opts.log } : {}),
+    });
+    this.idAlloc = new IdentityAllocator(this.store, this.keys, this.name);
+    // After a lease is re-granted, re-assert everything else this node owns too.
+    this.lease.onAsserted(() => this.kick());
+    for (const c of this.collections) c.start();
+    this.lease.start();
+    this.loops.push(this.supervise(), this.reclaimLoop());
+  }
+
+  async stop(opts: { revokeLiveness?: boolean } = {}): Promise<void> {
+    this.abort.abort();
+    this.wakeSupervisor?.();
+    await Promise.all(this.loops);
+    this.loops = [];
+    await Promise.all(this.collections.map((c) => c.stop()));
+    await this.lease?.stop(opts.revokeLiveness ?? false);
+    if (this.ownedStore) await this.store?.close();
+    await this.embedded?.stop();
+  }
+
+  /** Resolves once every collection has its first listing and this node is registered. */
+  async whenReady(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.readiness().ready) return;
+      await sleep(50);
+    }
+    throw new Error(`cluster state not ready after ${timeoutMs} ms: ${this.readiness().reason}`);
+  }
+
+  /** Re-run registration (node record, CIDR claims) soon. */
+  kick(): void {
+    this.supervisorKicked = true;
+    this.wakeSupervisor?.();
+  }
+
+  readiness(): Readiness {
+    const down = this.collections.map((c) => c.health()).filter((h) => !h.connected);
+    const notSynced = this.collections.filter((c) => !c.synced).map((c) => c.name);
+    const errs = [...this.errors.values()];
+    if (down.length) {
+      const since = Math.min(...down.map((h) => h.troubleSince ?? Date.now()));
+      const retries = Math.max(...down.map((h) => h.retries));
+      const last = down.find((h) => h.lastError)?.lastError ?? 'unknown error';
+      const reason = `etcd unreachable since ${new Date(since).toISOString()}, ${retries} retries (${last})`;
+      // With a first listing done, the node keeps working from cached state: degraded, not down.
+      return { ready: false, degraded: notSynced.length === 0, reason };
+    }
+    if (notSynced.length) return { ready: false, degraded: false, reason: `waiting for the first listing of ${notSynced.join(', ')}` };
+    if (errs.length) return { ready: false, degraded: false, reason: errs.join('; ') };
+    if (!this.registered) return { ready: false, degraded: false, reason: 'registering node and claiming pod CIDRs' };
+    const l = this.lease.health();
+    if (l.state !== 'ok') return { ready: false, degraded: true, reason: `liveness lease ${l.state}${l.lastError ? ` (${l.lastError})` : ''}` };
+    return { ready: true, degraded: false, reason: 'ok' };
+  }
+
+  status(): ClusterStatus {
+    return {
+      ...this.readiness(),
+      node: this.name,
+      podCidrs: { ...this.podCidrs },
+      collections: this.collections.map((c) => c.health()),
+      lease: this.lease.health(),
+      errors: [...this.errors.values()],
+    };
+  }
+
+  /** This node's pod CIDRs by pool name (empty until claimed). */
+  ownCidrs(): Record<string, string> {
+    return { ...this.podCidrs };
+  }
+
+  // ---- registration and re-assertion -----------------------------------------------------------
+
+  private async supervise(): Promise<void> {
+    const signal = this.abort.signal;
+    let attempt = 0;
+    while (!signal.aborted) {
+      this.supervisorKicked = false;
+      let ok = true;
+      try {
+        await this.ensureRegistered();
+      } catch (e) {
+        ok = false;
+        if (!isStoreError(e)) this.opts.log?.error({ err: e }, 'node registration failed');
+      }
+      if (signal.aborted) break;
+      attempt = ok ? 0 : attempt + 1;
+      const wait = ok ? 60_000 : backoffDelay(attempt, { baseMs: 200, maxMs: this.opts.maxBackoffMs ?? 5000 });
+      if (!this.supervisorKicked) {
+        await new Promise<void>((r) => {
+          const t = setTimeout(done, wait);
+          function done(): void {
+            clearTimeout(t);
+            r();
+          }
+          this.wakeSupervisor = done;
+        });
+        this.wakeSupervisor = null;
+      }
+    }
+  }
+
+  /** Claim CIDRs (or re-find them), write the node record if it differs, own the liveness key. */
+  private async ensureRegistered(): Promise<void> {
+    for (const pool of this.opts.pools) {
+      const staticCidr = this.opts.staticCidrs?.[pool.name];
+      try {
+        const r = await allocateNodeCidr(this.store, this.keys, pool, this.name, {
+          ...(staticCidr ? { staticCidr } : {}),
+          ...(this.opts.log ? { log: this.opts.log } : {}),
+        });
+        if (this.podCidrs[pool.name] !== r.cidr) this.opts.log?.info({ pool: pool.name, cidr: r.cidr, reused: r.reused }, 'pod CIDR');
+        this.podCidrs[pool.name] = r.cidr;
+        this.errors.delete(`pool:${pool.name}`);
+      } catch (e) {
+        if (e instanceof StateError) this.errors.set(`pool:${pool.name}`, e.message);
+        throw e;
+      }
+    }
+    const cidrs = this.opts.pools.map((p) => this.podCidrs[p.name]!);
+    if (this.ipam) this.ipam.setCidrs(cidrs);
+    else this.ipam = new EndpointIpam(this.store, this.keys, this.name, cidrs, { ...(this.opts.log ? { log: this.opts.log } : {}), ...(this.opts.netnsExists ? { netnsExists: this.opts.netnsExists } : {}) });
+    const n = this.opts.node;
+    const rec: NodeRecord = {
+      name: n.name,
+      address: n.address,
+      ...(n.vtepMac ? { vtepMac: n.vtepMac } : {}),
+      ...(n.asn !== undefined ? { asn: n.asn } : {}),
+      podCidrs: cidrs,
+      version: n.version ?? '0.1.0',
+      capabilities: n.capabilities ?? [],
+    };
+    const value = JSON.stringify(rec);
+    const { kv } = await this.store.get(this.keys.node(this.name));
+    if (kv?.value !== value) await this.store.put(this.keys.node(this.name), value);
+    this.lease.own(this.keys.aliveKey(this.name), JSON.stringify({ address: n.address }));
+    this.registered = true;
+  }
+
+  // ---- reclaim ---------------------------------------------------------------------------------
+
+  private async reclaimLoop(): Promise<void> {
+    const signal = this.abort.signal;
+    const grace = this.opts.reclaimGraceMs ?? 600_000;
+    const every = this.opts.reclaimCheckMs ?? Math.min(60_000, Math.max(500, grace / 4));
+    while (!signal.aborted) {
+      await sleep(every, signal);
+      if (signal.aborted) break;
+      // Only judge from a complete, connected view: a node that looks dead because our watch
+      // is behind must not lose its CIDR.
+      if (![this.cidrs, this.alive].every((c) => c.synced && c.health().connected)) continue;
+      const owners = this.cidrs.values().map((c) => c.node).filter((n) => n !== this.name);
+      const alive = new Set(this.alive.entries().map(([k]) => leaf(k)));
+      for (const node of this.tracker.observe(Date.now(), owners, alive)) {
+        try {
+          await reclaimNode(this.store, this.keys, node, { ...(this.opts.log ? { log: this.opts.log } : {}) });
+          this.tracker.forget(node);
+        } catch (e) {
+          this.opts.log?.info({ node, err: (e as Error).message }, 'reclaim skipped');
+        }
+      }
+    }
+  }
+
+  /** Free a node's CIDRs, endpoints and addresses now (`nrdctl node decommission NAME`). */
+  async decommission(node: string, opts: { force?: boolean } = {}): Promise<string[]> {
+    if (node === this.name && !opts.force) throw new StateError('INVALID', 'refusing to decommission this node itself');
+    const freed = await reclaimNode(this.store, this.keys, node, { ...opts, ...(this.opts.log ? { log: this.opts.log } : {}) });
+    this.tracker.forget(node);
+    return freed;
+  }
+
+  // ---- endpoints -------------------------------------------------------------------------------
+
+  private requireIpam(): EndpointIpam {
+    if (!this.ipam) throw new StateError('UNAVAILABLE', 'node has no pod CIDR yet');
+    return this.ipam;
+  }
+
+  /** Create an endpoint: identity for its labels, addresses from this node's CIDRs. Idempotent. */
+  async createEndpoint(spec: Omit<EndpointSpec, 'identity'>): Promise<EndpointRecord> {
+    const ipam = this.requireIpam();
+    const identity = await this.idAlloc.acquire(spec.labels ?? {}, spec.id);
+    return ipam.create({ ...spec, identity });
+  }
+
+  async deleteEndpoint(id: string): Promise<boolean> {
+    const ipam = this.requireIpam();
+    const { kv } = await this.store.get(this.keys.endpoint(this.name, id));
+    const rec = kv ? decodeEndpoint(kv.value) : null;
+    const gone = await ipam.delete(id);
+    if (rec?.identity !== undefined) await this.idAlloc.release(rec.identity, id);
+    return gone;
+  }
+
+  /** GC endpoints whose netns vanished, and identity references of gone nodes/endpoints. */
+  async gcEndpoints(): Promise<{ endpoints: string[]; identities: number[] }> {
+    const ipam = this.requireIpam();
+    const r = await ipam.gc();
+    const mine = await this.store.list(this.keys.nodeEndpoints(this.name));
+    const myIds = new Set(mine.kvs.map((kv) => leaf(kv.key)));
+    const nodes = new Set((await this.store.list(this.keys.nodes)).kvs.map((kv) => leaf(kv.key)));
+    nodes.add(this.name);
+    const ids = await this.idAlloc.gc(nodes, myIds);
+    return { endpoints: r.endpoints, identities: ids };
+  }
+
+  // ---- services and policies (validated on write; nothing written when invalid) ----------------
+
+  async setService(input: unknown): Promise<Result<ServiceRecord>> {
+    const r = validateService(input);
+    if (r.ok) await this.store.put(this.keys.service(r.value.name), JSON.stringify(r.value));
+    return r;
+  }
+
+  async deleteService(name: string): Promise<boolean> {
+    if (!isValidName(name)) return false;
+    const { kv } = await this.store.get(this.keys.service(name));
+    if (!kv) return false;
+    await this.store.delete(this.keys.service(name));
+    return true;
+  }
+
+  async listServices(): Promise<ServiceRecord[]> {
+    const l = await this.store.list(this.keys.services);
+    return l.kvs.map((kv) => decodeService(kv.value)).filter((s): s is ServiceRecord => s !== null);
+  }
+
+  async setPolicy(input: unknown): Promise<Result<PolicyRecord>> {
+    const r = validatePolicy(input);
+    if (r.ok) await this.store.put(this.keys.policy(r.value.name), JSON.stringify(r.value));
+    return r;
+  }
+
+  async deletePolicy(name: string): Promise<boolean> {
+    if (!isValidName(name)) return false;
+    const { kv } = await this.store.get(this.keys.policy(name));
+    if (!kv) return false;
+    await this.store.delete(this.keys.policy(name));
+    return true;
+  }
+
+  async listPolicies(): Promise<PolicyRecord[]> {
+    const l = await this.store.list(this.keys.policies);
+    return l.kvs.map((kv) => decodePolicy(kv.value)).filter((s): s is PolicyRecord => s !== null);
+  }
+}

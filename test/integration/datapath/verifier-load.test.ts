@@ -1,0 +1,45 @@
+// Verifier-load test: every built object in bpf/ and every knob variant nrd loads must pass the
+// kernel verifier, with every program loaded (root: BPF_PROG_LOAD needs CAP_BPF).
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { progInfo } from '../../../daemon/datapath/libbpf.js';
+import { NRD_TC_F_STATS } from '../../../daemon/datapath/maps.js';
+import { loadObject, type KnobValue } from '../../../daemon/datapath/objects.js';
+import { objectDir } from './env.js';
+
+const PROGRAMS: Record<string, string[]> = {
+  'nrd_xdp.bpf.o': ['nrd_xdp_prefilter'],
+  'nrd_tc.bpf.o': ['nrd_tc_ingress', 'nrd_tc_egress'],
+};
+const VARIANTS: Record<string, Array<Record<string, KnobValue>>> = {
+  'nrd_xdp.bpf.o': [{}],
+  'nrd_tc.bpf.o': [{}, { cfg_flags: 0 }, { cfg_flags: NRD_TC_F_STATS }],
+};
+
+describe('verifier load', () => {
+  const built = readdirSync(objectDir).filter((f) => f.endsWith('.bpf.o')).sort();
+
+  it('knows every built object (a new object needs its programs listed here)', () => {
+    assert.ok(built.length > 0, `no objects in ${objectDir}: run make -C bpf`);
+    assert.deepEqual(built, Object.keys(PROGRAMS).sort());
+  });
+
+  for (const [file, programs] of Object.entries(PROGRAMS)) {
+    for (const knobs of VARIANTS[file] ?? [{}]) {
+      it(`${file} ${JSON.stringify(knobs)} loads all programs`, () => {
+        const obj = loadObject({ path: join(objectDir, file), knobs });
+        try {
+          for (const p of programs) {
+            const info = progInfo(obj.programFd(p));
+            assert.ok(info.id > 0);
+            assert.equal(info.name, p.slice(0, 15)); // BPF_OBJ_NAME_LEN - 1
+          }
+        } finally {
+          obj.close();
+        }
+      });
+    }
+  }
+});

@@ -1,0 +1,148 @@
+// The lab keeper: a background process that builds the fabric (top-of-rack BIRD on a bridge,
+// etcd, nrd nodes, each in its own network namespace), records it in the state file, and stays
+// alive as the parent of everything it started. SIGTERM (from `lab down`) tears it all down
+// through the topology's exit hook.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Topology } from '../lib/netns.js';
+import { startBird } from '../lib/bird.js';
+import { startEtcd } from '../lib/etcd.js';
+import { procStartTime, type ManagedProcess } from '../lib/proc.js';
+import {
+  REPO_ROOT,
+  TOR_ASN,
+  NODE_ASN,
+  TOR_ADDRESS,
+  ETCD_ADDRESS,
+  FABRIC_PREFIX_LEN,
+  siteFile,
+  type LabPlan,
+} from './plan.js';
+import { writeState, type LabState } from './state.js';
+
+function log(msg: string): void {
+  process.stdout.write(`${new Date().toISOString()} lab-keeper: ${msg}\n`);
+}
+
+/** The daemons must see the site file only: an operator's NRD_* variables would override it. */
+function daemonEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('NRD_') && k !== 'NOTIFY_SOCKET') env[k] = v;
+  return env;
+}
+
+export async function runKeeper(plan: LabPlan): Promise<void> {
+  const topo = new Topology(plan.name, { stableNames: true, graceMs: 3000 });
+  const state: LabState = {
+    version: 1,
+    name: plan.name,
+    phase: 'building',
+    updatedAt: '',
+    keeper: { pid: process.pid, startTime: procStartTime(process.pid) },
+    keeperLog: join(plan.logDir, 'keeper.log'),
+    topology: topo.state(),
+    nodes: plan.nodes.map((n) => ({
+      name: n.name,
+      ns: n.ns,
+      address: n.address,
+      socket: n.socket,
+      configFile: n.configFile,
+      logFile: n.logFile,
+    })),
+    configFiles: plan.nodes.map((n) => n.configFile),
+    pinRoot: plan.pinRoot,
+  };
+  const save = (): void => {
+    state.topology = topo.state();
+    writeState(plan.stateFile, state);
+  };
+  save();
+  try {
+    mkdirSync(plan.logDir, { recursive: true });
+    mkdirSync(plan.configDir, { recursive: true });
+    for (const n of plan.nodes) {
+      const dir = join(plan.stateDir, n.name);
+      mkdirSync(n.stateDir, { recursive: true, mode: 0o700 });
+      topo.ownDir(dir);
+    }
+    topo.ownDir(plan.pinRoot);
+
+    log(`creating namespaces ${plan.torNs}, ${plan.etcdNs}, ${plan.nodes.map((n) => n.ns).join(', ')}`);
+    const tor = await topo.host('tor');
+    save();
+    const etcdHost = await topo.host('etcd');
+    save();
+    const ports: string[] = [];
+    const l = await topo.link(etcdHost, tor, { nameA: 'eth0', nameB: 'etcd', addrA: `${ETCD_ADDRESS}/${FABRIC_PREFIX_LEN}` });
+    ports.push(l.ifB);
+    const nodeHosts = [];
+    for (const n of plan.nodes) {
+      const h = await topo.host(n.name);
+      save();
+      const nl = await topo.link(h, tor, { nameA: n.interface, nameB: n.torPort, addrA: `${n.address}/${FABRIC_PREFIX_LEN}` });
+      ports.push(nl.ifB);
+      // The ToR is the nodes' way out of the fabric subnet (later issues route pod traffic).
+      await h.addRoute('default', { via: TOR_ADDRESS });
+      nodeHosts.push(h);
+    }
+    await topo.bridge(tor, 'br0', ports, { addr: `${TOR_ADDRESS}/${FABRIC_PREFIX_LEN}` });
+    await tor.sysctl('net.ipv4.ip_forward', 1);
+
+    log(`starting etcd in ${plan.etcdNs} at ${plan.etcdEndpoint}`);
+    const etcd = await startEtcd({ netns: etcdHost.ns, host: ETCD_ADDRESS, name: `${plan.name}-etcd` });
+    topo.ownDir(etcd.baseDir);
+    state.etcd = { process: { pid: etcd.pid, startTime: procStartTime(etcd.pid) }, baseDir: etcd.baseDir, endpoints: etcd.endpoints };
+    save();
+
+    const birdLog = join(plan.logDir, 'tor-bird.log');
+    log(`starting BIRD (AS ${TOR_ASN}) in ${plan.torNs}`);
+    const bird = await startBird(tor, {
+      routerId: TOR_ADDRESS,
+      asn: TOR_ASN,
+      logFile: birdLog,
+      // Learned pod CIDRs land in the ToR's FIB, so the fabric can route them.
+      kernel: true,
+      peers: plan.nodes.map((n) => ({
+        name: n.name,
+        address: n.address,
+        asn: NODE_ASN,
+        localAddress: TOR_ADDRESS,
+        gracefulRestart: true,
+        import: 'all' as const,
+        export: 'all' as const,
+      })),
+    });
+    state.tor = { ns: tor.ns, birdSocket: bird.socket, birdLog };
+    save();
+
+    const mainJs = join(REPO_ROOT, 'dist', 'daemon', 'main.js');
+    const procs: ManagedProcess[] = [];
+    for (const [i, n] of plan.nodes.entries()) {
+      writeFileSync(n.configFile, siteFile(plan, n));
+      log(`starting nrd on ${n.name} (${n.address}) in ${n.ns} with ${n.configFile}`);
+      const p = nodeHosts[i]!.spawn([process.execPath, mainJs, '--config', n.configFile], {
+        name: `${n.name}:nrd`,
+        logFile: n.logFile,
+        cwd: REPO_ROOT,
+        env: daemonEnv(),
+      });
+      procs.push(p);
+      state.nodes[i]!.process = { pid: p.pid, startTime: p.startTime };
+      save();
+    }
+    for (const p of procs) {
+      void p.exited.then((ex) => log(`${p.name} (pid ${p.pid}) exited: ${ex.code ?? ex.signal}`));
+    }
+    state.phase = 'running';
+    save();
+    log('lab running');
+  } catch (err) {
+    state.phase = 'failed';
+    state.error = err instanceof Error ? err.message : String(err);
+    save();
+    log(`build failed: ${state.error}`);
+    // Stay alive: `lab up` prints the logs, then runs `down`, which tears everything down.
+  }
+  // The keeper is the parent of the lab: it lives until `down` sends SIGTERM.
+  setInterval(() => undefined, 1 << 30);
+}

@@ -1,0 +1,304 @@
+#!/usr/bin/env node
+// The nrd lab: `node dist/test/lab/lab.js [up|down|status]` (npm run lab [-- down|status]).
+// `up` starts a keeper process (fabric.ts) that builds a fabric in network namespaces, waits until
+// every node's control API answers (nrdctl status -o json), prints a table and leaves the lab up;
+// `down` removes it by PID and name from the state file; `status` prints the table again.
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { destroyStateSync, listNamespaces } from '../lib/netns.js';
+import { pidAlive, run, killPid } from '../lib/proc.js';
+import { sleep, waitFor } from '../lib/wait.js';
+import { REPO_ROOT, makePlan, type LabOptions, type LabPlan } from './plan.js';
+import { readState, type LabNodeState, type LabState } from './state.js';
+import { runKeeper } from './fabric.js';
+
+export { makePlan, type LabOptions } from './plan.js';
+export type { LabState } from './state.js';
+
+const NRDCTL = join(REPO_ROOT, 'dist', 'daemon', 'cli', 'nrdctl.js');
+const MAIN = join(REPO_ROOT, 'dist', 'daemon', 'main.js');
+
+export interface NodeReport {
+  name: string;
+  ns: string;
+  address: string;
+  pid: number | null;
+  /** The daemon process is alive. */
+  running: boolean;
+  /** nrdctl status answered with a JSON object. */
+  answered: boolean;
+  ready: boolean;
+  /** One line: the daemon's status line, or why nrdctl failed. */
+  summary: string;
+  /** The raw `nrdctl status -o json` object when it answered. */
+  status?: Record<string, unknown>;
+}
+
+export interface LabReport {
+  ok: boolean;
+  name: string;
+  nodes: NodeReport[];
+  state: LabState | null;
+}
+
+function printer(opts: LabOptions): (line: string) => void {
+  return opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
+}
+
+function keeperAlive(s: LabState): boolean {
+  return pidAlive(s.keeper.pid, s.keeper.startTime);
+}
+
+function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Ask one node's daemon for its status through nrdctl, as an operator would. */
+export async function probeNode(node: LabNodeState): Promise<NodeReport> {
+  const pid = node.process?.pid ?? null;
+  const running = node.process ? pidAlive(node.process.pid, node.process.startTime) : false;
+  const base = { name: node.name, ns: node.ns, address: node.address, pid, running };
+  const r = await run([process.execPath, NRDCTL, '--socket', node.socket, 'status', '-o', 'json'], {
+    allowFailure: true,
+    timeoutMs: 10_000,
+  }).catch((err: unknown) => ({ code: -1, stdout: '', stderr: String(err), signal: null }));
+  if (r.code === 0) {
+    try {
+      const status = JSON.parse(r.stdout) as Record<string, unknown>;
+      if (status && typeof status === 'object') {
+        const line = typeof status.status === 'string' ? status.status : '';
+        return { ...base, answered: true, ready: status.ready === true, summary: line || 'answered', status };
+      }
+    } catch {
+      /* falls through to "not JSON" */
+    }
+    return { ...base, answered: false, ready: false, summary: `nrdctl printed no JSON object: ${r.stdout.slice(0, 80)}` };
+  }
+  const why = (r.stderr.trim().split('\n')[0] ?? '') || `nrdctl exit ${r.code}`;
+  return { ...base, answered: false, ready: false, summary: running ? why : `nrd not running (${why})` };
+}
+
+/** The status table printed by `up` and `status`. */
+export function formatTable(reports: NodeReport[]): string {
+  const rows = [
+    ['NODE', 'NETNS', 'ADDRESS', 'PID', 'API', 'READY', 'STATUS'],
+    ...reports.map((r) => [
+      r.name,
+      r.ns,
+      r.address,
+      r.pid === null ? '-' : String(r.pid),
+      r.answered ? 'up' : 'down',
+      r.ready ? 'yes' : 'no',
+      r.summary,
+    ]),
+  ];
+  // The last column (the status line) is not padded: it is as long as it needs to be.
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+/** Remove what a lab state records; safe on a partial or stale state. */
+async function teardown(plan: LabPlan, s: LabState, say: (l: string) => void): Promise<void> {
+  if (keeperAlive(s)) {
+    say(`stopping lab keeper (pid ${s.keeper.pid})`);
+    // The keeper's SIGTERM hook stops nrd, BIRD and etcd and deletes the namespaces.
+    await killPid(s.keeper.pid, { startTime: s.keeper.startTime, graceMs: 20_000 });
+  }
+  // Belt and braces (a keeper killed with SIGKILL tears nothing down): everything recorded.
+  const procs = [...s.topology.processes];
+  if (s.etcd) procs.push({ ...s.etcd.process, name: 'etcd' });
+  destroyStateSync({ ...s.topology, processes: procs, dirs: [...s.topology.dirs, s.pinRoot] }, 3000);
+  for (const f of s.configFiles) rmSync(f, { force: true });
+  rmSync(plan.stateDir, { recursive: true, force: true });
+}
+
+/** `down`: remove the lab recorded in the state file. Returns false when no lab was recorded. */
+export async function labDown(opts: LabOptions = {}): Promise<boolean> {
+  const plan = makePlan(opts);
+  const say = printer(opts);
+  const s = readState(plan.stateFile);
+  if (!s) {
+    const stray = await listNamespaces(`${plan.name}-`);
+    say(
+      stray.length
+        ? `no lab state in ${plan.stateFile}, but namespaces ${stray.join(', ')} exist; not touching what is not recorded`
+        : `no lab ${plan.name} is up`,
+    );
+    return false;
+  }
+  await teardown(plan, s, say);
+  const left = (await listNamespaces(`${plan.name}-`)).filter((ns) => s.topology.namespaces.includes(ns));
+  if (left.length) throw new Error(`lab ${plan.name}: namespaces left after down: ${left.join(', ')}`);
+  say(`lab ${plan.name} is down`);
+  return true;
+}
+
+/** `status`: probe every node of the recorded lab once and print the table. */
+export async function labStatus(opts: LabOptions = {}): Promise<LabReport> {
+  const plan = makePlan(opts);
+  const say = printer(opts);
+  const s = readState(plan.stateFile);
+  if (!s) {
+    say(`no lab ${plan.name} is up (no ${plan.stateFile})`);
+    return { ok: false, name: plan.name, nodes: [], state: null };
+  }
+  if (!keeperAlive(s)) say(`lab keeper (pid ${s.keeper.pid}) is gone: the lab is broken; run down`);
+  const nodes = await Promise.all(s.nodes.map(probeNode));
+  say(formatTable(nodes));
+  return { ok: keeperAlive(s) && nodes.every((n) => n.answered), name: plan.name, nodes, state: s };
+}
+
+function startKeeper(plan: LabPlan, opts: LabOptions): void {
+  mkdirSync(plan.logDir, { recursive: true });
+  const fd = openSync(join(plan.logDir, 'keeper.log'), 'a');
+  try {
+    const keeperOpts: LabOptions = { ...opts };
+    delete keeperOpts.out;
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '__keeper', JSON.stringify(keeperOpts)], {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      cwd: REPO_ROOT,
+    });
+    child.on('error', () => undefined);
+    child.unref();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * `up`: build the lab and wait for its nodes. When a lab is already up, report it instead of
+ * building a second one. Returns ok when every node answered (and, outside short mode, is ready).
+ */
+export async function labUp(opts: LabOptions = {}): Promise<LabReport> {
+  const plan = makePlan(opts);
+  const say = printer(opts);
+  const prev = readState(plan.stateFile);
+  if (prev && keeperAlive(prev)) {
+    say(`lab ${plan.name} is already up (keeper pid ${prev.keeper.pid}); \`npm run lab -- down\` removes it`);
+    return labStatus(opts);
+  }
+  if (prev) {
+    say(`removing the leftovers of a previous lab ${plan.name} (its keeper is gone)`);
+    await teardown(plan, prev, say);
+  }
+  const stray = await listNamespaces(`${plan.name}-`);
+  if (stray.length) throw new Error(`namespaces ${stray.join(', ')} exist but no lab state records them; remove them by hand`);
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first (npx tsc -p tsconfig.json)`);
+
+  say(`starting lab ${plan.name}: ToR (BIRD, AS 65000), etcd, ${plan.nodes.length} nrd nodes; logs in ${plan.logDir}`);
+  const t0 = Date.now();
+  startKeeper(plan, opts);
+  let s: LabState;
+  try {
+    s = await waitFor(
+      () => {
+        const st = readState(plan.stateFile);
+        if (st && !keeperAlive(st)) throw new Error('lab keeper exited');
+        return st && st.phase !== 'building' ? st : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 100, what: 'the lab fabric to be built' },
+    );
+  } catch (err) {
+    say(`lab build did not finish: ${err instanceof Error ? err.message : String(err)}\n${tail(join(plan.logDir, 'keeper.log'))}`);
+    const st = readState(plan.stateFile);
+    if (st) await teardown(plan, st, say);
+    throw err;
+  }
+  if (s.phase === 'failed') {
+    say(`lab build failed: ${s.error}\n--- keeper log ---\n${tail(s.keeperLog)}`);
+    await teardown(plan, s, say);
+    throw new Error(`lab build failed: ${s.error}`);
+  }
+  say(`fabric up in ${((Date.now() - t0) / 1000).toFixed(1)} s; waiting for the nodes (${plan.short ? 'API answers' : 'ready'})`);
+
+  const want = (r: NodeReport): boolean => (plan.short ? r.answered : r.ready);
+  let reports: NodeReport[] = [];
+  const deadline = Date.now() + plan.readyTimeoutMs;
+  for (;;) {
+    reports = await Promise.all(s.nodes.map(probeNode));
+    if (reports.every(want)) break;
+    const dead = reports.filter((r) => !r.running);
+    if (dead.length || Date.now() >= deadline) break;
+    await sleep(500);
+  }
+  say(formatTable(reports));
+  const ok = reports.every(want);
+  if (!ok) {
+    for (const r of reports.filter((x) => !want(x))) {
+      const node = s.nodes.find((n) => n.name === r.name)!;
+      say(`--- ${r.name}: ${r.summary}; log ${node.logFile} ---\n${tail(node.logFile)}`);
+    }
+    say(`lab ${plan.name} is up but not every node is ${plan.short ? 'answering' : 'ready'}; \`npm run lab -- down\` removes it`);
+  } else {
+    say(`lab ${plan.name} is up (${((Date.now() - t0) / 1000).toFixed(1)} s). Try: node ${NRDCTL} --socket ${s.nodes[0]!.socket} status`);
+    say('`npm run lab -- down` removes it');
+  }
+  return { ok, name: plan.name, nodes: reports, state: readState(plan.stateFile) };
+}
+
+/** Run one lab action as the CLI does; returns the process exit code. */
+export async function runLab(action: 'up' | 'down' | 'status', opts: LabOptions = {}): Promise<number> {
+  switch (action) {
+    case 'up':
+      return (await labUp(opts)).ok ? 0 : 1;
+    case 'down':
+      await labDown(opts);
+      return 0;
+    case 'status':
+      return (await labStatus(opts)).ok ? 0 : 1;
+  }
+}
+
+const USAGE = `Usage: node dist/test/lab/lab.js [up|down|status] [--nodes N] [--short] [--name NAME] [--state-dir DIR]
+  up      build the lab (default); reports it instead when one is up already
+  down    remove the lab: processes by PID, namespaces by name, files
+  status  print each node's nrdctl status as a table
+`;
+
+async function cli(argv: string[]): Promise<number> {
+  if (argv[0] === '__keeper') {
+    await runKeeper(makePlan(JSON.parse(argv[1] ?? '{}') as LabOptions));
+    return -1; // keep running
+  }
+  const opts: LabOptions = {};
+  let action: 'up' | 'down' | 'status' = 'up';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === 'up' || a === 'down' || a === 'status') action = a;
+    else if (a === '--short') opts.short = true;
+    else if (a === '--nodes') opts.nodes = Number(argv[++i]);
+    else if (a === '--name') opts.name = argv[++i];
+    else if (a === '--state-dir') opts.stateDir = argv[++i];
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write(USAGE);
+      return 0;
+    } else {
+      process.stderr.write(`lab: unknown argument ${JSON.stringify(a)}\n${USAGE}`);
+      return 64;
+    }
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('lab: needs root (network namespaces)\n');
+    return 77;
+  }
+  return runLab(action, opts);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  cli(process.argv.slice(2)).then(
+    (code) => {
+      if (code >= 0) process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`lab: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,57 @@
+// The lab's state file (<stateDir>/state.json): what the keeper process built (namespaces, PIDs
+// with their start times, dirs), so `down` and `status` work from any later shell.
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { TopologyState } from '../lib/netns.js';
+
+export type LabPhase = 'building' | 'running' | 'failed';
+
+export interface LabProcess {
+  pid: number;
+  startTime: number | null;
+}
+
+export interface LabNodeState {
+  name: string;
+  ns: string;
+  address: string;
+  socket: string;
+  configFile: string;
+  logFile: string;
+  process?: LabProcess;
+}
+
+export interface LabState {
+  version: 1;
+  name: string;
+  phase: LabPhase;
+  error?: string;
+  updatedAt: string;
+  /** The background process that owns the lab's processes (see fabric.ts). */
+  keeper: LabProcess;
+  keeperLog: string;
+  topology: TopologyState;
+  etcd?: { process: LabProcess; baseDir: string; endpoints: string[] };
+  tor?: { ns: string; birdSocket: string; birdLog: string };
+  nodes: LabNodeState[];
+  configFiles: string[];
+  pinRoot: string;
+}
+
+export function readState(file: string): LabState | null {
+  if (!existsSync(file)) return null;
+  try {
+    const s = JSON.parse(readFileSync(file, 'utf8')) as LabState;
+    return s.version === 1 ? s : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Atomic replace, so a reader never sees half a file. */
+export function writeState(file: string, state: LabState): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ ...state, updatedAt: new Date().toISOString() }, null, 2) + '\n');
+  renameSync(tmp, file);
+}
