@@ -239,7 +239,7 @@ export class Daemon {
         // Children created without their own level inherit the root's through the prototype
         // chain, so this reaches every subsystem and peer logger at once.
         log.level = next.log.level as LogLevel;
-        log.info({ level: next.log.level }, 'log level changed');
+        log.info({ logLevel: next.log.level }, 'log level changed');
       }
       const failures: string[] = [];
       for (const sub of this.started) {

@@ -148,7 +148,7 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
     daemon.reload().catch(crash('reload failed'));
   });
 
-  log.info({ version, configFile, node: config.node.name, pid: process.pid, notify: notifier.enabled }, 'nrd starting');
+  log.info({ version, configFile, node: config.node.name, notify: notifier.enabled }, 'nrd starting');
   try {
     await daemon.start();
   } catch (err) {

@@ -257,18 +257,19 @@ const VALIDATORS: Record<FormatName, (x: unknown, item: LeafSpec) => void> = {
 
 // --- coercion of text (env vars, --set, quoted scalars in the file) ---
 
-function yamlScalar(text: string): unknown {
+/** The YAML value of `text`, or `original` (what the operator wrote) when it does not parse. */
+function yamlScalar(text: string, original: string): unknown {
   try {
-    return parseYaml(text);
+    return parseYaml(text, { logLevel: 'error' });
   } catch {
-    return text;
+    return original;
   }
 }
 
 function coerceNumber(v: string): unknown {
   const t = v.trim();
   if (t === '') return v;
-  const parsed = yamlScalar(t);
+  const parsed = yamlScalar(t, v);
   return typeof parsed === 'number' || parsed === null ? parsed : v;
 }
 
@@ -282,7 +283,7 @@ function coerceBool(v: string): unknown {
 function coerceList(v: string): unknown {
   const t = v.trim();
   if (t === '') return [];
-  if (t.startsWith('[')) return yamlScalar(t);
+  if (t.startsWith('[')) return yamlScalar(t, v);
   return t.split(',').map((s) => s.trim()).filter((s) => s !== '');
 }
 
@@ -297,7 +298,7 @@ const COERCERS: Partial<Record<FormatName, (v: string) => unknown>> = {
   'nrd-family-list': coerceList,
   'nrd-peer-list': (v) => {
     const t = v.trim();
-    return t === '' ? [] : yamlScalar(t);
+    return t === '' ? [] : yamlScalar(t, v);
   },
 };
 

@@ -76,6 +76,19 @@ function parseYaml(text: string): { ok: true; value: unknown } | { ok: false; is
 
 /** Loads an already parsed document (tests, generated lab sites). Never throws on any input. */
 export function loadConfigObject(raw: unknown, opts: LoadOptions = {}): LoadResult {
+  try {
+    return loadUnguarded(raw, opts);
+  } catch (e) {
+    // A bug here must refuse the file with exit 78, not crash the daemon on SIGHUP. The property
+    // tests fail on this message, so it cannot hide.
+    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    return { ok: false, issues: [{ key: '(config)', value: null, message: `${INTERNAL_ERROR}: ${msg}` }] };
+  }
+}
+
+export const INTERNAL_ERROR = 'internal error of the config loader';
+
+function loadUnguarded(raw: unknown, opts: LoadOptions): LoadResult {
   registerFormats();
   const issues: ConfigIssue[] = [];
   const env = opts.env ?? process.env;
@@ -159,7 +172,7 @@ function unquote(text: string): string {
 function sanitize(raw: Record<string, unknown>, tree: SchemaTree, prefix: string, issues: ConfigIssue[], depth: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {
-    const p = prefix ? `${prefix}.${k}` : k;
+    const p = joinKey(prefix, k);
     const node = Object.prototype.hasOwnProperty.call(tree, k) ? tree[k] : undefined;
     if (node === undefined) {
       if (convictCanCarry(k, v, depth)) out[k] = v;
@@ -181,6 +194,12 @@ function sanitize(raw: Record<string, unknown>, tree: SchemaTree, prefix: string
 }
 
 const PLAIN_KEY = /^[A-Za-z0-9_-]+$/;
+
+/** "a.b" for plain names; a name with dots or blanks is quoted so the path stays unambiguous. */
+function joinKey(prefix: string, k: string): string {
+  if (!PLAIN_KEY.test(k)) return `${prefix}[${JSON.stringify(k)}]`;
+  return prefix ? `${prefix}.${k}` : k;
+}
 
 function convictCanCarry(k: string, v: unknown, depth: number): boolean {
   if (!PLAIN_KEY.test(k) || k in Object.prototype || depth >= MAX_DEPTH) return false;
@@ -337,7 +356,7 @@ function loadPeer(raw: Record<string, unknown>, prefix: string, issues: ConfigIs
 function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
   const seen = new Set<string>();
   return issues.filter((i) => {
-    const id = `${i.key}\0${i.message}`;
+    const id = `${i.key}\0${i.message}\0${typeof i.value === 'object' ? '' : String(i.value)}`;
     if (seen.has(id)) return false;
     seen.add(id);
     return true;

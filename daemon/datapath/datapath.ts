@@ -100,6 +100,8 @@ export class Datapath {
   private xdpObj: LoadedObject | undefined;
   private tcObj: LoadedObject | undefined;
   private tcFlagsLoaded: number | undefined;
+  /** Objects replaced by a reload, closed once the links run the new programs. */
+  private staleObjects: LoadedObject[] = [];
   private attachments = new Map<string, Attachment>();
   private errors: DatapathStatus['errors'] = [];
   private lastError: string | undefined;
@@ -155,8 +157,6 @@ export class Datapath {
     }
     if (!this.tcObj) this.loadTc(dir, mapsDir, flags);
   }
-
-  private staleObjects: LoadedObject[] = [];
 
   private loadTc(dir: string, mapsDir: string, flags: number): void {
     this.tcObj = loadObject({

@@ -23,20 +23,29 @@ export function nullNotifier(): Notifier {
   return { enabled: false, notify: () => false, close: () => undefined };
 }
 
-/** A notifier bound to one socket path. The fd is opened once and kept: sd_notify from a
- * process that has dropped privileges or whose mount namespace changed must still work. */
+/**
+ * A notifier bound to one socket path. The fd is opened once and kept. It is non-blocking: a unix
+ * datagram queue holds only net.unix.max_dgram_qlen (10) messages, and a blocking sendto(2) to a
+ * reader that stopped reading would freeze the whole event loop. A message that does not fit is
+ * dropped (the next WATCHDOG=1 or STATUS= follows soon); onError hears of each new kind of
+ * failure once, not of every dropped datagram.
+ */
 export function socketNotifier(path: string, onError?: (err: unknown) => void): Notifier {
   const sa = libc.sockaddrUn(path);
-  let fd: number | undefined = libc.socket(libc.AF_UNIX, libc.SOCK_DGRAM | libc.SOCK_CLOEXEC);
+  let fd: number | undefined = libc.socket(libc.AF_UNIX, libc.SOCK_DGRAM | libc.SOCK_CLOEXEC | libc.SOCK_NONBLOCK);
+  let failing: string | undefined;
   return {
     enabled: true,
     notify(fields) {
       if (fd === undefined) return false;
       try {
-        libc.sendto(fd, encodeNotify(fields), libc.MSG_NOSIGNAL, sa);
+        libc.sendto(fd, encodeNotify(fields), libc.MSG_NOSIGNAL | libc.MSG_DONTWAIT, sa);
+        failing = undefined;
         return true;
       } catch (err) {
-        onError?.(err);
+        const code = err instanceof libc.LibcError ? err.code : String(err);
+        if (code !== failing) onError?.(err);
+        failing = code;
         return false;
       }
     },

@@ -156,12 +156,15 @@ export function mergeAs4Path(asPath: AsPathSegment[], as4: AsPathSegment[]): AsP
       need -= take;
     }
   }
-  for (const s of as4) {
+  // Join the taken AS_PATH head and the AS4_PATH where both are sequences; segments of the
+  // AS4_PATH itself stay as the sender cut them.
+  const taken = n - m > 0;
+  as4.forEach((s, i) => {
     const last = out[out.length - 1];
-    if (last && last.type === AS_SEQUENCE && s.type === AS_SEQUENCE && last.asns.length + s.asns.length <= 255) {
+    if (i === 0 && taken && last && last.type === AS_SEQUENCE && s.type === AS_SEQUENCE && last.asns.length + s.asns.length <= 255) {
       out[out.length - 1] = { type: AS_SEQUENCE, asns: [...last.asns, ...s.asns] };
     } else out.push(s);
-  }
+  });
   return out;
 }
 

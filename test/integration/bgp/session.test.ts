@@ -16,6 +16,7 @@ import type { ManagedProcess } from '../../lib/proc.js';
 
 interface DriverPeer {
   peerAddress: string;
+  localAddress: string;
   md5Key?: string;
   passive: boolean;
 }
@@ -59,6 +60,7 @@ async function runDriver(cfgText: string): Promise<void> {
     const opts: ConstructorParameters<typeof BgpSession>[0] = {
       config,
       peerAddress: p.peerAddress,
+      localAddress: p.localAddress,
       consumer: {
         onUpdate: () => emit({ peer: p.peerAddress, ev: 'update' }),
         onUp: (n) => emit({ peer: p.peerAddress, ev: 'up', families: n.families, holdTime: n.holdTime }),
@@ -90,10 +92,15 @@ if (driverCfg) {
 // ---- the tests ------------------------------------------------------------------------------------
 
 function registerTests(): void {
+  // One address pair per session: the kernel keys MD5 by peer address per socket, and BIRD has one
+  // listening socket, so sessions sharing an nrd address would share (or fight over) a key.
   const NRD = '192.0.2.1';
   const PLAIN = '192.0.2.2'; // BIRD passive, nrd connects; IPv4 + IPv6 channels
+  const NRD_MD5P = '192.0.2.3';
   const MD5_PASSIVE = '192.0.2.6'; // BIRD connects to nrd's listener, MD5
+  const NRD_MD5A = '192.0.2.4';
   const MD5_ACTIVE = '192.0.2.7'; // nrd connects, MD5 with the right key
+  const NRD_MD5W = '192.0.2.5';
   const MD5_WRONG = '192.0.2.8'; // nrd connects with the wrong key
   const KEY = 'nrd-test-key';
 
@@ -108,16 +115,16 @@ function registerTests(): void {
     topo = new Topology(`nrdt-sess`);
     nrdHost = await topo.host('nrd');
     birdHost = await topo.host('bird');
-    await topo.link(nrdHost, birdHost, { addrA: `${NRD}/24`, addrB: [`${PLAIN}/24`, `${MD5_PASSIVE}/24`, `${MD5_ACTIVE}/24`, `${MD5_WRONG}/24`] });
+    await topo.link(nrdHost, birdHost, { addrA: [`${NRD}/24`, `${NRD_MD5P}/24`, `${NRD_MD5A}/24`, `${NRD_MD5W}/24`], addrB: [`${PLAIN}/24`, `${MD5_PASSIVE}/24`, `${MD5_ACTIVE}/24`, `${MD5_WRONG}/24`] });
     const common = { asn: 65002, localAsn: 65002, holdTime: 3, keepaliveTime: 1 } as const;
     bird = await startBird(birdHost, {
       routerId: '192.0.2.2',
       asn: 65002,
       peers: [
         { ...common, name: 'plain', address: NRD, asn: 65001, localAddress: PLAIN, passive: true, families: ['ipv4', 'ipv6'] },
-        { ...common, name: 'md5_passive', address: NRD, asn: 65001, localAddress: MD5_PASSIVE, password: KEY },
-        { ...common, name: 'md5_active', address: NRD, asn: 65001, localAddress: MD5_ACTIVE, passive: true, password: KEY },
-        { ...common, name: 'md5_wrong', address: NRD, asn: 65001, localAddress: MD5_WRONG, passive: true, password: KEY },
+        { ...common, name: 'md5_passive', address: NRD_MD5P, asn: 65001, localAddress: MD5_PASSIVE, password: KEY },
+        { ...common, name: 'md5_active', address: NRD_MD5A, asn: 65001, localAddress: MD5_ACTIVE, passive: true, password: KEY },
+        { ...common, name: 'md5_wrong', address: NRD_MD5W, asn: 65001, localAddress: MD5_WRONG, passive: true, password: KEY },
       ],
     });
     const cfg: DriverConfig = {
@@ -127,10 +134,10 @@ function registerTests(): void {
       listen: '0.0.0.0',
       holdTime: 3,
       peers: [
-        { peerAddress: PLAIN, passive: false },
-        { peerAddress: MD5_PASSIVE, passive: true, md5Key: KEY },
-        { peerAddress: MD5_ACTIVE, passive: false, md5Key: KEY },
-        { peerAddress: MD5_WRONG, passive: false, md5Key: 'not-the-key' },
+        { peerAddress: PLAIN, localAddress: NRD, passive: false },
+        { peerAddress: MD5_PASSIVE, localAddress: NRD_MD5P, passive: true, md5Key: KEY },
+        { peerAddress: MD5_ACTIVE, localAddress: NRD_MD5A, passive: false, md5Key: KEY },
+        { peerAddress: MD5_WRONG, localAddress: NRD_MD5W, passive: false, md5Key: 'not-the-key' },
       ],
     };
     driver = nrdHost.spawn([process.execPath, fileURLToPath(import.meta.url)], {
@@ -198,6 +205,18 @@ function registerTests(): void {
     assert.equal(up(MD5_WRONG), undefined, why());
     const p = (await bird.protocols()).find((x) => x.name === 'md5_wrong');
     assert.ok(p && !p.info.startsWith('Established'), `BIRD: ${JSON.stringify(p)}`);
+  });
+
+  test('the listener closes connections from unconfigured addresses at once', async () => {
+    await birdHost.addAddress('eth0', '192.0.2.9/24');
+    const py = [
+      'import socket, time',
+      "s = socket.socket(); s.bind(('192.0.2.9', 0)); s.settimeout(5)",
+      `s.connect(('${NRD}', 179)); t = time.time()`,
+      "print('closed' if s.recv(100) == b'' else 'data', round(time.time() - t, 2))",
+    ].join('\n');
+    const r = await birdHost.exec(['python3', '-c', py]);
+    assert.match(r.stdout, /^closed /, r.stdout + r.stderr);
   });
 
   test('hold timer expires when the path is cut (nftables drop in the BIRD namespace)', async () => {

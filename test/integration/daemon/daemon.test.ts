@@ -180,7 +180,7 @@ test('SIGHUP with a broken file: rejected with key and value logged, running con
   assert.match(await scrape(), /^nrd_config_reloads_total\{result="rejected"\} 1$/m);
 });
 
-test('a second nrd on the same socket is refused and the first keeps serving', async () => {
+test('a second nrd on the same socket is refused and the first keeps serving', { timeout: 20_000 }, async () => {
   const other = tempDir('nrdt-daemon2');
   try {
     const second = spawnNrd({ dir: other.dir, site: siteYaml({ socket, metricsPort: null }) });

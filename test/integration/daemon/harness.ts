@@ -49,6 +49,7 @@ export class NotifyReceiver {
   private readonly fd: number;
   private readonly buf = Buffer.alloc(4096);
   private closed = false;
+  private readonly timer: NodeJS.Timeout;
 
   constructor(readonly path: string) {
     this.fd = libc.socket(libc.AF_UNIX, libc.SOCK_DGRAM | libc.SOCK_CLOEXEC);
@@ -58,10 +59,14 @@ export class NotifyReceiver {
       libc.close(this.fd);
       throw err;
     }
+    // Read continuously, as systemd does: the kernel queues only 10 datagrams per socket.
+    this.timer = setInterval(() => this.drain(), 20);
+    this.timer.unref();
   }
 
   /** Reads every pending datagram into `messages`. */
   drain(): void {
+    if (this.closed) return;
     for (;;) {
       try {
         const n = libc.recv(this.fd, this.buf, libc.MSG_DONTWAIT);
@@ -93,6 +98,7 @@ export class NotifyReceiver {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.timer);
     libc.close(this.fd);
   }
 }
@@ -152,14 +158,18 @@ export class NrdProcess {
   }
 
   /** Waits for a log line matching the predicate; returns it. */
-  waitForLog(pred: (l: LogLine) => boolean, what: string, timeoutMs = 15_000): Promise<LogLine> {
-    return waitFor(
-      () => {
-        if (!this.running) throw new Error(`nrd exited (${JSON.stringify(this.exitInfo)}): ${this.otherOutput.join('').slice(-2000)}`);
-        return this.logs.find(pred);
-      },
-      { timeoutMs, intervalMs: 20, what },
-    );
+  async waitForLog(pred: (l: LogLine) => boolean, what: string, timeoutMs = 15_000): Promise<LogLine> {
+    try {
+      return await waitFor(
+        () => {
+          if (!this.running) throw new Error('nrd exited');
+          return this.logs.find(pred);
+        },
+        { timeoutMs, intervalMs: 20, what },
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; ${this.describe()}`);
+    }
   }
 
   signal(sig: NodeJS.Signals): void {

@@ -153,29 +153,29 @@ describe('datapath attach in a network namespace', () => {
   });
 
   it('replaces links whose device was recreated, and unpins interfaces no longer wanted', () => {
-    sh('ip', ['-n', nsA, 'link', 'add', 'dummy0', 'type', 'dummy']);
-    const withDummy = start({ endpoints: ['veth0', 'dummy0'] });
+    sh('ip', ['-n', nsA, 'link', 'add', 'epx0', 'type', 'veth', 'peer', 'name', 'epx1']);
+    const withDummy = start({ endpoints: ['veth0', 'epx0'] });
     assert.equal(withDummy.ready, true, withDummy.reason);
-    const old = withDummy.attachments.find((a) => a.ifname === 'dummy0' && a.hook === 'tc-ingress');
+    const old = withDummy.attachments.find((a) => a.ifname === 'epx0' && a.hook === 'tc-ingress');
     assert.ok(old);
-    sh('ip', ['-n', nsA, 'link', 'del', 'dummy0']);
-    sh('ip', ['-n', nsA, 'link', 'add', 'dummy0', 'type', 'dummy']);
-    const again = start({ endpoints: ['veth0', 'dummy0'] });
+    sh('ip', ['-n', nsA, 'link', 'del', 'epx0']);
+    sh('ip', ['-n', nsA, 'link', 'add', 'epx0', 'type', 'veth', 'peer', 'name', 'epx1']);
+    const again = start({ endpoints: ['veth0', 'epx0'] });
     assert.equal(again.ready, true, again.reason);
-    const now = again.attachments.find((a) => a.ifname === 'dummy0' && a.hook === 'tc-ingress');
+    const now = again.attachments.find((a) => a.ifname === 'epx0' && a.hook === 'tc-ingress');
     assert.ok(now);
     assert.equal(now.updated, false);
     assert.notEqual(now.linkId, old.linkId);
     assert.notEqual(now.ifindex, old.ifindex);
     // A missing endpoint is reported by name, and does not stop the others.
-    sh('ip', ['-n', nsA, 'link', 'del', 'dummy0']);
-    const missing = start({ endpoints: ['veth0', 'dummy0'] });
+    sh('ip', ['-n', nsA, 'link', 'del', 'epx0']);
+    const missing = start({ endpoints: ['veth0', 'epx0'] });
     assert.equal(missing.ready, false);
-    assert.match(missing.reason ?? '', /dummy0 tc-ingress: if_nametoindex \(dummy0\): ENODEV/);
+    assert.match(missing.reason ?? '', /epx0 tc-ingress: if_nametoindex \(epx0\): ENODEV/);
     assert.ok(missing.attachments.some((a) => a.ifname === 'veth0' && a.hook === 'tc-ingress'));
     const gone = start({ endpoints: ['veth0'] });
     assert.equal(gone.ready, true, gone.reason);
-    assert.ok(!existsSync(join(pinPath, 'links', 'dummy0')), 'dummy0 pins left behind');
+    assert.ok(!existsSync(join(pinPath, 'links', 'epx0')), 'epx0 pins left behind');
   });
 
   it('detach removes every link, filter and pin', () => {

@@ -65,6 +65,25 @@ test('a vanished socket makes notify return false and report, never throw', (t) 
   assert.equal((errors[0] as libc.LibcError).code, 'ECONNREFUSED');
 });
 
+test('regression: a reader that stops reading never blocks the daemon (queue of 10 datagrams)', (t) => {
+  // A blocking sendto(2) froze nrd's event loop once the test's notify socket held 10 unread
+  // WATCHDOG=1 datagrams: nothing else ran until the reader drained.
+  const path = `@nrd-test-full-${process.pid}-${Date.now()}`;
+  const rx = receiver(path);
+  t.after(() => rx.close());
+  const errors: unknown[] = [];
+  const n = notifierFromEnv({ NOTIFY_SOCKET: path }, (e) => errors.push(e));
+  t.after(() => n.close());
+  const results: boolean[] = [];
+  for (let i = 0; i < 100; i++) results.push(n.notify({ WATCHDOG: 1 }));
+  assert.ok(results.includes(false), 'some sends were dropped');
+  assert.equal(errors.length, 1, 'one report for the whole run of EAGAIN');
+  assert.equal((errors[0] as libc.LibcError).code, 'EAGAIN');
+  assert.equal(rx.recv(), 'WATCHDOG=1');
+  while (rx.recv() !== undefined);
+  assert.equal(n.notify({ READY: 1 }), true, 'sends work again once the queue drains');
+});
+
 test('without NOTIFY_SOCKET the notifier is disabled', () => {
   const n = notifierFromEnv({});
   assert.equal(n.enabled, false);

@@ -108,7 +108,7 @@ test('BIRD capture contents: communities, add-path, link-local next hop, EoR, sh
   assert.deepEqual(all.nlri, [{ prefix: '10.244.5.0/24' }]);
   assert.deepEqual(all.attrs?.asPath, [{ type: 2, asns: [65001] }]);
   assert.equal(all.attrs?.med, 70);
-  assert.deepEqual(all.attrs?.communities, [(65001 << 16) + 300]);
+  assert.deepEqual(all.attrs?.communities, [65001 * 65536 + 300]);
   assert.deepEqual(all.attrs?.largeCommunities, [{ global: 65001, local1: 7, local2: 8 }]);
   assert.deepEqual(all.attrs?.extCommunities, ['0002fde900000007']);
   const ap = update('update-ipv4-plain.bin');

@@ -1,0 +1,208 @@
+// KernelPort over rtnetlink (npm `netlink` sockets + our codec): routes, the VXLAN link, permanent
+// neighbours, AF_BRIDGE FDB entries, addresses, sysctls and change notifications
+// (RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE). Acts on the caller's network namespace.
+import { NetlinkChannel } from './channel.js';
+import {
+  AF_BRIDGE,
+  AF_INET,
+  AF_INET6,
+  NLM_F_APPEND,
+  NLM_F_CREATE,
+  NLM_F_EXCL,
+  NLM_F_REPLACE,
+  RTM_DELLINK,
+  RTM_DELNEIGH,
+  RTM_DELROUTE,
+  RTM_GETADDR,
+  RTM_GETLINK,
+  RTM_GETNEIGH,
+  RTM_GETROUTE,
+  RTM_NEWLINK,
+  RTM_NEWNEIGH,
+  RTM_NEWROUTE,
+  RTM_SETLINK,
+  RTNLGRP_IPV4_ROUTE,
+  RTNLGRP_IPV6_ROUTE,
+  RTNLGRP_LINK,
+  decodeAddress,
+  decodeFdb,
+  decodeLink,
+  decodeNeighbour,
+  decodeRoute,
+  encodeAddrDumpRequest,
+  encodeFdb,
+  encodeLinkDelete,
+  encodeLinkDumpRequest,
+  encodeLinkGet,
+  encodeLinkSet,
+  encodeNeighDumpRequest,
+  encodeNeighbour,
+  encodeRoute,
+  encodeRouteDelete,
+  encodeRouteDumpRequest,
+  encodeVxlanCreate,
+  type RawMessage,
+} from './codec.js';
+import { readSysctl, writeSysctl } from './sysctl.js';
+import {
+  isKernelError,
+  type AddressInfo,
+  type Family,
+  type FdbEntry,
+  type KernelEvent,
+  type KernelPort,
+  type LinkInfo,
+  type Neighbour,
+  type Route,
+  type Subscription,
+  type VxlanSpec,
+} from './types.js';
+
+const decodeAll = <T>(msgs: RawMessage[], fn: (b: Buffer) => T | null): T[] => {
+  const out: T[] = [];
+  for (const m of msgs) {
+    const v = fn(m.payload);
+    if (v !== null) out.push(v);
+  }
+  return out;
+};
+
+export class NetlinkKernelPort implements KernelPort {
+  private readonly ch = new NetlinkChannel();
+  private events: NetlinkChannel | null = null;
+  private readonly handlers = new Set<(e: KernelEvent) => void>();
+
+  /** Datagrams/messages sent by the request channel (for the benchmark). */
+  get stats(): { datagrams: number; messages: number } {
+    return this.ch.stats;
+  }
+
+  async listRoutes(family: Family, table: number): Promise<Route[]> {
+    const msgs = await this.ch.dump(RTM_GETROUTE, encodeRouteDumpRequest(family), 'getRoutes');
+    return decodeAll(msgs, decodeRoute).filter((r) => r.family === family && r.table === table);
+  }
+
+  replaceRoute(route: Route): Promise<void> {
+    return this.ch.write(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, encodeRoute(route), 'newRoute');
+  }
+
+  deleteRoute(route: Pick<Route, 'family' | 'dst' | 'table' | 'metric' | 'protocol' | 'type'>): Promise<void> {
+    return this.ch.write(RTM_DELROUTE, 0, encodeRouteDelete(route), 'delRoute');
+  }
+
+  async listLinks(): Promise<LinkInfo[]> {
+    return decodeAll(await this.ch.dump(RTM_GETLINK, encodeLinkDumpRequest(), 'getLinks'), decodeLink);
+  }
+
+  async getLink(nameOrIndex: string | number): Promise<LinkInfo | null> {
+    try {
+      const msgs = await this.ch.get(RTM_GETLINK, encodeLinkGet(nameOrIndex), 'getLink');
+      return decodeAll(msgs, decodeLink)[0] ?? null;
+    } catch (e) {
+      if (isKernelError(e, 'ENODEV')) return null;
+      throw e;
+    }
+  }
+
+  async createVxlan(spec: VxlanSpec): Promise<LinkInfo> {
+    await this.ch.write(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, encodeVxlanCreate(spec), 'newLink');
+    const link = await this.getLink(spec.name);
+    if (!link) throw new Error(`vxlan ${spec.name} vanished right after creation`);
+    return link;
+  }
+
+  deleteLink(index: number): Promise<void> {
+    return this.ch.write(RTM_DELLINK, 0, encodeLinkDelete(index), 'delLink');
+  }
+
+  setLinkUp(index: number): Promise<void> {
+    return this.ch.write(RTM_SETLINK, 0, encodeLinkSet(index, { up: true }), 'setLink');
+  }
+
+  setLinkMtu(index: number, mtu: number): Promise<void> {
+    return this.ch.write(RTM_SETLINK, 0, encodeLinkSet(index, { mtu }), 'setLink');
+  }
+
+  async listAddresses(family?: Family): Promise<AddressInfo[]> {
+    return decodeAll(await this.ch.dump(RTM_GETADDR, encodeAddrDumpRequest(family), 'getAddresses'), decodeAddress);
+  }
+
+  async listNeighbours(family: Family, ifindex?: number): Promise<Neighbour[]> {
+    const msgs = await this.ch.dump(RTM_GETNEIGH, encodeNeighDumpRequest(family === 4 ? AF_INET : AF_INET6), 'getNeighbors');
+    return decodeAll(msgs, decodeNeighbour).filter((n) => n.family === family && (ifindex === undefined || n.ifindex === ifindex));
+  }
+
+  replaceNeighbour(n: { ifindex: number; ip: string; mac: string }): Promise<void> {
+    return this.ch.write(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, encodeNeighbour(n), 'newNeighbor');
+  }
+
+  deleteNeighbour(n: { ifindex: number; ip: string }): Promise<void> {
+    return this.ch.write(RTM_DELNEIGH, 0, encodeNeighbour(n), 'delNeighbor');
+  }
+
+  async listFdb(ifindex?: number): Promise<FdbEntry[]> {
+    const msgs = await this.ch.dump(RTM_GETNEIGH, encodeNeighDumpRequest(AF_BRIDGE), 'getFdb');
+    return decodeAll(msgs, decodeFdb).filter((e) => ifindex === undefined || e.ifindex === ifindex);
+  }
+
+  appendFdb(e: { ifindex: number; mac: string; dst: string }): Promise<void> {
+    return this.ch.write(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, encodeFdb(e), 'appendFdb');
+  }
+
+  replaceFdb(e: { ifindex: number; mac: string; dst: string }): Promise<void> {
+    return this.ch.write(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, encodeFdb(e), 'replaceFdb');
+  }
+
+  deleteFdb(e: { ifindex: number; mac: string; dst?: string }): Promise<void> {
+    return this.ch.write(RTM_DELNEIGH, 0, encodeFdb(e), 'delFdb');
+  }
+
+  readSysctl(key: string): Promise<string> {
+    return readSysctl(key);
+  }
+
+  writeSysctl(key: string, value: string | number): Promise<void> {
+    return writeSysctl(key, value);
+  }
+
+  subscribe(handler: (e: KernelEvent) => void): Subscription {
+    this.handlers.add(handler);
+    if (!this.events) {
+      this.events = new NetlinkChannel({
+        groups: [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE],
+        onMessage: (m) => this.notify(m),
+        onError: () => this.emit({ kind: 'overflow' }),
+      });
+    }
+    return {
+      close: () => {
+        this.handlers.delete(handler);
+        if (this.handlers.size === 0 && this.events) {
+          this.events.close();
+          this.events = null;
+        }
+      },
+    };
+  }
+
+  private notify(m: RawMessage): void {
+    if (m.type === RTM_NEWROUTE || m.type === RTM_DELROUTE) {
+      const route = decodeRoute(m.payload);
+      if (route) this.emit({ kind: 'route', op: m.type === RTM_NEWROUTE ? 'new' : 'del', route });
+    } else if (m.type === RTM_NEWLINK || m.type === RTM_DELLINK) {
+      const link = decodeLink(m.payload);
+      if (link) this.emit({ kind: 'link', op: m.type === RTM_NEWLINK ? 'new' : 'del', link });
+    }
+  }
+
+  private emit(e: KernelEvent): void {
+    for (const h of [...this.handlers]) h(e);
+  }
+
+  close(): void {
+    this.ch.close();
+    this.events?.close();
+    this.events = null;
+    this.handlers.clear();
+  }
+}
