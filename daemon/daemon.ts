@@ -136,9 +136,12 @@ export class Daemon {
     const log = this.opts.log;
     this.unsubscribeReadiness = this.opts.readiness.onChange((snap) => this.onReadiness(snap));
     this.startWatchdog();
+    // Register every subsystem up front, so /readyz is truthful while later ones wait their turn.
+    const reporters = new Map(this.subsystems.map((s) => [s.name, this.opts.readiness.register(s.name, { ready: false, reason: 'not started yet' })]));
     const startP = (async () => {
       for (const sub of this.subsystems) {
-        const ready = this.opts.readiness.register(sub.name);
+        const ready = reporters.get(sub.name)!;
+        ready({ ready: false, reason: 'starting' });
         const sublog = log.child({ subsystem: sub.name });
         const t0 = this.now();
         sublog.info('starting');

@@ -236,6 +236,22 @@ export class Rib {
     return swept;
   }
 
+  /**
+   * RFC 7313 §4: the peer sent a Beginning-of-RIB-Refresh (BoRR) for `family`: its current paths
+   * become stale; what it re-sends replaces them; endRouteRefresh (EoRR) removes the rest.
+   */
+  beginRouteRefresh(peerId: string, family: FamilyKey): void {
+    const fam = this.peers.get(peerId)?.families.get(family);
+    if (!fam) return;
+    for (const p of fam.accepted.values()) this.markStale(fam, p);
+    if (fam.rejected) for (const p of fam.rejected.values()) this.markStale(fam, p);
+  }
+
+  /** RFC 7313 §4: End-of-RIB-Refresh: paths not re-sent since BoRR are removed. */
+  endRouteRefresh(peerId: string, family: FamilyKey): number {
+    return this.endOfRib(peerId, family);
+  }
+
   /** Restart (or stale) timer: sweeps every peer whose deadline has passed. Returns paths removed. */
   sweepExpired(now: number): number {
     let swept = 0;
@@ -652,6 +668,20 @@ export class Rib {
     for (const family of st.info.families) {
       const loc = this.locRibs.get(family);
       if (!loc) continue;
+      if (!this.exportPolicy.exportsLearned) {
+        // Node mode: only our own routes can be advertised (and they always win the Loc-RIB),
+        // so a session coming up does not walk a full table of learned routes. Anything else
+        // still in the Adj-RIB-Out (a previous policy exported learned routes) is withdrawn.
+        const own = this.local.get(family);
+        const stale = [...out.entries(family)].filter(([prefix]) => !own?.has(prefix));
+        for (const [prefix] of stale) if (out.set(family, prefix, null)) pending = true;
+        if (own) {
+          for (const [prefix, p] of own) {
+            if (out.set(family, prefix, this.exportFor(st, family, p))) pending = true;
+          }
+        }
+        continue;
+      }
       for (const [prefix, sel] of loc.selections()) {
         const route = sel.best ? this.exportFor(st, family, sel.best) : null;
         if (out.set(family, prefix, route)) pending = true;

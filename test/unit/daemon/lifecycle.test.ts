@@ -83,6 +83,27 @@ test('subsystems start in order, stop in reverse; READY=1 once all are ready; ST
   assert.ok(notifier.has('STOPPING', '1'));
 });
 
+test('while earlier subsystems start, later ones are already listed as not started', async () => {
+  const events: string[] = [];
+  let seen: string | undefined;
+  const { d, readiness } = daemon(() => ({ ok: true, config: config() }), [
+    {
+      name: 'api',
+      start(ctx: SubsystemContext) {
+        ctx.ready({ ready: true });
+        seen = readiness.summary();
+      },
+      stop() {},
+      status: () => ({}),
+    },
+    new FakeSub('bgp', events),
+  ]);
+  await d.start();
+  assert.equal(seen, 'waiting for bgp: not started yet');
+  assert.equal(readiness.isReady(), true);
+  await d.stop();
+});
+
 test('a failed start stops what was started, in reverse, and rethrows', async () => {
   const events: string[] = [];
   const { d, notifier } = daemon(() => ({ ok: true, config: config() }), [

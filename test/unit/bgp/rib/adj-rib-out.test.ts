@@ -302,6 +302,19 @@ describe('Adj-RIB-Out: learned routes (reflector / transit)', () => {
     assert.equal(rib.peerCounts(b.id, V4).advertised, 0);
   });
 
+  it('switching off exportLearned withdraws learned routes and keeps our own', () => {
+    const rib = makeRib({ export: { originate: [{ prefix: OWN }], exportLearned: true } });
+    const a = peer(1);
+    const b = peer(2);
+    rib.peerUp(a, 0);
+    rib.peerUp(b, 0);
+    rib.applyUpdate(a.id, update(['10.9.0.0/24'], attrs([65101])), 1);
+    rib.takeOutgoing(b.id);
+    rib.setExportPolicy(new ExportPolicy({ originate: [{ prefix: OWN }] }), 2);
+    assert.deepEqual(rib.takeOutgoing(b.id), { announce: [], withdraw: [{ family: V4, prefixes: ['10.9.0.0/24'] }] });
+    assert.deepEqual(rib.adjRibOut(b.id, V4).map(([p]) => p), [OWN]);
+  });
+
   it('onOutgoing tells the shell which peer has something to send', () => {
     const calls: string[] = [];
     const rib = makeRib({ export: { originate: [], exportLearned: true }, onOutgoing: (id) => calls.push(id) });
