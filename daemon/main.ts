@@ -12,6 +12,7 @@ import { Router } from './api/router.js';
 import { registerCoreRoutes } from './api/routes.js';
 import { createMetrics } from './api/metrics.js';
 import { ApiSubsystem } from './api/subsystem.js';
+import { DatapathSubsystem } from './datapath/subsystem.js';
 
 /** EX_USAGE from sysexits.h: bad command line. */
 const EX_USAGE = 64;
@@ -126,6 +127,7 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   // Start order: api/metrics → state (etcd) → bgp → routing → datapath. Each later subsystem is
   // one daemon.add() here, handed the router/registry it publishes on.
   daemon.add(new ApiSubsystem({ router, metrics: metrics.registry }));
+  daemon.add(new DatapathSubsystem({ router }));
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

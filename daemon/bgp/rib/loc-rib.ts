@@ -4,12 +4,27 @@ import type { FamilyKey } from '../types.js';
 import { decide, NO_ROUTE, type DecisionOptions, type Selection } from './decision.js';
 import type { Path } from './path.js';
 
-/** A prefix with two or more candidates. A single candidate is stored as the bare Path (memory). */
+/**
+ * A prefix with two or more candidates. A single candidate is stored as the bare Path, and a
+ * Multi keeps only the candidates, reordered so that the ECMP set (best first) leads, and the
+ * set's size: a full table learned from two peers holds a million of these.
+ */
 class Multi {
   constructor(
     public paths: Path[],
-    public sel: Selection,
+    public ecmpCount: number,
   ) {}
+
+  selection(): Selection {
+    return { best: this.paths[0]!, ecmp: this.paths.slice(0, this.ecmpCount) };
+  }
+
+  /** Stores a decision: ECMP members first in their order, then the others. */
+  apply(sel: Selection): void {
+    const rest = this.paths.filter((p) => !sel.ecmp.includes(p));
+    this.paths = [...sel.ecmp, ...rest];
+    this.ecmpCount = sel.ecmp.length;
+  }
 }
 type Slot = Path | Multi;
 
@@ -18,7 +33,7 @@ export type SelectionChanged = (family: FamilyKey, prefix: string, before: Selec
 
 function selectionOf(slot: Slot | undefined): Selection {
   if (slot === undefined) return NO_ROUTE;
-  if (slot instanceof Multi) return slot.sel;
+  if (slot instanceof Multi) return slot.selection();
   return { best: slot, ecmp: [slot] };
 }
 
@@ -49,10 +64,11 @@ export class LocRib {
     if (!(slot instanceof Multi)) {
       if (slot !== old) {
         if (!next) return;
-        const multi = new Multi([slot, next], NO_ROUTE);
-        multi.sel = decide(multi.paths, this.options());
+        const multi = new Multi([slot, next], 0);
+        const sel = decide(multi.paths, this.options());
+        multi.apply(sel);
         this.table.set(prefix, multi);
-        this.report(prefix, selectionOf(slot), multi.sel);
+        this.report(prefix, selectionOf(slot), sel);
         return;
       }
       if (next) this.table.set(prefix, next);
@@ -60,7 +76,7 @@ export class LocRib {
       this.changed(this.family, prefix, selectionOf(slot), next ?? null);
       return;
     }
-    const before = slot.sel;
+    const before = slot.selection();
     const i = old ? slot.paths.indexOf(old) : -1;
     if (i >= 0) {
       if (next) slot.paths[i] = next;
@@ -76,17 +92,19 @@ export class LocRib {
       this.report(prefix, before, selectionOf(only));
       return;
     }
-    slot.sel = decide(slot.paths, this.options());
-    this.report(prefix, before, slot.sel);
+    const sel = decide(slot.paths, this.options());
+    slot.apply(sel);
+    this.report(prefix, before, sel);
   }
 
   /** Re-runs the decision (decision options or a peer's identity changed). */
   recompute(prefix: string): void {
     const slot = this.table.get(prefix);
     if (!(slot instanceof Multi)) return;
-    const before = slot.sel;
-    slot.sel = decide(slot.paths, this.options());
-    this.report(prefix, before, slot.sel);
+    const before = slot.selection();
+    const sel = decide(slot.paths, this.options());
+    slot.apply(sel);
+    this.report(prefix, before, sel);
   }
 
   recomputeAll(): void {

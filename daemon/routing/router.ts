@@ -1,0 +1,272 @@
+// Routing manager: turns remote nodes (state store), BGP best paths (Loc-RIB) and the node's own
+// CIDRs into desired kernel state — per remote CIDR a native (ECMP), direct (host-gw) or VXLAN
+// route, the VXLAN device with its FDB and neighbour entries, a blackhole for the own CIDRs — and
+// hands it to the kernel reconciler. Failover to VXLAN is immediate, failback waits a hold-down.
+// Kernel interfaces (through KernelPort): routes, vxlan link (RFC 7348), FDB, neighbours, sysctls.
+//
+// VTEP addressing (flannel's scheme): the VTEP IP of a remote node for one of its CIDRs is the
+// CIDR's first (network) address, e.g. 10.244.2.0 for 10.244.2.0/24 — never given to an endpoint,
+// needs no extra allocation, and is known to every node from the CIDR alone. Per remote node:
+//   FDB        <remote VTEP MAC> dst <remote underlay>   (dev nrd vxlan, self permanent)
+//   neighbour  <CIDR first address> lladdr <remote VTEP MAC> permanent
+//   route      <CIDR> via <CIDR first address> dev <vxlan> onlink      (only while on VXLAN)
+// FDB and neighbour entries exist for every remote node whenever VXLAN may be used, so a failover
+// is one route replace. The VXLAN device exists in every mode: every node accepts VXLAN traffic
+// at all times, so a switch on one side needs no coordination.
+import type { Logger } from '../lib/log.js';
+import { canonicalMac, canonicalPrefix, familyOf, firstAddress, parsePrefix, bytesToIp } from '../kernel/addr.js';
+import { Reconciler, systemClock, type Clock, type DesiredRoute, type DesiredState, type ReconcileReport, type ReconcilerOptions } from '../kernel/reconciler.js';
+import type { KernelPort } from '../kernel/types.js';
+import { choosePath, step, type Candidate, type PathState } from './path.js';
+import type { BgpRoute, PathMode, PathSwitch, RemoteNode, RouteView, RoutingOptions } from './types.js';
+
+/** VXLAN header overhead over an IPv4 underlay: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
+export const VXLAN_OVERHEAD_V4 = 50;
+export const VXLAN_OVERHEAD_V6 = 70;
+
+export interface RouterDeps {
+  log: Logger;
+  clock?: Clock;
+  /** Extra reconciler options (resync interval, table, protocol). */
+  reconciler?: Partial<Omit<ReconcilerOptions, 'log' | 'clock'>>;
+  /** Called on every path switch (the lead wires a prom-client counter here). */
+  onSwitch?(s: PathSwitch): void;
+}
+
+interface PrefixEntry {
+  node?: RemoteNode;
+  state: PathState;
+}
+
+export class Router {
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  readonly reconciler: Reconciler;
+  private nodes = new Map<string, RemoteNode>();
+  private bgp = new Map<string, string[]>();
+  private nodesSynced = false;
+  private bgpSynced = false;
+  private readonly prefixes = new Map<string, PrefixEntry>();
+  private connected: string[] = [];
+  private underlay: { index: number; mtu: number; address: string } | null = null;
+  private recheckTimer: unknown = null;
+  private recheckAt = Infinity;
+  private started = false;
+  /** Switches by "from->to". */
+  readonly switches = new Map<string, number>();
+  private readonly ownCidrs: string[];
+
+  constructor(
+    private readonly port: KernelPort,
+    private readonly opts: RoutingOptions,
+    private readonly deps: RouterDeps,
+  ) {
+    this.log = deps.log;
+    this.clock = deps.clock ?? systemClock;
+    this.ownCidrs = opts.ownCidrs.map(canonicalPrefix);
+    this.reconciler = new Reconciler(port, { ...deps.reconciler, log: deps.log, clock: this.clock });
+  }
+
+  /** Learn the underlay, start the reconciler (full resync) and program the current view. */
+  async start(): Promise<ReconcileReport> {
+    await this.refreshUnderlay();
+    this.started = true;
+    await this.ensureSysctls();
+    this.recompute();
+    return this.reconciler.start();
+  }
+
+  stop(): void {
+    this.started = false;
+    this.reconciler.stop();
+    if (this.recheckTimer !== null) this.clock.clearTimeout(this.recheckTimer);
+    this.recheckTimer = null;
+  }
+
+  /** Re-read the underlay interface (address, MTU, connected subnets). */
+  async refreshUnderlay(): Promise<void> {
+    const link = await this.port.getLink(this.opts.underlayInterface);
+    if (!link) throw new Error(`underlay interface ${this.opts.underlayInterface} does not exist`);
+    const addrs = (await this.port.listAddresses()).filter((a) => a.ifindex === link.index);
+    const address = this.opts.underlayAddress ?? addrs.find((a) => a.family === 4)?.address ?? addrs.find((a) => a.family === 6 && !a.address.startsWith('fe80:'))?.address;
+    if (!address) throw new Error(`underlay interface ${this.opts.underlayInterface} has no address`);
+    this.connected = addrs.map((a) => {
+      const p = parsePrefix(`${a.address}/${a.prefixLen}`);
+      return `${bytesToIp(p.bytes)}/${p.len}`;
+    });
+    this.underlay = { index: link.index, mtu: link.mtu, address };
+  }
+
+  private async ensureSysctls(): Promise<void> {
+    // Forwarding is what a router node is for; loose reverse-path filtering on the VXLAN device
+    // because a peer may send over VXLAN while we route back natively (asymmetric during a switch).
+    const want: Array<[string, string]> = [['net.ipv4.ip_forward', '1']];
+    if (this.ownCidrs.some((c) => c.includes(':'))) want.push(['net.ipv6.conf.all.forwarding', '1']);
+    for (const [k, v] of want) {
+      try {
+        if ((await this.port.readSysctl(k)) !== v) await this.port.writeSysctl(k, v);
+      } catch (e) {
+        this.log.warn({ err: e, key: k }, 'cannot set sysctl');
+      }
+    }
+  }
+
+  /** Full snapshot of remote nodes; `synced` once the store's initial list is complete. */
+  setNodes(nodes: readonly RemoteNode[], synced = true): void {
+    this.nodes = new Map(nodes.map((n) => [n.name, { ...n, vtepMac: n.vtepMac ? canonicalMac(n.vtepMac) : n.vtepMac, cidrs: n.cidrs.map(canonicalPrefix) }]));
+    this.nodesSynced = this.nodesSynced || synced;
+    this.recompute();
+  }
+
+  /** Full snapshot of BGP best paths; `synced` after the initial table transfer (End-of-RIB). */
+  setBgpRoutes(routes: readonly BgpRoute[], synced = true): void {
+    this.bgp = new Map(routes.filter((r) => r.nextHops.length).map((r) => [canonicalPrefix(r.prefix), [...r.nextHops]]));
+    this.bgpSynced = this.bgpSynced || synced;
+    this.recompute();
+  }
+
+  /** One Loc-RIB change: new best path (next hops), or withdrawn (no next hops). */
+  applyBgpChange(r: BgpRoute): void {
+    const p = canonicalPrefix(r.prefix);
+    if (r.nextHops.length) this.bgp.set(p, [...r.nextHops]);
+    else this.bgp.delete(p);
+    this.recompute();
+  }
+
+  setBgpSynced(synced: boolean): void {
+    this.bgpSynced = synced;
+    this.recompute();
+  }
+
+  private usesBgp(): boolean {
+    return this.opts.mode === 'native' || this.opts.mode === 'auto';
+  }
+
+  private usesVxlan(): boolean {
+    return this.opts.mode !== 'native';
+  }
+
+  private get vxlanMtu(): number {
+    const u = this.underlay!;
+    return u.mtu - (familyOf(u.address) === 6 ? VXLAN_OVERHEAD_V6 : VXLAN_OVERHEAD_V4);
+  }
+
+  /** Recompute every prefix's path and hand the desired kernel state to the reconciler. */
+  recompute(): void {
+    if (!this.started || !this.underlay) return;
+    const now = this.clock.now();
+    const seen = new Set<string>();
+    let nextCheck = Infinity;
+    const own = new Set(this.ownCidrs);
+    const consider = (prefix: string, node: RemoteNode | undefined): void => {
+      if (own.has(prefix) || seen.has(prefix)) return;
+      seen.add(prefix);
+      const cand: Candidate = choosePath({
+        mode: this.opts.mode,
+        bgpNextHops: this.usesBgp() ? this.bgp.get(prefix)?.filter((h) => h !== this.underlay!.address) : undefined,
+        ...(node ? { underlay: node.underlay } : {}),
+        vxlanCapable: !!node?.vtepMac,
+        connected: this.connected,
+      });
+      const prev = this.prefixes.get(prefix);
+      const r = step(prev?.state, cand, now, this.opts.holdDownMs);
+      if (r.recheckAt !== undefined) nextCheck = Math.min(nextCheck, r.recheckAt);
+      if (r.state.current.mode === 'none' && !prev) return;
+      this.prefixes.set(prefix, { ...(node ? { node } : {}), state: r.state });
+      if (r.switched && prev) this.recordSwitch(prefix, node, r.switched.from, r.switched.to, now, r.state.current.nextHops);
+    };
+    for (const n of this.nodes.values()) for (const c of n.cidrs) consider(c, n);
+    // BGP prefixes of no known node (external routes) are installed natively too.
+    if (this.usesBgp()) for (const p of this.bgp.keys()) consider(p, undefined);
+    for (const [p, e] of this.prefixes) {
+      if (seen.has(p)) continue;
+      // Gone from every source: drop it (a switch to none when it had a path).
+      this.prefixes.delete(p);
+      if (e.state.current.mode !== 'none') this.recordSwitch(p, e.node, e.state.current.mode, 'none', now, []);
+    }
+    this.armRecheck(nextCheck);
+    this.reconciler.setSynced(this.nodesSynced && (this.bgpSynced || !this.usesBgp()));
+    this.reconciler.setDesired(this.desired());
+  }
+
+  private recordSwitch(prefix: string, node: RemoteNode | undefined, from: PathMode | 'none', to: PathMode | 'none', at: number, nextHops: string[]): void {
+    const k = `${from}->${to}`;
+    this.switches.set(k, (this.switches.get(k) ?? 0) + 1);
+    this.log.info({ prefix, node: node?.name, from, to, nextHops }, 'path switch');
+    this.deps.onSwitch?.({ prefix, ...(node ? { node: node.name } : {}), from, to, at });
+  }
+
+  private armRecheck(at: number): void {
+    if (at === this.recheckAt) return;
+    if (this.recheckTimer !== null) this.clock.clearTimeout(this.recheckTimer);
+    this.recheckTimer = null;
+    this.recheckAt = at;
+    if (at === Infinity) return;
+    this.recheckTimer = this.clock.setTimeout(() => {
+      this.recheckTimer = null;
+      this.recheckAt = Infinity;
+      this.recompute();
+    }, Math.max(0, at - this.clock.now()));
+  }
+
+  /** The desired kernel state for the current path choices. */
+  desired(): DesiredState {
+    const dev = this.opts.vxlan.device;
+    const d: DesiredState = {
+      vxlan: {
+        name: dev,
+        vni: this.opts.vxlan.vni,
+        port: this.opts.vxlan.port,
+        local: this.underlay!.address,
+        mtu: this.vxlanMtu,
+        underlay: this.opts.underlayInterface,
+        ...(this.opts.vxlan.mac ? { mac: this.opts.vxlan.mac } : {}),
+      },
+      fdb: [],
+      neighbours: [],
+      routes: [],
+    };
+    if (this.usesVxlan()) {
+      for (const n of this.nodes.values()) {
+        if (!n.vtepMac || n.underlay === this.underlay!.address) continue;
+        d.fdb.push({ dev, mac: n.vtepMac, dst: n.underlay });
+        for (const c of n.cidrs) if (!this.ownCidrs.includes(c)) d.neighbours.push({ dev, ip: firstAddress(c), mac: n.vtepMac });
+      }
+    }
+    for (const c of this.ownCidrs) d.routes.push({ dst: c, type: this.opts.ownCidrRoute ?? 'blackhole', nextHops: [] });
+    for (const [prefix, e] of this.prefixes) {
+      const cur = e.state.current;
+      let r: DesiredRoute | undefined;
+      if (cur.mode === 'native') {
+        r = { dst: prefix, type: 'unicast', nextHops: cur.nextHops.map((gateway) => ({ gateway })) };
+      } else if (cur.mode === 'direct') {
+        r = { dst: prefix, type: 'unicast', nextHops: [{ gateway: cur.nextHops[0]!, dev: this.opts.underlayInterface }] };
+      } else if (cur.mode === 'vxlan') {
+        r = { dst: prefix, type: 'unicast', nextHops: [{ gateway: firstAddress(prefix), dev, onlink: true }] };
+      }
+      if (r) d.routes.push(r);
+    }
+    return d;
+  }
+
+  /** What `nrdctl routes` shows. */
+  routes(): RouteView[] {
+    const out: RouteView[] = this.ownCidrs.map((c) => ({ prefix: c, mode: 'local' as const, nextHops: [], since: 0 }));
+    for (const [prefix, e] of this.prefixes) {
+      if (e.state.current.mode === 'none') continue;
+      out.push({
+        prefix,
+        ...(e.node ? { node: e.node.name } : {}),
+        mode: e.state.current.mode,
+        nextHops: [...e.state.current.nextHops],
+        since: e.state.since,
+      });
+    }
+    return out.sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
+  }
+
+  /** Local VTEP MAC as the kernel has it (publish it in this node's record). */
+  async vtepMac(): Promise<string | undefined> {
+    return (await this.port.getLink(this.opts.vxlan.device))?.mac;
+  }
+}

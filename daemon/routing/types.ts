@@ -1,0 +1,68 @@
+// Inputs, options and views of the routing layer as plain data: remote nodes (from the state store),
+// BGP Loc-RIB best paths (from the RIB), the node's own CIDRs, and the per-prefix route view that
+// `nrdctl routes` shows. No import of the state or BGP modules: daemon/main.ts adapts them to these.
+
+/** A remote node as the state store publishes it. */
+export interface RemoteNode {
+  name: string;
+  /** Underlay (fabric) address: VXLAN outer destination and host-gw next hop. */
+  underlay: string;
+  /** MAC of the node's VXLAN device (its VTEP). */
+  vtepMac: string;
+  /** Pod CIDRs the node owns. */
+  cidrs: string[];
+}
+
+/** A Loc-RIB entry: the best path's next hops (more than one = ECMP). Empty = withdrawn. */
+export interface BgpRoute {
+  prefix: string;
+  nextHops: string[];
+}
+
+export type RoutingMode = 'native' | 'vxlan' | 'auto' | 'cross-subnet';
+
+/** How one prefix is reached. `local` = the node's own CIDR (a blackhole for unallocated addresses). */
+export type PathMode = 'native' | 'direct' | 'vxlan' | 'local';
+
+export interface RoutingOptions {
+  mode: RoutingMode;
+  vxlan: {
+    /** VXLAN network identifier shared by all nodes. */
+    vni: number;
+    /** UDP port (IANA 4789). */
+    port: number;
+    /** Device name; must start with the owned link prefix ('nrd'). */
+    device: string;
+    /** This node's VTEP MAC (published in its node record); random when absent. */
+    mac?: string;
+  };
+  /** Underlay interface name; its first address of the underlay family is the local VTEP address. */
+  underlayInterface: string;
+  /** Local VTEP address when the interface has several addresses. */
+  underlayAddress?: string;
+  /** This node's CIDRs: reachable locally, unallocated addresses dropped. */
+  ownCidrs: string[];
+  /** How long a better path must stay available before traffic moves back to it (ms). */
+  holdDownMs: number;
+  /** Route type for the own CIDRs (default blackhole). */
+  ownCidrRoute?: 'blackhole' | 'unreachable';
+}
+
+export interface RouteView {
+  prefix: string;
+  /** Remote node name; absent for the own CIDR and for BGP prefixes of no known node. */
+  node?: string;
+  mode: PathMode;
+  /** Gateways (native/direct), the remote underlay address (vxlan), none (local). */
+  nextHops: string[];
+  /** When the prefix took this mode (ms since the epoch, from the injected clock). */
+  since: number;
+}
+
+export interface PathSwitch {
+  prefix: string;
+  node?: string;
+  from: PathMode | 'none';
+  to: PathMode | 'none';
+  at: number;
+}
