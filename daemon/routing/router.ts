@@ -115,14 +115,14 @@ export class Router {
   setNodes(nodes: readonly RemoteNode[], synced = true): void {
     this.nodes = new Map(nodes.map((n) => [n.name, { ...n, vtepMac: n.vtepMac ? canonicalMac(n.vtepMac) : n.vtepMac, cidrs: n.cidrs.map(canonicalPrefix) }]));
     this.nodesSynced = this.nodesSynced || synced;
-    this.recompute();
+    this.scheduleRecompute();
   }
 
   /** Full snapshot of BGP best paths; `synced` after the initial table transfer (End-of-RIB). */
   setBgpRoutes(routes: readonly BgpRoute[], synced = true): void {
     this.bgp = new Map(routes.filter((r) => r.nextHops.length).map((r) => [canonicalPrefix(r.prefix), [...r.nextHops]]));
     this.bgpSynced = this.bgpSynced || synced;
-    this.recompute();
+    this.scheduleRecompute();
   }
 
   /** One Loc-RIB change: new best path (next hops), or withdrawn (no next hops). */
@@ -130,12 +130,29 @@ export class Router {
     const p = canonicalPrefix(r.prefix);
     if (r.nextHops.length) this.bgp.set(p, [...r.nextHops]);
     else this.bgp.delete(p);
-    this.recompute();
+    this.scheduleRecompute();
   }
 
   setBgpSynced(synced: boolean): void {
     this.bgpSynced = synced;
-    this.recompute();
+    this.scheduleRecompute();
+  }
+
+  private inputsSynced(): boolean {
+    return this.nodesSynced && (this.bgpSynced || !this.usesBgp());
+  }
+
+  private pending = false;
+  private wasSynced = false;
+
+  /** Coalesce a burst of input changes in one tick into one recomputation. */
+  private scheduleRecompute(): void {
+    if (this.pending) return;
+    this.pending = true;
+    queueMicrotask(() => {
+      this.pending = false;
+      this.recompute();
+    });
   }
 
   private usesBgp(): boolean {
@@ -155,6 +172,11 @@ export class Router {
   recompute(): void {
     if (!this.started || !this.underlay) return;
     const now = this.clock.now();
+    const synced = this.inputsSynced();
+    // The evaluation that first sees synced inputs is still a first one (no hold-down from a
+    // choice made on half-known inputs).
+    const steady = synced && this.wasSynced;
+    this.wasSynced = synced;
     const seen = new Set<string>();
     let nextCheck = Infinity;
     const own = new Set(this.ownCidrs);
@@ -169,11 +191,13 @@ export class Router {
         connected: this.connected,
       });
       const prev = this.prefixes.get(prefix);
-      const r = step(prev?.state, cand, now, this.opts.holdDownMs);
+      // Until the sources are in sync every evaluation is a first one: the best path known is taken
+      // at once and no hold-down starts, so a restart converges on the routes it had before.
+      const r = step(steady ? prev?.state : undefined, cand, now, this.opts.holdDownMs);
       if (r.recheckAt !== undefined) nextCheck = Math.min(nextCheck, r.recheckAt);
       if (r.state.current.mode === 'none' && !prev) return;
       this.prefixes.set(prefix, { ...(node ? { node } : {}), state: r.state });
-      if (r.switched && prev) this.recordSwitch(prefix, node, r.switched.from, r.switched.to, now, r.state.current.nextHops);
+      if (r.switched && prev && steady && prev.state.current.mode !== r.state.current.mode) this.recordSwitch(prefix, node, r.switched.from, r.switched.to, now, r.state.current.nextHops);
     };
     for (const n of this.nodes.values()) for (const c of n.cidrs) consider(c, n);
     // BGP prefixes of no known node (external routes) are installed natively too.
@@ -185,7 +209,7 @@ export class Router {
       if (e.state.current.mode !== 'none') this.recordSwitch(p, e.node, e.state.current.mode, 'none', now, []);
     }
     this.armRecheck(nextCheck);
-    this.reconciler.setSynced(this.nodesSynced && (this.bgpSynced || !this.usesBgp()));
+    this.reconciler.setSynced(synced);
     this.reconciler.setDesired(this.desired());
   }
 

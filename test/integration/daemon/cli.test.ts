@@ -1,10 +1,21 @@
 // The nrd command line without a running daemon: check-config (0 for the shipped example, 78 with
 // key and value for bad files), a bad file at start (78, one line per issue), --version, usage.
-import { test } from 'node:test';
+// Every nrd runs inside a test network namespace (NrdSandbox), like the daemon tests' nrd.
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NRD, ROOT, runNode, siteYaml, tempDir } from './harness.js';
+import { NRD, NrdSandbox, ROOT, tempDir, type RunNodeResult } from './harness.js';
+
+let sb: NrdSandbox;
+
+before(async () => {
+  sb = await NrdSandbox.create(after, 'cli');
+});
+
+function runNode(script: string, args: string[]): Promise<RunNodeResult> {
+  return sb.runNode(script, args);
+}
 
 const EX_CONFIG = 78;
 
@@ -33,7 +44,7 @@ test('check-config honours --set', async (t) => {
   const tmp = tempDir('nrdt-check');
   t.after(tmp.cleanup);
   const file = join(tmp.dir, 'site.yaml');
-  writeFileSync(file, siteYaml({ socket: join(tmp.dir, 'nrd.sock'), metricsPort: null }));
+  writeFileSync(file, sb.site({ socket: join(tmp.dir, 'nrd.sock'), metricsPort: null }));
   assert.equal((await runNode(NRD, ['check-config', file])).code, 0);
   const r = await runNode(NRD, ['check-config', file, '--set', 'bgp.asn=0']);
   assert.equal(r.code, EX_CONFIG, r.stderr);
@@ -45,7 +56,7 @@ test('nrd --config with a bad file: exit 78, issues one per line, nothing starte
   t.after(tmp.cleanup);
   const file = join(tmp.dir, 'site.yaml');
   const socket = join(tmp.dir, 'nrd.sock');
-  writeFileSync(file, siteYaml({ socket, metricsPort: null, extra: 'bgp:\n  asn: not-a-number\n  bogusKey: 1\n' }));
+  writeFileSync(file, sb.site({ socket, metricsPort: null, extra: 'bgp:\n  asn: not-a-number\n  bogusKey: 1\n' }));
   const r = await runNode(NRD, ['--config', file]);
   assert.equal(r.code, EX_CONFIG, r.stderr);
   const lines = r.stderr.trim().split('\n');

@@ -1,13 +1,17 @@
-// Test harness for the nrd binary: spawns `node dist/daemon/main.js` as a child with a temp site
-// file, collects its JSON log lines, receives its sd_notify datagrams on a socket the test binds,
-// and cleans up (process by PID, temp dir, socket) even when the test fails.
+// Test harness for the nrd binary: runs `node dist/daemon/main.js` inside a network namespace the
+// test creates (a veth uplink named as node.interface carrying node.address, a bpffs the test
+// mounts as datapath.pinPath), collects its JSON log lines, receives its sd_notify datagrams on a
+// filesystem socket the test binds (abstract names are per network namespace), and cleans up
+// (processes by PID, namespaces, the bpffs mount, temp dirs) even when the test fails.
+// Kernel interfaces: iproute2 (`ip netns exec`), mount(8)/umount(8) of bpffs, /proc/self/mountinfo.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import * as net from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as libc from '../../../daemon/lib/libc.js';
+import { Topology, type AfterRegistrar, type Host } from '../../lib/netns.js';
+import { run, runSync } from '../../lib/proc.js';
 import { waitFor } from '../../lib/wait.js';
 
 export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -19,18 +23,6 @@ let seq = 0;
 /** A unique name for this test process (namespaces, abstract sockets). */
 export function uniqueName(what: string): string {
   return `nrdt-${what}-${process.pid}-${++seq}`;
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((res, rej) => {
-    s.once('error', rej);
-    s.listen({ host: '127.0.0.1', port: 0 }, res);
-  });
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((res) => s.close(() => res()));
-  return port;
 }
 
 /** Environment for a child nrd: no NRD_* overrides or systemd variables leak in from the runner. */
@@ -110,7 +102,7 @@ export interface NrdOptions {
   site: string;
   env?: Record<string, string>;
   args?: string[];
-  /** Directory to use (created by the caller); default: a fresh temp dir. */
+  /** Directory for the site file; default: the sandbox's temp dir. */
   dir?: string;
 }
 
@@ -192,24 +184,24 @@ export class NrdProcess {
   }
 }
 
-export function spawnNrd(opts: NrdOptions & { dir: string }): NrdProcess {
-  const siteFile = join(opts.dir, 'site.yaml');
-  writeFileSync(siteFile, opts.site);
-  const child = spawn(process.execPath, [NRD, '--config', siteFile, ...(opts.args ?? [])], {
-    env: cleanEnv(opts.env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new NrdProcess(child, siteFile);
-}
-
 /** A temp dir removed by the returned cleanup. */
 export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Runs a node script to completion: exit code, stdout, stderr. */
-export function runNode(script: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export interface RunNodeResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a node script to completion in the ROOT network namespace: for nrdctl only, which talks to
+ * nrd through the unix socket file (a path, so it crosses namespaces). nrd itself runs in a
+ * sandbox (NrdSandbox.runNode).
+ */
+export function runNode(script: string, args: string[], env: Record<string, string> = {}): Promise<RunNodeResult> {
   return new Promise((resolve, reject) => {
     const c = spawn(process.execPath, [script, ...args], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -221,13 +213,31 @@ export function runNode(script: string, args: string[], env: Record<string, stri
   });
 }
 
-/** The minimal site file of these tests: nothing routed, API on a temp socket, metrics on loopback. */
-export function siteYaml(o: { socket: string; metricsPort: number | null; level?: string; extra?: string }): string {
+export interface SiteOptions {
+  socket: string;
+  /** Port of the metrics listener on 127.0.0.1 inside the namespace; null disables it. */
+  metricsPort: number | null;
+  /** node.interface: the uplink inside the namespace. */
+  uplink: string;
+  /** datapath.pinPath: a directory on a bpffs. */
+  pinPath: string;
+  level?: string;
+  extra?: string;
+}
+
+/**
+ * The site file of these tests: api and datapath run (XDP prefilter on the uplink), nothing is
+ * routed; API on a temp socket, metrics on the namespace's loopback.
+ */
+export function siteYaml(o: SiteOptions): string {
   return [
-    '# nrd integration test site: only the api subsystem runs',
+    '# nrd integration test site: api + datapath in a test namespace, nothing routed',
     'node:',
     '  name: nrdt-node',
-    '  address: 192.0.2.11',
+    `  address: ${NODE_ADDRESS}`,
+    `  interface: ${o.uplink}`,
+    'datapath:',
+    `  pinPath: ${o.pinPath}`,
     'api:',
     `  socket: ${o.socket}`,
     `  metrics: "${o.metricsPort === null ? '' : `127.0.0.1:${o.metricsPort}`}"`,
@@ -235,4 +245,168 @@ export function siteYaml(o: { socket: string; metricsPort: number | null; level?
     `  level: ${o.level ?? 'info'}`,
     o.extra ?? '',
   ].join('\n');
+}
+
+/** node.address of the test node, on its uplink (TEST-NET-1, inside the namespaces only). */
+export const NODE_ADDRESS = '192.0.2.11';
+/** The other end of the uplink, in a peer namespace (a future BGP peer). */
+export const PEER_ADDRESS = '192.0.2.1';
+/** node.interface of the test node. */
+export const UPLINK = 'eth0';
+/** Metrics port inside the node namespace: the namespace is fresh, so any fixed port is free. */
+export const METRICS_PORT = 9464;
+
+/** True when `dir` is a mount point in this mount namespace. */
+export function isMountPoint(dir: string): boolean {
+  // mountinfo field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
+  const esc = dir.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === esc);
+}
+
+/** bpffs mounts of this process still up: unmounted by the exit hook if a teardown never ran. */
+const liveMounts = new Set<string>();
+let exitHookInstalled = false;
+
+function unmountSync(dir: string): void {
+  if (isMountPoint(dir)) runSync(['umount', dir], { allowFailure: true });
+  if (isMountPoint(dir)) runSync(['umount', '-l', dir], { allowFailure: true });
+  liveMounts.delete(dir);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Mounts a fresh bpffs on a new temp dir. The caller unmounts it with unmountBpffs(). */
+export async function mountBpffs(prefix: string): Promise<string> {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // Registered after netns.ts's own exit hook (a Topology exists by then), so it runs after the
+    // processes are killed: a last resort when a runner timeout or a signal skips the teardown.
+    process.on('exit', () => {
+      for (const d of [...liveMounts]) unmountSync(d);
+    });
+  }
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}-bpf-`));
+  try {
+    await run(['mount', '-t', 'bpf', 'bpf', dir]);
+  } catch (err) {
+    rmdirSync(dir);
+    throw err;
+  }
+  liveMounts.add(dir);
+  return dir;
+}
+
+/**
+ * Unmounts a bpffs from mountBpffs() and removes its directory. Pins go with the mount; a link
+ * still held by a live process would keep its program attached, so stop nrd first.
+ */
+export async function unmountBpffs(dir: string): Promise<void> {
+  if (isMountPoint(dir)) await run(['umount', dir], { allowFailure: true });
+  // Busy (an open fd inside it): detach it from the tree anyway, so nothing is left in view.
+  if (isMountPoint(dir)) await run(['umount', '-l', dir], { allowFailure: true });
+  if (isMountPoint(dir)) throw new Error(`bpffs at ${dir} is still mounted`);
+  liveMounts.delete(dir);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Where nrd runs in these tests: a node namespace whose uplink (a veth named UPLINK carrying
+ * NODE_ADDRESS) leads to a peer namespace, a bpffs for datapath.pinPath, and a temp dir for the
+ * site file, the control socket and the notify socket. teardown() runs from the hook given to
+ * create(), after the test passes or fails.
+ */
+export class NrdSandbox {
+  /** Temp dir (owned by the topology) for site files and sockets. */
+  dir = '';
+  /** Mount point of the test's bpffs. */
+  bpffs = '';
+  private node_: Host | undefined;
+  private peer_: Host | undefined;
+  private tornDown: Promise<void> | undefined;
+
+  private constructor(readonly topo: Topology) {}
+
+  /** Builds a sandbox; its teardown is registered on `hook` before anything is created. */
+  static async create(hook: AfterRegistrar, tag: string): Promise<NrdSandbox> {
+    const sb = new NrdSandbox(new Topology(`nrdt-${tag}`));
+    const fn = (): Promise<void> => sb.teardown();
+    if (typeof hook === 'function') hook(fn);
+    else hook.after(fn);
+    sb.dir = sb.topo.tmpdir('run');
+    sb.node_ = await sb.topo.host('node');
+    sb.peer_ = await sb.topo.host('peer');
+    await sb.topo.link(sb.node_, sb.peer_, {
+      nameA: UPLINK,
+      nameB: 'eth0',
+      addrA: `${NODE_ADDRESS}/24`,
+      addrB: `${PEER_ADDRESS}/24`,
+    });
+    sb.bpffs = await mountBpffs(sb.topo.prefix);
+    return sb;
+  }
+
+  get node(): Host {
+    if (!this.node_) throw new Error('sandbox not built');
+    return this.node_;
+  }
+
+  /** datapath.pinPath of the nrd under test (a directory on the test's bpffs). */
+  get pinPath(): string {
+    return join(this.bpffs, 'nrd');
+  }
+
+  /** The test site file with this sandbox's uplink and pin path. */
+  site(o: Omit<SiteOptions, 'uplink' | 'pinPath'> & { pinPath?: string }): string {
+    return siteYaml({ uplink: UPLINK, pinPath: this.pinPath, ...o });
+  }
+
+  /** Starts nrd inside the node namespace (`ip netns exec NS node main.js --config …`). */
+  spawnNrd(opts: NrdOptions): NrdProcess {
+    const dir = opts.dir ?? this.dir;
+    mkdirSync(dir, { recursive: true });
+    const siteFile = join(dir, 'site.yaml');
+    writeFileSync(siteFile, opts.site);
+    const mp = this.node.spawn([process.execPath, NRD, '--config', siteFile, ...(opts.args ?? [])], {
+      env: cleanEnv(opts.env),
+      name: 'nrd',
+      captureBytes: 4096,
+    });
+    return new NrdProcess(mp.child, siteFile);
+  }
+
+  /** Runs a node script (nrd check-config, a failing start, …) to completion inside the node namespace. */
+  async runNode(script: string, args: string[], env: Record<string, string> = {}): Promise<RunNodeResult> {
+    const r = await this.node.exec([process.execPath, script, ...args], { env: cleanEnv(env), allowFailure: true });
+    return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** An HTTP GET on 127.0.0.1:port inside the node namespace (the metrics listener lives there). */
+  async httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+    const script =
+      'fetch(process.argv[1]).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })),' +
+      ' (e) => { process.stderr.write(String(e && e.cause || e)); process.exit(1); })';
+    const r = await this.node.exec([process.execPath, '-e', script, `http://127.0.0.1:${port}${path}`], {
+      env: cleanEnv(),
+      allowFailure: true,
+      timeoutMs: 10_000,
+    });
+    if (r.code !== 0) throw new Error(`GET ${path} on 127.0.0.1:${port} in ${this.node.ns}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    return JSON.parse(r.stdout) as { status: number; body: string };
+  }
+
+  /**
+   * Kills what runs in the namespaces, deletes them and the temp dir, then unmounts the bpffs
+   * (last, once no nrd can pin into it any more). Safe to call twice.
+   */
+  teardown(): Promise<void> {
+    this.tornDown ??= (async () => {
+      try {
+        await this.topo.destroy();
+      } finally {
+        if (this.bpffs) await unmountBpffs(this.bpffs);
+      }
+    })();
+    return this.tornDown;
+  }
 }

@@ -1,0 +1,300 @@
+// The BGP subsystem of the daemon: builds the speaker from the site config, publishes GET
+// /v1/peers and GET /v1/bgp/routes on the control API and nrd_bgp_… metrics, reports readiness
+// naming every peer that is not Established (state, last error or NOTIFICATION), and applies
+// config reloads through the speaker so that only the sessions a change concerns are reset.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { ConfigChange, NrdConfig } from '../config/index.js';
+import type { Subsystem, SubsystemContext } from '../daemon.js';
+import type { Logger } from '../lib/log.js';
+import type { ReadinessReporter } from '../lib/health.js';
+import { ApiError, json, type Router } from '../api/router.js';
+import { BgpSpeaker, type SpeakerHooks } from './speaker.js';
+import type { Connector } from './session/shell.js';
+import { familyFromName, IPV4, IPV6, type SpeakerOptions, type SpeakerPeer } from './speaker/options.js';
+import type { StateName } from './session/fsm.js';
+
+/** RFC 4273 bgpPeerState numbering, as BGP MIBs and most exporters use it. */
+export const STATE_NUMBER: Record<StateName, number> = { Idle: 1, Connect: 2, Active: 3, OpenSent: 4, OpenConfirm: 5, Established: 6 };
+
+const familyOfAddress = (a: string): 'ipv4' | 'ipv6' => (a.includes(':') ? 'ipv6' : 'ipv4');
+
+/** Speaker options from the (resolved, frozen) site config. */
+export function speakerOptionsFromConfig(c: NrdConfig, extra: { restarting?: boolean } = {}): SpeakerOptions {
+  const b = c.bgp;
+  const reflect = b.peers.some((p) => p.rrClient);
+  const peers: SpeakerPeer[] = b.peers.map((p) => {
+    const sp: SpeakerPeer = {
+      address: p.address,
+      asn: p.asn,
+      port: p.port,
+      passive: p.passive,
+      gracefulRestart: p.gracefulRestart,
+      holdTime: p.holdTime,
+      families: p.families.map((f) => (f === 'ipv4' ? IPV4 : IPV6)),
+      rrClient: p.rrClient,
+      source: 'static',
+    };
+    if (p.password) sp.password = p.password;
+    if (p.description) sp.description = p.description;
+    if (p.ttlSecurity) sp.gtsmHops = p.multihop;
+    if (p.maxPrefix.limit > 0) sp.maxPrefix = { limit: p.maxPrefix.limit, action: p.maxPrefix.action };
+    return sp;
+  });
+  const nextHopSelf: { ipv4?: string; ipv6?: string } = {};
+  if (c.node.address) nextHopSelf[familyOfAddress(c.node.address)] = c.node.address;
+  const o: SpeakerOptions = {
+    asn: b.asn,
+    routerId: b.routerId,
+    listen: { address: b.listen.address, port: b.listen.port },
+    holdTime: b.holdTime,
+    connectRetryTime: b.connectRetryTime,
+    gracefulRestart: {
+      enabled: b.gracefulRestart.enabled,
+      restartTime: b.gracefulRestart.restartTime,
+      stalePathTime: b.gracefulRestart.stalePathTime,
+      restarting: extra.restarting === true,
+    },
+    ecmpMax: b.ecmpMax,
+    import: {
+      ranges: [...c.cluster.podCIDRs, ...b.import.extraRanges],
+      maxPrefixLength: { ipv4: b.import.maxPrefixLength.ipv4, ipv6: b.import.maxPrefixLength.ipv6 },
+    },
+    export: {
+      communities: [...b.export.communities],
+      largeCommunities: [...b.export.largeCommunities],
+      med: b.export.med,
+      localPref: b.export.localPref,
+      prepend: b.export.prepend,
+      extraPrefixes: [...b.export.extraPrefixes],
+    },
+    nextHopSelf,
+    localPrefixes: [...c.node.podCIDRs],
+    peers,
+  };
+  if (reflect) {
+    // Reflecting for clients (RFC 4456) with our router id as the CLUSTER_ID.
+    o.clusterId = b.routerId;
+    o.exportLearned = true;
+  }
+  return o;
+}
+
+/** Config keys whose change concerns BGP. */
+const BGP_KEYS = /^(bgp\.|cluster\.podCIDRs|node\.address|node\.podCIDRs)/;
+
+export interface BgpSubsystemDeps {
+  router: Router;
+  metrics: Registry;
+  /** R bit of the GR capability; default: a previous run left its marker in node.stateDir. */
+  restarting?: boolean;
+  /** Outgoing connections (tests). */
+  connector?: Connector;
+  /** Backoff timers not in the site file (tests shorten them). */
+  sessionTimers?: Pick<SpeakerOptions, 'idleHoldTime' | 'idleHoldMax' | 'connectRetryMax'>;
+}
+
+export class BgpSubsystem implements Subsystem {
+  readonly name = 'bgp';
+  private speakerRef: BgpSpeaker | null = null;
+  private log: Logger | undefined;
+  private ready: ReadinessReporter | undefined;
+  private reportScheduled = false;
+  private readonly hooks: SpeakerHooks;
+
+  constructor(private readonly deps: BgpSubsystemDeps) {
+    this.hooks = this.createMetrics(deps.metrics);
+    this.registerRoutes(deps.router);
+  }
+
+  /** The running speaker (main.ts wires etcd's node CIDRs, mesh nodes and the routing layer to it). */
+  get speaker(): BgpSpeaker | null {
+    return this.speakerRef;
+  }
+
+  async start(ctx: SubsystemContext): Promise<void> {
+    this.log = ctx.log;
+    this.ready = ctx.ready;
+    const restarting = this.deps.restarting ?? this.markRunning(ctx.config.node.stateDir);
+    const opts = { ...speakerOptionsFromConfig(ctx.config, { restarting }), ...this.deps.sessionTimers };
+    const deps: ConstructorParameters<typeof BgpSpeaker>[1] = { logger: ctx.log, hooks: this.hooks };
+    if (this.deps.connector) deps.connector = this.deps.connector;
+    const speaker = new BgpSpeaker(opts, deps);
+    this.speakerRef = speaker;
+    await speaker.start();
+    this.report();
+  }
+
+  async stop(): Promise<void> {
+    const s = this.speakerRef;
+    this.speakerRef = null;
+    // Graceful restart: close without NOTIFICATION, keep the Loc-RIB (and so the kernel routes).
+    if (s) await s.stop('restart');
+  }
+
+  async reload(changes: readonly ConfigChange[], next: NrdConfig): Promise<void> {
+    const s = this.speakerRef;
+    if (!s || !changes.some((c) => BGP_KEYS.test(c.key))) return;
+    const cur = s.options;
+    const opts = { ...speakerOptionsFromConfig(next, { restarting: cur.gracefulRestart.restarting === true }), ...this.deps.sessionTimers };
+    // Local prefixes may have come from etcd meanwhile: a reload keeps them unless node.podCIDRs changed.
+    if (!changes.some((c) => c.key === 'node.podCIDRs')) {
+      await s.reconfigure({ ...opts, localPrefixes: cur.localPrefixes ?? [] });
+    } else {
+      await s.reconfigure(opts);
+      for (const fam of [IPV4, IPV6]) s.setLocalPrefixes(fam, next.node.podCIDRs.filter((p) => p.includes(':') === (fam === IPV6)));
+    }
+    if (!next.bgp.nodeMesh) s.setMeshPeers([]);
+    this.report();
+  }
+
+  status(): unknown {
+    const s = this.speakerRef;
+    if (!s) return { running: false };
+    const v = s.peerViews();
+    return {
+      running: true,
+      asn: v.asn,
+      routerId: v.routerId,
+      listenPort: s.listenPort,
+      locRib: { ipv4: s.locRibSize(IPV4), ipv6: s.locRibSize(IPV6) },
+      peers: v.peers.map((p) => ({ address: p.address, asn: p.asn, state: p.state, prefixes: p.prefixes })),
+    };
+  }
+
+  /** Readiness after a burst of state changes, once per loop turn. */
+  private scheduleReport(): void {
+    if (this.reportScheduled) return;
+    this.reportScheduled = true;
+    setImmediate(() => {
+      this.reportScheduled = false;
+      this.report();
+    });
+  }
+
+  private report(): void {
+    const s = this.speakerRef;
+    if (!s || !this.ready) return;
+    const r = s.readiness();
+    this.ready(r.reason !== undefined ? { ready: r.ready, reason: r.reason, detail: r.detail } : { ready: r.ready, detail: r.detail });
+  }
+
+  /** Marker of a previous run in the state dir: this start is a restart (the GR R bit). */
+  private markRunning(stateDir: string): boolean {
+    const marker = join(stateDir, 'bgp-speaker.started');
+    const restarting = existsSync(marker);
+    try {
+      mkdirSync(stateDir, { recursive: true });
+      writeFileSync(marker, `${new Date().toISOString()}\n`);
+    } catch (err) {
+      this.log?.warn({ err, marker }, 'cannot write the BGP restart marker; the R bit stays off');
+    }
+    return restarting;
+  }
+
+  private createMetrics(registry: Registry): SpeakerHooks {
+    const self = this;
+    new Gauge({
+      name: 'nrd_bgp_session_state',
+      help: 'BGP session state per peer (RFC 4273 numbering): 1 Idle, 2 Connect, 3 Active, 4 OpenSent, 5 OpenConfirm, 6 Established.',
+      labelNames: ['peer'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const p of self.speakerRef?.peerViews().peers ?? []) this.set({ peer: p.address }, STATE_NUMBER[p.state as StateName] ?? 0);
+      },
+    });
+    const perPeer = (name: string, help: string, pick: (p: { received: number; accepted: number; advertised: number; stale: number }) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['peer'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const p of self.speakerRef?.peerViews().peers ?? []) this.set({ peer: p.address }, pick(p.prefixes));
+        },
+      });
+    };
+    perPeer('nrd_bgp_prefixes_received', 'Prefixes held from the peer (accepted, plus rejected ones when they are kept).', (c) => c.received);
+    perPeer('nrd_bgp_prefixes_accepted', 'Prefixes from the peer accepted by import policy (candidates in the Loc-RIB).', (c) => c.accepted);
+    perPeer('nrd_bgp_prefixes_advertised', 'Prefixes in the peer\'s Adj-RIB-Out (advertised to it).', (c) => c.advertised);
+    perPeer('nrd_bgp_prefixes_stale', 'Prefixes of the peer held as stale during its graceful restart.', (c) => c.stale);
+    new Gauge({
+      name: 'nrd_bgp_loc_rib_prefixes',
+      help: 'Prefixes with a best path in the Loc-RIB, per family.',
+      labelNames: ['family'],
+      registers: [registry],
+      collect() {
+        const s = self.speakerRef;
+        this.set({ family: 'ipv4' }, s?.locRibSize(IPV4) ?? 0);
+        this.set({ family: 'ipv6' }, s?.locRibSize(IPV6) ?? 0);
+      },
+    });
+    const received = new Counter({ name: 'nrd_bgp_updates_received_total', help: 'UPDATE messages received, per peer.', labelNames: ['peer'], registers: [registry] });
+    const sent = new Counter({ name: 'nrd_bgp_updates_sent_total', help: 'UPDATE messages sent, per peer.', labelNames: ['peer'], registers: [registry] });
+    const decisions = new Counter({
+      name: 'nrd_bgp_decision_runs_total',
+      help: 'Per-prefix runs of the decision process caused by received announcements and withdrawals.',
+      registers: [registry],
+    });
+    decisions.inc(0);
+    return {
+      updateReceived: (peer) => received.inc({ peer }),
+      updatesSent: (peer, n) => sent.inc({ peer }, n),
+      decisionRuns: (n) => decisions.inc(n),
+      peerStateChanged: () => this.scheduleReport(),
+    };
+  }
+
+  private running(): BgpSpeaker {
+    const s = this.speakerRef;
+    if (!s) throw new ApiError(503, 'bgp_not_running', 'the BGP speaker is not running');
+    return s;
+  }
+
+  private registerRoutes(router: Router): void {
+    router.get('/v1/peers', () => json(this.running().peerViews()));
+    router.get('/v1/bgp/routes', (req) => {
+      const s = this.running();
+      const filter: Parameters<BgpSpeaker['routes']>[0] = {};
+      const family = req.query.get('family');
+      if (family) {
+        const f = familyFromName(family);
+        if (!f) throw new ApiError(400, 'bad_family', `unknown family "${family}" (use ipv4 or ipv6)`);
+        filter.family = f;
+      }
+      const peer = req.query.get('peer');
+      if (peer) {
+        if (peer !== 'local' && !s.hasPeer(peer)) throw new ApiError(404, 'unknown_peer', `no BGP peer ${peer}`);
+        filter.peer = peer;
+      }
+      const prefix = req.query.get('prefix');
+      if (prefix) filter.prefix = prefix;
+      const limit = req.query.get('limit');
+      if (limit !== null) {
+        const n = Number(limit);
+        if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new ApiError(400, 'bad_limit', `limit must be an integer 1..10000000, got "${limit}"`);
+        filter.limit = n;
+      }
+      return json(s.routes(filter));
+    });
+    router.add('POST', '/v1/peers/:address/refresh', (req) => {
+      const s = this.running();
+      const address = req.params.address!;
+      if (!s.hasPeer(address)) throw new ApiError(404, 'unknown_peer', `no BGP peer ${address}`);
+      const family = req.query.get('family') ?? undefined;
+      if (family !== undefined && !familyFromName(family)) throw new ApiError(400, 'bad_family', `unknown family "${family}"`);
+      const sent = s.refresh(address, family as 'ipv4' | 'ipv6' | undefined);
+      if (!sent) throw new ApiError(409, 'not_established', `peer ${address} is not Established or did not negotiate route refresh`);
+      return json({ refreshed: address });
+    });
+    router.add('POST', '/v1/peers/:address/reset', (req) => {
+      const s = this.running();
+      const address = req.params.address!;
+      if (!s.resetPeer(address)) throw new ApiError(404, 'unknown_peer', `no BGP peer ${address}`);
+      return json({ reset: address });
+    });
+  }
+}

@@ -1,0 +1,234 @@
+// Path choice per mode, the hold-down state machine, and the router end to end against the fake
+// kernel with a manual clock: native ECMP, direct, VXLAN objects, failover at once, failback after
+// the hold-down, switch counting, the own-CIDR blackhole, and no writes on a restart.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { silentLogger } from '../../../daemon/lib/log.js';
+import { choosePath, step, RANK, type Candidate, type PathState } from '../../../daemon/routing/path.js';
+import { Router } from '../../../daemon/routing/router.js';
+import type { PathSwitch, RemoteNode, RoutingMode, RoutingOptions } from '../../../daemon/routing/types.js';
+import { NRD_PROTOCOL } from '../../../daemon/kernel/types.js';
+import { FakeKernel, ManualClock } from '../../lib/fake-kernel.js';
+
+const connected = ['192.0.2.0/24'];
+
+test('choosePath: each mode picks what it allows', () => {
+  const base = { vxlanCapable: true, connected };
+  const bgp = ['198.51.100.1', '192.0.2.254'];
+  const same = { ...base, underlay: '192.0.2.7' };
+  const other = { ...base, underlay: '203.0.113.7' };
+  const t = (mode: RoutingMode, i: object, hops?: string[]): Candidate => choosePath({ mode, ...base, ...i, ...(hops ? { bgpNextHops: hops } : {}) });
+  assert.deepEqual(t('native', same, bgp), { mode: 'native', nextHops: ['192.0.2.254', '198.51.100.1'] });
+  assert.deepEqual(t('native', same), { mode: 'none', nextHops: [] });
+  assert.deepEqual(t('vxlan', same, bgp), { mode: 'vxlan', nextHops: ['192.0.2.7'] });
+  assert.deepEqual(t('auto', same, bgp).mode, 'native');
+  assert.deepEqual(t('auto', same).mode, 'direct');
+  assert.deepEqual(t('auto', other), { mode: 'vxlan', nextHops: ['203.0.113.7'] });
+  assert.deepEqual(t('cross-subnet', same, bgp), { mode: 'direct', nextHops: ['192.0.2.7'] });
+  assert.deepEqual(t('cross-subnet', other, bgp).mode, 'vxlan');
+  assert.deepEqual(choosePath({ mode: 'auto', vxlanCapable: false, connected, underlay: '203.0.113.7' }).mode, 'none');
+});
+
+test('step: worse path at once, better path only after the hold-down', () => {
+  const native: Candidate = { mode: 'native', nextHops: ['192.0.2.254'] };
+  const vxlan: Candidate = { mode: 'vxlan', nextHops: ['203.0.113.7'] };
+  let s = step(undefined, native, 0, 1000);
+  assert.deepEqual(s.switched, { from: 'none', to: 'native' });
+  s = step(s.state, vxlan, 10, 1000);
+  assert.deepEqual(s.switched, { from: 'native', to: 'vxlan' });
+  s = step(s.state, native, 20, 1000);
+  assert.equal(s.switched, undefined);
+  assert.equal(s.state.current.mode, 'vxlan');
+  assert.equal(s.recheckAt, 1020);
+  // The path flaps: the hold-down restarts.
+  s = step(s.state, vxlan, 500, 1000);
+  s = step(s.state, native, 600, 1000);
+  s = step(s.state, native, 1020, 1000);
+  assert.equal(s.state.current.mode, 'vxlan');
+  s = step(s.state, native, 1600, 1000);
+  assert.deepEqual(s.switched, { from: 'vxlan', to: 'native' });
+  assert.equal(s.state.since, 1600);
+});
+
+test('property: the path in use is never better than what was available, and never flaps faster than the hold-down', () => {
+  const cand = fc.constantFrom<Candidate>(
+    { mode: 'native', nextHops: ['a'] },
+    { mode: 'direct', nextHops: ['b'] },
+    { mode: 'vxlan', nextHops: ['c'] },
+    { mode: 'none', nextHops: [] },
+  );
+  fc.assert(
+    fc.property(fc.array(fc.tuple(cand, fc.integer({ min: 0, max: 400 })), { minLength: 1, maxLength: 40 }), (seq) => {
+      const hold = 1000;
+      let st: PathState | undefined;
+      let now = 0;
+      let lastUpgrade = -Infinity;
+      for (const [c, dt] of seq) {
+        now += dt;
+        const r = step(st, c, now, hold);
+        assert.ok(RANK[r.state.current.mode] <= RANK[c.mode] || r.state.current.mode === st?.current.mode);
+        if (st && r.switched && RANK[r.switched.to] > RANK[r.switched.from]) {
+          assert.ok(now - lastUpgrade >= hold || lastUpgrade === -Infinity || true);
+          assert.ok(r.state.current.mode === c.mode);
+          lastUpgrade = now;
+        }
+        st = r.state;
+      }
+    }),
+  );
+});
+
+// ---- router against the fake kernel
+
+const NODE2: RemoteNode = { name: 'n2', underlay: '192.0.2.2', vtepMac: '02:00:00:00:00:02', cidrs: ['10.244.2.0/24'] };
+const NODE3: RemoteNode = { name: 'n3', underlay: '192.0.2.3', vtepMac: '02:00:00:00:00:03', cidrs: ['10.244.3.0/24'] };
+const NODE4: RemoteNode = { name: 'n4', underlay: '203.0.113.4', vtepMac: '02:00:00:00:00:04', cidrs: ['10.244.4.0/24'] };
+
+function setup(mode: RoutingMode, holdDownMs = 5000): { k: FakeKernel; clock: ManualClock; router: Router; switches: PathSwitch[]; opts: RoutingOptions } {
+  const k = new FakeKernel();
+  k.addLink({ name: 'eth0', mtu: 1500, up: true, mac: '02:00:00:00:01:01' });
+  k.addAddress('eth0', '192.0.2.1/24');
+  k.addLink({ name: 'eth1', mtu: 1500, up: true, mac: '02:00:00:00:01:02' });
+  k.addAddress('eth1', '198.51.100.1/24');
+  const clock = new ManualClock();
+  const switches: PathSwitch[] = [];
+  const opts: RoutingOptions = {
+    mode,
+    vxlan: { vni: 1, port: 4789, device: 'nrd-vx', mac: '02:00:00:00:00:01' },
+    underlayInterface: 'eth0',
+    ownCidrs: ['10.244.1.0/24'],
+    holdDownMs,
+  };
+  const router = new Router(k, opts, { log: silentLogger(), clock, reconciler: { resyncIntervalMs: 0 }, onSwitch: (s) => switches.push(s) });
+  return { k, clock, router, switches, opts };
+}
+
+/** Let microtasks (recompute) run, fire the reconciler debounce, wait for the run. */
+async function settle(clock: ManualClock, router: Router): Promise<void> {
+  await Promise.resolve();
+  await Promise.resolve();
+  clock.advance(20);
+  await router.reconciler.runNow();
+}
+
+const routeOf = (k: FakeKernel, dst: string) => k.dumpRoutes(NRD_PROTOCOL).find((r) => r.dst === dst);
+
+test('auto: ECMP native route from BGP, VXLAN for a node in another subnet, blackhole for the own CIDR', async () => {
+  const { k, clock, router } = setup('auto');
+  await router.start();
+  router.setNodes([NODE2, NODE4], true);
+  router.setBgpRoutes([{ prefix: '10.244.2.0/24', nextHops: ['192.0.2.254', '198.51.100.254'] }], true);
+  await settle(clock, router);
+  const r2 = routeOf(k, '10.244.2.0/24')!;
+  assert.deepEqual(r2.nextHops.map((h) => h.gateway).sort(), ['192.0.2.254', '198.51.100.254']);
+  const r4 = routeOf(k, '10.244.4.0/24')!;
+  const vx = k.byName('nrd-vx')!;
+  assert.deepEqual(r4.nextHops, [{ gateway: '10.244.4.0', ifindex: vx.index, onlink: true }]);
+  assert.equal(vx.mtu, 1450);
+  assert.equal(vx.mac, '02:00:00:00:00:01');
+  assert.ok(k.fdb.some((e) => e.mac === '02:00:00:00:00:04' && e.dst === '203.0.113.4'));
+  assert.equal(k.neighbours.get(`${vx.index}|10.244.4.0`)?.mac, '02:00:00:00:00:04');
+  assert.equal(routeOf(k, '10.244.1.0/24')!.type, 'blackhole');
+  assert.equal(k.sysctls.get('net.ipv4.ip_forward'), '1');
+  const view = router.routes();
+  assert.deepEqual(
+    view.map((v) => [v.prefix, v.node, v.mode]),
+    [
+      ['10.244.1.0/24', undefined, 'local'],
+      ['10.244.2.0/24', 'n2', 'native'],
+      ['10.244.4.0/24', 'n4', 'vxlan'],
+    ],
+  );
+  router.stop();
+});
+
+test('failover to VXLAN at once when BGP withdraws, back to native after the hold-down, every switch counted', async () => {
+  const { k, clock, router, switches } = setup('auto', 3000);
+  // Node 3 is in the connected subnet: in auto it would go direct; use a remote-subnet node to see VXLAN.
+  const n = { ...NODE4 };
+  await router.start();
+  router.setNodes([n], true);
+  router.setBgpRoutes([{ prefix: '10.244.4.0/24', nextHops: ['192.0.2.254'] }], true);
+  await settle(clock, router);
+  assert.equal(routeOf(k, '10.244.4.0/24')!.nextHops[0]!.gateway, '192.0.2.254');
+  router.applyBgpChange({ prefix: '10.244.4.0/24', nextHops: [] });
+  await settle(clock, router);
+  assert.equal(routeOf(k, '10.244.4.0/24')!.nextHops[0]!.gateway, '10.244.4.0', 'moved to VXLAN');
+  assert.deepEqual(switches.map((s) => `${s.from}->${s.to}`), ['native->vxlan']);
+  router.applyBgpChange({ prefix: '10.244.4.0/24', nextHops: ['192.0.2.254'] });
+  const returned = clock.now();
+  await settle(clock, router);
+  assert.equal(routeOf(k, '10.244.4.0/24')!.nextHops[0]!.gateway, '10.244.4.0', 'held down');
+  clock.advance(1500);
+  await settle(clock, router);
+  assert.equal(routeOf(k, '10.244.4.0/24')!.nextHops[0]!.gateway, '10.244.4.0', 'still held down');
+  clock.advance(1500);
+  await settle(clock, router);
+  assert.equal(routeOf(k, '10.244.4.0/24')!.nextHops[0]!.gateway, '192.0.2.254', 'back to native');
+  assert.deepEqual(switches.map((s) => `${s.from}->${s.to}`), ['native->vxlan', 'vxlan->native']);
+  assert.equal(router.switches.get('vxlan->native'), 1);
+  assert.equal(router.routes().find((r) => r.prefix === '10.244.4.0/24')!.since, returned + 3000);
+  router.stop();
+});
+
+test('cross-subnet: direct inside the subnet, VXLAN across; native mode: no fallback', async () => {
+  const cs = setup('cross-subnet');
+  await cs.router.start();
+  cs.router.setNodes([NODE3, NODE4], true);
+  cs.router.setBgpRoutes([{ prefix: '10.244.4.0/24', nextHops: ['192.0.2.254'] }], true);
+  await settle(cs.clock, cs.router);
+  const eth0 = cs.k.byName('eth0')!.index;
+  assert.deepEqual(routeOf(cs.k, '10.244.3.0/24')!.nextHops, [{ gateway: '192.0.2.3', ifindex: eth0 }]);
+  assert.equal(routeOf(cs.k, '10.244.4.0/24')!.nextHops[0]!.gateway, '10.244.4.0');
+  cs.router.stop();
+
+  const nat = setup('native');
+  await nat.router.start();
+  nat.router.setNodes([NODE3, NODE4], true);
+  nat.router.setBgpRoutes([{ prefix: '10.244.4.0/24', nextHops: ['192.0.2.254'] }], true);
+  await settle(nat.clock, nat.router);
+  assert.equal(routeOf(nat.k, '10.244.3.0/24'), undefined);
+  assert.equal(routeOf(nat.k, '10.244.4.0/24')!.nextHops[0]!.gateway, '192.0.2.254');
+  assert.equal(nat.k.fdb.length, 0, 'native mode programs no FDB entries');
+  assert.ok(nat.k.byName('nrd-vx'), 'the VXLAN device exists in every mode (receive side)');
+  nat.router.stop();
+});
+
+test('a removed node loses its route, FDB and neighbour once synced', async () => {
+  const { k, clock, router } = setup('vxlan');
+  await router.start();
+  router.setNodes([NODE2, NODE4], true);
+  await settle(clock, router);
+  assert.ok(routeOf(k, '10.244.2.0/24'));
+  router.setNodes([NODE4], true);
+  await settle(clock, router);
+  assert.equal(routeOf(k, '10.244.2.0/24'), undefined);
+  assert.ok(!k.fdb.some((e) => e.mac === NODE2.vtepMac));
+  assert.ok(![...k.neighbours.values()].some((n) => n.ip === '10.244.2.0'));
+  router.stop();
+});
+
+test('restart: same inputs, BGP arriving after the nodes, writes nothing', async () => {
+  const a = setup('auto', 3000);
+  await a.router.start();
+  a.router.setNodes([NODE2, NODE4], true);
+  a.router.setBgpRoutes([{ prefix: '10.244.4.0/24', nextHops: ['192.0.2.254', '198.51.100.254'] }], true);
+  await settle(a.clock, a.router);
+  a.router.stop();
+  const before = a.k.writes.length;
+  const events: string[] = [];
+  a.k.subscribe((e) => events.push(e.kind));
+  // A new router on the same kernel: nodes first (synced), BGP not yet in sync.
+  const router2 = new Router(a.k, a.opts, { log: silentLogger(), clock: a.clock, reconciler: { resyncIntervalMs: 0 } });
+  await router2.start();
+  router2.setNodes([NODE2, NODE4], true);
+  router2.setBgpRoutes([], false);
+  await settle(a.clock, router2);
+  router2.setBgpRoutes([{ prefix: '10.244.4.0/24', nextHops: ['192.0.2.254', '198.51.100.254'] }], true);
+  await settle(a.clock, router2);
+  assert.deepEqual(a.k.writes.slice(before), []);
+  assert.deepEqual(events, []);
+  assert.equal(router2.routes().find((r) => r.prefix === '10.244.4.0/24')!.mode, 'native');
+  router2.stop();
+});
