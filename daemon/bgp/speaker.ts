@@ -119,6 +119,7 @@ export class BgpSpeaker {
   private started = false;
   private closed = false;
   private importSig = '';
+  private rangesSig = '';
   private exportSig = '';
   private readonly changeListeners = new Set<(changes: readonly RouteChange[]) => void>();
   decisionRuns = 0;
@@ -157,6 +158,7 @@ export class BgpSpeaker {
     if (o.clusterId !== undefined) ribOpts.clusterId = o.clusterId;
     this.rib = new Rib(ribOpts);
     this.importSig = this.importSignature();
+    this.rangesSig = this.rangesSignature();
     this.exportSig = this.exportSignature();
     this.ingest = new IngestScheduler({
       apply: (peer, u) => this.applyUpdate(peer, u),
@@ -252,7 +254,7 @@ export class BgpSpeaker {
     if (this.started && JSON.stringify(prev.listen) !== JSON.stringify(next.listen)) await this.moveListener();
     if (this.started) this.applyPeers();
     if (prev.ecmpMax !== next.ecmpMax) this.rib.setDecisionOptions({ maxPaths: next.ecmpMax });
-    this.applyImportPolicy(JSON.stringify(prev.import) !== JSON.stringify(next.import));
+    this.applyImportPolicy();
     this.applyExportPolicy(false);
   }
 
@@ -387,7 +389,7 @@ export class BgpSpeaker {
       else if (rt.stopped && JSON.stringify(rt.peer) !== JSON.stringify(p)) this.replacePeer(rt, p, 'configuration of a stopped peer changed');
       else rt.peer = p; // description, max-prefix: no session change
     }
-    this.applyImportPolicy(false);
+    this.applyImportPolicy();
   }
 
   private addPeer(p: SpeakerPeer): PeerRuntime {
@@ -684,15 +686,22 @@ export class BgpSpeaker {
     return JSON.stringify({ i: this.opts.import, mp });
   }
 
+  private rangesSignature(): string {
+    return JSON.stringify(this.opts.import);
+  }
+
   private exportSignature(): string {
     return JSON.stringify({ e: this.opts.export, l: this.opts.exportLearned === true, p: [...this.localPrefixes] });
   }
 
-  /** New import policy; ranges changed: ask peers for their routes again (RFC 2918). */
-  private applyImportPolicy(rangesChanged: boolean): void {
+  /** New import policy; when the ranges changed, ask peers for their routes again (RFC 2918). */
+  private applyImportPolicy(): void {
     const sig = this.importSignature();
     if (sig === this.importSig) return;
     this.importSig = sig;
+    const ranges = this.rangesSignature();
+    const rangesChanged = ranges !== this.rangesSig;
+    this.rangesSig = ranges;
     const r = this.rib.setImportPolicy(buildImportPolicy(this.opts, this.desiredPeers().values()));
     if (rangesChanged) {
       for (const peer of r.refreshNeeded) this.refresh(peer);
@@ -793,7 +802,10 @@ export class BgpSpeaker {
       v.routerId = n.peerId;
       v.holdTime = n.holdTime;
       v.keepaliveTime = n.keepaliveTime;
-      if (n.peerGracefulRestart) v.gracefulRestart.peerRestartTime = n.peerGracefulRestart.restartTime;
+      if (n.peerGracefulRestart) {
+        v.gracefulRestart.peerRestartTime = n.peerGracefulRestart.restartTime;
+        v.gracefulRestart.peerNotification = n.peerGracefulRestart.notification;
+      }
     }
     if (rt.peer.maxPrefix && rt.peer.maxPrefix.limit > 0) v.maxPrefix = { limit: rt.peer.maxPrefix.limit, action: rt.peer.maxPrefix.action };
     if (rt.stopped) v.stopped = rt.stopped;

@@ -73,7 +73,16 @@ export class Router {
     this.started = true;
     await this.ensureSysctls();
     this.recompute();
-    return this.reconciler.start();
+    const rep = await this.reconciler.start();
+    // Loose reverse-path filtering on the VXLAN device: a peer may send to us over VXLAN while we
+    // route back natively (each side switches on its own). The effective value is max(all, dev).
+    const key = `net/ipv4/conf/${this.opts.vxlan.device}/rp_filter`;
+    try {
+      if ((await this.port.readSysctl(key)) !== '2') await this.port.writeSysctl(key, 2);
+    } catch (e) {
+      this.log.warn({ err: e, key }, 'cannot set sysctl');
+    }
+    return rep;
   }
 
   stop(): void {

@@ -312,7 +312,12 @@ export class EtcdStore implements Store {
           if (events.length) handlers.onEvents(events, Number(res.header.revision));
         });
         w.on('disconnected', (err) => fail(toStoreError(err, READ)));
-        w.on('error', (err) => fail(toStoreError(err, READ)));
+        w.on('error', (err) => {
+          // etcd3 drops the response's compact_revision and etcd 3.4 sends no cancel_reason for
+          // compaction, so a server-side cancel is reported as one (the remedy, re-list, is the same).
+          const e = toStoreError(err, READ);
+          fail(/Watcher canceled/.test(e.message) && e.code === 'UNAVAILABLE' ? new StoreError('COMPACTED', `${e.message}(compacted or refused by etcd)`, { cause: err }) : e);
+        });
         w.on('end', () => fail(new StoreError('UNAVAILABLE', 'watch ended')));
       })
       .catch((e: unknown) => fail(toStoreError(e, READ)));

@@ -223,7 +223,11 @@ export class Reflector<T> {
       if (signal.aborted) break;
       let listed: { kvs: KV[]; revision: number };
       try {
-        listed = await this.store.list(this.prefix);
+        // Raced with stop(): a call on a closed or hung client may never settle.
+        listed = await Promise.race([
+          this.store.list(this.prefix),
+          new Promise<never>((_, rej) => signal.addEventListener('abort', () => rej(new StoreError('CLOSED', 'reflector stopped')), { once: true })),
+        ]);
       } catch (e) {
         if (signal.aborted) break;
         this.trouble(e);

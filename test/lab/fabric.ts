@@ -1,7 +1,8 @@
 // The lab keeper: a background process that builds the fabric (top-of-rack BIRD on a bridge,
-// etcd, nrd nodes, each in its own network namespace), records it in the state file, and stays
-// alive as the parent of everything it started. SIGTERM (from `lab down`) tears it all down
-// through the topology's exit hook.
+// etcd, nrd nodes, each in its own network namespace), mounts the bpffs the nodes pin into,
+// records it all in the state file, and stays alive as the parent of everything it started.
+// SIGTERM (from `lab down`) tears the processes and namespaces down through the topology's exit
+// hook; `down` unmounts the bpffs once they are gone.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Topology } from '../lib/netns.js';
@@ -19,6 +20,7 @@ import {
   type LabPlan,
 } from './plan.js';
 import { writeState, type LabState } from './state.js';
+import { mountBpffs } from './bpffs.js';
 
 function log(msg: string): void {
   process.stdout.write(`${new Date().toISOString()} lab-keeper: ${msg}\n`);
@@ -65,7 +67,6 @@ export async function runKeeper(plan: LabPlan): Promise<void> {
       mkdirSync(n.stateDir, { recursive: true, mode: 0o700 });
       topo.ownDir(dir);
     }
-    topo.ownDir(plan.pinRoot);
 
     log(`creating namespaces ${plan.torNs}, ${plan.etcdNs}, ${plan.nodes.map((n) => n.ns).join(', ')}`);
     const tor = await topo.host('tor');
@@ -114,6 +115,12 @@ export async function runKeeper(plan: LabPlan): Promise<void> {
     });
     state.tor = { ns: tor.ns, birdSocket: bird.socket, birdLog };
     save();
+
+    // Before any nrd starts: `ip netns exec` gives each a copy of the mount table as it is then.
+    log(`mounting a bpffs at ${plan.pinRoot} for the nodes' pins`);
+    state.bpffs = plan.pinRoot;
+    save();
+    await mountBpffs(plan.pinRoot);
 
     const mainJs = join(REPO_ROOT, 'dist', 'daemon', 'main.js');
     const procs: ManagedProcess[] = [];

@@ -2,7 +2,8 @@
 // The nrd lab: `node dist/test/lab/lab.js [up|down|status]` (npm run lab [-- down|status]).
 // `up` starts a keeper process (fabric.ts) that builds a fabric in network namespaces, waits until
 // every node's control API answers (nrdctl status -o json), prints a table and leaves the lab up;
-// `down` removes it by PID and name from the state file; `status` prints the table again.
+// `down` removes it by PID and name from the state file, then unmounts the lab's bpffs; `status`
+// prints the table again (one readiness column per nrd subsystem).
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { pidAlive, run, killPid } from '../lib/proc.js';
 import { sleep, waitFor } from '../lib/wait.js';
 import { REPO_ROOT, makePlan, type LabOptions, type LabPlan } from './plan.js';
 import { readState, type LabNodeState, type LabState } from './state.js';
+import { isBpffs, isMountPoint, unmountBpffs } from './bpffs.js';
 import { runKeeper } from './fabric.js';
 
 export { makePlan, type LabOptions } from './plan.js';
@@ -32,6 +34,8 @@ export interface NodeReport {
   ready: boolean;
   /** One line: the daemon's status line, or why nrdctl failed. */
   summary: string;
+  /** Each subsystem's readiness as /v1/status lists it (empty when nrdctl did not answer). */
+  subsystems: Array<{ name: string; ready: boolean; reason?: string }>;
   /** The raw `nrdctl status -o json` object when it answered. */
   status?: Record<string, unknown>;
 }
@@ -59,11 +63,24 @@ function tail(file: string, lines = 20): string {
   }
 }
 
+/** The subsystems list of a /v1/status body, tolerating shapes from other nrd versions. */
+function subsystemsOf(status: Record<string, unknown>): NodeReport['subsystems'] {
+  const list = Array.isArray(status.subsystems) ? (status.subsystems as unknown[]) : [];
+  const out: NodeReport['subsystems'] = [];
+  for (const s of list) {
+    if (!s || typeof s !== 'object') continue;
+    const { name, ready, reason } = s as Record<string, unknown>;
+    if (typeof name !== 'string') continue;
+    out.push({ name, ready: ready === true, ...(typeof reason === 'string' ? { reason } : {}) });
+  }
+  return out;
+}
+
 /** Ask one node's daemon for its status through nrdctl, as an operator would. */
 export async function probeNode(node: LabNodeState): Promise<NodeReport> {
   const pid = node.process?.pid ?? null;
   const running = node.process ? pidAlive(node.process.pid, node.process.startTime) : false;
-  const base = { name: node.name, ns: node.ns, address: node.address, pid, running };
+  const base = { name: node.name, ns: node.ns, address: node.address, pid, running, subsystems: [] };
   const r = await run([process.execPath, NRDCTL, '--socket', node.socket, 'status', '-o', 'json'], {
     allowFailure: true,
     timeoutMs: 10_000,
@@ -73,7 +90,14 @@ export async function probeNode(node: LabNodeState): Promise<NodeReport> {
       const status = JSON.parse(r.stdout) as Record<string, unknown>;
       if (status && typeof status === 'object') {
         const line = typeof status.status === 'string' ? status.status : '';
-        return { ...base, answered: true, ready: status.ready === true, summary: line || 'answered', status };
+        return {
+          ...base,
+          answered: true,
+          ready: status.ready === true,
+          summary: line || 'answered',
+          subsystems: subsystemsOf(status),
+          status,
+        };
       }
     } catch {
       /* falls through to "not JSON" */
@@ -84,10 +108,17 @@ export async function probeNode(node: LabNodeState): Promise<NodeReport> {
   return { ...base, answered: false, ready: false, summary: running ? why : `nrd not running (${why})` };
 }
 
-/** The status table printed by `up` and `status`. */
+/**
+ * The status table printed by `up` and `status`: NRDCTL says whether the control socket answered,
+ * READY is the node's overall readiness, then one column per subsystem (in the order nrd starts
+ * them, as /v1/status lists them; '-' where a node does not report it), then the status line,
+ * which names what a node waits for.
+ */
 export function formatTable(reports: NodeReport[]): string {
+  const names: string[] = [];
+  for (const r of reports) for (const s of r.subsystems) if (!names.includes(s.name)) names.push(s.name);
   const rows = [
-    ['NODE', 'NETNS', 'ADDRESS', 'PID', 'API', 'READY', 'STATUS'],
+    ['NODE', 'NETNS', 'ADDRESS', 'PID', 'NRDCTL', 'READY', ...names.map((n) => n.toUpperCase()), 'STATUS'],
     ...reports.map((r) => [
       r.name,
       r.ns,
@@ -95,6 +126,10 @@ export function formatTable(reports: NodeReport[]): string {
       r.pid === null ? '-' : String(r.pid),
       r.answered ? 'up' : 'down',
       r.ready ? 'yes' : 'no',
+      ...names.map((n) => {
+        const s = r.subsystems.find((x) => x.name === n);
+        return s === undefined ? '-' : s.ready ? 'yes' : 'no';
+      }),
       r.summary,
     ]),
   ];
@@ -113,7 +148,14 @@ async function teardown(plan: LabPlan, s: LabState, say: (l: string) => void): P
   // Belt and braces (a keeper killed with SIGKILL tears nothing down): everything recorded.
   const procs = [...s.topology.processes];
   if (s.etcd) procs.push({ ...s.etcd.process, name: 'etcd' });
-  destroyStateSync({ ...s.topology, processes: procs, dirs: [...s.topology.dirs, s.pinRoot] }, 3000);
+  destroyStateSync({ ...s.topology, processes: procs }, 3000);
+  // Only now, with every nrd gone, the bpffs: its pins go with it. Only a bpffs that the state
+  // records is unmounted, never whatever else might be mounted there.
+  if (s.bpffs && isMountPoint(s.bpffs) && isBpffs(s.bpffs)) {
+    say(`unmounting the lab bpffs at ${s.bpffs}`);
+    await unmountBpffs(s.bpffs);
+  }
+  if (!isMountPoint(s.pinRoot)) rmSync(s.pinRoot, { recursive: true, force: true });
   for (const f of s.configFiles) rmSync(f, { force: true });
   rmSync(plan.stateDir, { recursive: true, force: true });
 }
@@ -190,6 +232,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabReport> {
   }
   const stray = await listNamespaces(`${plan.name}-`);
   if (stray.length) throw new Error(`namespaces ${stray.join(', ')} exist but no lab state records them; remove them by hand`);
+  if (isMountPoint(plan.pinRoot)) throw new Error(`${plan.pinRoot} is mounted but no lab state records it; unmount it by hand`);
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first (npx tsc -p tsconfig.json)`);
 
   say(`starting lab ${plan.name}: ToR (BIRD, AS 65000), etcd, ${plan.nodes.length} nrd nodes; logs in ${plan.logDir}`);
@@ -258,8 +301,8 @@ export async function runLab(action: 'up' | 'down' | 'status', opts: LabOptions 
 
 const USAGE = `Usage: node dist/test/lab/lab.js [up|down|status] [--nodes N] [--short] [--name NAME] [--state-dir DIR]
   up      build the lab (default); reports it instead when one is up already
-  down    remove the lab: processes by PID, namespaces by name, files
-  status  print each node's nrdctl status as a table
+  down    remove the lab: processes by PID, namespaces by name, the bpffs, files
+  status  print each node's nrdctl status as a table, one readiness column per subsystem
 `;
 
 async function cli(argv: string[]): Promise<number> {

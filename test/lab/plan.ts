@@ -40,13 +40,14 @@ export interface NodePlan {
   ns: string;
   address: string;
   routerId: string;
-  /** Interface in the node namespace facing the fabric. */
+  /** The node's uplink in its namespace (the veth to the ToR): its node.interface. */
   interface: string;
   /** Port name on the top-of-rack bridge. */
   torPort: string;
   configFile: string;
   socket: string;
   stateDir: string;
+  /** datapath.pinPath: <pinRoot>/<node>, on the lab's bpffs. */
   pinPath: string;
   logFile: string;
 }
@@ -62,7 +63,10 @@ export interface LabPlan {
   torNs: string;
   etcdNs: string;
   etcdEndpoint: string;
-  /** bpffs directory holding every node's pins (removed on down). */
+  /**
+   * Mount point of the bpffs the lab mounts for its nodes (this machine has none at /sys/fs/bpf);
+   * node N pins under <pinRoot>/N. `down` unmounts it once the nodes are gone.
+   */
   pinRoot: string;
   nodes: NodePlan[];
 }
@@ -75,7 +79,7 @@ export function makePlan(opts: LabOptions = {}): LabPlan {
   const n = opts.nodes ?? 3;
   if (!Number.isInteger(n) || n < 1 || n > 9) throw new Error(`lab nodes: ${n} (1..9)`);
   const short = opts.short ?? false;
-  const pinRoot = `/sys/fs/bpf/${name}`;
+  const pinRoot = join(stateDir, 'bpf');
   const logDir = join(stateDir, 'logs');
   const nodes: NodePlan[] = [];
   for (let i = 1; i <= n; i++) {

@@ -35,7 +35,13 @@ export interface LabState {
   tor?: { ns: string; birdSocket: string; birdLog: string };
   nodes: LabNodeState[];
   configFiles: string[];
+  /** Where the nodes' pins live (<pinRoot>/<node>): the lab's bpffs mount point. */
   pinRoot: string;
+  /**
+   * The bpffs the keeper mounts for the nodes, recorded just before the mount so a keeper that
+   * dies half-way still leaves `down` the means to unmount it.
+   */
+  bpffs?: string;
 }
 
 export function readState(file: string): LabState | null {

@@ -42,6 +42,8 @@ export interface PeerView {
     local: boolean;
     /** The peer announced GR (we act as helper), with its restart time. */
     peerRestartTime?: number;
+    /** The peer sent the RFC 8538 N-bit (a NOTIFICATION keeps its routes too). */
+    peerNotification?: boolean;
     /** The peer's routes are held as stale right now. */
     helping: boolean;
   };

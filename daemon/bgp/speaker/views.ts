@@ -93,7 +93,8 @@ export function pathView(p: Path, sel: Selection, nowMs: number): PathView {
     nextHops: [...p.nextHops],
     asPath: asPathText(a.asPath),
     origin: ORIGINS[a.origin] ?? 'incomplete',
-    ageSeconds: Math.max(0, Math.floor((nowMs - p.learnedAt) / 1000)),
+    // Local routes created with the RIB carry time 0: report them as new rather than 55 years old.
+    ageSeconds: p.learnedAt > 0 ? Math.max(0, Math.floor((nowMs - p.learnedAt) / 1000)) : 0,
   };
   if (a.med !== undefined) v.med = a.med;
   if (a.localPref !== undefined) v.localPref = a.localPref;

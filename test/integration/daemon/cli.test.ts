@@ -7,10 +7,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NRD, NrdSandbox, ROOT, tempDir, type RunNodeResult } from './harness.js';
 
-let sb: NrdSandbox;
+const sb = NrdSandbox.use(after, 'cli');
 
 before(async () => {
-  sb = await NrdSandbox.create(after, 'cli');
+  await sb.build();
 });
 
 function runNode(script: string, args: string[]): Promise<RunNodeResult> {

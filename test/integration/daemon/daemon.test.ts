@@ -14,7 +14,8 @@ import type { StatusResponse } from '../../../daemon/api/types.js';
 import { waitFor } from '../../lib/wait.js';
 import { METRICS_PORT, NODE_ADDRESS, NRDCTL, NotifyReceiver, NrdSandbox, UPLINK, runNode, type NrdProcess } from './harness.js';
 
-let sb: NrdSandbox;
+// Teardown of nrd, namespaces, temp dir and bpffs, registered before anything exists.
+const sb = NrdSandbox.use(after, 'daemon');
 let notify: NotifyReceiver;
 let nrd: NrdProcess;
 let socket: string;
@@ -56,8 +57,7 @@ async function status(): Promise<StatusResponse> {
 }
 
 before(async () => {
-  // The sandbox's teardown (nrd, namespaces, temp dir, bpffs) is registered on after() first.
-  sb = await NrdSandbox.create(after, 'daemon');
+  await sb.build();
   // A nested, not-yet-existing directory: nrd must create it (0755) like RuntimeDirectory would.
   socket = join(sb.dir, 'run', 'nrd', 'nrd.sock');
   // A filesystem socket: an abstract name would live in the root namespace, out of nrd's reach.

@@ -3,15 +3,15 @@
 // mounts as datapath.pinPath), collects its JSON log lines, receives its sd_notify datagrams on a
 // filesystem socket the test binds (abstract names are per network namespace), and cleans up
 // (processes by PID, namespaces, the bpffs mount, temp dirs) even when the test fails.
-// Kernel interfaces: iproute2 (`ip netns exec`), mount(8)/umount(8) of bpffs, /proc/self/mountinfo.
+// Kernel interfaces: iproute2 (`ip netns exec`), bpffs mounts (test/lab/bpffs.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as libc from '../../../daemon/lib/libc.js';
 import { Topology, type AfterRegistrar, type Host } from '../../lib/netns.js';
-import { run, runSync } from '../../lib/proc.js';
+import { mountBpffs, unmountBpffs, unmountBpffsSync } from '../../lab/bpffs.js';
 import { waitFor } from '../../lib/wait.js';
 
 export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -256,39 +256,29 @@ export const UPLINK = 'eth0';
 /** Metrics port inside the node namespace: the namespace is fresh, so any fixed port is free. */
 export const METRICS_PORT = 9464;
 
-/** True when `dir` is a mount point in this mount namespace. */
-export function isMountPoint(dir: string): boolean {
-  // mountinfo field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
-  const esc = dir.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === esc);
-}
-
 /** bpffs mounts of this process still up: unmounted by the exit hook if a teardown never ran. */
 const liveMounts = new Set<string>();
 let exitHookInstalled = false;
 
-function unmountSync(dir: string): void {
-  if (isMountPoint(dir)) runSync(['umount', dir], { allowFailure: true });
-  if (isMountPoint(dir)) runSync(['umount', '-l', dir], { allowFailure: true });
-  liveMounts.delete(dir);
-  rmSync(dir, { recursive: true, force: true });
-}
-
-/** Mounts a fresh bpffs on a new temp dir. The caller unmounts it with unmountBpffs(). */
-export async function mountBpffs(prefix: string): Promise<string> {
+/** Mounts a fresh bpffs on a new temp dir. The caller unmounts it with unmountTempBpffs(). */
+export async function mountTempBpffs(prefix: string): Promise<string> {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     // Registered after netns.ts's own exit hook (a Topology exists by then), so it runs after the
     // processes are killed: a last resort when a runner timeout or a signal skips the teardown.
     process.on('exit', () => {
-      for (const d of [...liveMounts]) unmountSync(d);
+      for (const d of liveMounts) {
+        try {
+          unmountBpffsSync(d, { removeDir: true });
+        } catch (err) {
+          process.stderr.write(`nrdt: ${String(err)}\n`);
+        }
+      }
     });
   }
   const dir = mkdtempSync(join(tmpdir(), `${prefix}-bpf-`));
   try {
-    await run(['mount', '-t', 'bpf', 'bpf', dir]);
+    await mountBpffs(dir);
   } catch (err) {
     rmdirSync(dir);
     throw err;
@@ -297,24 +287,17 @@ export async function mountBpffs(prefix: string): Promise<string> {
   return dir;
 }
 
-/**
- * Unmounts a bpffs from mountBpffs() and removes its directory. Pins go with the mount; a link
- * still held by a live process would keep its program attached, so stop nrd first.
- */
-export async function unmountBpffs(dir: string): Promise<void> {
-  if (isMountPoint(dir)) await run(['umount', dir], { allowFailure: true });
-  // Busy (an open fd inside it): detach it from the tree anyway, so nothing is left in view.
-  if (isMountPoint(dir)) await run(['umount', '-l', dir], { allowFailure: true });
-  if (isMountPoint(dir)) throw new Error(`bpffs at ${dir} is still mounted`);
+/** Unmounts a bpffs from mountTempBpffs() (its pins go with it) and removes the directory. */
+export async function unmountTempBpffs(dir: string): Promise<void> {
+  await unmountBpffs(dir, { removeDir: true });
   liveMounts.delete(dir);
-  rmSync(dir, { recursive: true, force: true });
 }
 
 /**
  * Where nrd runs in these tests: a node namespace whose uplink (a veth named UPLINK carrying
  * NODE_ADDRESS) leads to a peer namespace, a bpffs for datapath.pinPath, and a temp dir for the
  * site file, the control socket and the notify socket. teardown() runs from the hook given to
- * create(), after the test passes or fails.
+ * use(), after the test passes or fails.
  */
 export class NrdSandbox {
   /** Temp dir (owned by the topology) for site files and sockets. */
@@ -327,23 +310,31 @@ export class NrdSandbox {
 
   private constructor(readonly topo: Topology) {}
 
-  /** Builds a sandbox; its teardown is registered on `hook` before anything is created. */
-  static async create(hook: AfterRegistrar, tag: string): Promise<NrdSandbox> {
+  /**
+   * A sandbox whose teardown is registered on `hook` (node:test's `after` at file level, or a
+   * TestContext) before anything is created; build() creates it, typically in before(). A hook
+   * registered from inside a running before() would run at once, hence the two steps.
+   */
+  static use(hook: AfterRegistrar, tag: string): NrdSandbox {
     const sb = new NrdSandbox(new Topology(`nrdt-${tag}`));
     const fn = (): Promise<void> => sb.teardown();
     if (typeof hook === 'function') hook(fn);
     else hook.after(fn);
-    sb.dir = sb.topo.tmpdir('run');
-    sb.node_ = await sb.topo.host('node');
-    sb.peer_ = await sb.topo.host('peer');
-    await sb.topo.link(sb.node_, sb.peer_, {
+    return sb;
+  }
+
+  /** Creates the namespaces, the veth uplink, the temp dir and the bpffs. */
+  async build(): Promise<void> {
+    this.dir = this.topo.tmpdir('run');
+    this.node_ = await this.topo.host('node');
+    this.peer_ = await this.topo.host('peer');
+    await this.topo.link(this.node_, this.peer_, {
       nameA: UPLINK,
       nameB: 'eth0',
       addrA: `${NODE_ADDRESS}/24`,
       addrB: `${PEER_ADDRESS}/24`,
     });
-    sb.bpffs = await mountBpffs(sb.topo.prefix);
-    return sb;
+    this.bpffs = await mountTempBpffs(this.topo.prefix);
   }
 
   get node(): Host {
@@ -404,7 +395,7 @@ export class NrdSandbox {
       try {
         await this.topo.destroy();
       } finally {
-        if (this.bpffs) await unmountBpffs(this.bpffs);
+        if (this.bpffs) await unmountTempBpffs(this.bpffs);
       }
     })();
     return this.tornDown;

@@ -83,6 +83,7 @@ test(`${CYCLES} endpoint create/delete cycles with aborts: no leaked and no dupl
   const live = new Map<string, string[]>();
   let restarts = 0;
   for (let i = 0; i < CYCLES; i++) {
+    if (process.env.NRDT_DEBUG) console.error("cycle", i, live.size, restarts);
     const id = `ep${i}`;
     netns.add(`/ns/${id}`);
     const op = ipam.create({ id, netns: `/ns/${id}` });
