@@ -11,8 +11,34 @@ export function familyOf(address: string): Family {
   throw new Error(`not an IP address: ${JSON.stringify(address)}`);
 }
 
+/** Dotted-quad parse without regexes (the route encoder's hot path); null when not IPv4. */
+function parseV4(a: string, out?: Buffer): Buffer | null {
+  const b = out ?? Buffer.allocUnsafe(4);
+  let part = 0;
+  let digits = 0;
+  let v = 0;
+  for (let i = 0; i <= a.length; i++) {
+    const c = i < a.length ? a.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || part > 3 || v > 255) return null;
+      b[part++] = v;
+      v = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      if (digits === 1 && v === 0) return null; // no leading zeros (as node:net isIPv4)
+      v = v * 10 + (c - 48);
+      digits++;
+    } else {
+      return null;
+    }
+  }
+  return part === 4 ? b : null;
+}
+
 /** Network-order bytes of an IPv4 or IPv6 address. */
 export function ipToBytes(address: string): Buffer {
+  const quad = parseV4(address);
+  if (quad) return quad;
   if (isIPv4(address)) return Buffer.from(address.split('.').map((p) => Number(p)));
   if (!isIPv6(address)) throw new Error(`not an IP address: ${JSON.stringify(address)}`);
   let text = address;
@@ -69,11 +95,12 @@ export interface Prefix {
 export function parsePrefix(text: string): Prefix {
   const slash = text.indexOf('/');
   const addr = slash < 0 ? text : text.slice(0, slash);
-  const family = familyOf(addr);
+  const v4 = parseV4(addr);
+  const family: Family = v4 ? 4 : familyOf(addr);
   const max = family === 4 ? 32 : 128;
   const len = slash < 0 ? max : Number(text.slice(slash + 1));
   if (!Number.isInteger(len) || len < 0 || len > max) throw new Error(`bad prefix length in ${JSON.stringify(text)}`);
-  const bytes = ipToBytes(addr);
+  const bytes = v4 ?? ipToBytes(addr);
   maskInPlace(bytes, len);
   return { family, bytes, len };
 }

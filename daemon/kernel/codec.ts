@@ -92,12 +92,12 @@ export class AttrWriter {
   private off = 0;
 
   constructor(size = 256) {
-    this.buf = Buffer.alloc(size);
+    this.buf = Buffer.allocUnsafe(size);
   }
 
   private ensure(n: number): void {
     if (this.off + n <= this.buf.length) return;
-    const b = Buffer.alloc(Math.max(this.buf.length * 2, this.off + n + 64));
+    const b = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n + 64));
     this.buf.copy(b, 0, 0, this.off);
     this.buf = b;
   }
@@ -155,19 +155,28 @@ export class AttrWriter {
   }
 
   attrU8(type: number, v: number): this {
-    return this.attr(type, Buffer.from([v & 0xff]));
+    this.u16(5).u16(type).u8(v);
+    this.pad();
+    return this;
   }
 
   attrU32(type: number, v: number): this {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(v >>> 0);
-    return this.attr(type, b);
+    this.ensure(8);
+    this.buf.writeUInt16LE(8, this.off);
+    this.buf.writeUInt16LE(type, this.off + 2);
+    this.buf.writeUInt32LE(v >>> 0, this.off + 4);
+    this.off += 8;
+    return this;
   }
 
   attrBe16(type: number, v: number): this {
-    const b = Buffer.alloc(2);
-    b.writeUInt16BE(v);
-    return this.attr(type, b);
+    this.ensure(8);
+    this.buf.writeUInt16LE(6, this.off);
+    this.buf.writeUInt16LE(type, this.off + 2);
+    this.buf.writeUInt16BE(v, this.off + 4);
+    this.buf.writeUInt16LE(0, this.off + 6);
+    this.off += 8;
+    return this;
   }
 
   attrString(type: number, s: string): this {
@@ -547,7 +556,9 @@ export function decodeFdb(b: Buffer): FdbEntry | null {
 // Message framing.
 
 export function frame(type: number, flags: number, seq: number, payload: Buffer): Buffer {
-  const b = Buffer.alloc(NLMSG_HDRLEN + ((payload.length + 3) & ~3));
+  const total = NLMSG_HDRLEN + ((payload.length + 3) & ~3);
+  const b = Buffer.allocUnsafe(total);
+  b.fill(0, NLMSG_HDRLEN + payload.length, total);
   b.writeUInt32LE(NLMSG_HDRLEN + payload.length, 0);
   b.writeUInt16LE(type, 4);
   b.writeUInt16LE(flags, 6);

@@ -2,8 +2,9 @@
 // ECMP set per prefix, coalesced per prefix and delivered in batches. Level-triggered: a change
 // carries the whole current state of its prefix, never a delta to replay.
 import type { FamilyKey } from '../types.js';
-import { samePath, samePaths, type Path } from './path.js';
+import type { Path } from './path.js';
 import type { Selection } from './decision.js';
+import { bestOf, ecmpOf, isDirty, sameSeen, setDirty, type LocRib } from './loc-rib.js';
 
 export interface RouteChange {
   readonly family: FamilyKey;
@@ -18,51 +19,58 @@ export interface RouteSubscriber {
   onRouteChanges(changes: readonly RouteChange[]): void;
 }
 
-export type CurrentSelection = (family: FamilyKey, prefix: string) => Selection;
 export type AllSelections = () => Iterable<[FamilyKey, string, Selection]>;
 
 /**
- * Collects "this prefix changed" marks between flushes, keeping for each prefix the state the
- * subscribers last saw. A flush reads the current state and delivers only prefixes whose
- * state really differs (A→B→A within one batch is no change).
+ * Collects "this prefix changed" records between flushes. Each Loc-RIB keeps its own records
+ * (prefix + what subscribers saw before the first change) and marks the prefix's entry dirty so
+ * a prefix is recorded once per flush. A flush reads the current state and delivers only
+ * prefixes whose state really differs (A→B→A within one batch is no change).
  */
 export class ChangeStream {
-  private pending = new Map<FamilyKey, Map<string, Selection>>();
   private count = 0;
   private readonly subscribers = new Set<RouteSubscriber>();
 
   constructor(
-    private readonly current: CurrentSelection,
+    private readonly tables: () => Iterable<LocRib>,
     private readonly all: AllSelections,
     /** Called when the first change becomes pending: the shell schedules a flush. */
     private readonly onPending?: () => void,
   ) {}
 
-  mark(family: FamilyKey, prefix: string, seen: Selection): void {
-    let fam = this.pending.get(family);
-    if (!fam) this.pending.set(family, (fam = new Map()));
-    if (fam.has(prefix)) return;
-    fam.set(prefix, seen);
+  /** A Loc-RIB recorded its first change since the last flush. */
+  marked(): void {
     if (this.count++ === 0) this.onPending?.();
   }
 
+  /** Prefixes with a pending record (an upper bound on what the next flush delivers). */
   get pendingCount(): number {
-    return this.count;
+    let n = 0;
+    for (const t of this.tables()) n += t.pendingRecords;
+    return n;
   }
 
   /** Delivers every pending change in batches of at most batchSize; returns how many. */
   flush(batchSize = 1024): number {
     if (this.count === 0) return 0;
-    const pending = this.pending;
-    this.pending = new Map();
     this.count = 0;
     let batch: RouteChange[] = [];
     let delivered = 0;
-    for (const [family, prefixes] of pending) {
-      for (const [prefix, seen] of prefixes) {
-        const now = this.current(family, prefix);
-        if (samePath(seen.best, now.best) && samePaths(seen.ecmp, now.ecmp)) continue;
-        batch.push({ family, prefix, best: now.best, ecmp: now.ecmp });
+    for (const loc of this.tables()) {
+      if (loc.pendingRecords === 0) continue;
+      const family = loc.family;
+      const table = loc.table;
+      const { prefixes, seen } = loc.takeRecords();
+      for (let i = 0; i < prefixes.length; i++) {
+        const prefix = prefixes[i]!;
+        const slot = table.get(prefix);
+        if (slot !== undefined) {
+          // Not dirty: an earlier record of this flush already handled the prefix.
+          if (!isDirty(slot)) continue;
+          setDirty(slot, false);
+        }
+        if (sameSeen(seen[i]!, slot)) continue;
+        batch.push(slot === undefined ? { family, prefix, best: null, ecmp: [] } : { family, prefix, best: bestOf(slot), ecmp: ecmpOf(slot) });
         if (batch.length >= batchSize) {
           this.deliver(batch);
           delivered += batch.length;

@@ -1,121 +1,183 @@
-// Loc-RIB of one address family (RFC 4271 §3.2, §9.1): all accepted candidate paths per prefix
-// and the selected best/ECMP set. Incremental: a path change recomputes only its own prefix.
+// Loc-RIB of one address family (RFC 4271 §3.2, §9.1) merged with the Adj-RIBs-In: one table
+// entry per prefix holding every peer's accepted path for it, with the selected best/ECMP set in
+// front. Incremental: a path change recomputes only its own prefix, and a prefix with a single
+// candidate (most of a full table) needs no decision run at all.
 import type { FamilyKey } from '../types.js';
 import { decide, NO_ROUTE, type DecisionOptions, type Selection } from './decision.js';
-import type { Path } from './path.js';
+import { DIRTY, samePath, type Path, type PathOwner } from './path.js';
 
 /**
- * A prefix with two or more candidates. A single candidate is stored as the bare Path, and a
- * Multi keeps only the candidates, reordered so that the ECMP set (best first) leads, and the
- * set's size: a full table learned from two peers holds a million of these.
+ * A prefix with two or more candidates: the candidates with the ECMP set (best first) leading,
+ * and the set's size. `paths` is never mutated in place (copy on write), so the previous array
+ * is still the previous selection when a change has to be recorded.
  */
-class Multi {
+export class Multi {
   constructor(
-    public paths: Path[],
+    public paths: readonly Path[],
     public ecmpCount: number,
+    /** The change stream has a pending record for this prefix. */
+    public dirty: boolean,
   ) {}
-
-  selection(): Selection {
-    return { best: this.paths[0]!, ecmp: this.paths.slice(0, this.ecmpCount) };
-  }
-
-  /**
-   * Stores a decision: ECMP members first in their order, then the others. The array is built
-   * at its exact size: push/filter/spread leave V8 arrays with spare capacity (≈200 bytes for
-   * two elements instead of 64), which a million prefixes would pay for.
-   */
-  apply(sel: Selection): void {
-    const out = new Array<Path>(this.paths.length);
-    let k = 0;
-    for (const p of sel.ecmp) out[k++] = p;
-    for (const p of this.paths) if (!sel.ecmp.includes(p)) out[k++] = p;
-    this.paths = out;
-    this.ecmpCount = sel.ecmp.length;
-  }
 }
-type Slot = Path | Multi;
 
-/** `before` is the previous selection; the new one is read back on demand (saves allocations). */
-export type SelectionChanged = (family: FamilyKey, prefix: string, before: Selection, afterBest: Path | null) => void;
+/**
+ * One prefix: the bare Path when it has one candidate (no wrapper: a million of these), or a
+ * Multi. Rejected paths (kept for soft reconfiguration) live in a separate, usually empty table.
+ */
+export type Slot = Path | Multi;
 
-function selectionOf(slot: Slot | undefined): Selection {
+/** What the subscribers last saw for a prefix: nothing, one path, or the ECMP list (best first). */
+export type Seen = Path | readonly Path[] | null;
+
+/** The best path changed from `before` to `after` (Adj-RIB-Out work); called synchronously. */
+export type BestChanged = (family: FamilyKey, prefix: string, before: Path | null, after: Path | null) => void;
+
+export function bestOf(slot: Slot | undefined): Path | null {
+  if (slot === undefined) return null;
+  return slot instanceof Multi ? slot.paths[0]! : slot;
+}
+
+export function selectionOf(slot: Slot | undefined): Selection {
   if (slot === undefined) return NO_ROUTE;
-  if (slot instanceof Multi) return slot.selection();
+  if (slot instanceof Multi) return { best: slot.paths[0]!, ecmp: slot.paths.slice(0, slot.ecmpCount) };
   return { best: slot, ecmp: [slot] };
 }
 
-function sameSelection(a: Selection, b: Selection): boolean {
-  if (a.best !== b.best || a.ecmp.length !== b.ecmp.length) return false;
-  for (let i = 0; i < a.ecmp.length; i++) if (a.ecmp[i] !== b.ecmp[i]) return false;
+/** The ECMP set of a slot as delivered to subscribers (a fresh array: subscribers may keep it). */
+export function ecmpOf(slot: Slot): Path[] {
+  return slot instanceof Multi ? slot.paths.slice(0, slot.ecmpCount) : [slot];
+}
+
+/** The path of `owner` with `pathId` among a slot's candidates. */
+export function findPath(slot: Slot | undefined, owner: PathOwner, pathId: number): Path | undefined {
+  if (slot === undefined) return undefined;
+  if (!(slot instanceof Multi)) return slot.group.owner === owner && slot.pathId === pathId ? slot : undefined;
+  for (const p of slot.paths) if (p.group.owner === owner && p.pathId === pathId) return p;
+  return undefined;
+}
+
+/** True when the subscribers' view `seen` equals the slot's current selection (value equality). */
+export function sameSeen(seen: Seen, slot: Slot | undefined): boolean {
+  if (slot === undefined) return seen === null;
+  if (seen === null) return false;
+  if (!(slot instanceof Multi)) {
+    if (!Array.isArray(seen)) return samePath(seen as Path, slot);
+    return seen.length === 1 && samePath(seen[0]!, slot);
+  }
+  const n = slot.ecmpCount;
+  if (!Array.isArray(seen)) return n === 1 && samePath(seen as Path, slot.paths[0]!);
+  if (seen.length !== n) return false;
+  for (let i = 0; i < n; i++) if (!samePath(seen[i]!, slot.paths[i]!)) return false;
   return true;
 }
 
+function seenOf(slot: Slot): Seen {
+  return slot instanceof Multi ? slot.paths.slice(0, slot.ecmpCount) : slot;
+}
+
+function isDirty(slot: Slot): boolean {
+  return slot instanceof Multi ? slot.dirty : (slot.flags & DIRTY) !== 0;
+}
+
+function setDirty(slot: Slot, v: boolean): void {
+  if (slot instanceof Multi) slot.dirty = v;
+  else slot.flags = v ? slot.flags | DIRTY : slot.flags & ~DIRTY;
+}
+
+/** ECMP set first in the decision's order, then the others; an array of exact size. */
+function ordered(paths: readonly Path[], sel: Selection): Path[] {
+  const out = new Array<Path>(paths.length);
+  let k = 0;
+  for (const p of sel.ecmp) out[k++] = p;
+  for (const p of paths) if (!sel.ecmp.includes(p)) out[k++] = p;
+  return out;
+}
+
 export class LocRib {
-  private readonly table = new Map<string, Slot>();
+  readonly table = new Map<string, Slot>();
+  /** Paths rejected by import policy, kept for soft reconfiguration: prefix → path(s). */
+  readonly rejected = new Map<string, Path | Path[]>();
+  /**
+   * Change records since the last flush, in order: the prefix and what subscribers saw before its
+   * first change. The slot's dirty mark keeps one record per prefix (see ChangeStream.flush).
+   */
+  dirtyPrefixes: string[] = [];
+  dirtySeen: Seen[] = [];
 
   constructor(
     readonly family: FamilyKey,
     private readonly options: () => DecisionOptions,
-    private readonly changed: SelectionChanged,
+    private readonly bestChanged: BestChanged,
+    /** A record was added to an empty change list (the first change since a flush). */
+    private readonly marked: () => void,
   ) {}
 
-  /** Replaces candidate `old` by `next` at `prefix` (either may be absent) and re-decides. */
-  replace(prefix: string, old: Path | undefined, next: Path | undefined): void {
-    const slot = this.table.get(prefix);
+  get size(): number {
+    return this.table.size;
+  }
+
+  /**
+   * Replaces candidate `old` by `next` at `prefix` (either may be absent) and re-decides. `slot`
+   * is the table's current entry for the prefix (the caller has looked it up already).
+   */
+  update(prefix: string, slot: Slot | undefined, old: Path | undefined, next: Path | undefined): void {
     if (slot === undefined) {
       if (!next) return;
+      // A new prefix: the commonest case in a table load. No decision, one Map write.
+      next.flags |= DIRTY;
       this.table.set(prefix, next);
-      this.changed(this.family, prefix, NO_ROUTE, next);
+      this.record(prefix, null);
+      this.bestChanged(this.family, prefix, null, next);
       return;
     }
     if (!(slot instanceof Multi)) {
       if (slot !== old) {
         if (!next) return;
-        const multi = new Multi([slot, next], 0);
-        const sel = decide(multi.paths, this.options());
-        multi.apply(sel);
-        this.table.set(prefix, multi);
-        this.report(prefix, selectionOf(slot), sel);
+        this.decideInto(prefix, slot, [slot, next], [slot], 1);
         return;
       }
-      if (next) this.table.set(prefix, next);
-      else this.table.delete(prefix);
-      this.changed(this.family, prefix, selectionOf(slot), next ?? null);
+      const dirty = (slot.flags & DIRTY) !== 0;
+      if (next) {
+        next.flags |= DIRTY;
+        this.table.set(prefix, next);
+      } else {
+        this.table.delete(prefix);
+      }
+      if (!dirty) this.record(prefix, slot);
+      this.bestChanged(this.family, prefix, slot, next ?? null);
       return;
     }
-    const before = slot.selection();
-    const i = old ? slot.paths.indexOf(old) : -1;
+    const paths = slot.paths;
+    const i = old ? paths.indexOf(old) : -1;
+    let list: Path[];
     if (i >= 0) {
-      if (next) slot.paths[i] = next;
-      else slot.paths.splice(i, 1);
+      if (next) {
+        list = paths.slice();
+        list[i] = next;
+      } else {
+        list = new Array<Path>(paths.length - 1);
+        for (let j = 0, k = 0; j < paths.length; j++) if (j !== i) list[k++] = paths[j]!;
+      }
     } else if (next) {
-      slot.paths.push(next);
+      list = new Array<Path>(paths.length + 1);
+      for (let j = 0; j < paths.length; j++) list[j] = paths[j]!;
+      list[paths.length] = next;
     } else {
       return;
     }
-    if (slot.paths.length === 1) {
-      const only = slot.paths[0]!;
-      this.table.set(prefix, only);
-      this.report(prefix, before, selectionOf(only));
-      return;
-    }
-    const sel = decide(slot.paths, this.options());
-    slot.apply(sel);
-    this.report(prefix, before, sel);
+    this.decideInto(prefix, slot, list, paths, slot.ecmpCount);
   }
 
   /** Re-runs the decision (decision options or a peer's identity changed). */
   recompute(prefix: string): void {
     const slot = this.table.get(prefix);
-    if (!(slot instanceof Multi)) return;
-    const before = slot.selection();
-    const sel = decide(slot.paths, this.options());
-    slot.apply(sel);
-    this.report(prefix, before, sel);
+    if (slot instanceof Multi) this.decideInto(prefix, slot, slot.paths.slice(), slot.paths, slot.ecmpCount);
   }
 
   recomputeAll(): void {
-    for (const prefix of this.table.keys()) this.recompute(prefix);
+    for (const [prefix, slot] of this.table) {
+      if (slot instanceof Multi) this.decideInto(prefix, slot, slot.paths.slice(), slot.paths, slot.ecmpCount);
+    }
   }
 
   selection(prefix: string): Selection {
@@ -132,11 +194,53 @@ export class LocRib {
     for (const [prefix, slot] of this.table) yield [prefix, selectionOf(slot)];
   }
 
-  get size(): number {
-    return this.table.size;
+  /** Takes the change records (ChangeStream.flush). */
+  takeRecords(): { prefixes: string[]; seen: Seen[] } {
+    const out = { prefixes: this.dirtyPrefixes, seen: this.dirtySeen };
+    this.dirtyPrefixes = [];
+    this.dirtySeen = [];
+    return out;
   }
 
-  private report(prefix: string, before: Selection, after: Selection): void {
-    if (!sameSelection(before, after)) this.changed(this.family, prefix, before, after.best);
+  get pendingRecords(): number {
+    return this.dirtyPrefixes.length;
+  }
+
+  /**
+   * Decides among `list` (the new candidates) for a prefix whose entry was `slot`, whose ECMP
+   * set was `prev[0..prevCount)`; stores the result and records a change if the set differs.
+   */
+  private decideInto(prefix: string, slot: Slot, list: Path[], prev: readonly Path[], prevCount: number): void {
+    const dirty = isDirty(slot);
+    let next: Slot;
+    if (list.length === 1) {
+      next = list[0]!;
+    } else {
+      const sel = decide(list, this.options());
+      next = slot instanceof Multi ? slot : new Multi(list, 0, false);
+      (next as Multi).paths = ordered(list, sel);
+      (next as Multi).ecmpCount = sel.ecmp.length;
+    }
+    if (next !== slot) this.table.set(prefix, next);
+    // Unchanged ECMP set (by identity): nothing for the subscribers or the Adj-RIBs-Out.
+    const nowPaths = next instanceof Multi ? next.paths : list;
+    const nowCount = next instanceof Multi ? next.ecmpCount : 1;
+    let same = nowCount === prevCount;
+    for (let j = 0; same && j < nowCount; j++) same = nowPaths[j] === prev[j];
+    if (next !== slot) setDirty(next, dirty);
+    if (same) return;
+    if (!dirty) {
+      this.record(prefix, prevCount === 1 ? prev[0]! : prev.slice(0, prevCount));
+      setDirty(next, true);
+    }
+    if (prev[0] !== nowPaths[0]) this.bestChanged(this.family, prefix, prev[0]!, nowPaths[0]!);
+  }
+
+  private record(prefix: string, seen: Seen): void {
+    this.dirtyPrefixes.push(prefix);
+    this.dirtySeen.push(seen);
+    if (this.dirtyPrefixes.length === 1) this.marked();
   }
 }
+
+export { seenOf, isDirty, setDirty };

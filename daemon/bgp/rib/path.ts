@@ -1,29 +1,113 @@
-// One route as stored in Adj-RIB-In and offered to the Loc-RIB decision (RFC 4271 §3.2): who it
+// One route as stored in the RIB (RFC 4271 §3.2 Adj-RIB-In entry and Loc-RIB candidate): who it
 // came from, its interned attributes and next hops, and the RFC 4724 stale mark.
 import type { PathAttributes } from '../types.js';
 import type { PathSource } from './peer.js';
 
+/** Whoever holds a set of paths: a peer's RIB state, or the node itself. `info` may be re-pointed. */
+export interface PathOwner {
+  info: PathSource;
+}
+
 /**
- * Kept small on purpose: a full table is a million of these. attrs and nextHops are interned
- * (shared, frozen) objects; `peer` is re-pointed when a restarted peer comes back with new data.
+ * What all prefixes of one UPDATE share: the source, the interned attributes and next hops, the
+ * time. One object per UPDATE instead of four fields per prefix: a full table is a million paths
+ * but only about a thousand UPDATEs. `owner.info` is read at use, so re-pointing a restarted
+ * peer's paths to its new session is one assignment, not a walk over its table.
+ */
+export class PathGroup {
+  constructor(
+    readonly owner: PathOwner,
+    readonly attrs: PathAttributes,
+    readonly nextHops: readonly string[],
+    /** Clock value (ms) when the UPDATE was applied (a double: kept here, once, not per path). */
+    readonly learnedAt: number,
+  ) {}
+}
+
+/** Path.flags bits. */
+export const STALE = 1;
+/** The RIB's change stream has a pending record for the prefix this path is the sole candidate of. */
+export const DIRTY = 2;
+
+/**
+ * Kept small on purpose: a full table is a million of these (4 fields, 56 bytes). attrs and
+ * nextHops are interned (shared, frozen) objects reached through the UPDATE's PathGroup.
  */
 export class Path {
+  readonly prefix: string;
+  /** RFC 7911 path identifier; 0 when add-path is not in use. */
+  readonly pathId: number;
+  /** @internal shared per-UPDATE part */
+  group: PathGroup;
+  /** @internal STALE | DIRTY */
+  flags: number;
+
   constructor(
-    readonly prefix: string,
-    /** RFC 7911 path identifier; 0 when add-path is not in use. */
-    readonly pathId: number,
-    public peer: PathSource,
-    readonly attrs: PathAttributes,
+    prefix: string,
+    pathId: number,
+    peer: PathSource,
+    attrs: PathAttributes,
     /** Next hop(s) as received: [NEXT_HOP] or the MP_REACH list (global, then link-local). */
-    readonly nextHops: readonly string[],
+    nextHops: readonly string[],
     /** Clock value (ms) when the path was learned. */
-    readonly learnedAt: number,
+    learnedAt: number,
     /** RFC 4724: the peer restarted and has not re-announced this path yet. */
-    public stale: boolean,
-  ) {}
+    stale: boolean,
+  );
+  /** @internal the RIB's constructor: the per-UPDATE part is shared. */
+  constructor(prefix: string, pathId: number, group: PathGroup);
+  constructor(
+    prefix: string,
+    pathId: number,
+    peerOrGroup: PathSource | PathGroup,
+    attrs?: PathAttributes,
+    nextHops?: readonly string[],
+    learnedAt?: number,
+    stale?: boolean,
+  ) {
+    this.prefix = prefix;
+    this.pathId = pathId;
+    if (attrs === undefined) {
+      this.group = peerOrGroup as PathGroup;
+      this.flags = 0;
+    } else {
+      this.group = new PathGroup({ info: peerOrGroup as PathSource }, attrs, nextHops!, learnedAt!);
+      this.flags = stale ? STALE : 0;
+    }
+  }
+
+  get peer(): PathSource {
+    return this.group.owner.info;
+  }
+
+  /** Re-points this one path (the RIB re-points whole owners instead). */
+  set peer(info: PathSource) {
+    const g = this.group;
+    this.group = new PathGroup({ info }, g.attrs, g.nextHops, g.learnedAt);
+  }
 
   get peerId(): string {
-    return this.peer.id;
+    return this.group.owner.info.id;
+  }
+
+  get attrs(): PathAttributes {
+    return this.group.attrs;
+  }
+
+  get nextHops(): readonly string[] {
+    return this.group.nextHops;
+  }
+
+  get learnedAt(): number {
+    return this.group.learnedAt;
+  }
+
+  get stale(): boolean {
+    return (this.flags & STALE) !== 0;
+  }
+
+  set stale(v: boolean) {
+    this.flags = v ? this.flags | STALE : this.flags & ~STALE;
   }
 }
 
@@ -36,7 +120,10 @@ export function nlriKey(prefix: string, pathId: number | undefined): string {
 export function samePath(a: Path | null, b: Path | null): boolean {
   if (a === b) return true;
   if (!a || !b) return false;
-  return a.peer.id === b.peer.id && a.pathId === b.pathId && a.attrs === b.attrs && a.nextHops === b.nextHops;
+  const ga = a.group;
+  const gb = b.group;
+  if (ga === gb) return a.pathId === b.pathId;
+  return a.pathId === b.pathId && ga.attrs === gb.attrs && ga.nextHops === gb.nextHops && ga.owner.info.id === gb.owner.info.id;
 }
 
 export function samePaths(a: readonly Path[], b: readonly Path[]): boolean {

@@ -17,8 +17,8 @@ import { checkMaxPrefix, type ImportPolicy, type LocalIdentity, type MaxPrefixDe
 import { attributesInterner, attributesKey, freezeAttributes, Interner, nextHopsInterner } from './intern.js';
 import { ChangeStream, type RouteSubscriber } from './changes.js';
 import { NO_ROUTE, type DecisionOptions, type Selection } from './decision.js';
-import { LocRib } from './loc-rib.js';
-import { Path, nlriKey } from './path.js';
+import { LocRib, Multi, findPath, type Slot } from './loc-rib.js';
+import { Path, PathGroup, STALE, type PathOwner } from './path.js';
 import { AdjRibOut, type OutBatch } from './adj-rib-out.js';
 import { decisionFieldsDiffer, localSource, type LocalSource, type PeerInfo } from './peer.js';
 
@@ -86,13 +86,17 @@ export interface FamilyCounts {
   advertised: number;
 }
 
+/**
+ * A peer's share of one family. Its paths live in the family's LocRib (accepted) and rejected
+ * tables, found by owner: the Adj-RIB-In is a view, not a second copy of a full table.
+ */
 interface FamilyIn {
-  readonly accepted: Map<string, Path>;
-  readonly rejected: Map<string, Path> | null;
+  accepted: number;
+  rejected: number;
   stale: number;
 }
 
-interface PeerState {
+interface PeerState extends PathOwner {
   info: PeerInfo;
   up: boolean;
   readonly families: Map<FamilyKey, FamilyIn>;
@@ -126,6 +130,16 @@ export class Rib {
   private readonly locRibs = new Map<FamilyKey, LocRib>();
   private readonly local = new Map<FamilyKey, Map<string, Path>>();
   private readonly localSrc: LocalSource;
+  private readonly localOwner: PathOwner;
+  /** Interner releases of dropped paths, coalesced per run of equal values (see flushReleases). */
+  private relAttrs: PathAttributes | null = null;
+  private relAttrsN = 0;
+  private relNextHops: readonly string[] | null = null;
+  private relNextHopsN = 0;
+  private readonly bestChangedFn = (family: FamilyKey, prefix: string, before: Path | null, after: Path | null): void =>
+    this.bestChanged(family, prefix, before, after);
+  private readonly markedFn = (): void => this.changes.marked();
+  private readonly decisionFn = (): DecisionOptions => this.decision;
   private readonly identity: LocalIdentity;
   private decision: DecisionOptions;
   private importPolicy: ImportPolicy;
@@ -135,16 +149,14 @@ export class Rib {
   constructor(private readonly opts: RibOptions) {
     this.identity = { localAsn: opts.localAsn, routerId: opts.routerId, clusterId: opts.clusterId };
     this.localSrc = localSource(opts.localAsn, opts.routerId);
+    this.localOwner = { info: this.localSrc };
     this.decision = { maxPaths: opts.maxPaths ?? 8, asPathRelax: opts.asPathRelax ?? false, localAsn: opts.localAsn };
     this.importPolicy = opts.importPolicy;
     this.exportPolicy = opts.exportPolicy;
     this.keepRejected = opts.keepRejected ?? true;
-    this.changes = new ChangeStream(
-      (family, prefix) => this.locRibs.get(family)?.selection(prefix) ?? NO_ROUTE,
-      () => this.allSelections(),
-      opts.onChangesPending,
-    );
+    this.changes = new ChangeStream(() => this.locRibs.values(), () => this.allSelections(), opts.onChangesPending);
     this.syncOriginated(0);
+    this.flushReleases();
   }
 
   // ---- sessions ---------------------------------------------------------------------------
@@ -170,17 +182,18 @@ export class Rib {
       };
       this.peers.set(info.id, st);
     } else {
-      // Back after a graceful restart: the stale paths now belong to the new session.
+      // Back after a graceful restart: the stale paths now belong to the new session (they
+      // reach the peer's info through st, so one assignment re-points them all).
       const redecide = decisionFieldsDiffer(st.info, info);
       reexport = redecide || st.info.rrClient !== info.rrClient;
       st.info = info;
-      for (const [family, fam] of st.families) {
-        const loc = this.locRib(family);
-        for (const p of fam.accepted.values()) {
-          p.peer = info;
-          if (redecide) loc.recompute(p.prefix);
+      if (redecide) {
+        for (const family of st.families.keys()) {
+          const loc = this.locRib(family);
+          for (const [prefix, slot] of loc.table) {
+            if (slot instanceof Multi && slot.paths.some((p) => p.group.owner === st)) loc.recompute(prefix);
+          }
         }
-        if (fam.rejected) for (const p of fam.rejected.values()) p.peer = info;
       }
       if (opts.preservedFamilies) {
         for (const family of [...st.families.keys()]) {
@@ -194,6 +207,7 @@ export class Rib {
     st.out = new AdjRibOut(info.id, (r) => this.outRoutes.release(r));
     if (reexport) this.reexportAll();
     else this.fillAdjRibOut(st);
+    this.flushReleases();
   }
 
   /**
@@ -212,18 +226,19 @@ export class Rib {
     if (!opts.graceful) {
       for (const family of [...st.families.keys()]) this.removeFamily(st, family);
       this.peers.delete(peerId);
+      this.flushReleases();
       return;
     }
-    for (const [family, fam] of [...st.families]) {
+    for (const family of [...st.families.keys()]) {
       if (opts.families && !opts.families.includes(family)) {
         this.removeFamily(st, family);
         continue;
       }
-      for (const p of fam.accepted.values()) this.markStale(fam, p);
-      if (fam.rejected) for (const p of fam.rejected.values()) this.markStale(fam, p);
+      this.markFamilyStale(st, family);
     }
     st.staleDeadline = now + (opts.restartTime ?? 0) * 1000;
     this.forgetIfEmpty(st);
+    this.flushReleases();
   }
 
   /** RFC 4724 §4.2: End-of-RIB from the peer for `family` removes its paths still stale. */
@@ -233,6 +248,7 @@ export class Rib {
     const swept = this.sweepFamily(st, family);
     if (this.staleCount(st) === 0) st.staleDeadline = null;
     this.forgetIfEmpty(st);
+    this.flushReleases();
     return swept;
   }
 
@@ -241,10 +257,8 @@ export class Rib {
    * become stale; what it re-sends replaces them; endRouteRefresh (EoRR) removes the rest.
    */
   beginRouteRefresh(peerId: string, family: FamilyKey): void {
-    const fam = this.peers.get(peerId)?.families.get(family);
-    if (!fam) return;
-    for (const p of fam.accepted.values()) this.markStale(fam, p);
-    if (fam.rejected) for (const p of fam.rejected.values()) this.markStale(fam, p);
+    const st = this.peers.get(peerId);
+    if (st?.families.has(family)) this.markFamilyStale(st, family);
   }
 
   /** RFC 7313 §4: End-of-RIB-Refresh: paths not re-sent since BoRR are removed. */
@@ -261,6 +275,7 @@ export class Rib {
       st.staleDeadline = null;
       this.forgetIfEmpty(st);
     }
+    this.flushReleases();
     return swept;
   }
 
@@ -286,6 +301,12 @@ export class Rib {
       result.endOfRib = eor;
       return result;
     }
+    this.applyUpdateTo(st, u, now, result);
+    this.flushReleases();
+    return result;
+  }
+
+  private applyUpdateTo(st: PeerState, u: UpdateMessage, now: number, result: UpdateResult): void {
     if (u.withdrawn.length > 0) result.withdrawn += this.withdraw(st, IPV4_UNICAST, u.withdrawn);
     if (u.mpUnreach && u.mpUnreach.withdrawn.length > 0) {
       result.withdrawn += this.withdraw(st, familyOfUnicast(u.mpUnreach.afi, u.mpUnreach.safi), u.mpUnreach.withdrawn);
@@ -302,9 +323,13 @@ export class Rib {
         result.maxPrefix ??= this.checkMaxPrefix(st, family);
       }
     }
-    return result;
   }
 
+  /**
+   * The hot loop of a table load. Per prefix: one table lookup, one Path (the rest is shared in
+   * the UPDATE's PathGroup), and for a new prefix one table write and one change record; the
+   * decision process runs only where a prefix has several candidates.
+   */
   private announce(
     st: PeerState,
     family: FamilyKey,
@@ -316,42 +341,55 @@ export class Rib {
   ): void {
     const fam = this.familyIn(st, family);
     const loc = this.locRib(family);
-    const reason = this.importPolicy.checkAttributes(st.info, raw, this.identity);
+    const table = loc.table;
+    const rejected = loc.rejected;
+    const policy = this.importPolicy;
+    const keepRejected = this.keepRejected;
+    const allowed = policy.checkAttributes(st.info, raw, this.identity) === null;
     const attrs = this.attrs.intern(raw);
     const nextHops = this.nextHops.intern(rawNextHops);
-    for (const n of nlri) {
-      const key = nlriKey(n.prefix, n.pathId);
-      const path = new Path(n.prefix, n.pathId ?? 0, st.info, attrs, nextHops, now, false);
-      const old = fam.accepted.get(key);
-      if (reason === null && this.importPolicy.acceptsPrefix(n.prefix)) {
-        this.retainPath(path);
-        fam.accepted.set(key, path);
-        if (fam.rejected) {
-          const r = fam.rejected.get(key);
+    const group = new PathGroup(st, attrs, nextHops, now);
+    let kept = 0;
+    for (let i = 0; i < nlri.length; i++) {
+      const n = nlri[i]!;
+      const prefix = n.prefix;
+      const pathId = n.pathId ?? 0;
+      const slot = table.get(prefix);
+      const old = slot === undefined ? undefined : findPath(slot, st, pathId);
+      if (allowed && policy.acceptsPrefix(prefix)) {
+        if (rejected.size > 0) {
+          const r = takeRejected(rejected, prefix, st, pathId);
           if (r) {
-            fam.rejected.delete(key);
+            fam.rejected--;
             this.dropPath(fam, r);
           }
         }
-        loc.replace(n.prefix, old, path);
+        loc.update(prefix, slot, old, new Path(prefix, pathId, group));
         if (old) this.dropPath(fam, old);
+        else fam.accepted++;
+        kept++;
         result.accepted++;
       } else {
         if (old) {
-          fam.accepted.delete(key);
-          loc.replace(n.prefix, old, undefined);
+          loc.update(prefix, slot, old, undefined);
+          fam.accepted--;
           this.dropPath(fam, old);
         }
-        if (fam.rejected) {
-          this.retainPath(path);
-          const r = fam.rejected.get(key);
-          fam.rejected.set(key, path);
+        if (keepRejected) {
+          const r = putRejected(rejected, prefix, new Path(prefix, pathId, group));
           if (r) this.dropPath(fam, r);
+          else fam.rejected++;
+          kept++;
         }
         result.rejected++;
       }
     }
-    // The references taken by intern() above were only to keep the sets alive during the loop.
+    // One interner reference per kept path, taken in one step; the references taken by intern()
+    // above were only to keep the sets alive during the loop.
+    if (kept > 0) {
+      this.attrs.retain(attrs, kept);
+      this.nextHops.retain(nextHops, kept);
+    }
     this.attrs.release(attrs);
     this.nextHops.release(nextHops);
   }
@@ -360,19 +398,21 @@ export class Rib {
     const fam = st.families.get(family);
     if (!fam) return 0;
     const loc = this.locRib(family);
+    const table = loc.table;
     let n = 0;
     for (const w of nlri) {
-      const key = nlriKey(w.prefix, w.pathId);
-      const old = fam.accepted.get(key);
+      const pathId = w.pathId ?? 0;
+      const slot = table.get(w.prefix);
+      const old = findPath(slot, st, pathId);
       if (old) {
-        fam.accepted.delete(key);
-        loc.replace(w.prefix, old, undefined);
+        loc.update(w.prefix, slot, old, undefined);
+        fam.accepted--;
         this.dropPath(fam, old);
         n++;
-      } else if (fam.rejected) {
-        const r = fam.rejected.get(key);
+      } else if (loc.rejected.size > 0) {
+        const r = takeRejected(loc.rejected, w.prefix, st, pathId);
         if (r) {
-          fam.rejected.delete(key);
+          fam.rejected--;
           this.dropPath(fam, r);
           n++;
         }
@@ -384,7 +424,7 @@ export class Rib {
   private checkMaxPrefix(st: PeerState, family: FamilyKey): MaxPrefixDecision | null {
     const opts = this.importPolicy.maxPrefixFor(st.info.id);
     if (!opts) return null;
-    const count = st.families.get(family)?.accepted.size ?? 0;
+    const count = st.families.get(family)?.accepted ?? 0;
     if (count <= opts.limit) {
       st.warned.delete(family);
       return null;
@@ -419,35 +459,64 @@ export class Rib {
     this.importPolicy = policy;
     const refreshNeeded: string[] = [];
     const maxPrefix: { peerId: string; decision: MaxPrefixDecision }[] = [];
+    const reasons = new Map<PeerState, Map<PathAttributes, string | null>>();
+    const ok = (p: Path): boolean => {
+      const st = p.group.owner as PeerState;
+      let byAttrs = reasons.get(st);
+      if (!byAttrs) reasons.set(st, (byAttrs = new Map()));
+      let r = byAttrs.get(p.attrs);
+      if (r === undefined) byAttrs.set(p.attrs, (r = policy.checkAttributes(st.info, p.attrs, this.identity)));
+      return r === null && policy.acceptsPrefix(p.prefix);
+    };
+    for (const [family, loc] of this.locRibs) {
+      const drop: Path[] = [];
+      const take: Path[] = [];
+      for (const slot of loc.table.values()) {
+        if (slot instanceof Multi) {
+          for (const p of slot.paths) if (p.group.owner !== this.localOwner && !ok(p)) drop.push(p);
+        } else if (slot.group.owner !== this.localOwner && !ok(slot)) {
+          drop.push(slot);
+        }
+      }
+      for (const v of loc.rejected.values()) {
+        if (Array.isArray(v)) {
+          for (const p of v) if (ok(p)) take.push(p);
+        } else if (ok(v)) {
+          take.push(v);
+        }
+      }
+      for (const p of drop) {
+        const st = p.group.owner as PeerState;
+        const fam = st.families.get(family)!;
+        loc.update(p.prefix, loc.table.get(p.prefix), p, undefined);
+        fam.accepted--;
+        if (this.keepRejected) {
+          putRejected(loc.rejected, p.prefix, p);
+          fam.rejected++;
+        } else {
+          this.dropPath(fam, p);
+        }
+      }
+      for (const p of take) {
+        const st = p.group.owner as PeerState;
+        const fam = st.families.get(family)!;
+        takeRejected(loc.rejected, p.prefix, st, p.pathId);
+        fam.rejected--;
+        loc.update(p.prefix, loc.table.get(p.prefix), undefined, p);
+        fam.accepted++;
+      }
+    }
     for (const st of this.peers.values()) {
       if (!this.keepRejected && st.up) refreshNeeded.push(st.info.id);
-      const reasons = new Map<PathAttributes, string | null>();
-      const ok = (p: Path): boolean => {
-        let r = reasons.get(p.attrs);
-        if (r === undefined) reasons.set(p.attrs, (r = policy.checkAttributes(st.info, p.attrs, this.identity)));
-        return r === null && policy.acceptsPrefix(p.prefix);
-      };
-      for (const [family, fam] of st.families) {
-        const loc = this.locRib(family);
-        const drop = [...fam.accepted].filter(([, p]) => !ok(p));
-        const take = fam.rejected ? [...fam.rejected].filter(([, p]) => ok(p)) : [];
-        for (const [key, p] of drop) {
-          fam.accepted.delete(key);
-          loc.replace(p.prefix, p, undefined);
-          if (fam.rejected) fam.rejected.set(key, p);
-          else this.dropPath(fam, p);
-        }
-        for (const [key, p] of take) {
-          fam.rejected!.delete(key);
-          fam.accepted.set(key, p);
-          loc.replace(p.prefix, undefined, p);
-        }
+      for (const family of [...st.families.keys()]) {
         if (st.up) {
           const d = this.checkMaxPrefix(st, family);
           if (d) maxPrefix.push({ peerId: st.info.id, decision: d });
         }
+        this.forgetFamilyIfEmpty(st, family);
       }
     }
+    this.flushReleases();
     return { refreshNeeded, maxPrefix };
   }
 
@@ -460,6 +529,7 @@ export class Rib {
     this.clearExportCaches();
     this.syncOriginated(now);
     this.reexportAll();
+    this.flushReleases();
   }
 
   setDecisionOptions(opts: { maxPaths?: number; asPathRelax?: boolean }): void {
@@ -502,9 +572,28 @@ export class Rib {
   }
 
   adjRibIn(peerId: string, family: FamilyKey, which: 'accepted' | 'rejected' = 'accepted'): Path[] {
-    const fam = this.peers.get(peerId)?.families.get(family);
-    const m = which === 'accepted' ? fam?.accepted : fam?.rejected;
-    return m ? [...m.values()] : [];
+    const st = this.peers.get(peerId);
+    const loc = this.locRibs.get(family);
+    if (!st || !loc || !st.families.has(family)) return [];
+    const out: Path[] = [];
+    if (which === 'accepted') {
+      for (const slot of loc.table.values()) {
+        if (slot instanceof Multi) {
+          for (const p of slot.paths) if (p.group.owner === st) out.push(p);
+        } else if (slot.group.owner === st) {
+          out.push(slot);
+        }
+      }
+    } else {
+      for (const v of loc.rejected.values()) {
+        if (Array.isArray(v)) {
+          for (const p of v) if (p.group.owner === st) out.push(p);
+        } else if (v.group.owner === st) {
+          out.push(v);
+        }
+      }
+    }
+    return out;
   }
 
   adjRibOut(peerId: string, family: FamilyKey): [string, OutRoute][] {
@@ -516,8 +605,8 @@ export class Rib {
     const st = this.peers.get(peerId);
     const fam = st?.families.get(family);
     return {
-      accepted: fam?.accepted.size ?? 0,
-      rejected: fam?.rejected?.size ?? 0,
+      accepted: fam?.accepted ?? 0,
+      rejected: fam?.rejected ?? 0,
       stale: fam?.stale ?? 0,
       advertised: st?.out?.size(family) ?? 0,
     };
@@ -537,7 +626,7 @@ export class Rib {
   private locRib(family: FamilyKey): LocRib {
     let loc = this.locRibs.get(family);
     if (!loc) {
-      loc = new LocRib(family, () => this.decision, (f, prefix, before, after) => this.selectionChanged(f, prefix, before, after));
+      loc = new LocRib(family, this.decisionFn, this.bestChangedFn, this.markedFn);
       this.locRibs.set(family, loc);
     }
     return loc;
@@ -550,27 +639,75 @@ export class Rib {
   private familyIn(st: PeerState, family: FamilyKey): FamilyIn {
     let fam = st.families.get(family);
     if (!fam) {
-      fam = { accepted: new Map(), rejected: this.keepRejected ? new Map() : null, stale: 0 };
+      fam = { accepted: 0, rejected: 0, stale: 0 };
       st.families.set(family, fam);
     }
     return fam;
   }
 
-  private retainPath(p: Path): void {
-    this.attrs.retain(p.attrs);
-    this.nextHops.retain(p.nextHops);
+  private forgetFamilyIfEmpty(st: PeerState, family: FamilyKey): void {
+    const fam = st.families.get(family);
+    if (fam && fam.accepted === 0 && fam.rejected === 0) st.families.delete(family);
   }
 
+  /**
+   * Gives back a dropped path's interner references. Consecutive drops mostly share attributes
+   * (they came in one UPDATE), so counts are summed and released in one step per run of equal
+   * values; every public entry point ends with flushReleases(), so counts are exact between calls.
+   */
   private dropPath(fam: FamilyIn | null, p: Path): void {
-    if (p.stale && fam) fam.stale--;
-    this.attrs.release(p.attrs);
-    this.nextHops.release(p.nextHops);
+    if (fam && (p.flags & STALE) !== 0) fam.stale--;
+    const g = p.group;
+    if (g.attrs !== this.relAttrs) {
+      if (this.relAttrs) this.attrs.release(this.relAttrs, this.relAttrsN);
+      this.relAttrs = g.attrs;
+      this.relAttrsN = 0;
+    }
+    this.relAttrsN++;
+    if (g.nextHops !== this.relNextHops) {
+      if (this.relNextHops) this.nextHops.release(this.relNextHops, this.relNextHopsN);
+      this.relNextHops = g.nextHops;
+      this.relNextHopsN = 0;
+    }
+    this.relNextHopsN++;
+  }
+
+  private flushReleases(): void {
+    if (this.relAttrs) this.attrs.release(this.relAttrs, this.relAttrsN);
+    if (this.relNextHops) this.nextHops.release(this.relNextHops, this.relNextHopsN);
+    this.relAttrs = null;
+    this.relNextHops = null;
+    this.relAttrsN = 0;
+    this.relNextHopsN = 0;
   }
 
   private markStale(fam: FamilyIn, p: Path): void {
-    if (p.stale) return;
-    p.stale = true;
+    if ((p.flags & STALE) !== 0) return;
+    p.flags |= STALE;
     fam.stale++;
+  }
+
+  /** RFC 4724 §4.2 / RFC 7313 §4: every path of the peer in the family becomes stale. */
+  private markFamilyStale(st: PeerState, family: FamilyKey): void {
+    const fam = st.families.get(family);
+    const loc = this.locRibs.get(family);
+    if (!fam || !loc) return;
+    for (const slot of loc.table.values()) {
+      if (slot instanceof Multi) {
+        for (const p of slot.paths) if (p.group.owner === st) this.markStale(fam, p);
+      } else if (slot.group.owner === st) {
+        this.markStale(fam, slot);
+      }
+    }
+    if (fam.rejected > 0) {
+      for (const v of loc.rejected.values()) {
+        if (Array.isArray(v)) {
+          for (const p of v) if (p.group.owner === st) this.markStale(fam, p);
+        } else if (v.group.owner === st) {
+          this.markStale(fam, v);
+        }
+      }
+    }
   }
 
   private staleCount(st: PeerState): number {
@@ -583,45 +720,63 @@ export class Rib {
   private sweepFamily(st: PeerState, family: FamilyKey): number {
     const fam = st.families.get(family);
     if (!fam || fam.stale === 0) return 0;
-    const loc = this.locRib(family);
-    let n = 0;
-    for (const [key, p] of fam.accepted) {
-      if (!p.stale) continue;
-      fam.accepted.delete(key);
-      loc.replace(p.prefix, p, undefined);
-      this.dropPath(fam, p);
-      n++;
-    }
-    if (fam.rejected) {
-      for (const [key, p] of fam.rejected) {
-        if (!p.stale) continue;
-        fam.rejected.delete(key);
-        this.dropPath(fam, p);
-      }
-    }
-    if (fam.accepted.size === 0 && (fam.rejected?.size ?? 0) === 0) st.families.delete(family);
+    const n = this.removeOwned(st, fam, family, true);
+    this.forgetFamilyIfEmpty(st, family);
     return n;
   }
 
   private removeFamily(st: PeerState, family: FamilyKey): void {
     const fam = st.families.get(family);
     if (!fam) return;
-    const loc = this.locRib(family);
-    for (const p of fam.accepted.values()) {
-      loc.replace(p.prefix, p, undefined);
-      this.dropPath(fam, p);
-    }
-    if (fam.rejected) for (const p of fam.rejected.values()) this.dropPath(fam, p);
+    this.removeOwned(st, fam, family, false);
     st.families.delete(family);
+  }
+
+  /** Removes the peer's paths (only the stale ones with `staleOnly`); returns accepted removed. */
+  private removeOwned(st: PeerState, fam: FamilyIn, family: FamilyKey, staleOnly: boolean): number {
+    const loc = this.locRib(family);
+    const table = loc.table;
+    let n = 0;
+    for (const [prefix, slot] of table) {
+      if (slot instanceof Multi) {
+        for (const p of slot.paths) {
+          if (p.group.owner !== st || (staleOnly && (p.flags & STALE) === 0)) continue;
+          loc.update(prefix, table.get(prefix), p, undefined);
+          fam.accepted--;
+          this.dropPath(fam, p);
+          n++;
+        }
+      } else if (slot.group.owner === st && (!staleOnly || (slot.flags & STALE) !== 0)) {
+        loc.update(prefix, slot, slot, undefined);
+        fam.accepted--;
+        this.dropPath(fam, slot);
+        n++;
+      }
+    }
+    if (fam.rejected > 0) {
+      for (const [prefix, v] of loc.rejected) {
+        const list = Array.isArray(v) ? v.slice() : [v];
+        for (const p of list) {
+          if (p.group.owner !== st || (staleOnly && (p.flags & STALE) === 0)) continue;
+          takeRejected(loc.rejected, prefix, st, p.pathId);
+          fam.rejected--;
+          this.dropPath(fam, p);
+        }
+      }
+    }
+    return n;
   }
 
   private forgetIfEmpty(st: PeerState): void {
     if (!st.up && st.families.size === 0) this.peers.delete(st.info.id);
   }
 
-  private selectionChanged(family: FamilyKey, prefix: string, before: Selection, best: Path | null): void {
-    this.changes.mark(family, prefix, before);
-    if (before.best === best) return;
+  /** Adj-RIB-Out work for a best-path change (the change stream was told by the LocRib). */
+  private bestChanged(family: FamilyKey, prefix: string, before: Path | null, best: Path | null): void {
+    if (before === best) return;
+    // Node mode: only our own routes are advertised, so a change between learned routes (all of
+    // a table load) concerns no Adj-RIB-Out.
+    if (!this.exportPolicy.exportsLearned && before?.peer.type !== 'local' && best?.peer.type !== 'local') return;
     for (const st of this.peers.values()) {
       if (!st.out) continue;
       const route = best ? this.exportFor(st, family, best) : null;
@@ -703,7 +858,7 @@ export class Rib {
       for (const [prefix, p] of routes) {
         if (want.has(`${family} ${prefix}`)) continue;
         routes.delete(prefix);
-        loc.replace(prefix, p, undefined);
+        loc.update(prefix, loc.table.get(prefix), p, undefined);
         this.dropPath(null, p);
       }
     }
@@ -717,10 +872,55 @@ export class Rib {
         this.attrs.release(attrs);
         continue;
       }
-      const p = new Path(prefix, 0, this.localSrc, attrs, this.nextHops.intern([]), now, false);
+      const p = new Path(prefix, 0, new PathGroup(this.localOwner, attrs, this.nextHops.intern([]), now));
       routes.set(prefix, p);
-      this.locRib(r.family).replace(prefix, old, p);
+      const loc = this.locRib(r.family);
+      loc.update(prefix, loc.table.get(prefix), old, p);
       if (old) this.dropPath(null, old);
     }
   }
 }
+
+/** Removes and returns `owner`'s rejected path with `pathId` at `prefix`. */
+function takeRejected(map: Map<string, Path | Path[]>, prefix: string, owner: PathOwner, pathId: number): Path | undefined {
+  const v = map.get(prefix);
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) {
+    if (v.group.owner !== owner || v.pathId !== pathId) return undefined;
+    map.delete(prefix);
+    return v;
+  }
+  const i = v.findIndex((p) => p.group.owner === owner && p.pathId === pathId);
+  if (i < 0) return undefined;
+  const p = v[i]!;
+  const rest = v.filter((_, j) => j !== i);
+  map.set(prefix, rest.length === 1 ? rest[0]! : rest);
+  return p;
+}
+
+/** Stores a rejected path, replacing the same owner's path with the same id; returns that one. */
+function putRejected(map: Map<string, Path | Path[]>, prefix: string, path: Path): Path | undefined {
+  const v = map.get(prefix);
+  if (v === undefined) {
+    map.set(prefix, path);
+    return undefined;
+  }
+  const owner = path.group.owner;
+  const list = Array.isArray(v) ? v : [v];
+  const i = list.findIndex((p) => p.group.owner === owner && p.pathId === path.pathId);
+  if (i < 0) {
+    map.set(prefix, [...list, path]);
+    return undefined;
+  }
+  const old = list[i]!;
+  if (Array.isArray(v)) {
+    const next = v.slice();
+    next[i] = path;
+    map.set(prefix, next);
+  } else {
+    map.set(prefix, path);
+  }
+  return old;
+}
+
+export type { Slot };

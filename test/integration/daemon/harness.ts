@@ -18,13 +18,6 @@ export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 export const NRD = join(ROOT, 'dist', 'daemon', 'main.js');
 export const NRDCTL = join(ROOT, 'dist', 'daemon', 'cli', 'nrdctl.js');
 
-let seq = 0;
-
-/** A unique name for this test process (namespaces, abstract sockets). */
-export function uniqueName(what: string): string {
-  return `nrdt-${what}-${process.pid}-${++seq}`;
-}
-
 /** Environment for a child nrd: no NRD_* overrides or systemd variables leak in from the runner. */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -337,9 +330,16 @@ export class NrdSandbox {
     this.bpffs = await mountTempBpffs(this.topo.prefix);
   }
 
+  /** The namespace nrd runs in. */
   get node(): Host {
     if (!this.node_) throw new Error('sandbox not built');
     return this.node_;
+  }
+
+  /** The far end of the uplink (PEER_ADDRESS): where a test's BGP peer would run. */
+  get peer(): Host {
+    if (!this.peer_) throw new Error('sandbox not built');
+    return this.peer_;
   }
 
   /** datapath.pinPath of the nrd under test (a directory on the test's bpffs). */
