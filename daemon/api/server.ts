@@ -10,8 +10,21 @@ import { errorBody, type Router } from './router.js';
 /** Bodies above this are refused (413): the API takes small JSON commands, never bulk data. */
 const MAX_BODY_BYTES = 1 << 20;
 
+// BPF counters are 64-bit (bigint): JSON numbers while exact, decimal strings beyond 2^53.
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (typeof value !== 'bigint') return value;
+  return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
+}
+
 function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body) + '\n';
+  let text: string;
+  try {
+    text = JSON.stringify(body, jsonReplacer) + '\n';
+  } catch (err) {
+    // A body that cannot be serialised is a bug of nrd's, never a reason to take the daemon down.
+    status = 500;
+    text = JSON.stringify(errorBody('internal', `response not serialisable: ${(err as Error).message}`)) + '\n';
+  }
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),

@@ -46,9 +46,11 @@ export class Interner<T extends object> {
     this.entry(value).refs += count;
   }
 
-  release(value: T): void {
+  release(value: T, count = 1): void {
     const e = this.entry(value);
-    if (--e.refs === 0) {
+    if (count > e.refs) throw new Error('Interner: more releases than references');
+    e.refs -= count;
+    if (e.refs === 0) {
       this.byKey.delete(e.key);
       this.byValue.delete(e.value);
     }

@@ -17,7 +17,7 @@ import { checkMaxPrefix, type ImportPolicy, type LocalIdentity, type MaxPrefixDe
 import { attributesInterner, attributesKey, freezeAttributes, Interner, nextHopsInterner } from './intern.js';
 import { ChangeStream, type RouteSubscriber } from './changes.js';
 import { NO_ROUTE, type DecisionOptions, type Selection } from './decision.js';
-import { LocRib, Multi, findPath, type Slot } from './loc-rib.js';
+import { LocRib, Multi, findPath } from './loc-rib.js';
 import { Path, PathGroup, STALE, type PathOwner } from './path.js';
 import { AdjRibOut, type OutBatch } from './adj-rib-out.js';
 import { decisionFieldsDiffer, localSource, type LocalSource, type PeerInfo } from './peer.js';
@@ -922,5 +922,3 @@ function putRejected(map: Map<string, Path | Path[]>, prefix: string, path: Path
   }
   return old;
 }
-
-export type { Slot };

@@ -149,6 +149,12 @@ test('datapath: the XDP prefilter is attached to the uplink in the namespace, pi
   }>;
   assert.equal(link[0]?.xdp?.prog?.id, xdp.progId, JSON.stringify(link));
   assert.equal(link[0]?.xdp?.prog?.name, xdp.progName);
+  // /v1/datapath carries the 64-bit BPF counters (a regression once crashed the daemon here).
+  const r = await get('/v1/datapath');
+  assert.equal(r.status, 200, r.body);
+  const dpView = JSON.parse(r.body) as { stats: { xdp: { pass: { packets: number } } } | null };
+  assert.equal(typeof dpView.stats?.xdp.pass.packets, 'number', r.body);
+  assert.equal((await get('/healthz')).status, 200, 'still alive');
 });
 
 test('metrics: nrd_ names on the configured TCP address', async () => {

@@ -78,3 +78,28 @@ test('serves, moves the socket and the metrics listener on reload, and stops cle
   await api.stop();
   assert.equal(existsSync(b), false, 'socket removed on stop');
 });
+
+// Regression: GET /v1/datapath returned 64-bit BPF counters as bigint; JSON.stringify threw
+// outside any handler and the unhandled rejection took the whole daemon down.
+test('bigint values in a response are sent as JSON numbers or strings, never crash the server', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nrd-apibig-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const router = new Router()
+    .get('/v1/counters', () => json({ small: 42n, huge: 2n ** 64n - 1n }))
+    .get('/v1/cyclic', () => {
+      const o: Record<string, unknown> = {};
+      o.self = o;
+      return json(o);
+    });
+  const api = new ApiSubsystem({ router, metrics: new Registry() });
+  const sock = join(dir, 'a.sock');
+  await api.start({ config: config(sock, ''), log: silentLogger(), ready: () => undefined });
+  t.after(() => api.stop());
+  const r = await get({ socketPath: sock, path: '/v1/counters' });
+  assert.equal(r.status, 200);
+  assert.deepEqual(JSON.parse(r.body), { small: 42, huge: '18446744073709551615' });
+  const c = await get({ socketPath: sock, path: '/v1/cyclic' });
+  assert.equal(c.status, 500);
+  assert.match(c.body, /not serialisable/);
+  assert.equal((await get({ socketPath: sock, path: '/v1/counters' })).status, 200, 'still serving');
+});
