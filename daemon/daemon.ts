@@ -315,8 +315,14 @@ export class Daemon {
       this.lastStatus = summary;
       this.opts.log.info({ ready: snap.ready, notReady: snap.subsystems.filter((s) => !s.ready).map((s) => s.name) }, `status: ${summary}`);
     }
-    if (snap.ready && !this.readySent) {
+    // READY=1 means "started and serving", sent once every subsystem has started, whether or not
+    // each is fully ready: a node whose fabric or etcd is down keeps routing with what it has
+    // (etcd down is not network down), and must not be killed by systemd's start timeout for it.
+    // STATUS= and /readyz say what is missing.
+    if (!this.readySent) {
       fields.READY = 1;
+      fields.STATUS = summary;
+      this.lastStatus = summary;
       this.readySent = true;
       this.opts.log.info('ready');
     }

@@ -4,7 +4,8 @@
 import type { FamilyKey } from '../types.js';
 import type { Path } from './path.js';
 import type { Selection } from './decision.js';
-import { bestOf, ecmpOf, isDirty, sameSeen, setDirty, type LocRib } from './loc-rib.js';
+import { bestOf, ecmpOf, prefixOf, sameSeen, type LocRib, type Slot } from './loc-rib.js';
+import { DIRTY, GONE } from './path.js';
 
 export interface RouteChange {
   readonly family: FamilyKey;
@@ -60,14 +61,16 @@ export class ChangeStream {
       if (loc.pendingRecords === 0) continue;
       const family = loc.family;
       const table = loc.table;
-      const { prefixes, seen } = loc.takeRecords();
-      for (let i = 0; i < prefixes.length; i++) {
-        const prefix = prefixes[i]!;
-        const slot = table.get(prefix);
+      const { slots, seen } = loc.takeRecords();
+      for (let i = 0; i < slots.length; i++) {
+        let slot: Slot | undefined = slots[i]!;
+        const prefix = prefixOf(slot);
+        // The recorded entry was replaced or removed since: the prefix's entry now, if any.
+        if ((slot.flags & GONE) !== 0) slot = table.get(prefix);
         if (slot !== undefined) {
           // Not dirty: an earlier record of this flush already handled the prefix.
-          if (!isDirty(slot)) continue;
-          setDirty(slot, false);
+          if ((slot.flags & DIRTY) === 0) continue;
+          slot.flags &= ~DIRTY;
         }
         if (sameSeen(seen[i]!, slot)) continue;
         batch.push(slot === undefined ? { family, prefix, best: null, ecmp: [] } : { family, prefix, best: bestOf(slot), ecmp: ecmpOf(slot) });

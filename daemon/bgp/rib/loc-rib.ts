@@ -4,7 +4,7 @@
 // candidate (most of a full table) needs no decision run at all.
 import type { FamilyKey } from '../types.js';
 import { decide, NO_ROUTE, type DecisionOptions, type Selection } from './decision.js';
-import { DIRTY, samePath, type Path, type PathOwner } from './path.js';
+import { DIRTY, GONE, samePath, type Path, type PathOwner } from './path.js';
 
 /**
  * A prefix with two or more candidates: the candidates with the ECMP set (best first) leading,
@@ -15,8 +15,8 @@ export class Multi {
   constructor(
     public paths: readonly Path[],
     public ecmpCount: number,
-    /** The change stream has a pending record for this prefix. */
-    public dirty: boolean,
+    /** DIRTY | GONE, as for a Path that is a table entry. */
+    public flags: number,
   ) {}
 }
 
@@ -71,17 +71,18 @@ export function sameSeen(seen: Seen, slot: Slot | undefined): boolean {
   return true;
 }
 
-function seenOf(slot: Slot): Seen {
-  return slot instanceof Multi ? slot.paths.slice(0, slot.ecmpCount) : slot;
+export function prefixOf(slot: Slot): string {
+  return slot instanceof Multi ? slot.paths[0]!.prefix : slot.prefix;
 }
 
-function isDirty(slot: Slot): boolean {
-  return slot instanceof Multi ? slot.dirty : (slot.flags & DIRTY) !== 0;
+/** `slot` becomes the table entry; `dirty` says whether a change record is pending for it. */
+function enter(slot: Slot, dirty: boolean): void {
+  slot.flags = (slot.flags & ~(GONE | DIRTY)) | (dirty ? DIRTY : 0);
 }
 
-function setDirty(slot: Slot, v: boolean): void {
-  if (slot instanceof Multi) slot.dirty = v;
-  else slot.flags = v ? slot.flags | DIRTY : slot.flags & ~DIRTY;
+/** `slot` stops being the table entry. */
+function leave(slot: Slot): void {
+  slot.flags |= GONE;
 }
 
 /** ECMP set first in the decision's order, then the others; an array of exact size. */
@@ -98,10 +99,11 @@ export class LocRib {
   /** Paths rejected by import policy, kept for soft reconfiguration: prefix → path(s). */
   readonly rejected = new Map<string, Path | Path[]>();
   /**
-   * Change records since the last flush, in order: the prefix and what subscribers saw before its
-   * first change. The slot's dirty mark keeps one record per prefix (see ChangeStream.flush).
+   * Change records since the last flush, in order: the table entry after the prefix's first
+   * change and what subscribers saw before it. The entry's DIRTY mark keeps one record per prefix
+   * (see ChangeStream.flush); GONE on a recorded entry means "look the prefix up again".
    */
-  dirtyPrefixes: string[] = [];
+  dirtySlots: Slot[] = [];
   dirtySeen: Seen[] = [];
 
   constructor(
@@ -124,9 +126,9 @@ export class LocRib {
     if (slot === undefined) {
       if (!next) return;
       // A new prefix: the commonest case in a table load. No decision, one Map write.
-      next.flags |= DIRTY;
+      enter(next, true);
       this.table.set(prefix, next);
-      this.record(prefix, null);
+      this.record(next, null);
       this.bestChanged(this.family, prefix, null, next);
       return;
     }
@@ -137,13 +139,14 @@ export class LocRib {
         return;
       }
       const dirty = (slot.flags & DIRTY) !== 0;
+      leave(slot);
       if (next) {
-        next.flags |= DIRTY;
+        enter(next, true);
         this.table.set(prefix, next);
       } else {
         this.table.delete(prefix);
       }
-      if (!dirty) this.record(prefix, slot);
+      if (!dirty) this.record(next ?? slot, slot);
       this.bestChanged(this.family, prefix, slot, next ?? null);
       return;
     }
@@ -195,15 +198,15 @@ export class LocRib {
   }
 
   /** Takes the change records (ChangeStream.flush). */
-  takeRecords(): { prefixes: string[]; seen: Seen[] } {
-    const out = { prefixes: this.dirtyPrefixes, seen: this.dirtySeen };
-    this.dirtyPrefixes = [];
+  takeRecords(): { slots: Slot[]; seen: Seen[] } {
+    const out = { slots: this.dirtySlots, seen: this.dirtySeen };
+    this.dirtySlots = [];
     this.dirtySeen = [];
     return out;
   }
 
   get pendingRecords(): number {
-    return this.dirtyPrefixes.length;
+    return this.dirtySlots.length;
   }
 
   /**
@@ -211,36 +214,37 @@ export class LocRib {
    * set was `prev[0..prevCount)`; stores the result and records a change if the set differs.
    */
   private decideInto(prefix: string, slot: Slot, list: Path[], prev: readonly Path[], prevCount: number): void {
-    const dirty = isDirty(slot);
+    const dirty = (slot.flags & DIRTY) !== 0;
     let next: Slot;
     if (list.length === 1) {
       next = list[0]!;
     } else {
       const sel = decide(list, this.options());
-      next = slot instanceof Multi ? slot : new Multi(list, 0, false);
+      next = slot instanceof Multi ? slot : new Multi(list, 0, 0);
       (next as Multi).paths = ordered(list, sel);
       (next as Multi).ecmpCount = sel.ecmp.length;
     }
-    if (next !== slot) this.table.set(prefix, next);
+    if (next !== slot) {
+      leave(slot);
+      enter(next, dirty);
+      this.table.set(prefix, next);
+    }
     // Unchanged ECMP set (by identity): nothing for the subscribers or the Adj-RIBs-Out.
     const nowPaths = next instanceof Multi ? next.paths : list;
     const nowCount = next instanceof Multi ? next.ecmpCount : 1;
     let same = nowCount === prevCount;
     for (let j = 0; same && j < nowCount; j++) same = nowPaths[j] === prev[j];
-    if (next !== slot) setDirty(next, dirty);
     if (same) return;
     if (!dirty) {
-      this.record(prefix, prevCount === 1 ? prev[0]! : prev.slice(0, prevCount));
-      setDirty(next, true);
+      this.record(next, prevCount === 1 ? prev[0]! : prev.slice(0, prevCount));
+      next.flags |= DIRTY;
     }
     if (prev[0] !== nowPaths[0]) this.bestChanged(this.family, prefix, prev[0]!, nowPaths[0]!);
   }
 
-  private record(prefix: string, seen: Seen): void {
-    this.dirtyPrefixes.push(prefix);
+  private record(slot: Slot, seen: Seen): void {
+    this.dirtySlots.push(slot);
     this.dirtySeen.push(seen);
-    if (this.dirtyPrefixes.length === 1) this.marked();
+    if (this.dirtySlots.length === 1) this.marked();
   }
 }
-
-export { seenOf, isDirty, setDirty };

@@ -26,8 +26,10 @@ export class PathGroup {
 
 /** Path.flags bits. */
 export const STALE = 1;
-/** The RIB's change stream has a pending record for the prefix this path is the sole candidate of. */
+/** As a table entry: the change stream has a pending record for the prefix. */
 export const DIRTY = 2;
+/** No longer the table entry of its prefix (a pending change record must look the prefix up). */
+export const GONE = 4;
 
 /**
  * Kept small on purpose: a full table is a million of these (4 fields, 56 bytes). attrs and
@@ -39,7 +41,7 @@ export class Path {
   readonly pathId: number;
   /** @internal shared per-UPDATE part */
   group: PathGroup;
-  /** @internal STALE | DIRTY */
+  /** @internal STALE | DIRTY | GONE */
   flags: number;
 
   constructor(

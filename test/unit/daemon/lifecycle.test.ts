@@ -1,5 +1,5 @@
 // Daemon lifecycle with fake subsystems and a recording notifier: start order and reverse stop,
-// READY only once everything started and reported ready, the reload protocol (applied,
+// READY once everything started (ready or not: STATUS says what is missing), the reload protocol (applied,
 // unchanged, rejected, failed) and what reaches systemd at each step.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,19 +63,22 @@ function daemon(load: () => LoadResult, subs: Subsystem[], cfg = config()) {
   return { d, notifier, readiness, log };
 }
 
-test('subsystems start in order, stop in reverse; READY=1 once all are ready; STOPPING=1 on stop', async () => {
+test('subsystems start in order, stop in reverse; READY=1 once all started, STATUS names what is not ready; STOPPING=1 on stop', async () => {
   const events: string[] = [];
   const late = new FakeSub('bgp', events, { readyAtStart: false });
   const { d, notifier } = daemon(() => ({ ok: true, config: config() }), [new FakeSub('api', events), new FakeSub('state', events), late]);
   await d.start();
   assert.deepEqual(events, ['start api', 'start state', 'start bgp']);
-  assert.equal(notifier.has('READY'), false, 'bgp is not ready yet');
+  // Started and serving: systemd gets READY=1 even though bgp has no peer yet (a node whose
+  // fabric is down must not be killed by the start timeout); readiness still says why.
+  assert.equal(notifier.sent.filter((m) => m.READY === '1').length, 1);
+  assert.ok(notifier.sent.some((m) => m.READY === '1' && m.STATUS === 'waiting for bgp: starting'));
   assert.equal(d.status().ready, false);
   assert.match(d.status().status, /waiting for bgp: starting/);
   late.ctx!.ready({ ready: false, reason: 'no peer established' });
   assert.ok(notifier.sent.some((m) => m.STATUS === 'waiting for bgp: no peer established'));
   late.ctx!.ready({ ready: true });
-  assert.equal(notifier.sent.filter((m) => m.READY === '1').length, 1);
+  assert.equal(notifier.sent.filter((m) => m.READY === '1').length, 1, 'READY=1 is sent once');
   assert.equal(d.status().ready, true);
   assert.deepEqual(d.status().subsystems.map((s) => s.status), [{ fake: 'api' }, { fake: 'state' }, { fake: 'bgp' }]);
   await d.stop('test');
@@ -162,13 +165,32 @@ test('reload: a subsystem that cannot apply makes it "failed" and the old config
   await d.stop();
 });
 
-test('reload before READY=1 does not announce RELOADING (systemd would take its READY as start-up done)', async () => {
+test('a reload while subsystems are still starting waits: no RELOADING before the start-up READY=1 (systemd would take its READY as start-up done)', async () => {
   const events: string[] = [];
-  const { d, notifier } = daemon(() => ({ ok: true, config: config({ bgp: { asn: 65001 } }) }), [new FakeSub('bgp', events, { readyAtStart: false })]);
-  await d.start();
-  await d.reload();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const slow: Subsystem = {
+    name: 'bgp',
+    async start(ctx: SubsystemContext) {
+      await gate;
+      ctx.ready({ ready: true });
+    },
+    stop() {},
+    status: () => ({}),
+  };
+  const { d, notifier } = daemon(() => ({ ok: true, config: config({ bgp: { asn: 65001 } }) }), [new FakeSub('api', events), slow]);
+  const started = d.start();
+  const reloaded = d.reload();
   assert.equal(notifier.has('RELOADING'), false);
-  assert.equal(notifier.has('READY'), false);
+  assert.equal(notifier.has('READY'), false, 'not started yet');
+  release();
+  await started;
+  await reloaded;
+  // The reload waited for the start; RELOADING=1, if any, comes only after the start-up READY=1.
+  const firstReady = notifier.sent.findIndex((m) => m.READY === '1');
+  const firstReloading = notifier.sent.findIndex((m) => m.RELOADING === '1');
+  assert.ok(firstReady >= 0);
+  assert.ok(firstReloading === -1 || firstReloading > firstReady, JSON.stringify(notifier.sent));
   await d.stop();
 });
 
