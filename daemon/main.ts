@@ -13,6 +13,7 @@ import { registerCoreRoutes } from './api/routes.js';
 import { createMetrics } from './api/metrics.js';
 import { ApiSubsystem } from './api/subsystem.js';
 import { DatapathSubsystem } from './datapath/subsystem.js';
+import { StateSubsystem } from './state/subsystem.js';
 
 /** EX_USAGE from sysexits.h: bad command line. */
 const EX_USAGE = 64;
@@ -127,6 +128,7 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   // Start order: api/metrics → state (etcd) → bgp → routing → datapath. Each later subsystem is
   // one daemon.add() here, handed the router/registry it publishes on.
   daemon.add(new ApiSubsystem({ router, metrics: metrics.registry }));
+  daemon.add(new StateSubsystem({ router, metrics: metrics.registry, version }));
   daemon.add(new DatapathSubsystem({ router }));
 
   let stopping = false;

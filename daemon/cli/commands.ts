@@ -3,6 +3,7 @@
 import type { StatusResponse } from '../api/types.js';
 import { apiRequest } from './client.js';
 import { formatJson, formatStatus, type OutputFormat } from './format.js';
+import { stateCommands } from './commands/state.js';
 
 export interface CommandContext {
   socket: string;
@@ -34,6 +35,7 @@ export const commands: Command[] = [
     summary: 'summary of the node: readiness per subsystem, config, version',
     run: (ctx) => show<StatusResponse>(ctx, '/v1/status', formatStatus),
   },
+  ...stateCommands,
 ];
 
 /** The command whose path is the longest prefix of the positional words, and the rest as args. */

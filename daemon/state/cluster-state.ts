@@ -4,14 +4,17 @@
 import type { Logger } from '../lib/log.js';
 import { backoffDelay, sleep, TokenBucket } from './backoff.js';
 import { allocateNodeCidr, StateError, validatePool, type PoolConfig } from './cidr-alloc.js';
-import { EmbeddedEtcd } from './embedded-etcd.js';
+import { EmbeddedEtcd, type EmbeddedHealth } from './embedded-etcd.js';
 import { EtcdStore, type EtcdStoreOptions } from './etcd-store.js';
+import { InstrumentedStore, type RequestObserver } from './instrumented-store.js';
+import { remoteNodes, type AliveValue, type RemoteNodeView } from './node-view.js';
 import { IdentityAllocator } from './identities.js';
 import { EndpointIpam, type EndpointSpec } from './ipam.js';
 import { Keys, leaf } from './keys.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { ReclaimTracker, reclaimNode } from './nodes.js';
 import {
+  parseJson,
   decodeCidrClaim,
   decodeEndpoint,
   decodeIdentity,
@@ -41,6 +44,10 @@ export interface ClusterStateOptions {
   auth?: EtcdStoreOptions['auth'];
   /** Directory for the embedded etcd's data (required when no endpoints). */
   stateDir?: string;
+  /** Ports and binary of the embedded etcd (default 127.0.0.1:2379/2380, `etcd`). */
+  embedded?: { clientPort?: number; peerPort?: number; binary?: string };
+  /** Sees every etcd request and its outcome (metrics). */
+  onRequest?: RequestObserver;
   node: {
     name: string;
     address: string;
@@ -84,12 +91,13 @@ export interface ClusterStatus extends Readiness {
   collections: CollectionHealth[];
   lease: ReturnType<LeaseKeeper['health']>;
   errors: string[];
+  embedded?: EmbeddedHealth;
 }
 
 export class ClusterState {
   readonly keys: Keys;
   readonly nodes: Reflector<NodeRecord>;
-  readonly alive: Reflector<true>;
+  readonly alive: Reflector<AliveValue>;
   readonly cidrs: Reflector<CidrClaim & { pool: string; cidr: string }>;
   readonly endpoints: Reflector<EndpointRecord>;
   readonly identities: Reflector<IdentityRecord>;
@@ -111,15 +119,19 @@ export class ClusterState {
   private registered = false;
   private readonly tracker: ReclaimTracker;
   private readonly ownedStore: boolean;
+  /** This node's record fields; mutable (the VTEP MAC is learnt after start). */
+  private readonly node: ClusterStateOptions['node'];
+  private readonly cidrListeners = new Set<(cidrs: Record<string, string>) => void>();
 
   constructor(opts: ClusterStateOptions) {
     if (!isValidName(opts.node.name)) throw new StateError('BAD_CONFIG', `node name "${opts.node.name}" is invalid`);
     for (const p of opts.pools) validatePool(p);
     this.opts = opts;
+    this.node = { ...opts.node };
     this.keys = new Keys(opts.prefix);
     this.tracker = new ReclaimTracker(opts.reclaimGraceMs ?? 600_000);
     this.ownedStore = !opts.store;
-    if (opts.store) this.store = opts.store;
+    if (opts.store) this.store = opts.onRequest ? new InstrumentedStore(opts.store, opts.onRequest) : opts.store;
     const k = this.keys;
     const limiter = new TokenBucket(8, 4);
     const backoff = { baseMs: 200, maxMs: opts.maxBackoffMs ?? 5000 };
@@ -129,7 +141,10 @@ export class ClusterState {
         { name, prefix, decode, limiter, backoff, ...(opts.log ? { log: opts.log } : {}) },
       );
     this.nodes = mk('nodes', k.nodes, (_k, raw) => decodeNode(raw));
-    this.alive = mk('alive', k.alive, () => true as const);
+    this.alive = mk('alive', k.alive, (_k, raw) => {
+      const o = parseJson(raw) as { address?: unknown } | null;
+      return typeof o?.address === 'string' ? { address: o.address } : {};
+    });
     this.cidrs = mk('cidrs', k.cidrs, (key, raw) => {
       const c = decodeCidrClaim(raw);
       const p = k.parseCidrKey(key);
@@ -152,15 +167,25 @@ export class ClusterState {
       let endpoints = this.opts.endpoints ?? [];
       if (endpoints.length === 0) {
         if (!this.opts.stateDir) throw new StateError('BAD_CONFIG', 'no etcd endpoints and no state directory for an embedded etcd');
-        this.embedded = new EmbeddedEtcd({ dataDir: `${this.opts.stateDir}/etcd`, name: this.name, ...(this.opts.log ? { log: this.opts.log } : {}) });
-        endpoints = await this.embedded.start();
+        const e = this.opts.embedded ?? {};
+        this.embedded = new EmbeddedEtcd({
+          dataDir: `${this.opts.stateDir}/etcd`,
+          name: this.name,
+          ...(e.clientPort !== undefined ? { clientPort: e.clientPort } : {}),
+          ...(e.peerPort !== undefined ? { peerPort: e.peerPort } : {}),
+          ...(e.binary !== undefined ? { binary: e.binary } : {}),
+          ...(this.opts.log ? { log: this.opts.log } : {}),
+        });
+        // Not awaited: the reflectors and the lease retry until etcd answers (start never blocks).
+        endpoints = this.embedded.launch();
       }
-      this.store = new EtcdStore({
+      const raw = new EtcdStore({
         endpoints,
         ...(this.opts.tls ? { tls: this.opts.tls } : {}),
         ...(this.opts.auth ? { auth: this.opts.auth } : {}),
         requestTimeoutMs: this.opts.requestTimeoutMs ?? 5000,
       });
+      this.store = this.opts.onRequest ? new InstrumentedStore(raw, this.opts.onRequest) : raw;
     }
     this.abort = new AbortController();
     this.lease = new LeaseKeeper(this.store, this.opts.leaseTtlSeconds ?? 10, {
@@ -208,9 +233,11 @@ export class ClusterState {
     const errs = [...this.errors.values()];
     if (down.length) {
       const since = Math.min(...down.map((h) => h.troubleSince ?? Date.now()));
-      const retries = Math.max(...down.map((h) => h.retries));
-      const last = down.find((h) => h.lastError)?.lastError ?? 'unknown error';
-      const reason = `etcd unreachable since ${new Date(since).toISOString()}, ${retries} retries (${last})`;
+      const last = down.find((h) => h.lastError)?.lastError ?? 'no answer yet';
+      // The reason stays the same while the trouble lasts (retry counts live in status()), so
+      // systemd's STATUS= and the logs change only when the situation does.
+      const what = /^(AUTH|PERMISSION):/.test(last) ? 'etcd refuses nrd\'s credentials' : 'etcd unreachable';
+      const reason = `${what} since ${new Date(since).toISOString()} (${shortError(last)})${this.embedded ? ` [embedded etcd, log ${this.embedded.logFile}]` : ''}`;
       // With a first listing done, the node keeps working from cached state: degraded, not down.
       return { ready: false, degraded: notSynced.length === 0, reason };
     }
@@ -230,7 +257,39 @@ export class ClusterState {
       collections: this.collections.map((c) => c.health()),
       lease: this.lease.health(),
       errors: [...this.errors.values()],
+      ...(this.embedded ? { embedded: this.embedded.health() } : {}),
     };
+  }
+
+  /** Endpoint addresses reserved by this node since start (nrd_ipam_allocations_total). */
+  ipamAllocations(): number {
+    return this.ipam?.allocations ?? 0;
+  }
+
+  /** Called with this node's pod CIDRs (by pool name) whenever they change; returns unsubscribe. */
+  onOwnCidrs(fn: (cidrs: Record<string, string>) => void): () => void {
+    this.cidrListeners.add(fn);
+    return () => this.cidrListeners.delete(fn);
+  }
+
+  /** The other nodes as routing sees them (rule in node-view.ts). */
+  remoteNodes(): RemoteNodeView[] {
+    const alive = new Map(this.alive.entries().map(([k, v]) => [leaf(k), v] as const));
+    return remoteNodes(this.name, this.nodes.values(), alive, this.cidrs.values());
+  }
+
+  /** Whether nodes, liveness and CIDR claims all have their first listing. */
+  get nodesSynced(): boolean {
+    return this.nodes.synced && this.alive.synced && this.cidrs.synced;
+  }
+
+  /** Record this node's VXLAN device MAC in its node record (written at the next registration). */
+  setVtepMac(mac: string): void {
+    const m = mac.toLowerCase();
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(m)) throw new StateError('INVALID', `VTEP MAC "${mac}" is not a MAC address`);
+    if (this.node.vtepMac === m) return;
+    this.node.vtepMac = m;
+    this.kick();
   }
 
   /** This node's pod CIDRs by pool name (empty until claimed). */
@@ -271,6 +330,18 @@ export class ClusterState {
 
   /** Claim CIDRs (or re-find them), write the node record if it differs, own the liveness key. */
   private async ensureRegistered(): Promise<void> {
+    let changed = false;
+    try {
+      await this.claimCidrs(() => (changed = true));
+    } finally {
+      // One event for all families (and still one when a later pool failed: the others stand).
+      if (changed) this.emitCidrs();
+    }
+    await this.finishRegistration(this.opts.pools.map((p) => this.podCidrs[p.name]!));
+  }
+
+  /** Claim (or re-find) one CIDR per pool; `changed` is called when one differs from before. */
+  private async claimCidrs(changed: () => void): Promise<void> {
     for (const pool of this.opts.pools) {
       const staticCidr = this.opts.staticCidrs?.[pool.name];
       try {
@@ -278,18 +349,23 @@ export class ClusterState {
           ...(staticCidr ? { staticCidr } : {}),
           ...(this.opts.log ? { log: this.opts.log } : {}),
         });
-        if (this.podCidrs[pool.name] !== r.cidr) this.opts.log?.info({ pool: pool.name, cidr: r.cidr, reused: r.reused }, 'pod CIDR');
-        this.podCidrs[pool.name] = r.cidr;
+        if (this.podCidrs[pool.name] !== r.cidr) {
+          this.opts.log?.info({ pool: pool.name, cidr: r.cidr, reused: r.reused }, 'pod CIDR');
+          this.podCidrs[pool.name] = r.cidr;
+          changed();
+        }
         this.errors.delete(`pool:${pool.name}`);
       } catch (e) {
         if (e instanceof StateError) this.errors.set(`pool:${pool.name}`, e.message);
         throw e;
       }
     }
-    const cidrs = this.opts.pools.map((p) => this.podCidrs[p.name]!);
+  }
+
+  private async finishRegistration(cidrs: string[]): Promise<void> {
     if (this.ipam) this.ipam.setCidrs(cidrs);
     else this.ipam = new EndpointIpam(this.store, this.keys, this.name, cidrs, { ...(this.opts.log ? { log: this.opts.log } : {}), ...(this.opts.netnsExists ? { netnsExists: this.opts.netnsExists } : {}) });
-    const n = this.opts.node;
+    const n = this.node;
     const rec: NodeRecord = {
       name: n.name,
       address: n.address,
@@ -304,6 +380,17 @@ export class ClusterState {
     if (kv?.value !== value) await this.store.put(this.keys.node(this.name), value);
     this.lease.own(this.keys.aliveKey(this.name), JSON.stringify({ address: n.address }));
     this.registered = true;
+  }
+
+  private emitCidrs(): void {
+    const c = { ...this.podCidrs };
+    for (const fn of this.cidrListeners) {
+      try {
+        fn(c);
+      } catch (e) {
+        this.opts.log?.error({ err: e }, 'own-CIDR consumer threw');
+      }
+    }
   }
 
   // ---- reclaim ---------------------------------------------------------------------------------
@@ -413,4 +500,15 @@ export class ClusterState {
     const l = await this.store.list(this.keys.policies);
     return l.kvs.map((kv) => decodePolicy(kv.value)).filter((s): s is PolicyRecord => s !== null);
   }
+}
+
+/** The gist of an etcd/grpc error for a one-line reason: the errno or gRPC status, not the noise. */
+export function shortError(text: string): string {
+  const errno = /\b(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ENOTFOUND)\b/.exec(text);
+  if (errno) return errno[1]!;
+  if (/deadline/i.test(text)) return 'request timed out';
+  if (/^AUTH:/.test(text)) return `authentication failed: ${text.slice(5).trim().slice(0, 80)}`;
+  if (/^PERMISSION:/.test(text)) return `permission denied: ${text.slice(11).trim().slice(0, 80)}`;
+  if (/certificate|handshake|SSL|TLS/i.test(text)) return `TLS: ${text.replace(/^[A-Z_]+:\s*/, '').slice(0, 100)}`;
+  return text.replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)/g, '').slice(0, 100);
 }

@@ -1,7 +1,7 @@
 // Embedded default: with no etcd endpoints configured, nrd starts and supervises a local
 // single-member etcd (Debian's `etcd` binary) on loopback with its data in nrd's state directory.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../lib/log.js';
 import { backoffDelay, sleep } from './backoff.js';
@@ -15,10 +15,23 @@ export interface EmbeddedEtcdOptions {
   log?: Logger;
 }
 
+export interface EmbeddedHealth {
+  endpoint: string;
+  dataDir: string;
+  pid: number | null;
+  running: boolean;
+  restarts: number;
+  lastExit?: string;
+}
+
+/** util-linux setpriv, to give etcd a parent-death signal (see spawnOnce). */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
 export class EmbeddedEtcd {
   private child: ChildProcess | null = null;
   private stopping = false;
   private restarts = 0;
+  private lastExit: string | undefined;
 
   constructor(private readonly o: EmbeddedEtcdOptions) {}
 
@@ -26,25 +39,51 @@ export class EmbeddedEtcd {
     return `http://127.0.0.1:${this.o.clientPort ?? 2379}`;
   }
 
-  /** Start etcd and wait until it answers /health; returns the client endpoints. */
-  async start(timeoutMs = 30_000): Promise<string[]> {
-    mkdirSync(this.o.dataDir, { recursive: true, mode: 0o700 });
-    this.spawnOnce();
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (await this.healthy()) return [this.endpoint];
-      await sleep(100);
-    }
-    throw new Error(`embedded etcd not healthy after ${timeoutMs} ms (log: ${join(this.o.dataDir, '..', 'etcd.log')})`);
+  get logFile(): string {
+    return join(this.o.dataDir, '..', 'etcd.log');
   }
 
-  private async healthy(): Promise<boolean> {
+  /**
+   * Spawn etcd and return its client endpoints at once: the caller's clients retry until it
+   * answers, so a slow or broken etcd never holds up the daemon's start.
+   */
+  launch(): string[] {
+    mkdirSync(this.o.dataDir, { recursive: true, mode: 0o700 });
+    this.stopping = false;
+    this.spawnOnce();
+    return [this.endpoint];
+  }
+
+  /** Start etcd and wait until it answers /health; returns the client endpoints. */
+  async start(timeoutMs = 30_000): Promise<string[]> {
+    const eps = this.launch();
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (await this.healthy()) return eps;
+      await sleep(100);
+    }
+    throw new Error(`embedded etcd not healthy after ${timeoutMs} ms (log: ${this.logFile})`);
+  }
+
+  async healthy(): Promise<boolean> {
     try {
       const res = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000) });
       return ((await res.json()) as { health?: string }).health === 'true';
     } catch {
       return false;
     }
+  }
+
+  health(): EmbeddedHealth {
+    const c = this.child;
+    return {
+      endpoint: this.endpoint,
+      dataDir: this.o.dataDir,
+      pid: c?.pid ?? null,
+      running: !!c && c.exitCode === null && c.signalCode === null,
+      restarts: this.restarts,
+      ...(this.lastExit ? { lastExit: this.lastExit } : {}),
+    };
   }
 
   private spawnOnce(): void {
@@ -63,14 +102,21 @@ export class EmbeddedEtcd {
       '--logger=zap',
       '--log-level=warn',
     ];
-    const fd = openSync(join(this.o.dataDir, '..', 'etcd.log'), 'a');
-    const c = spawn(this.o.binary ?? 'etcd', args, { stdio: ['ignore', fd, fd] });
+    const bin = this.o.binary ?? 'etcd';
+    // With a parent-death signal the etcd dies with nrd even on SIGKILL, so the next nrd does not
+    // find the port and the data dir's lock held by an orphan. (Under systemd the unit's cgroup
+    // is killed anyway; this covers manual runs and tests.)
+    const [cmd, argv] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', bin, ...args]] : [bin, args];
+    const fd = openSync(this.logFile, 'a');
+    const c = spawn(cmd, argv, { stdio: ['ignore', fd, fd] });
     closeSync(fd);
     this.child = c;
+    c.once('error', (err) => this.o.log?.error({ err }, 'embedded etcd could not be started'));
     c.once('exit', (code, sig) => {
+      this.lastExit = sig ? `signal ${sig}` : `exit ${code}`;
       if (this.stopping) return;
       this.restarts++;
-      this.o.log?.error({ code, sig, restarts: this.restarts }, 'embedded etcd exited; restarting');
+      this.o.log?.error({ code, sig, restarts: this.restarts, log: this.logFile }, 'embedded etcd exited; restarting');
       // Supervise: restart with backoff. The daemon keeps serving from cached state meanwhile.
       void sleep(backoffDelay(this.restarts, { baseMs: 500, maxMs: 30_000 })).then(() => {
         if (!this.stopping) this.spawnOnce();

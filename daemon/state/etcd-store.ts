@@ -181,7 +181,8 @@ export class EtcdStore implements Store {
     if (opts.tls) {
       const ca = pem(opts.tls.ca);
       options.credentials = {
-        rootCertificate: ca ?? Buffer.alloc(0),
+        // No CA given: null makes grpc use the system CAs (an empty buffer would trust nothing).
+        rootCertificate: ca ?? (null as unknown as Buffer),
         ...(opts.tls.key ? { privateKey: pem(opts.tls.key) } : {}),
         ...(opts.tls.cert ? { certChain: pem(opts.tls.cert) } : {}),
       };

@@ -51,6 +51,8 @@ export class EndpointIpam {
   private loaded = false;
   private chain: Promise<unknown> = Promise.resolve();
   private readonly netnsExists: (p: string) => boolean;
+  /** Endpoints given addresses by this allocator (a create that found its record counts not). */
+  allocations = 0;
 
   constructor(
     private readonly store: Store,
@@ -163,6 +165,7 @@ export class EndpointIpam {
         const r = await this.store.txn(compares, success, failure);
         if (r.succeeded) {
           for (const ip of ips) this.markUsed(ip);
+          this.allocations++;
           return rec;
         }
         const ep = r.gets[0] ? decodeEndpoint(r.gets[0].value) : null;

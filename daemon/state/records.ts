@@ -333,6 +333,17 @@ export function decodeService(raw: string): ServiceRecord | null {
 }
 
 export function decodePolicy(raw: string): PolicyRecord | null {
-  const r = validatePolicy(parseJson(raw));
+  // Stored records are normalised (`peers`); the validator reads the input form (`from` / `to`).
+  const o = parseJson(raw);
+  if (!isObject(o)) return null;
+  const back = (rules: unknown, field: 'from' | 'to'): unknown =>
+    Array.isArray(rules)
+      ? rules.map((r) => {
+          if (!isObject(r) || !('peers' in r)) return r;
+          const { peers, ...rest } = r;
+          return { ...rest, [field]: peers };
+        })
+      : rules;
+  const r = validatePolicy({ ...o, ...(o.ingress !== undefined ? { ingress: back(o.ingress, 'from') } : {}), ...(o.egress !== undefined ? { egress: back(o.egress, 'to') } : {}) });
   return r.ok ? r.value : null;
 }

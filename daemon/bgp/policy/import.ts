@@ -62,17 +62,20 @@ export class ImportPolicy {
     if (slash < 0) return false;
     const length = Number(prefix.slice(slash + 1));
     const v4 = parseIpv4(prefix.slice(0, slash));
-    if (v4 >= 0) {
-      for (const r of this.v4) {
-        if (length >= r.length && length <= r.maxLength && ((v4 & maskV4(r.length)) >>> 0) === r.value) return true;
-      }
-      return false;
-    }
+    if (v4 >= 0) return this.acceptsIpv4(v4, length);
     if (this.v6.length === 0) return false;
     const p = parsePrefix(prefix);
     if (!p || p.afi !== 2) return false;
     for (const r of this.v6) {
       if (length >= r.length && length <= r.maxLength && (p.value & maskV6(r.length)) === r.value) return true;
+    }
+    return false;
+  }
+
+  /** acceptsPrefix for an IPv4 prefix already parsed: address as unsigned 32-bit, length. */
+  acceptsIpv4(value: number, length: number): boolean {
+    for (const r of this.v4) {
+      if (length >= r.length && length <= r.maxLength && ((value & maskV4(r.length)) >>> 0) === r.value) return true;
     }
     return false;
   }

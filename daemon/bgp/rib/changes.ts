@@ -4,7 +4,7 @@
 import type { FamilyKey } from '../types.js';
 import type { Path } from './path.js';
 import type { Selection } from './decision.js';
-import { bestOf, ecmpOf, prefixOf, sameSeen, type LocRib, type Slot } from './loc-rib.js';
+import { bestOf, ecmpOf, prefixOf, sameSeen, type LocRib, type Seen, type Slot } from './loc-rib.js';
 import { DIRTY, GONE } from './path.js';
 
 export interface RouteChange {
@@ -59,25 +59,27 @@ export class ChangeStream {
     let delivered = 0;
     for (const loc of this.tables()) {
       if (loc.pendingRecords === 0) continue;
-      const family = loc.family;
-      const table = loc.table;
-      const { slots, seen } = loc.takeRecords();
+      const { slots, seen, fresh } = loc.takeRecords();
       for (let i = 0; i < slots.length; i++) {
-        let slot: Slot | undefined = slots[i]!;
-        const prefix = prefixOf(slot);
-        // The recorded entry was replaced or removed since: the prefix's entry now, if any.
-        if ((slot.flags & GONE) !== 0) slot = table.get(prefix);
-        if (slot !== undefined) {
-          // Not dirty: an earlier record of this flush already handled the prefix.
-          if ((slot.flags & DIRTY) === 0) continue;
-          slot.flags &= ~DIRTY;
-        }
-        if (sameSeen(seen[i]!, slot)) continue;
-        batch.push(slot === undefined ? { family, prefix, best: null, ecmp: [] } : { family, prefix, best: bestOf(slot), ecmp: ecmpOf(slot) });
+        const c = change(loc, slots[i]!, seen[i]!);
+        if (c === null) continue;
+        batch.push(c);
         if (batch.length >= batchSize) {
           this.deliver(batch);
           delivered += batch.length;
           batch = [];
+        }
+      }
+      for (const chunk of fresh) {
+        for (let i = 0; i < chunk.length; i++) {
+          const c = change(loc, chunk[i]!, null);
+          if (c === null) continue;
+          batch.push(c);
+          if (batch.length >= batchSize) {
+            this.deliver(batch);
+            delivered += batch.length;
+            batch = [];
+          }
         }
       }
     }
@@ -115,6 +117,24 @@ export class ChangeStream {
   private deliver(batch: readonly RouteChange[]): void {
     for (const s of this.subscribers) s.onRouteChanges(batch);
   }
+}
+
+/**
+ * The change to deliver for one record, or null. `recorded` is the prefix's entry when the record
+ * was made; GONE means it was replaced or removed since, so the prefix is looked up again.
+ */
+function change(loc: LocRib, recorded: Slot, seen: Seen): RouteChange | null {
+  let slot: Slot | undefined = recorded;
+  const prefix = prefixOf(slot);
+  if ((slot.flags & GONE) !== 0) slot = loc.get(prefix);
+  if (slot !== undefined) {
+    // Not dirty: an earlier record of this flush already handled the prefix.
+    if ((slot.flags & DIRTY) === 0) return null;
+    slot.flags &= ~DIRTY;
+  }
+  if (sameSeen(seen, slot)) return null;
+  const family = loc.family;
+  return slot === undefined ? { family, prefix, best: null, ecmp: [] } : { family, prefix, best: bestOf(slot), ecmp: ecmpOf(slot) };
 }
 
 /** A subscriber that remembers everything it was told (tests, nrdctl debugging). */

@@ -128,3 +128,43 @@ export function decide(candidates: readonly Path[], opts: DecisionOptions): Sele
   }
   return { best, ecmp };
 }
+
+/** decidePair result bits: the second path is best; both paths form the ECMP set. */
+export const PAIR_SECOND_BEST = 1;
+export const PAIR_BOTH_ECMP = 2;
+
+/**
+ * decide() for exactly two candidates (the common case with two uplinks), without allocating:
+ * the same steps in the same order, so the same result (a property test holds them equal).
+ * With two candidates, set elimination and pairwise comparison coincide.
+ */
+export function decidePair(a: Path, b: Path, opts: DecisionOptions): number {
+  const la = a.peer.type === 'local';
+  const lb = b.peer.type === 'local';
+  if (la || lb) {
+    if (la && lb) return compareFinalTieBreaks(a, b) <= 0 ? 0 : PAIR_SECOND_BEST;
+    return la ? 0 : PAIR_SECOND_BEST;
+  }
+  const pa = effectiveLocalPref(a);
+  const pb = effectiveLocalPref(b);
+  if (pa !== pb) return pa > pb ? 0 : PAIR_SECOND_BEST;
+  const aa = a.attrs;
+  const ab = b.attrs;
+  const sa = asPathLength(aa.asPath);
+  const sb = asPathLength(ab.asPath);
+  if (sa !== sb) return sa < sb ? 0 : PAIR_SECOND_BEST;
+  if (aa.origin !== ab.origin) return aa.origin < ab.origin ? 0 : PAIR_SECOND_BEST;
+  const na = neighborAs(aa.asPath, opts.localAsn);
+  const nb = neighborAs(ab.asPath, opts.localAsn);
+  if (na === nb) {
+    const ma = aa.med ?? 0;
+    const mb = ab.med ?? 0;
+    if (ma !== mb) return ma < mb ? 0 : PAIR_SECOND_BEST;
+  }
+  const ea = a.peer.type === 'ebgp';
+  const eb = b.peer.type === 'ebgp';
+  if (ea !== eb) return ea ? 0 : PAIR_SECOND_BEST;
+  const first = compareFinalTieBreaks(a, b) <= 0 ? 0 : PAIR_SECOND_BEST;
+  if (opts.maxPaths <= 1) return first;
+  return opts.asPathRelax || na === nb ? first | PAIR_BOTH_ECMP : first;
+}

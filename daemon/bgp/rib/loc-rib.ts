@@ -3,7 +3,7 @@
 // front. Incremental: a path change recomputes only its own prefix, and a prefix with a single
 // candidate (most of a full table) needs no decision run at all.
 import type { FamilyKey } from '../types.js';
-import { decide, NO_ROUTE, type DecisionOptions, type Selection } from './decision.js';
+import { decide, decidePair, NO_ROUTE, PAIR_BOTH_ECMP, PAIR_SECOND_BEST, type DecisionOptions, type Selection } from './decision.js';
 import { DIRTY, GONE, samePath, type Path, type PathOwner } from './path.js';
 
 /**
@@ -94,8 +94,60 @@ function ordered(paths: readonly Path[], sel: Selection): Path[] {
   return out;
 }
 
+/**
+ * Small-integer key of an IPv4 prefix of length ≤ 24 in canonical text ("a.b.c.0/len", host bits
+ * zero, no leading zeros): (len << 24) | first three octets, or -1. Such keys are Smis: a Map
+ * lookup hashes and compares them without touching a string (a full table is mostly ≤ /24, and
+ * string-keyed lookups cost a cache miss per compared key).
+ */
+export function shortKeyV4(t: string): number {
+  const n = t.length;
+  let v = 0;
+  let o = 0;
+  let d = 0;
+  let dots = 0;
+  let i = 0;
+  for (; i < n; i++) {
+    const c = t.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (d === 1 && o === 0) return -1;
+      o = o * 10 + (c - 48);
+      if (++d > 3 || o > 255) return -1;
+    } else if (c === 46) {
+      if (d === 0 || dots === 3) return -1;
+      v = (v << 8) | o;
+      o = 0;
+      d = 0;
+      dots++;
+    } else if (c === 47) {
+      break;
+    } else {
+      return -1;
+    }
+  }
+  // Lengths ≤ 24 leave the fourth octet zero, written "0".
+  if (dots !== 3 || d !== 1 || o !== 0 || i >= n - 1) return -1;
+  let len = 0;
+  let ld = 0;
+  for (i++; i < n; i++) {
+    const c = t.charCodeAt(i);
+    if (c < 48 || c > 57 || (ld === 1 && len === 0)) return -1;
+    len = len * 10 + (c - 48);
+    if (++ld > 2) return -1;
+  }
+  if (ld === 0 || len > 24) return -1;
+  if ((v & ((1 << (24 - len)) - 1)) !== 0) return -1;
+  return (len << 24) | v;
+}
+
+const FRESH_CHUNK = 8192;
+
 export class LocRib {
-  readonly table = new Map<string, Slot>();
+  /** IPv4 prefixes up to /24, by shortKeyV4 (only in the IPv4 unicast table). */
+  private readonly short = new Map<number, Slot>();
+  /** Every other prefix, by its text. */
+  private readonly long = new Map<string, Slot>();
+  private readonly v4: boolean;
   /** Paths rejected by import policy, kept for soft reconfiguration: prefix → path(s). */
   readonly rejected = new Map<string, Path | Path[]>();
   /**
@@ -105,6 +157,15 @@ export class LocRib {
    */
   dirtySlots: Slot[] = [];
   dirtySeen: Seen[] = [];
+  /**
+   * Records of prefixes that were new (subscribers saw nothing): the bulk of a table load, kept
+   * apart without a `seen` and in fixed-size chunks, since one growing million-element array
+   * costs a copy per growth step and scavenger work for every slot.
+   */
+  private freshChunks: Slot[][] = [];
+  private fresh: Slot[] = [];
+  private freshCount = 0;
+  private recordCount = 0;
 
   constructor(
     readonly family: FamilyKey,
@@ -112,22 +173,54 @@ export class LocRib {
     private readonly bestChanged: BestChanged,
     /** A record was added to an empty change list (the first change since a flush). */
     private readonly marked: () => void,
-  ) {}
+  ) {
+    this.v4 = family === '1/1';
+  }
 
   get size(): number {
-    return this.table.size;
+    return this.short.size + this.long.size;
+  }
+
+  /** The short key of a prefix of this table, or -1 (text key). */
+  keyOf(prefix: string): number {
+    return this.v4 ? shortKeyV4(prefix) : -1;
+  }
+
+  get(prefix: string, key = this.keyOf(prefix)): Slot | undefined {
+    return key >= 0 ? this.short.get(key) : this.long.get(prefix);
+  }
+
+  private put(prefix: string, key: number, slot: Slot): void {
+    if (key >= 0) this.short.set(key, slot);
+    else this.long.set(prefix, slot);
+  }
+
+  private remove(prefix: string, key: number): void {
+    if (key >= 0) this.short.delete(key);
+    else this.long.delete(prefix);
+  }
+
+  /** Every entry; entries may be replaced or deleted while iterating. */
+  *entries(): IterableIterator<[string, Slot]> {
+    for (const slot of this.short.values()) yield [prefixOf(slot), slot];
+    yield* this.long;
+  }
+
+  *values(): IterableIterator<Slot> {
+    yield* this.short.values();
+    yield* this.long.values();
   }
 
   /**
    * Replaces candidate `old` by `next` at `prefix` (either may be absent) and re-decides. `slot`
    * is the table's current entry for the prefix (the caller has looked it up already).
    */
-  update(prefix: string, slot: Slot | undefined, old: Path | undefined, next: Path | undefined): void {
+  update(prefix: string, slot: Slot | undefined, old: Path | undefined, next: Path | undefined, key = this.keyOf(prefix)): void {
     if (slot === undefined) {
       if (!next) return;
       // A new prefix: the commonest case in a table load. No decision, one Map write.
       enter(next, true);
-      this.table.set(prefix, next);
+      this.put(prefix, key, next);
       this.record(next, null);
       this.bestChanged(this.family, prefix, null, next);
       return;
@@ -135,16 +228,16 @@ export class LocRib {
     if (!(slot instanceof Multi)) {
       if (slot !== old) {
         if (!next) return;
-        this.decideInto(prefix, slot, [slot, next], [slot], 1);
+        this.decideInto(prefix, key, slot, [slot, next], [slot], 1);
         return;
       }
       const dirty = (slot.flags & DIRTY) !== 0;
       leave(slot);
       if (next) {
         enter(next, true);
-        this.table.set(prefix, next);
+        this.put(prefix, key, next);
       } else {
-        this.table.delete(prefix);
+        this.remove(prefix, key);
       }
       if (!dirty) this.record(next ?? slot, slot);
       this.bestChanged(this.family, prefix, slot, next ?? null);
@@ -168,56 +261,85 @@ export class LocRib {
     } else {
       return;
     }
-    this.decideInto(prefix, slot, list, paths, slot.ecmpCount);
+    this.decideInto(prefix, key, slot, list, paths, slot.ecmpCount);
   }
 
   /** Re-runs the decision (decision options or a peer's identity changed). */
   recompute(prefix: string): void {
-    const slot = this.table.get(prefix);
-    if (slot instanceof Multi) this.decideInto(prefix, slot, slot.paths.slice(), slot.paths, slot.ecmpCount);
+    const key = this.keyOf(prefix);
+    const slot = this.get(prefix, key);
+    if (slot instanceof Multi) this.decideInto(prefix, key, slot, slot.paths.slice(), slot.paths, slot.ecmpCount);
   }
 
   recomputeAll(): void {
-    for (const [prefix, slot] of this.table) {
-      if (slot instanceof Multi) this.decideInto(prefix, slot, slot.paths.slice(), slot.paths, slot.ecmpCount);
+    for (const [prefix, slot] of this.entries()) {
+      if (slot instanceof Multi) this.decideInto(prefix, this.keyOf(prefix), slot, slot.paths.slice(), slot.paths, slot.ecmpCount);
     }
   }
 
   selection(prefix: string): Selection {
-    return selectionOf(this.table.get(prefix));
+    return selectionOf(this.get(prefix));
   }
 
   candidates(prefix: string): readonly Path[] {
-    const slot = this.table.get(prefix);
+    const slot = this.get(prefix);
     if (slot === undefined) return [];
     return slot instanceof Multi ? slot.paths : [slot];
   }
 
   *selections(): IterableIterator<[string, Selection]> {
-    for (const [prefix, slot] of this.table) yield [prefix, selectionOf(slot)];
+    for (const [prefix, slot] of this.entries()) yield [prefix, selectionOf(slot)];
   }
 
-  /** Takes the change records (ChangeStream.flush). */
-  takeRecords(): { slots: Slot[]; seen: Seen[] } {
-    const out = { slots: this.dirtySlots, seen: this.dirtySeen };
+  /**
+   * Takes the change records (ChangeStream.flush). Records of prefixes that existed come first:
+   * a prefix can have one of those and then fresh ones (removed and re-added), never the other
+   * way round, and the earliest record of a prefix carries what subscribers really saw.
+   */
+  takeRecords(): { slots: Slot[]; seen: Seen[]; fresh: Slot[][] } {
+    if (this.freshCount > 0) {
+      this.fresh.length = this.freshCount;
+      this.freshChunks.push(this.fresh);
+    }
+    const out = { slots: this.dirtySlots, seen: this.dirtySeen, fresh: this.freshChunks };
     this.dirtySlots = [];
     this.dirtySeen = [];
+    this.freshChunks = [];
+    this.fresh = [];
+    this.freshCount = 0;
+    this.recordCount = 0;
     return out;
   }
 
   get pendingRecords(): number {
-    return this.dirtySlots.length;
+    return this.recordCount;
   }
 
   /**
    * Decides among `list` (the new candidates) for a prefix whose entry was `slot`, whose ECMP
    * set was `prev[0..prevCount)`; stores the result and records a change if the set differs.
    */
-  private decideInto(prefix: string, slot: Slot, list: Path[], prev: readonly Path[], prevCount: number): void {
+  private decideInto(prefix: string, key: number, slot: Slot, list: Path[], prev: readonly Path[], prevCount: number): void {
     const dirty = (slot.flags & DIRTY) !== 0;
     let next: Slot;
     if (list.length === 1) {
       next = list[0]!;
+    } else if (list.length === 2) {
+      // Two candidates: no Selection, no reordering copy; `list` (fresh) becomes the entry's array.
+      const r = decidePair(list[0]!, list[1]!, this.options());
+      if ((r & PAIR_SECOND_BEST) !== 0) {
+        const t = list[0]!;
+        list[0] = list[1]!;
+        list[1] = t;
+      }
+      const count = (r & PAIR_BOTH_ECMP) !== 0 ? 2 : 1;
+      if (slot instanceof Multi) {
+        next = slot;
+        slot.paths = list;
+        slot.ecmpCount = count;
+      } else {
+        next = new Multi(list, count, 0);
+      }
     } else {
       const sel = decide(list, this.options());
       next = slot instanceof Multi ? slot : new Multi(list, 0, 0);
@@ -227,7 +349,7 @@ export class LocRib {
     if (next !== slot) {
       leave(slot);
       enter(next, dirty);
-      this.table.set(prefix, next);
+      this.put(prefix, key, next);
     }
     // Unchanged ECMP set (by identity): nothing for the subscribers or the Adj-RIBs-Out.
     const nowPaths = next instanceof Multi ? next.paths : list;
@@ -243,8 +365,17 @@ export class LocRib {
   }
 
   private record(slot: Slot, seen: Seen): void {
+    if (this.recordCount++ === 0) this.marked();
+    if (seen === null) {
+      if (this.freshCount === FRESH_CHUNK) {
+        this.freshChunks.push(this.fresh);
+        this.freshCount = 0;
+      }
+      if (this.freshCount === 0) this.fresh = new Array<Slot>(FRESH_CHUNK);
+      this.fresh[this.freshCount++] = slot;
+      return;
+    }
     this.dirtySlots.push(slot);
     this.dirtySeen.push(seen);
-    if (this.dirtySlots.length === 1) this.marked();
   }
 }

@@ -30,18 +30,25 @@ export const STALE = 1;
 export const DIRTY = 2;
 /** No longer the table entry of its prefix (a pending change record must look the prefix up). */
 export const GONE = 4;
+/** The path identifier did not fit in `flags` and is kept in BIG_IDS. */
+const BIG_ID = 8;
+const ID_SHIFT = 4;
+/** Largest path identifier kept in `flags` (which must stay a small integer, see Path). */
+const MAX_SMALL_ID = 2 ** (31 - ID_SHIFT) - 1;
+/** RFC 7911 allows 32-bit identifiers; the rare one above MAX_SMALL_ID lives here. */
+const BIG_IDS = new WeakMap<Path, number>();
 
 /**
- * Kept small on purpose: a full table is a million of these (4 fields, 56 bytes). attrs and
- * nextHops are interned (shared, frozen) objects reached through the UPDATE's PathGroup.
+ * Kept small on purpose: a full table is a million of these (3 fields, 48 bytes). attrs and
+ * nextHops are interned (shared, frozen) objects reached through the UPDATE's PathGroup; the
+ * path identifier shares one small integer with the flags (a field that ever held a non-Smi
+ * number would make V8 box it in every Path).
  */
 export class Path {
   readonly prefix: string;
-  /** RFC 7911 path identifier; 0 when add-path is not in use. */
-  readonly pathId: number;
   /** @internal shared per-UPDATE part */
   group: PathGroup;
-  /** @internal STALE | DIRTY | GONE */
+  /** @internal (pathId << ID_SHIFT) | STALE | DIRTY | GONE | BIG_ID */
   flags: number;
 
   constructor(
@@ -68,14 +75,26 @@ export class Path {
     stale?: boolean,
   ) {
     this.prefix = prefix;
-    this.pathId = pathId;
+    let flags: number;
+    if (pathId <= MAX_SMALL_ID) {
+      flags = pathId << ID_SHIFT;
+    } else {
+      flags = BIG_ID;
+      BIG_IDS.set(this, pathId);
+    }
     if (attrs === undefined) {
       this.group = peerOrGroup as PathGroup;
-      this.flags = 0;
+      this.flags = flags;
     } else {
       this.group = new PathGroup({ info: peerOrGroup as PathSource }, attrs, nextHops!, learnedAt!);
-      this.flags = stale ? STALE : 0;
+      this.flags = stale ? flags | STALE : flags;
     }
+  }
+
+  /** RFC 7911 path identifier; 0 when add-path is not in use. */
+  get pathId(): number {
+    const f = this.flags;
+    return (f & BIG_ID) === 0 ? f >>> ID_SHIFT : BIG_IDS.get(this)!;
   }
 
   get peer(): PathSource {

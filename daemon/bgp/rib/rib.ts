@@ -17,7 +17,7 @@ import { checkMaxPrefix, type ImportPolicy, type LocalIdentity, type MaxPrefixDe
 import { attributesInterner, attributesKey, freezeAttributes, Interner, nextHopsInterner } from './intern.js';
 import { ChangeStream, type RouteSubscriber } from './changes.js';
 import { NO_ROUTE, type DecisionOptions, type Selection } from './decision.js';
-import { LocRib, Multi, findPath } from './loc-rib.js';
+import { LocRib, Multi, findPath, prefixOf } from './loc-rib.js';
 import { Path, PathGroup, STALE, type PathOwner } from './path.js';
 import { AdjRibOut, type OutBatch } from './adj-rib-out.js';
 import { decisionFieldsDiffer, localSource, type LocalSource, type PeerInfo } from './peer.js';
@@ -190,7 +190,7 @@ export class Rib {
       if (redecide) {
         for (const family of st.families.keys()) {
           const loc = this.locRib(family);
-          for (const [prefix, slot] of loc.table) {
+          for (const [prefix, slot] of loc.entries()) {
             if (slot instanceof Multi && slot.paths.some((p) => p.group.owner === st)) loc.recompute(prefix);
           }
         }
@@ -341,7 +341,6 @@ export class Rib {
   ): void {
     const fam = this.familyIn(st, family);
     const loc = this.locRib(family);
-    const table = loc.table;
     const rejected = loc.rejected;
     const policy = this.importPolicy;
     const keepRejected = this.keepRejected;
@@ -354,9 +353,10 @@ export class Rib {
       const n = nlri[i]!;
       const prefix = n.prefix;
       const pathId = n.pathId ?? 0;
-      const slot = table.get(prefix);
+      const key = loc.keyOf(prefix);
+      const slot = loc.get(prefix, key);
       const old = slot === undefined ? undefined : findPath(slot, st, pathId);
-      if (allowed && policy.acceptsPrefix(prefix)) {
+      if (allowed && (key >= 0 ? policy.acceptsIpv4(((key & 0xffffff) << 8) >>> 0, key >>> 24) : policy.acceptsPrefix(prefix))) {
         if (rejected.size > 0) {
           const r = takeRejected(rejected, prefix, st, pathId);
           if (r) {
@@ -364,14 +364,16 @@ export class Rib {
             this.dropPath(fam, r);
           }
         }
-        loc.update(prefix, slot, old, new Path(prefix, pathId, group));
+        // An existing entry's prefix text is reused: a second peer's copy of a full table
+        // would otherwise keep a second string per prefix alive.
+        loc.update(prefix, slot, old, new Path(slot === undefined ? prefix : prefixOf(slot), pathId, group), key);
         if (old) this.dropPath(fam, old);
         else fam.accepted++;
         kept++;
         result.accepted++;
       } else {
         if (old) {
-          loc.update(prefix, slot, old, undefined);
+          loc.update(prefix, slot, old, undefined, key);
           fam.accepted--;
           this.dropPath(fam, old);
         }
@@ -398,14 +400,14 @@ export class Rib {
     const fam = st.families.get(family);
     if (!fam) return 0;
     const loc = this.locRib(family);
-    const table = loc.table;
     let n = 0;
     for (const w of nlri) {
       const pathId = w.pathId ?? 0;
-      const slot = table.get(w.prefix);
+      const key = loc.keyOf(w.prefix);
+      const slot = loc.get(w.prefix, key);
       const old = findPath(slot, st, pathId);
       if (old) {
-        loc.update(w.prefix, slot, old, undefined);
+        loc.update(w.prefix, slot, old, undefined, key);
         fam.accepted--;
         this.dropPath(fam, old);
         n++;
@@ -471,7 +473,7 @@ export class Rib {
     for (const [family, loc] of this.locRibs) {
       const drop: Path[] = [];
       const take: Path[] = [];
-      for (const slot of loc.table.values()) {
+      for (const slot of loc.values()) {
         if (slot instanceof Multi) {
           for (const p of slot.paths) if (p.group.owner !== this.localOwner && !ok(p)) drop.push(p);
         } else if (slot.group.owner !== this.localOwner && !ok(slot)) {
@@ -488,7 +490,7 @@ export class Rib {
       for (const p of drop) {
         const st = p.group.owner as PeerState;
         const fam = st.families.get(family)!;
-        loc.update(p.prefix, loc.table.get(p.prefix), p, undefined);
+        loc.update(p.prefix, loc.get(p.prefix), p, undefined);
         fam.accepted--;
         if (this.keepRejected) {
           putRejected(loc.rejected, p.prefix, p);
@@ -502,7 +504,7 @@ export class Rib {
         const fam = st.families.get(family)!;
         takeRejected(loc.rejected, p.prefix, st, p.pathId);
         fam.rejected--;
-        loc.update(p.prefix, loc.table.get(p.prefix), undefined, p);
+        loc.update(p.prefix, loc.get(p.prefix), undefined, p);
         fam.accepted++;
       }
     }
@@ -577,7 +579,7 @@ export class Rib {
     if (!st || !loc || !st.families.has(family)) return [];
     const out: Path[] = [];
     if (which === 'accepted') {
-      for (const slot of loc.table.values()) {
+      for (const slot of loc.values()) {
         if (slot instanceof Multi) {
           for (const p of slot.paths) if (p.group.owner === st) out.push(p);
         } else if (slot.group.owner === st) {
@@ -692,7 +694,7 @@ export class Rib {
     const fam = st.families.get(family);
     const loc = this.locRibs.get(family);
     if (!fam || !loc) return;
-    for (const slot of loc.table.values()) {
+    for (const slot of loc.values()) {
       if (slot instanceof Multi) {
         for (const p of slot.paths) if (p.group.owner === st) this.markStale(fam, p);
       } else if (slot.group.owner === st) {
@@ -735,13 +737,12 @@ export class Rib {
   /** Removes the peer's paths (only the stale ones with `staleOnly`); returns accepted removed. */
   private removeOwned(st: PeerState, fam: FamilyIn, family: FamilyKey, staleOnly: boolean): number {
     const loc = this.locRib(family);
-    const table = loc.table;
     let n = 0;
-    for (const [prefix, slot] of table) {
+    for (const [prefix, slot] of loc.entries()) {
       if (slot instanceof Multi) {
         for (const p of slot.paths) {
           if (p.group.owner !== st || (staleOnly && (p.flags & STALE) === 0)) continue;
-          loc.update(prefix, table.get(prefix), p, undefined);
+          loc.update(prefix, loc.get(prefix), p, undefined);
           fam.accepted--;
           this.dropPath(fam, p);
           n++;
@@ -858,7 +859,7 @@ export class Rib {
       for (const [prefix, p] of routes) {
         if (want.has(`${family} ${prefix}`)) continue;
         routes.delete(prefix);
-        loc.update(prefix, loc.table.get(prefix), p, undefined);
+        loc.update(prefix, loc.get(prefix), p, undefined);
         this.dropPath(null, p);
       }
     }
@@ -875,7 +876,7 @@ export class Rib {
       const p = new Path(prefix, 0, new PathGroup(this.localOwner, attrs, this.nextHops.intern([]), now));
       routes.set(prefix, p);
       const loc = this.locRib(r.family);
-      loc.update(prefix, loc.table.get(prefix), old, p);
+      loc.update(prefix, loc.get(prefix), old, p);
       if (old) this.dropPath(null, old);
     }
   }

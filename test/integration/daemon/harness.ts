@@ -13,6 +13,7 @@ import * as libc from '../../../daemon/lib/libc.js';
 import { Topology, type AfterRegistrar, type Host } from '../../lib/netns.js';
 import { mountBpffs, unmountBpffs, unmountBpffsSync } from '../../lab/bpffs.js';
 import { waitFor } from '../../lib/wait.js';
+import { startEtcd, type EtcdHandle } from '../../lib/etcd.js';
 
 export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 export const NRD = join(ROOT, 'dist', 'daemon', 'main.js');
@@ -214,6 +215,8 @@ export interface SiteOptions {
   uplink: string;
   /** datapath.pinPath: a directory on a bpffs. */
   pinPath: string;
+  /** node.stateDir (the state subsystem keeps its embedded etcd there when one is used). */
+  stateDir?: string;
   level?: string;
   extra?: string;
 }
@@ -229,6 +232,7 @@ export function siteYaml(o: SiteOptions): string {
     '  name: nrdt-node',
     `  address: ${NODE_ADDRESS}`,
     `  interface: ${o.uplink}`,
+    ...(o.stateDir ? [`  stateDir: ${o.stateDir}`] : []),
     'datapath:',
     `  pinPath: ${o.pinPath}`,
     'api:',
@@ -297,6 +301,8 @@ export class NrdSandbox {
   dir = '';
   /** Mount point of the test's bpffs. */
   bpffs = '';
+  /** The etcd of the sandbox, inside the node namespace on the default endpoint 127.0.0.1:2379. */
+  etcd: EtcdHandle | undefined;
   private node_: Host | undefined;
   private peer_: Host | undefined;
   private tornDown: Promise<void> | undefined;
@@ -328,6 +334,8 @@ export class NrdSandbox {
       addrB: `${PEER_ADDRESS}/24`,
     });
     this.bpffs = await mountTempBpffs(this.topo.prefix);
+    // The state subsystem's etcd: on the schema's default endpoint, so site files need no etcd key.
+    this.etcd = await startEtcd({ netns: this.node_.ns, host: '127.0.0.1', name: `${this.topo.prefix}-etcd` });
   }
 
   /** The namespace nrd runs in. */
@@ -349,7 +357,7 @@ export class NrdSandbox {
 
   /** The test site file with this sandbox's uplink and pin path. */
   site(o: Omit<SiteOptions, 'uplink' | 'pinPath'> & { pinPath?: string }): string {
-    return siteYaml({ uplink: UPLINK, pinPath: this.pinPath, ...o });
+    return siteYaml({ uplink: UPLINK, pinPath: this.pinPath, stateDir: join(this.dir, 'state'), ...o });
   }
 
   /** Starts nrd inside the node namespace (`ip netns exec NS node main.js --config …`). */
@@ -393,6 +401,7 @@ export class NrdSandbox {
   teardown(): Promise<void> {
     this.tornDown ??= (async () => {
       try {
+        await this.etcd?.stop().catch((err: unknown) => process.stderr.write(`nrdt: etcd stop: ${String(err)}\n`));
         await this.topo.destroy();
       } finally {
         if (this.bpffs) await unmountTempBpffs(this.bpffs);
