@@ -14,6 +14,7 @@ import { createMetrics } from './api/metrics.js';
 import { ApiSubsystem } from './api/subsystem.js';
 import { DatapathSubsystem } from './datapath/subsystem.js';
 import { StateSubsystem } from './state/subsystem.js';
+import { BgpSubsystem } from './bgp/subsystem.js';
 
 /** EX_USAGE from sysexits.h: bad command line. */
 const EX_USAGE = 64;
@@ -127,9 +128,22 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
 
   // Start order: api/metrics → state (etcd) → bgp → routing → datapath. Each later subsystem is
   // one daemon.add() here, handed the router/registry it publishes on.
+  const state = new StateSubsystem({ router, metrics: metrics.registry, version });
+  const bgp = new BgpSubsystem({ router, metrics: metrics.registry });
   daemon.add(new ApiSubsystem({ router, metrics: metrics.registry }));
-  daemon.add(new StateSubsystem({ router, metrics: metrics.registry, version }));
+  daemon.add(state);
+  daemon.add(bgp);
   daemon.add(new DatapathSubsystem({ router }));
+
+  // etcd → BGP: this node's pod CIDRs are what it advertises; the other nodes are its iBGP mesh
+  // (used only with bgp.nodeMesh). Both may arrive before or after the speaker starts.
+  state.onOwnCidrs((own) => {
+    bgp.setLocalPrefixes('ipv4', own.ipv4 ? [own.ipv4] : []);
+    bgp.setLocalPrefixes('ipv6', own.ipv6 ? [own.ipv6] : []);
+  });
+  state.onNodes((nodes) => {
+    bgp.setMeshPeers(nodes.map((n) => (n.asn !== undefined ? { name: n.name, address: n.address, asn: n.asn } : { name: n.name, address: n.address })));
+  });
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

@@ -4,13 +4,14 @@
 // Wall time and process CPU time are both printed: on a shared machine CPU time is the steadier.
 // --peers 2 adds a second peer sending the same table after the first (every prefix then runs the
 // decision process); the baseline then sets each prefix twice.
+// --compare DIR also runs another build of the RIB in the same run (DIR holds its compiled
+// daemon/bgp/{rib,policy}, e.g. an earlier commit built elsewhere) and prints this/that.
 // Usage: node --expose-gc dist/bench/bgp/rib-ingest.bench.js [--routes 1000000] [--repeat 3]
-//        [--flush-every 0] [--peers 1]
+//        [--flush-every 0] [--peers 1] [--compare DIR]
 import { pathToFileURL } from 'node:url';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { Rib } from '../../daemon/bgp/rib/rib.js';
 import type { PeerInfo } from '../../daemon/bgp/rib/peer.js';
-import type { RouteChange } from '../../daemon/bgp/rib/changes.js';
 import { ImportPolicy } from '../../daemon/bgp/policy/import.js';
 import { ExportPolicy } from '../../daemon/bgp/policy/export.js';
 import type { Nlri, PathAttributes, UpdateMessage } from '../../daemon/bgp/types.js';
@@ -34,12 +35,33 @@ export function benchPeer(n: number): PeerInfo {
 }
 
 export function benchRib(): Rib {
-  return new Rib({
+  return new Rib(ribOptions(ImportPolicy, ExportPolicy));
+}
+
+/** What the benchmark uses of a RIB, so another build of it can run side by side. */
+interface BenchRib {
+  subscribe(sub: { onRouteChanges(c: readonly unknown[]): void }): unknown;
+  peerUp(info: PeerInfo, now: number): void;
+  applyUpdate(peerId: string, u: UpdateMessage, now: number): unknown;
+  flushChanges(): number;
+  locRibSize(family: '1/1'): number;
+}
+
+function ribOptions(Import: new (o: object) => unknown, Export: new (o: object) => unknown) {
+  return {
     localAsn: LOCAL_AS,
     routerId: '192.0.2.1',
-    importPolicy: new ImportPolicy({ ranges: [{ prefix: '0.0.0.0/0', maxLength: 32 }] }),
-    exportPolicy: new ExportPolicy({ originate: [] }),
-  });
+    importPolicy: new Import({ ranges: [{ prefix: '0.0.0.0/0', maxLength: 32 }] }) as ImportPolicy,
+    exportPolicy: new Export({ originate: [] }) as ExportPolicy,
+  };
+}
+
+async function otherRib(dir: string): Promise<() => BenchRib> {
+  const root = pathToFileURL(`${dir.replace(/\/$/, '')}/daemon/bgp/`).href;
+  const rib = (await import(`${root}rib/rib.js`)) as { Rib: new (o: object) => BenchRib };
+  const imp = (await import(`${root}policy/import.js`)) as { ImportPolicy: new (o: object) => unknown };
+  const exp = (await import(`${root}policy/export.js`)) as { ExportPolicy: new (o: object) => unknown };
+  return () => new rib.Rib(ribOptions(imp.ImportPolicy, exp.ExportPolicy));
 }
 
 /** Route i: a /24 from 1.0.0.0 upwards (distinct for i < 2^24). */
@@ -121,10 +143,10 @@ interface RibRun {
   to: number;
 }
 
-function ribRun(tables: readonly (readonly UpdateMessage[])[], peers: readonly PeerInfo[], flushEvery: number): RibRun {
-  const rib = benchRib();
+function ribRun(make: () => BenchRib, tables: readonly (readonly UpdateMessage[])[], peers: readonly PeerInfo[], flushEvery: number): RibRun {
+  const rib = make();
   let delivered = 0;
-  rib.subscribe({ onRouteChanges: (c: readonly RouteChange[]) => void (delivered += c.length) });
+  rib.subscribe({ onRouteChanges: (c: readonly unknown[]) => void (delivered += c.length) });
   for (const p of peers) rib.peerUp(p, 0);
   // A wall-clock time like the session's Date.now(): not a small integer.
   const now = Date.now();
@@ -153,6 +175,9 @@ async function main(): Promise<void> {
   const flushEvery = arg('--flush-every', 0);
   const peerCount = arg('--peers', 1);
   const peers = Array.from({ length: peerCount }, (_, i) => benchPeer(i + 1));
+  const cmpAt = process.argv.indexOf('--compare');
+  const other = cmpAt >= 0 ? await otherRib(process.argv[cmpAt + 1]!) : null;
+  let bestOther: RibRun | null = null;
   const tables = peers.map((p, i) => buildTable(routes, p, i * 7));
   console.log(
     `RIB ingest: ${routes} IPv4 prefixes, ${tables[0]!.length} UPDATEs of ≤${PREFIXES_PER_UPDATE}, ${ATTRIBUTE_SETS} attribute sets, ${peerCount} eBGP peer(s)` +
@@ -166,7 +191,7 @@ async function main(): Promise<void> {
     const map = baseline(tables);
     const m1 = performance.now();
     gc();
-    const run = ribRun(tables, peers, flushEvery);
+    const run = ribRun(benchRib, tables, peers, flushEvery);
     if (peerCount === 1 && run.delivered !== routes) throw new Error(`flush delivered ${run.delivered} changes, expected ${routes}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
     const total = run.ingestMs + run.flushMs;
@@ -177,6 +202,17 @@ async function main(): Promise<void> {
     );
     if (map.ms < bestMap.ms) bestMap = map;
     if (!best || total < best.ingestMs + best.flushMs) best = run;
+    if (other) {
+      gc();
+      const o = ribRun(other, tables, peers, flushEvery);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const ot = o.ingestMs + o.flushMs;
+      console.log(
+        `         compared RIB ingest ${o.ingestMs.toFixed(0)} + flush ${o.flushMs.toFixed(0)} = ${ot.toFixed(0)} ms (cpu ${o.cpu.toFixed(0)}, GC ${gcBetween(o.from, o.to).toFixed(0)}) | ` +
+          `this/compared wall ${(total / ot).toFixed(2)} cpu ${(run.cpu / o.cpu).toFixed(2)}`,
+      );
+      if (!bestOther || ot < bestOther.ingestMs + bestOther.flushMs) bestOther = o;
+    }
   }
   const total = best!.ingestMs + best!.flushMs;
   const n = routes * peerCount;
@@ -185,6 +221,13 @@ async function main(): Promise<void> {
     `best: RIB ${total.toFixed(0)} ms (${((total * 1e6) / n).toFixed(0)} ns/route; ingest ${best!.ingestMs.toFixed(0)} + flush ${best!.flushMs.toFixed(0)}; cpu ${best!.cpu.toFixed(0)} ms)`,
   );
   console.log(`ratio RIB/Map.set: wall ${(total / bestMap.ms).toFixed(2)}, cpu ${(best!.cpu / bestMap.cpu).toFixed(2)}`);
+  if (bestOther) {
+    const ot = bestOther.ingestMs + bestOther.flushMs;
+    console.log(
+      `best compared: ${ot.toFixed(0)} ms (ingest ${bestOther.ingestMs.toFixed(0)} + flush ${bestOther.flushMs.toFixed(0)}; cpu ${bestOther.cpu.toFixed(0)} ms); ` +
+        `ratio this/compared: wall ${(total / ot).toFixed(2)}, cpu ${(best!.cpu / bestOther.cpu).toFixed(2)}; compared/Map.set wall ${(ot / bestMap.ms).toFixed(2)}`,
+    );
+  }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -10,7 +10,8 @@ import type { Subsystem, SubsystemContext } from '../daemon.js';
 import type { Logger } from '../lib/log.js';
 import type { ReadinessReporter } from '../lib/health.js';
 import { ApiError, json, type Router } from '../api/router.js';
-import { BgpSpeaker, type SpeakerHooks } from './speaker.js';
+import { BgpSpeaker, type MeshNode, type SpeakerHooks } from './speaker.js';
+import type { RouteSubscriber } from './rib/index.js';
 import type { Connector } from './session/shell.js';
 import { familyFromName, IPV4, IPV6, type SpeakerOptions, type SpeakerPeer } from './speaker/options.js';
 import type { StateName } from './session/fsm.js';
@@ -101,6 +102,12 @@ export class BgpSubsystem implements Subsystem {
   private log: Logger | undefined;
   private ready: ReadinessReporter | undefined;
   private reportScheduled = false;
+  // Inputs from other subsystems (etcd's own CIDRs and mesh nodes, the routing layer's
+  // subscription) may arrive before the speaker exists: kept here and applied at start.
+  private localPrefixes = new Map<'ipv4' | 'ipv6', readonly string[]>();
+  private meshNodes: readonly MeshNode[] | undefined;
+  private nodeMesh = false;
+  private subscribers: Array<{ sub: RouteSubscriber; unsubscribe?: () => void }> = [];
   private readonly hooks: SpeakerHooks;
 
   constructor(private readonly deps: BgpSubsystemDeps) {
@@ -122,13 +129,38 @@ export class BgpSubsystem implements Subsystem {
     if (this.deps.connector) deps.connector = this.deps.connector;
     const speaker = new BgpSpeaker(opts, deps);
     this.speakerRef = speaker;
+    for (const [family, prefixes] of this.localPrefixes) speaker.setLocalPrefixes(family, prefixes);
+    this.nodeMesh = ctx.config.bgp.nodeMesh;
+    if (this.meshNodes && this.nodeMesh) speaker.setMeshPeers(this.meshNodes);
+    for (const s of this.subscribers) s.unsubscribe = speaker.subscribe(s.sub, { replay: true });
     await speaker.start();
     this.report();
+  }
+
+  /** This node's own prefixes of a family (its pod CIDR from etcd); applied now or at start. */
+  setLocalPrefixes(family: 'ipv4' | 'ipv6', prefixes: readonly string[]): void {
+    this.localPrefixes.set(family, [...prefixes]);
+    this.speakerRef?.setLocalPrefixes(family, prefixes);
+  }
+
+  /** The other nodes from etcd, peered with over iBGP when bgp.nodeMesh is on. */
+  setMeshPeers(nodes: readonly MeshNode[]): void {
+    this.meshNodes = [...nodes];
+    const s = this.speakerRef;
+    if (s && this.nodeMesh) s.setMeshPeers(this.meshNodes);
+  }
+
+  /** Loc-RIB best paths and ECMP sets for the routing layer; replayed in full at every start. */
+  subscribe(sub: RouteSubscriber): void {
+    const entry: { sub: RouteSubscriber; unsubscribe?: () => void } = { sub };
+    this.subscribers.push(entry);
+    if (this.speakerRef) entry.unsubscribe = this.speakerRef.subscribe(sub, { replay: true });
   }
 
   async stop(): Promise<void> {
     const s = this.speakerRef;
     this.speakerRef = null;
+    for (const e of this.subscribers) e.unsubscribe?.();
     // Graceful restart: close without NOTIFICATION, keep the Loc-RIB (and so the kernel routes).
     if (s) await s.stop('restart');
   }
@@ -145,7 +177,8 @@ export class BgpSubsystem implements Subsystem {
       await s.reconfigure(opts);
       for (const fam of [IPV4, IPV6]) s.setLocalPrefixes(fam, next.node.podCIDRs.filter((p) => p.includes(':') === (fam === IPV6)));
     }
-    if (!next.bgp.nodeMesh) s.setMeshPeers([]);
+    this.nodeMesh = next.bgp.nodeMesh;
+    s.setMeshPeers(this.nodeMesh ? (this.meshNodes ?? []) : []);
     this.report();
   }
 

@@ -4,6 +4,7 @@ import type { StatusResponse } from '../api/types.js';
 import { apiRequest } from './client.js';
 import { formatJson, formatStatus, type OutputFormat } from './format.js';
 import { stateCommands } from './commands/state.js';
+import { bgpCommands } from './commands/bgp.js';
 
 export interface CommandContext {
   socket: string;
@@ -36,6 +37,7 @@ export const commands: Command[] = [
     run: (ctx) => show<StatusResponse>(ctx, '/v1/status', formatStatus),
   },
   ...stateCommands,
+  ...bgpCommands,
 ];
 
 /** The command whose path is the longest prefix of the positional words, and the rest as args. */

@@ -1,6 +1,5 @@
 // nrdctl argument handling and exit codes, separate from the bin so tests can drive it:
 // 0 ok, 1 the daemon answered with an error, 2 usage, 3 nrd not running, 4 permission denied.
-import { parseArgs } from 'node:util';
 import { ApiRequestError, DaemonNotRunningError, SocketAccessError, defaultSocket } from './client.js';
 import { commands as defaultCommands, findCommand, type Command } from './commands.js';
 import type { OutputFormat } from './format.js';
@@ -35,6 +34,37 @@ export function usage(table: readonly Command[] = defaultCommands): string {
   ].join('\n');
 }
 
+/**
+ * Takes nrdctl's own options (--socket, -o/--output, -h/--help) from anywhere on the line and
+ * leaves every other word, options included, in order for the subcommand to parse
+ * (`nrdctl bgp routes --peer 192.0.2.1 -o json`).
+ */
+export function splitGlobalOptions(argv: readonly string[]): { values: { socket?: string; output?: string; help?: boolean }; positionals: string[] } {
+  const values: { socket?: string; output?: string; help?: boolean } = {};
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a === '-h' || a === '--help') {
+      values.help = true;
+      continue;
+    }
+    const m = /^(--socket|--output|-o)(?:=(.*))?$/.exec(a) ?? (/^-o(.+)$/.exec(a) ? ['', '-o', a.slice(2)] : null);
+    if (m) {
+      const v = m[2] ?? argv[++i];
+      if (v === undefined) throw new Error(`option ${m[1]} needs a value`);
+      if (m[1] === '--socket') values.socket = v;
+      else values.output = v;
+      continue;
+    }
+    positionals.push(a);
+  }
+  return { values, positionals };
+}
+
 export async function runNrdctl(
   argv: string[],
   io: Io,
@@ -43,16 +73,7 @@ export async function runNrdctl(
 ): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        socket: { type: 'string' },
-        output: { type: 'string', short: 'o' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
+    parsed = splitGlobalOptions(argv);
   } catch (err) {
     io.stderr(`nrdctl: ${(err as Error).message}\n${usage(table)}`);
     return EXIT_USAGE;

@@ -228,7 +228,9 @@ export class ClusterState {
   }
 
   readiness(): Readiness {
-    const down = this.collections.map((c) => c.health()).filter((h) => !h.connected);
+    // Not connected and failed at least once: a collection still on its first attempt is
+    // "waiting for the first listing", not "unreachable".
+    const down = this.collections.map((c) => c.health()).filter((h) => !h.connected && h.troubleSince !== undefined);
     const notSynced = this.collections.filter((c) => !c.synced).map((c) => c.name);
     const errs = [...this.errors.values()];
     if (down.length) {

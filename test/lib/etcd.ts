@@ -23,6 +23,8 @@ export interface StartEtcdOptions {
   scheme?: 'http' | 'https';
   /** Health-wait timeout in ms; default 20000. */
   startTimeoutMs?: number;
+  /** Directory for the temp data dir, default os.tmpdir(); /dev/shm spares tests the disk's fsync latency. */
+  tmpRoot?: string;
   /** Extra args for the etcdctl health probe (e.g. `--cacert=…`) when TLS or auth is on. */
   probeArgs?: string[];
 }
@@ -111,7 +113,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdHandle
   const host = opts.host ?? '127.0.0.1';
   const scheme = opts.scheme ?? 'http';
   const name = opts.name ?? `nrdt-etcd-${process.pid}`;
-  const baseDir = mkdtempSync(join(tmpdir(), 'nrdt-etcd-'));
+  const baseDir = mkdtempSync(join(opts.tmpRoot ?? tmpdir(), 'nrdt-etcd-'));
   const dataDir = join(baseDir, 'data');
   const logPath = join(baseDir, 'etcd.log');
   const timeout = opts.startTimeoutMs ?? 20_000;

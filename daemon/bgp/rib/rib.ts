@@ -357,6 +357,17 @@ export class Rib {
       const slot = loc.get(prefix, key);
       const old = slot === undefined ? undefined : findPath(slot, st, pathId);
       if (allowed && (key >= 0 ? policy.acceptsIpv4(((key & 0xffffff) << 8) >>> 0, key >>> 24) : policy.acceptsPrefix(prefix))) {
+        if (old !== undefined && old.group.attrs === attrs && old.group.nextHops === nextHops) {
+          // The same route again (route refresh, re-announcement after a graceful restart):
+          // updated in place. Nothing changes for the Loc-RIB, subscribers or Adj-RIBs-Out.
+          if ((old.flags & STALE) !== 0) {
+            old.flags &= ~STALE;
+            fam.stale--;
+          }
+          old.group = group;
+          result.accepted++;
+          continue;
+        }
         if (rejected.size > 0) {
           const r = takeRejected(rejected, prefix, st, pathId);
           if (r) {
@@ -738,17 +749,17 @@ export class Rib {
   private removeOwned(st: PeerState, fam: FamilyIn, family: FamilyKey, staleOnly: boolean): number {
     const loc = this.locRib(family);
     let n = 0;
-    for (const [prefix, slot] of loc.entries()) {
+    for (const slot of loc.values()) {
       if (slot instanceof Multi) {
         for (const p of slot.paths) {
           if (p.group.owner !== st || (staleOnly && (p.flags & STALE) === 0)) continue;
-          loc.update(prefix, loc.get(prefix), p, undefined);
+          loc.update(p.prefix, loc.get(p.prefix), p, undefined);
           fam.accepted--;
           this.dropPath(fam, p);
           n++;
         }
       } else if (slot.group.owner === st && (!staleOnly || (slot.flags & STALE) !== 0)) {
-        loc.update(prefix, slot, slot, undefined);
+        loc.update(slot.prefix, slot, slot, undefined);
         fam.accepted--;
         this.dropPath(fam, slot);
         n++;

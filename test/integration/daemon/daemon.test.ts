@@ -14,6 +14,9 @@ import type { StatusResponse } from '../../../daemon/api/types.js';
 import { waitFor } from '../../lib/wait.js';
 import { METRICS_PORT, NODE_ADDRESS, NRDCTL, NotifyReceiver, NrdSandbox, UPLINK, runNode, type NrdProcess } from './harness.js';
 
+/** The daemon's subsystems in start order (daemon/main.ts). */
+const SUBSYSTEMS = ['api', 'state', 'bgp', 'datapath'];
+
 // Teardown of nrd, namespaces, temp dir and bpffs, registered before anything exists.
 const sb = NrdSandbox.use(after, 'daemon');
 let notify: NotifyReceiver;
@@ -78,7 +81,7 @@ test('sd_notify: READY=1 with a STATUS once the api and datapath subsystems are 
   const msg = await notify.waitFor('READY', '1', { timeoutMs: 30_000 }).catch((err: unknown) => {
     throw new Error(`${(err as Error).message}; ${nrd.describe()}`);
   });
-  assert.match(msg, /^STATUS=ready \(api, datapath\)$/m, msg);
+  assert.match(msg, new RegExp(`^STATUS=ready \\(${SUBSYSTEMS.join(', ')}\\)$`, 'm'), msg);
   assert.equal(notify.count('READY', '1'), 1, 'READY=1 is sent once');
 });
 
@@ -107,10 +110,10 @@ test('API: /healthz, /readyz and /v1/status; errors are JSON', async () => {
   assert.equal(st.config.node.address, NODE_ADDRESS);
   assert.equal(st.config.node.interface, UPLINK);
   assert.equal(st.config.api.socket, socket);
-  assert.deepEqual(st.subsystems.map((s) => [s.name, s.ready]), [
-    ['api', true],
-    ['datapath', true],
-  ]);
+  assert.deepEqual(
+    st.subsystems.map((s) => [s.name, s.ready]),
+    SUBSYSTEMS.map((n) => [n, true]),
+  );
   const missing = await get('/v1/nope');
   assert.equal(missing.status, 404);
   assert.equal(JSON.parse(missing.body).error.code, 'not_found');

@@ -130,7 +130,7 @@ test('etcd stopped during steady state: no kernel change, readiness degraded, re
         async () => {
           const r = await n.readyz();
           const reasons = JSON.stringify(r.body.notReady ?? []);
-          return r.status === 503 && !r.body.ready && /etcd|degraded/i.test(reasons) ? reasons : undefined;
+          return r.status === 503 && !r.body.ready && /degraded/i.test(reasons) && /etcd/i.test(reasons) ? reasons : undefined;
         },
         { timeoutMs: outageMs, intervalMs: 200, what: `${n.name}: /readyz degraded while etcd is down` },
       );

@@ -65,9 +65,10 @@ async function main(): Promise<void> {
     const netns = join(nsDir, id);
     writeFileSync(netns, '');
     const rec = await retry(() => cs.createEndpoint({ id, netns, labels: { app: `a${i % 3}` } }));
+    // Keep a few workloads around (at most 6 once this cycle is done), delete the rest.
     const live = readdirSync(nsDir).sort();
-    if (live.length > 6 || rnd() < 0.5) {
-      const victim = rnd() < 0.5 ? id : live[0]!;
+    const victims = live.length > 6 ? live.slice(0, live.length - 6) : rnd() < 0.5 ? [rnd() < 0.5 ? id : live[0]!] : [];
+    for (const victim of victims) {
       await retry(() => cs.deleteEndpoint(victim));
       rmSync(join(nsDir, victim), { force: true });
     }

@@ -80,6 +80,25 @@ describe('merged table change records', () => {
     assert.equal(sink.changes.at(-1)!.ecmp.length, 1);
   });
 
+  it('the same route re-announced is refreshed in place: not stale, newer, same references', () => {
+    const { rib, sink, a } = setup();
+    rib.applyUpdate(a.id, update([P], attrs([65100])), 1);
+    rib.flushChanges();
+    sink.clear();
+    const before = rib.selection(V4, P).best!;
+    rib.beginRouteRefresh(a.id, V4);
+    assert.equal(before.stale, true);
+    rib.applyUpdate(a.id, update([P], attrs([65100])), 9);
+    const after = rib.selection(V4, P).best!;
+    assert.equal(after, before);
+    assert.equal(after.stale, false);
+    assert.equal(after.learnedAt, 9);
+    assert.equal(rib.peerCounts(a.id, V4).stale, 0);
+    assert.equal(rib.attrs.refsOf(after.attrs), 1);
+    assert.equal(rib.endRouteRefresh(a.id, V4), 0);
+    assert.equal(rib.flushChanges(), 0);
+  });
+
   it('per-peer views and counts come from the shared table', () => {
     const { rib, a, b } = setup();
     rib.applyUpdate(a.id, update(['10.1.0.0/24', '10.1.1.0/24', '192.168.0.0/24'], attrs([65100])), 1);
