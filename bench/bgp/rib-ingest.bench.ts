@@ -39,7 +39,7 @@ export function benchRib(): Rib {
 }
 
 /** What the benchmark uses of a RIB, so another build of it can run side by side. */
-interface BenchRib {
+export interface BenchRib {
   subscribe(sub: { onRouteChanges(c: readonly unknown[]): void }): unknown;
   peerUp(info: PeerInfo, now: number): void;
   applyUpdate(peerId: string, u: UpdateMessage, now: number): unknown;
@@ -47,7 +47,10 @@ interface BenchRib {
   locRibSize(family: '1/1'): number;
 }
 
-function ribOptions(Import: new (o: object) => unknown, Export: new (o: object) => unknown) {
+function ribOptions(
+  Import: new (o: { ranges: { prefix: string; maxLength: number }[] }) => unknown,
+  Export: new (o: { originate: [] }) => unknown,
+) {
   return {
     localAsn: LOCAL_AS,
     routerId: '192.0.2.1',
@@ -56,11 +59,11 @@ function ribOptions(Import: new (o: object) => unknown, Export: new (o: object) 
   };
 }
 
-async function otherRib(dir: string): Promise<() => BenchRib> {
+export async function otherRib(dir: string): Promise<() => BenchRib> {
   const root = pathToFileURL(`${dir.replace(/\/$/, '')}/daemon/bgp/`).href;
   const rib = (await import(`${root}rib/rib.js`)) as { Rib: new (o: object) => BenchRib };
-  const imp = (await import(`${root}policy/import.js`)) as { ImportPolicy: new (o: object) => unknown };
-  const exp = (await import(`${root}policy/export.js`)) as { ExportPolicy: new (o: object) => unknown };
+  const imp = (await import(`${root}policy/import.js`)) as { ImportPolicy: new (o: { ranges: { prefix: string; maxLength: number }[] }) => unknown };
+  const exp = (await import(`${root}policy/export.js`)) as { ExportPolicy: new (o: { originate: [] }) => unknown };
   return () => new rib.Rib(ribOptions(imp.ImportPolicy, exp.ExportPolicy));
 }
 

@@ -52,7 +52,7 @@ async function main(): Promise<void> {
 
         await flush(h);
         t = process.hrtime.bigint();
-        const r = await h.exec([process.execPath, HELPER, String(n), 'pipelined', ecmp ? 'ecmp' : ''], { timeoutMs: 600_000 });
+        const r = await h.exec([process.execPath, HELPER, String(n), 'batch', ecmp ? 'ecmp' : ''], { timeoutMs: 600_000 });
         portWallMs.push(Number(process.hrtime.bigint() - t) / 1e6);
         const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { writeMs: number; dumpMs: number; readBack: number; datagrams: number; messages: number };
         if (out.readBack !== n || (await countOwned(h)) !== n) throw new Error(`port programmed ${out.readBack} of ${n}`);

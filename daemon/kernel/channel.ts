@@ -2,18 +2,26 @@
 // (RawNetlinkSocket): pipelined writes packed many to a datagram, GET requests, serialized dumps,
 // and errno-preserving errors. Kernel interface: netlink(7) — NLM_F_ACK, NLMSG_ERROR, NLMSG_DONE.
 //
-// Batching: requests issued in the same tick are packed into datagrams of up to ~32 KiB. Only the
-// last message of a datagram asks for an ACK; the kernel processes a datagram's messages in order
-// and always reports an error (NLMSG_ERROR with errno ≠ 0) even without NLM_F_ACK, so the ACK of the
-// last message proves every earlier message of the socket succeeded unless its own error arrived
-// first. That replaces one ACK per route (what `ip -batch` waits for) by one per datagram.
+// Batching: requests issued in the same tick are packed into datagrams of up to ~32 KiB, and
+// writeMany() encodes a whole batch (10k–1M routes) straight into datagrams of up to 256 KiB with
+// one pending record for the batch instead of a promise per message. Only the last message of a
+// datagram asks for an ACK; the kernel processes a socket's messages in order and always reports
+// an error (NLMSG_ERROR with errno ≠ 0) even without NLM_F_ACK, so any NLMSG_ERROR for sequence s
+// (an ACK, or the error of the message that carried the ACK flag) proves that every earlier message
+// of the socket was processed, and succeeded unless its own error arrived first. That replaces one
+// ACK per route (what `ip -batch` waits for) by one per datagram. Sequence numbers increase in send
+// order and are compared in serial arithmetic (RFC 1982 style), so they may wrap.
 import { constants as osConstants } from 'node:os';
 import { RawNetlinkSocket } from 'netlink';
-import { frame, splitMessages, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, type RawMessage } from './codec.js';
-import { KernelError } from './types.js';
+import { frame, splitMessages, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, type RawMessage } from './codec.js';
+import { KernelError, type BatchFailure } from './types.js';
+
+export type { BatchFailure } from './types.js';
 
 const NETLINK_ROUTE = 0;
 const MAX_DATAGRAM = 32 * 1024;
+/** Datagram size for writeMany (bounded by SO_SNDBUF − 32 in netlink_sendmsg, checked at open). */
+const MAX_BATCH_DATAGRAM = 256 * 1024;
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
 
@@ -54,6 +62,29 @@ interface Pending {
   reject(e: KernelError): void;
 }
 
+
+interface Batch {
+  /** Sequence number of items[0]; item i has first + i. */
+  first: number;
+  count: number;
+  call: string;
+  /** Datagrams sent whose ACK has not arrived yet, in send order: sequence ranges. */
+  open: Array<{ from: number; to: number }>;
+  /** Indices that already carry an error (encode failure or NLMSG_ERROR). */
+  failed: Set<number>;
+  failures: BatchFailure[];
+  resolve(f: BatchFailure[]): void;
+}
+
+function batchFail(b: Batch, index: number, error: KernelError): void {
+  if (b.failed.has(index)) return;
+  b.failed.add(index);
+  b.failures.push({ index, error });
+}
+
+/** a < b in serial arithmetic (valid while fewer than 2^31 messages are in flight). */
+const before = (a: number, b: number): boolean => ((a - b) | 0) < 0;
+
 export interface ChannelOptions {
   /** Multicast groups to join (a notification channel). */
   groups?: number[];
@@ -69,11 +100,13 @@ export class NetlinkChannel {
   private readonly sock: RawNetlinkSocket;
   private seq: number;
   private readonly pending = new Map<number, Pending>();
+  private readonly batches: Batch[] = [];
   private queue: Buffer[] = [];
   private queueSeqs: number[] = [];
   private flushScheduled = false;
   private dumpChain: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private readonly batchDatagram: number;
   /** Datagrams sent and messages packed: the bench reports them. */
   readonly stats = { datagrams: 0, messages: 0 };
 
@@ -82,6 +115,14 @@ export class NetlinkChannel {
       recvBufferSize: opts.recvBufferSize ?? 4 * 1024 * 1024,
       sendBufferSize: 1024 * 1024,
     });
+    let sndbuf = 0;
+    try {
+      sndbuf = this.sock.getSendBufferSize();
+    } catch {
+      sndbuf = 0;
+    }
+    // netlink_sendmsg refuses a datagram longer than sk_sndbuf - 32 (EMSGSIZE).
+    this.batchDatagram = Math.max(MAX_DATAGRAM, Math.min(MAX_BATCH_DATAGRAM, sndbuf - 1024));
     this.seq = (Math.random() * 0x7fffffff) >>> 0 || 1;
     for (const g of opts.groups ?? []) this.sock.addMembership(g);
     this.sock.on('message', (buf: Buffer) => this.receive(buf));
@@ -92,7 +133,7 @@ export class NetlinkChannel {
 
   private nextSeq(): number {
     const s = this.seq;
-    this.seq = (this.seq % 0xfffffffe) + 1;
+    this.seq = (this.seq + 1) >>> 0;
     return s;
   }
 
@@ -104,6 +145,104 @@ export class NetlinkChannel {
   /** A GET of one object: resolves with the reply messages. */
   get(type: number, payload: Buffer, call: string): Promise<RawMessage[]> {
     return this.enqueue('get', type, NLM_F_REQUEST | NLM_F_ACK, payload, call);
+  }
+
+  /**
+   * Many writes of one message type, encoded by `encode` straight into datagram buffers: one
+   * promise for the batch, resolved when the kernel processed every message, with the items that
+   * failed (an empty array: all applied). `encode(b, off, item)` writes the payload at b[off..]
+   * within `maxBytes(item)` bytes and returns its 4-aligned end; a throw fails that item alone.
+   */
+  writeMany<T>(
+    type: number,
+    flags: number,
+    items: readonly T[],
+    encode: (b: Buffer, off: number, item: T) => number,
+    maxBytes: (item: T) => number,
+    call: string,
+  ): Promise<BatchFailure[]> {
+    const n = items.length;
+    if (this.closed) {
+      const e = new KernelError('EBADF', osConstants.errno.EBADF, call, 'netlink channel closed');
+      return Promise.resolve(Array.from({ length: n }, (_, index) => ({ index, error: e })));
+    }
+    if (n === 0) return Promise.resolve([]);
+    // Queued single requests go first, so that send order stays sequence order.
+    if (this.queue.length) this.flush();
+    const first = this.seq;
+    this.seq = (this.seq + n) >>> 0;
+    let resolveBatch!: (f: BatchFailure[]) => void;
+    const done = new Promise<BatchFailure[]>((r) => (resolveBatch = r));
+    const batch: Batch = { first, count: n, call, open: [], failed: new Set(), failures: [], resolve: resolveBatch };
+    const limit = this.batchDatagram;
+    let buf = Buffer.allocUnsafe(limit);
+    let off = 0;
+    let lastStart = -1;
+    let dgFirst = 0;
+    let dgLast = 0;
+    let msgs = 0;
+    const send = (): void => {
+      // The last message of the datagram asks for the ACK that settles everything before it.
+      buf[lastStart + 6] = (buf[lastStart + 6]! | NLM_F_ACK) & 255;
+      const range = { from: dgFirst, to: dgLast };
+      batch.open.push(range);
+      this.stats.datagrams++;
+      this.stats.messages += msgs;
+      this.sock.send(buf.subarray(0, off), {}, (err?: unknown) => {
+        if (!err) return;
+        // Not sent: its messages failed, and no ACK will come for it.
+        const e = kernelErrorFrom(err, call);
+        for (let s = range.from; !before(range.to, s); s = (s + 1) >>> 0) batchFail(batch, (s - first) >>> 0, e);
+        const i = batch.open.indexOf(range);
+        if (i >= 0) batch.open.splice(i, 1);
+        this.settleBatches();
+      });
+    };
+    const f = flags | NLM_F_REQUEST;
+    for (let i = 0; i < n; i++) {
+      const item = items[i]!;
+      let need: number;
+      try {
+        need = NLMSG_HDRLEN + maxBytes(item);
+      } catch (e) {
+        batchFail(batch, i, new KernelError('EINVAL', osConstants.errno.EINVAL, call, e instanceof Error ? e.message : String(e)));
+        continue;
+      }
+      if (off > 0 && off + need > limit) {
+        send();
+        buf = Buffer.allocUnsafe(Math.max(limit, need));
+        off = 0;
+        msgs = 0;
+      } else if (off + need > buf.length) {
+        const bigger = Buffer.allocUnsafe(off + need);
+        buf.copy(bigger, 0, 0, off);
+        buf = bigger;
+      }
+      const seq = (first + i) >>> 0;
+      let end: number;
+      try {
+        end = encode(buf, off + NLMSG_HDRLEN, item);
+      } catch (e) {
+        batchFail(batch, i, new KernelError('EINVAL', osConstants.errno.EINVAL, call, e instanceof Error ? e.message : String(e)));
+        continue;
+      }
+      const len = end - off;
+      buf.writeUInt32LE(len, off);
+      buf.writeUInt16LE(type, off + 4);
+      buf.writeUInt16LE(f, off + 6);
+      buf.writeUInt32LE(seq, off + 8);
+      buf.writeUInt32LE(0, off + 12);
+      if (msgs === 0) dgFirst = seq;
+      dgLast = seq;
+      lastStart = off;
+      off = end;
+      msgs++;
+    }
+    if (msgs > 0) send();
+    this.batches.push(batch);
+    this.sock.ref();
+    this.settleBatches();
+    return done;
   }
 
   /** A dump; one at a time per socket (the kernel refuses a second with EBUSY); retried if interrupted. */
@@ -126,14 +265,17 @@ export class NetlinkChannel {
 
   private enqueue(kind: Kind, type: number, flags: number, payload: Buffer, call: string): Promise<RawMessage[]> {
     if (this.closed) return Promise.reject(new KernelError('EBADF', osConstants.errno.EBADF, call, 'netlink channel closed'));
-    const seq = this.nextSeq();
     return new Promise<RawMessage[]>((resolve, reject) => {
+      if (kind === 'dump') {
+        // A dump goes alone: its replies are read in recvmsg context, not while the datagram is
+        // processed. Queued requests go first so that send order stays sequence order.
+        this.flush();
+      }
+      const seq = this.nextSeq();
       this.pending.set(seq, { seq, kind, call, parts: [], interrupted: false, sent: false, resolve, reject });
       this.sock.ref();
       const msg = frame(type, flags, seq, payload);
       if (kind === 'dump') {
-        // A dump goes alone: its replies are read in recvmsg context, not while the datagram is processed.
-        this.flush();
         this.sendDatagram([msg], [seq]);
         return;
       }
@@ -176,6 +318,7 @@ export class NetlinkChannel {
     const data = chunk.length === 1 ? chunk[0]! : Buffer.concat(chunk);
     this.sock.send(data, {}, (err?: unknown) => {
       if (!err) return;
+      // Earlier datagrams carry their own ACKs; this one's messages failed as a whole.
       for (const s of seqs) this.fail(s, kernelErrorFrom(err, this.pending.get(s)?.call ?? 'send'));
     });
   }
@@ -194,30 +337,65 @@ export class NetlinkChannel {
   }
 
   private maybeUnref(): void {
-    if (this.pending.size === 0 && !this.opts.groups?.length && !this.closed) this.sock.unref();
+    if (this.pending.size === 0 && this.batches.length === 0 && !this.opts.groups?.length && !this.closed) this.sock.unref();
+  }
+
+  /** Every message up to and including `seq` has been processed: settle sent writes and batches. */
+  private progress(seq: number): void {
+    for (const q of this.pending.values()) {
+      if (!before(q.seq, seq)) break;
+      if (q.kind === 'write' && q.sent) this.done(q);
+    }
+    for (const b of this.batches) {
+      while (b.open.length && !before(seq, b.open[0]!.to)) b.open.shift();
+    }
+    this.settleBatches();
+  }
+
+  /** Resolve the batches none of whose datagrams awaits an ACK. */
+  private settleBatches(): void {
+    for (let i = 0; i < this.batches.length; ) {
+      const b = this.batches[i]!;
+      if (b.open.length) {
+        i++;
+        continue;
+      }
+      this.batches.splice(i, 1);
+      b.resolve(b.failures);
+    }
+    this.maybeUnref();
+  }
+
+  private batchOf(seq: number): Batch | undefined {
+    for (const b of this.batches) if (!before(seq, b.first) && before(seq, (b.first + b.count) >>> 0)) return b;
+    return undefined;
   }
 
   private receive(buf: Buffer): void {
     for (const m of splitMessages(buf)) {
+      if (m.type === NLMSG_ERROR && m.seq !== 0) {
+        const errno = m.payload.length >= 4 ? -m.payload.readInt32LE(0) : osConstants.errno.EIO;
+        const p = this.pending.get(m.seq);
+        if (p) {
+          if (errno !== 0) this.fail(m.seq, new KernelError(errnoName(errno), errno, p.call));
+          else if (p.kind !== 'dump') this.done(p);
+        } else if (errno !== 0) {
+          const b = this.batchOf(m.seq);
+          if (b) {
+            batchFail(b, (m.seq - b.first) >>> 0, new KernelError(errnoName(errno), errno, b.call));
+          }
+        }
+        // An ACK, or the error of a message that asked for one: everything before it is settled.
+        this.progress(m.seq);
+        continue;
+      }
       const p = m.seq !== 0 ? this.pending.get(m.seq) : undefined;
       if (!p) {
         if (m.type !== NLMSG_ERROR && m.type !== NLMSG_DONE) this.opts.onMessage?.(m);
         continue;
       }
       if (m.flags & NLM_F_DUMP_INTR) p.interrupted = true;
-      if (m.type === NLMSG_ERROR) {
-        const errno = m.payload.length >= 4 ? -m.payload.readInt32LE(0) : osConstants.errno.EIO;
-        if (errno !== 0) {
-          this.fail(m.seq, new KernelError(errnoName(errno), errno, p.call));
-          continue;
-        }
-        // An ACK: this message and every earlier write on the socket succeeded.
-        for (const q of [...this.pending.values()]) {
-          if (q === p) break;
-          if (q.kind === 'write' && q.sent) this.done(q);
-        }
-        this.done(p);
-      } else if (m.type === NLMSG_DONE) {
+      if (m.type === NLMSG_DONE) {
         if (p.interrupted) this.fail(m.seq, new KernelError('EINTR', osConstants.errno.EINTR, p.call, 'dump interrupted'));
         else this.done(p);
       } else if (m.type === NLMSG_OVERRUN) {
@@ -234,13 +412,28 @@ export class NetlinkChannel {
     // ENOBUFS on a request socket means replies may be lost: fail everything in flight so callers
     // retry (the reconciler does, it is level-triggered) instead of waiting forever.
     for (const seq of [...this.pending.keys()]) this.fail(seq, e);
+    this.failBatches(e);
     this.opts.onError?.(e);
+  }
+
+  /** Every message of an unsettled batch whose datagram was not acknowledged gets `e`. */
+  private failBatches(e: KernelError): void {
+    for (const b of this.batches.splice(0)) {
+      for (const r of b.open) {
+        for (let s = r.from; !before(r.to, s); s = (s + 1) >>> 0) batchFail(b, (s - b.first) >>> 0, e);
+      }
+      b.open = [];
+      b.resolve(b.failures);
+    }
+    this.maybeUnref();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const seq of [...this.pending.keys()]) this.fail(seq, new KernelError('EBADF', osConstants.errno.EBADF, 'close', 'netlink channel closed'));
+    const e = new KernelError('EBADF', osConstants.errno.EBADF, 'close', 'netlink channel closed');
+    for (const seq of [...this.pending.keys()]) this.fail(seq, e);
+    this.failBatches(e);
     this.sock.close();
   }
 }

@@ -1,6 +1,6 @@
 // KernelPort over rtnetlink (npm `netlink` sockets + our codec): routes, the VXLAN link, permanent
 // neighbours, AF_BRIDGE FDB entries, addresses, sysctls and change notifications
-// (RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE). Acts on the caller's network namespace.
+// (RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE). Acts on the caller's network namespace.
 import { NetlinkChannel } from './channel.js';
 import {
   AF_BRIDGE,
@@ -24,6 +24,7 @@ import {
   RTNLGRP_IPV4_ROUTE,
   RTNLGRP_IPV6_ROUTE,
   RTNLGRP_LINK,
+  RTNLGRP_NEIGH,
   decodeAddress,
   decodeFdb,
   decodeLink,
@@ -41,12 +42,16 @@ import {
   encodeRouteDelete,
   encodeRouteDumpRequest,
   encodeVxlanCreate,
+  routeMaxBytes,
+  writeRoute,
   type RawMessage,
 } from './codec.js';
 import { readSysctl, writeSysctl } from './sysctl.js';
 import {
   isKernelError,
   type AddressInfo,
+  type BatchFailure,
+  type RouteSelector,
   type Family,
   type FdbEntry,
   type KernelEvent,
@@ -67,6 +72,10 @@ const decodeAll = <T>(msgs: RawMessage[], fn: (b: Buffer) => T | null): T[] => {
   return out;
 };
 
+const writeNew = (b: Buffer, off: number, r: Route): number => writeRoute(b, off, r);
+const writeDel = (b: Buffer, off: number, r: RouteSelector): number => writeRoute(b, off, { ...r, nextHops: [] }, true);
+const delMaxBytes = (): number => routeMaxBytes({ nextHops: [] });
+
 export class NetlinkKernelPort implements KernelPort {
   private readonly ch = new NetlinkChannel();
   private events: NetlinkChannel | null = null;
@@ -86,8 +95,16 @@ export class NetlinkKernelPort implements KernelPort {
     return this.ch.write(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, encodeRoute(route), 'newRoute');
   }
 
-  deleteRoute(route: Pick<Route, 'family' | 'dst' | 'table' | 'metric' | 'protocol' | 'type'>): Promise<void> {
+  deleteRoute(route: RouteSelector): Promise<void> {
     return this.ch.write(RTM_DELROUTE, 0, encodeRouteDelete(route), 'delRoute');
+  }
+
+  replaceRoutes(routes: readonly Route[]): Promise<BatchFailure[]> {
+    return this.ch.writeMany(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, routes, writeNew, routeMaxBytes, 'newRoute');
+  }
+
+  deleteRoutes(routes: readonly RouteSelector[]): Promise<BatchFailure[]> {
+    return this.ch.writeMany(RTM_DELROUTE, 0, routes, writeDel, delMaxBytes, 'delRoute');
   }
 
   async listLinks(): Promise<LinkInfo[]> {
@@ -169,7 +186,7 @@ export class NetlinkKernelPort implements KernelPort {
     this.handlers.add(handler);
     if (!this.events) {
       this.events = new NetlinkChannel({
-        groups: [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE],
+        groups: [RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE],
         onMessage: (m) => this.notify(m),
         onError: () => this.emit({ kind: 'overflow' }),
       });
@@ -189,6 +206,15 @@ export class NetlinkKernelPort implements KernelPort {
     if (m.type === RTM_NEWROUTE || m.type === RTM_DELROUTE) {
       const route = decodeRoute(m.payload);
       if (route) this.emit({ kind: 'route', op: m.type === RTM_NEWROUTE ? 'new' : 'del', route });
+    } else if (m.type === RTM_NEWNEIGH || m.type === RTM_DELNEIGH) {
+      const op = m.type === RTM_NEWNEIGH ? 'new' : 'del';
+      if (m.payload.length > 0 && m.payload[0] === AF_BRIDGE) {
+        const fdb = decodeFdb(m.payload);
+        if (fdb) this.emit({ kind: 'fdb', op, fdb });
+      } else {
+        const neighbour = decodeNeighbour(m.payload);
+        if (neighbour) this.emit({ kind: 'neigh', op, neighbour });
+      }
     } else if (m.type === RTM_NEWLINK || m.type === RTM_DELLINK) {
       const link = decodeLink(m.payload);
       if (link) this.emit({ kind: 'link', op: m.type === RTM_NEWLINK ? 'new' : 'del', link });

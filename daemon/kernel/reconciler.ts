@@ -106,6 +106,8 @@ export interface ReconcilerOptions {
   retryMs?: number;
   log: Logger;
   clock?: Clock;
+  /** Called after every run with its report (metrics, readiness). */
+  onReport?(r: ReconcileReport): void;
 }
 
 export interface KindCounts {
@@ -179,8 +181,14 @@ export class Reconciler {
   /** Desired routes by key, with devices resolved at the last run: lets events be judged cheaply. */
   private wanted = new Map<string, Route>();
   private vxlanName: string | undefined;
+  /** The VXLAN device's index and the FDB/neighbour entries wanted on it at the last run. */
+  private vxlanIndex: number | undefined;
+  private wantedNeigh = new Map<string, string>();
+  private wantedFdb = new Set<string>();
   readonly totals = { runs: 0, writes: 0, errors: 0, conflicts: 0 };
   lastReport: ReconcileReport | null = null;
+  /** The VXLAN device as the last run left it (undefined: none wanted, or it could not be made). */
+  vxlanLink: LinkInfo | undefined;
 
   constructor(
     private readonly port: KernelPort,
@@ -278,6 +286,22 @@ export class Reconciler {
       }
       return;
     }
+    if (e.kind === 'neigh') {
+      // A wanted permanent neighbour on our VXLAN device removed or changed by hand: put it back
+      // now rather than at the next periodic resync (traffic over VXLAN to that node depends on it).
+      const n = e.neighbour;
+      if (n.ifindex !== this.vxlanIndex) return;
+      const mac = this.wantedNeigh.get(`${n.ifindex}|${n.ip}`);
+      if (mac === undefined) return;
+      if (e.op === 'del' || !n.permanent || n.mac !== mac) this.schedule();
+      return;
+    }
+    if (e.kind === 'fdb') {
+      const f = e.fdb;
+      if (f.ifindex !== this.vxlanIndex || e.op !== 'del' || !f.dst) return;
+      if (this.wantedFdb.has(`${f.ifindex}|${f.mac}|${f.dst}`)) this.schedule();
+      return;
+    }
     const r = e.route;
     if (r.table !== this.table) return;
     const key = routeKey(r);
@@ -308,188 +332,210 @@ export class Reconciler {
       rep.errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
     };
 
-    // ---- links
-    const links = await this.port.listLinks();
-    const byName = new Map<string, LinkInfo>(links.map((l) => [l.name, l]));
     let vx: LinkInfo | undefined;
-    if (d.vxlan) {
-      this.vxlanName = d.vxlan.name;
-      vx = await this.ensureVxlan(d.vxlan, byName, rep, synced).catch((e: unknown) => {
-        fail(`vxlan ${d.vxlan!.name}`, e);
-        return undefined;
-      });
-      if (vx) byName.set(vx.name, vx);
-    }
-    const owned = (name: string): boolean => name.startsWith(this.linkPrefix);
-
-    // Resolve a desired device name; a missing device makes the object unprogrammable this run.
-    const ifindexOf = (dev: string): number => {
-      const l = byName.get(dev);
-      if (!l) throw new Error(`device ${dev} does not exist`);
-      return l.index;
-    };
-
-    // ---- FDB and neighbours on owned links
-    const ownedVxlans = [...byName.values()].filter((l) => owned(l.name) && l.kind === 'vxlan');
-    const fdbNow: FdbEntry[] = [];
-    const neighNow: Array<{ ifindex: number; ip: string; mac?: string; family: Family }> = [];
-    if (ownedVxlans.length) {
-      const allFdb = await this.port.listFdb();
-      const idx = new Set(ownedVxlans.map((l) => l.index));
-      for (const e of allFdb) if (idx.has(e.ifindex) && e.self && e.dst && e.permanent) fdbNow.push(e);
-      for (const f of this.families) {
-        for (const n of await this.port.listNeighbours(f)) if (idx.has(n.ifindex) && n.permanent) neighNow.push(n);
+    try {
+      // ---- links
+      const links = await this.port.listLinks();
+      const byName = new Map<string, LinkInfo>(links.map((l) => [l.name, l]));
+      if (d.vxlan) {
+        this.vxlanName = d.vxlan.name;
+        vx = await this.ensureVxlan(d.vxlan, byName, rep, synced).catch((e: unknown) => {
+          fail(`vxlan ${d.vxlan!.name}`, e);
+          return undefined;
+        });
+        if (vx) byName.set(vx.name, vx);
       }
-    }
+      const owned = (name: string): boolean => name.startsWith(this.linkPrefix);
 
-    const fdbKey = (ifindex: number, mac: string, dst: string): string => `${ifindex}|${mac}|${dst}`;
-    const fdbHave = new Map(fdbNow.map((e) => [fdbKey(e.ifindex, e.mac, e.dst!), e]));
-    const fdbWant = new Map<string, { ifindex: number; mac: string; dst: string }>();
-    for (const f of d.fdb) {
-      try {
-        const e = { ifindex: ifindexOf(f.dev), mac: canonicalMac(f.mac), dst: f.dst };
-        fdbWant.set(fdbKey(e.ifindex, e.mac, e.dst), e);
-      } catch (e) {
-        fail(`fdb ${f.mac} dst ${f.dst}`, e);
+      // Resolve a desired device name; a missing device makes the object unprogrammable this run.
+      const ifindexOf = (dev: string): number => {
+        const l = byName.get(dev);
+        if (!l) throw new Error(`device ${dev} does not exist`);
+        return l.index;
+      };
+
+      // ---- FDB and neighbours on owned links
+      const ownedVxlans = [...byName.values()].filter((l) => owned(l.name) && l.kind === 'vxlan');
+      const fdbNow: FdbEntry[] = [];
+      const neighNow: Array<{ ifindex: number; ip: string; mac?: string; family: Family }> = [];
+      if (ownedVxlans.length) {
+        const allFdb = await this.port.listFdb();
+        const idx = new Set(ownedVxlans.map((l) => l.index));
+        for (const e of allFdb) if (idx.has(e.ifindex) && e.self && e.dst && e.permanent) fdbNow.push(e);
+        for (const f of this.families) {
+          for (const n of await this.port.listNeighbours(f)) if (idx.has(n.ifindex) && n.permanent) neighNow.push(n);
+        }
       }
-    }
-    const writes: Array<Promise<void>> = [];
-    for (const [k, e] of fdbWant) {
-      if (fdbHave.has(k)) {
-        rep.unchanged++;
-        continue;
+
+      const fdbKey = (ifindex: number, mac: string, dst: string): string => `${ifindex}|${mac}|${dst}`;
+      const fdbHave = new Map(fdbNow.map((e) => [fdbKey(e.ifindex, e.mac, e.dst!), e]));
+      const fdbWant = new Map<string, { ifindex: number; mac: string; dst: string }>();
+      for (const f of d.fdb) {
+        try {
+          const e = { ifindex: ifindexOf(f.dev), mac: canonicalMac(f.mac), dst: f.dst };
+          fdbWant.set(fdbKey(e.ifindex, e.mac, e.dst), e);
+        } catch (e) {
+          fail(`fdb ${f.mac} dst ${f.dst}`, e);
+        }
       }
-      // One dst per MAC is what nrd wants: a MAC present with another dst is replaced in place,
-      // a new MAC is appended (append also works when other MACs share the device).
-      const sameMac = fdbNow.filter((x) => x.ifindex === e.ifindex && x.mac === e.mac);
-      const wantForMac = [...fdbWant.values()].filter((x) => x.ifindex === e.ifindex && x.mac === e.mac).length;
-      if (sameMac.length === 1 && wantForMac === 1) {
-        if (!synced) {
+      this.vxlanIndex = vx?.index;
+      this.wantedFdb = new Set(fdbWant.keys());
+      const writes: Array<Promise<void>> = [];
+      for (const [k, e] of fdbWant) {
+        if (fdbHave.has(k)) {
+          rep.unchanged++;
+          continue;
+        }
+        // One dst per MAC is what nrd wants: a MAC present with another dst is replaced in place,
+        // a new MAC is appended (append also works when other MACs share the device).
+        const sameMac = fdbNow.filter((x) => x.ifindex === e.ifindex && x.mac === e.mac);
+        const wantForMac = [...fdbWant.values()].filter((x) => x.ifindex === e.ifindex && x.mac === e.mac).length;
+        if (sameMac.length === 1 && wantForMac === 1) {
+          if (!synced) {
+            rep.deferred++;
+            continue;
+          }
+          writes.push(this.port.replaceFdb(e).then(() => void rep.fdb.replaced++, (x: unknown) => fail(`fdb replace ${e.mac}`, x)));
+          fdbHave.delete(fdbKey(sameMac[0]!.ifindex, sameMac[0]!.mac, sameMac[0]!.dst!));
+        } else {
+          writes.push(this.port.appendFdb(e).then(() => void rep.fdb.added++, (x: unknown) => fail(`fdb append ${e.mac}`, x)));
+        }
+      }
+      await Promise.all(writes.splice(0));
+
+      const neighKey = (ifindex: number, ip: string): string => `${ifindex}|${ip}`;
+      const neighHave = new Map(neighNow.map((n) => [neighKey(n.ifindex, n.ip), n]));
+      const neighWant = new Map<string, { ifindex: number; ip: string; mac: string }>();
+      for (const n of d.neighbours) {
+        try {
+          const ip = canonicalPrefix(n.ip).split('/')[0]!;
+          const e = { ifindex: ifindexOf(n.dev), ip, mac: canonicalMac(n.mac) };
+          neighWant.set(neighKey(e.ifindex, e.ip), e);
+        } catch (e) {
+          fail(`neighbour ${n.ip}`, e);
+        }
+      }
+      this.wantedNeigh = new Map([...neighWant].map(([k, n]) => [k, n.mac]));
+      for (const [k, n] of neighWant) {
+        const have = neighHave.get(k);
+        if (have && have.mac === n.mac) {
+          rep.unchanged++;
+          continue;
+        }
+        if (have && !synced) {
           rep.deferred++;
           continue;
         }
-        writes.push(this.port.replaceFdb(e).then(() => void rep.fdb.replaced++, (x: unknown) => fail(`fdb replace ${e.mac}`, x)));
-        fdbHave.delete(fdbKey(sameMac[0]!.ifindex, sameMac[0]!.mac, sameMac[0]!.dst!));
+        writes.push(
+          this.port.replaceNeighbour(n).then(
+            () => void (have ? rep.neighbours.replaced++ : rep.neighbours.added++),
+            (x: unknown) => fail(`neighbour ${n.ip}`, x),
+          ),
+        );
+      }
+      await Promise.all(writes.splice(0));
+
+      // ---- routes
+      const wanted = new Map<string, Route>();
+      for (const r of d.routes) {
+        try {
+          const dst = canonicalPrefix(r.dst);
+          const family = parsePrefix(dst).family;
+          if (!this.families.includes(family)) continue;
+          const route: Route = {
+            family,
+            dst,
+            table: this.table,
+            protocol: this.protocol,
+            type: r.type,
+            metric: defaultMetric(family),
+            nextHops: r.type === 'unicast' ? r.nextHops.map((h) => this.resolveHop(h, ifindexOf)) : [],
+          };
+          if (r.mtu !== undefined) route.mtu = r.mtu;
+          if (r.type === 'unicast' && route.nextHops.length === 0) throw new Error('unicast route without next hop');
+          wanted.set(routeKey(route), route);
+        } catch (e) {
+          fail(`route ${r.dst}`, e);
+        }
+      }
+      this.wanted = wanted;
+      const ownedRoutes = new Map<string, Route>();
+      const foreignKeys = new Set<string>();
+      for (const f of this.families) {
+        for (const r of await this.port.listRoutes(f, this.table)) {
+          if (r.protocol === this.protocol) ownedRoutes.set(routeKey(r), r);
+          else foreignKeys.add(routeKey(r));
+        }
+      }
+      // Routes go out as one batch (large datagrams, one ACK each): a 100k-route table is one call.
+      const toWrite: Route[] = [];
+      const isReplace: boolean[] = [];
+      for (const [k, r] of wanted) {
+        const have = ownedRoutes.get(k);
+        if (have && routeMatches(r, have)) {
+          rep.unchanged++;
+          continue;
+        }
+        if (!have && foreignKeys.has(k)) {
+          rep.conflicts.push(`route ${r.dst} (table ${r.table}) is held by another protocol; not touched`);
+          continue;
+        }
+        if (have && !synced) {
+          rep.deferred++;
+          continue;
+        }
+        toWrite.push(r);
+        isReplace.push(have !== undefined);
+      }
+      if (toWrite.length) {
+        const failed = new Set<number>();
+        for (const f of await this.port.replaceRoutes(toWrite)) {
+          failed.add(f.index);
+          fail(`route ${toWrite[f.index]!.dst}`, f.error);
+        }
+        for (let i = 0; i < toWrite.length; i++) {
+          if (failed.has(i)) continue;
+          if (isReplace[i]) rep.routes.replaced++;
+          else rep.routes.added++;
+        }
+      }
+
+      // ---- deletions, in reverse dependency order; only once the sources are in sync
+      const stale = <T>(items: Iterable<[string, T]>, want: Map<string, unknown>): T[] => [...items].filter(([k]) => !want.has(k)).map(([, v]) => v);
+      const staleRoutes = stale(ownedRoutes, wanted);
+      const staleNeigh = stale(neighHave, neighWant);
+      const staleFdb = stale(fdbHave, fdbWant);
+      const staleLinks = links.filter((l) => owned(l.name) && l.kind === 'vxlan' && l.name !== d.vxlan?.name);
+      if (!synced) {
+        rep.deferred += staleRoutes.length + staleNeigh.length + staleFdb.length + staleLinks.length;
       } else {
-        writes.push(this.port.appendFdb(e).then(() => void rep.fdb.added++, (x: unknown) => fail(`fdb append ${e.mac}`, x)));
-      }
-    }
-    await Promise.all(writes.splice(0));
-
-    const neighKey = (ifindex: number, ip: string): string => `${ifindex}|${ip}`;
-    const neighHave = new Map(neighNow.map((n) => [neighKey(n.ifindex, n.ip), n]));
-    const neighWant = new Map<string, { ifindex: number; ip: string; mac: string }>();
-    for (const n of d.neighbours) {
-      try {
-        const ip = canonicalPrefix(n.ip).split('/')[0]!;
-        const e = { ifindex: ifindexOf(n.dev), ip, mac: canonicalMac(n.mac) };
-        neighWant.set(neighKey(e.ifindex, e.ip), e);
-      } catch (e) {
-        fail(`neighbour ${n.ip}`, e);
-      }
-    }
-    for (const [k, n] of neighWant) {
-      const have = neighHave.get(k);
-      if (have && have.mac === n.mac) {
-        rep.unchanged++;
-        continue;
-      }
-      if (have && !synced) {
-        rep.deferred++;
-        continue;
-      }
-      writes.push(
-        this.port.replaceNeighbour(n).then(
-          () => void (have ? rep.neighbours.replaced++ : rep.neighbours.added++),
-          (x: unknown) => fail(`neighbour ${n.ip}`, x),
-        ),
-      );
-    }
-    await Promise.all(writes.splice(0));
-
-    // ---- routes
-    const wanted = new Map<string, Route>();
-    for (const r of d.routes) {
-      try {
-        const dst = canonicalPrefix(r.dst);
-        const family = parsePrefix(dst).family;
-        if (!this.families.includes(family)) continue;
-        const route: Route = {
-          family,
-          dst,
-          table: this.table,
-          protocol: this.protocol,
-          type: r.type,
-          metric: defaultMetric(family),
-          nextHops: r.type === 'unicast' ? r.nextHops.map((h) => this.resolveHop(h, ifindexOf)) : [],
+        const ignoreGone = (what: string) => (x: unknown) => {
+          if (!isKernelError(x, 'ESRCH') && !isKernelError(x, 'ENOENT')) fail(what, x);
         };
-        if (r.mtu !== undefined) route.mtu = r.mtu;
-        if (r.type === 'unicast' && route.nextHops.length === 0) throw new Error('unicast route without next hop');
-        wanted.set(routeKey(route), route);
-      } catch (e) {
-        fail(`route ${r.dst}`, e);
+        if (staleRoutes.length) {
+          const failed = new Set<number>();
+          for (const f of await this.port.deleteRoutes(staleRoutes)) {
+            failed.add(f.index);
+            ignoreGone(`delete route ${staleRoutes[f.index]!.dst}`)(f.error);
+          }
+          rep.routes.deleted += staleRoutes.length - failed.size;
+        }
+        for (const n of staleNeigh) {
+          writes.push(this.port.deleteNeighbour(n).then(() => void rep.neighbours.deleted++, ignoreGone(`delete neighbour ${n.ip}`)));
+        }
+        await Promise.all(writes.splice(0));
+        for (const e of staleFdb) {
+          writes.push(this.port.deleteFdb(e).then(() => void rep.fdb.deleted++, ignoreGone(`delete fdb ${e.mac}`)));
+        }
+        await Promise.all(writes.splice(0));
+        for (const l of staleLinks) {
+          writes.push(this.port.deleteLink(l.index).then(() => void rep.links.deleted++, ignoreGone(`delete link ${l.name}`)));
+        }
+        await Promise.all(writes.splice(0));
       }
-    }
-    this.wanted = wanted;
-    const ownedRoutes = new Map<string, Route>();
-    const foreignKeys = new Set<string>();
-    for (const f of this.families) {
-      for (const r of await this.port.listRoutes(f, this.table)) {
-        if (r.protocol === this.protocol) ownedRoutes.set(routeKey(r), r);
-        else foreignKeys.add(routeKey(r));
-      }
-    }
-    for (const [k, r] of wanted) {
-      const have = ownedRoutes.get(k);
-      if (have && routeMatches(r, have)) {
-        rep.unchanged++;
-        continue;
-      }
-      if (!have && foreignKeys.has(k)) {
-        rep.conflicts.push(`route ${r.dst} (table ${r.table}) is held by another protocol; not touched`);
-        continue;
-      }
-      if (have && !synced) {
-        rep.deferred++;
-        continue;
-      }
-      writes.push(
-        this.port.replaceRoute(r).then(
-          () => void (have ? rep.routes.replaced++ : rep.routes.added++),
-          (x: unknown) => fail(`route ${r.dst}`, x),
-        ),
-      );
-    }
-    await Promise.all(writes.splice(0));
-
-    // ---- deletions, in reverse dependency order; only once the sources are in sync
-    const stale = <T>(items: Iterable<[string, T]>, want: Map<string, unknown>): T[] => [...items].filter(([k]) => !want.has(k)).map(([, v]) => v);
-    const staleRoutes = stale(ownedRoutes, wanted);
-    const staleNeigh = stale(neighHave, neighWant);
-    const staleFdb = stale(fdbHave, fdbWant);
-    const staleLinks = links.filter((l) => owned(l.name) && l.kind === 'vxlan' && l.name !== d.vxlan?.name);
-    if (!synced) {
-      rep.deferred += staleRoutes.length + staleNeigh.length + staleFdb.length + staleLinks.length;
-    } else {
-      const ignoreGone = (what: string) => (x: unknown) => {
-        if (!isKernelError(x, 'ESRCH') && !isKernelError(x, 'ENOENT')) fail(what, x);
-      };
-      for (const r of staleRoutes) {
-        writes.push(this.port.deleteRoute(r).then(() => void rep.routes.deleted++, ignoreGone(`delete route ${r.dst}`)));
-      }
-      await Promise.all(writes.splice(0));
-      for (const n of staleNeigh) {
-        writes.push(this.port.deleteNeighbour(n).then(() => void rep.neighbours.deleted++, ignoreGone(`delete neighbour ${n.ip}`)));
-      }
-      await Promise.all(writes.splice(0));
-      for (const e of staleFdb) {
-        writes.push(this.port.deleteFdb(e).then(() => void rep.fdb.deleted++, ignoreGone(`delete fdb ${e.mac}`)));
-      }
-      await Promise.all(writes.splice(0));
-      for (const l of staleLinks) {
-        writes.push(this.port.deleteLink(l.index).then(() => void rep.links.deleted++, ignoreGone(`delete link ${l.name}`)));
-      }
-      await Promise.all(writes.splice(0));
+    } catch (e) {
+      // A failed read-back (a dump interrupted too often, ENOBUFS): report it and retry.
+      fail('kernel', e);
     }
 
     this.totals.runs++;
@@ -497,11 +543,17 @@ export class Reconciler {
     this.totals.errors += rep.errors.length;
     this.totals.conflicts += rep.conflicts.length;
     this.lastReport = rep;
+    this.vxlanLink = vx;
     const w = reportWrites(rep);
     if (w || rep.errors.length || rep.conflicts.length) {
       this.log.info({ writes: w, ...rep, errors: rep.errors.slice(0, 10), conflicts: rep.conflicts.slice(0, 10) }, 'kernel reconciled');
     }
     if (rep.errors.length && !this.stopped) this.schedule(this.opts.retryMs ?? 1000);
+    try {
+      this.opts.onReport?.(rep);
+    } catch (e) {
+      this.log.warn({ err: e }, 'reconcile report hook failed');
+    }
     return rep;
   }
 

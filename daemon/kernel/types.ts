@@ -114,8 +114,20 @@ export interface FdbEntry {
 export type KernelEvent =
   | { kind: 'route'; op: 'new' | 'del'; route: Route }
   | { kind: 'link'; op: 'new' | 'del'; link: LinkInfo }
+  /** RTNLGRP_NEIGH, AF_INET/AF_INET6: a neighbour entry appeared, changed or went away. */
+  | { kind: 'neigh'; op: 'new' | 'del'; neighbour: Neighbour }
+  /** RTNLGRP_NEIGH, AF_BRIDGE: an FDB entry appeared, changed or went away. */
+  | { kind: 'fdb'; op: 'new' | 'del'; fdb: FdbEntry }
   /** Notifications were lost (ENOBUFS): anything may have changed; resync everything. */
   | { kind: 'overflow' };
+
+/** One failed item of a batch write: its index in the request and the errno. */
+export interface BatchFailure {
+  index: number;
+  error: KernelError;
+}
+
+export type RouteSelector = Pick<Route, 'family' | 'dst' | 'table' | 'metric' | 'protocol' | 'type'>;
 
 export interface Subscription {
   close(): void;
@@ -132,7 +144,15 @@ export interface KernelPort {
   /** RTM_NEWROUTE with NLM_F_CREATE|NLM_F_REPLACE. */
   replaceRoute(route: Route): Promise<void>;
   /** RTM_DELROUTE matching table, prefix, metric and protocol (never another protocol's route). */
-  deleteRoute(route: Pick<Route, 'family' | 'dst' | 'table' | 'metric' | 'protocol' | 'type'>): Promise<void>;
+  deleteRoute(route: RouteSelector): Promise<void>;
+  /**
+   * replaceRoute for many routes at once: encoded into large datagrams with one ACK each and one
+   * promise for the batch (what makes a 100k-route table fast). Resolves with the routes that
+   * failed (empty: all applied); never rejects.
+   */
+  replaceRoutes(routes: readonly Route[]): Promise<BatchFailure[]>;
+  /** deleteRoute for many routes at once (as replaceRoutes). */
+  deleteRoutes(routes: readonly RouteSelector[]): Promise<BatchFailure[]>;
 
   listLinks(): Promise<LinkInfo[]>;
   /** The link with that name or index, or null. */
@@ -159,7 +179,7 @@ export interface KernelPort {
   readSysctl(key: string): Promise<string>;
   writeSysctl(key: string, value: string | number): Promise<void>;
 
-  /** Route (IPv4 and IPv6) and link change notifications. */
+  /** Route (IPv4 and IPv6), link, neighbour and FDB change notifications. */
   subscribe(handler: (e: KernelEvent) => void): Subscription;
   close(): void;
 }

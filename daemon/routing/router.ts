@@ -54,17 +54,52 @@ export class Router {
   private started = false;
   /** Switches by "from->to". */
   readonly switches = new Map<string, number>();
-  private readonly ownCidrs: string[];
+  private ownCidrs: string[];
+  private ownSince: number;
+  private opts: RoutingOptions;
+  /** The underlay interface name in use (resolved from the address when the option is ""). */
+  private underlayName = '';
 
   constructor(
     private readonly port: KernelPort,
-    private readonly opts: RoutingOptions,
+    opts: RoutingOptions,
     private readonly deps: RouterDeps,
   ) {
     this.log = deps.log;
     this.clock = deps.clock ?? systemClock;
+    this.opts = { ...opts, vxlan: { ...opts.vxlan } };
     this.ownCidrs = opts.ownCidrs.map(canonicalPrefix);
+    this.ownSince = this.clock.now();
     this.reconciler = new Reconciler(port, { ...deps.reconciler, log: deps.log, clock: this.clock });
+  }
+
+  /** The options in use. */
+  get options(): Readonly<RoutingOptions> {
+    return this.opts;
+  }
+
+  /** This node's own CIDRs (from the state store): routed locally, never towards the fabric. */
+  setOwnCidrs(cidrs: readonly string[]): void {
+    const next = [...new Set(cidrs.map(canonicalPrefix))].sort();
+    const cur = [...this.ownCidrs].sort();
+    if (next.length === cur.length && next.every((c, i) => c === cur[i])) return;
+    this.ownCidrs = next;
+    this.ownSince = this.clock.now();
+    this.scheduleRecompute();
+  }
+
+  /**
+   * Apply changed options (a config reload): mode, hold-down, VXLAN parameters, underlay. Paths are
+   * re-evaluated with the same rules as any input change — a worse path at once, a better one after
+   * the hold-down — and the reconciler writes only the routes that really change.
+   */
+  async updateOptions(next: Partial<Omit<RoutingOptions, 'ownCidrs'>>): Promise<void> {
+    const underlayChanged =
+      (next.underlayInterface !== undefined && next.underlayInterface !== this.opts.underlayInterface) ||
+      ('underlayAddress' in next && next.underlayAddress !== this.opts.underlayAddress);
+    this.opts = { ...this.opts, ...next, vxlan: { ...this.opts.vxlan, ...(next.vxlan ?? {}) }, ownCidrs: this.opts.ownCidrs };
+    if (underlayChanged && this.started) await this.refreshUnderlay();
+    this.scheduleRecompute();
   }
 
   /** Learn the underlay, start the reconciler (full resync) and program the current view. */
@@ -94,11 +129,22 @@ export class Router {
 
   /** Re-read the underlay interface (address, MTU, connected subnets). */
   async refreshUnderlay(): Promise<void> {
-    const link = await this.port.getLink(this.opts.underlayInterface);
-    if (!link) throw new Error(`underlay interface ${this.opts.underlayInterface} does not exist`);
-    const addrs = (await this.port.listAddresses()).filter((a) => a.ifindex === link.index);
+    let name = this.opts.underlayInterface;
+    const all = await this.port.listAddresses();
+    if (!name) {
+      const want = this.opts.underlayAddress;
+      const holder = want ? all.find((a) => a.address === want) : undefined;
+      if (!holder) throw new Error(`no interface holds the underlay address ${want ?? '(none configured)'}`);
+      const l = await this.port.getLink(holder.ifindex);
+      if (!l) throw new Error(`interface ${holder.ifindex} holding ${want} vanished`);
+      name = l.name;
+    }
+    const link = await this.port.getLink(name);
+    if (!link) throw new Error(`underlay interface ${name} does not exist`);
+    const addrs = all.filter((a) => a.ifindex === link.index);
     const address = this.opts.underlayAddress ?? addrs.find((a) => a.family === 4)?.address ?? addrs.find((a) => a.family === 6 && !a.address.startsWith('fe80:'))?.address;
-    if (!address) throw new Error(`underlay interface ${this.opts.underlayInterface} has no address`);
+    if (!address) throw new Error(`underlay interface ${name} has no address`);
+    this.underlayName = name;
     this.connected = addrs.map((a) => {
       const p = parsePrefix(`${a.address}/${a.prefixLen}`);
       return `${bytesToIp(p.bytes)}/${p.len}`;
@@ -173,6 +219,7 @@ export class Router {
   }
 
   private get vxlanMtu(): number {
+    if (this.opts.vxlan.mtu) return this.opts.vxlan.mtu;
     const u = this.underlay!;
     return u.mtu - (familyOf(u.address) === 6 ? VXLAN_OVERHEAD_V6 : VXLAN_OVERHEAD_V4);
   }
@@ -252,7 +299,7 @@ export class Router {
         port: this.opts.vxlan.port,
         local: this.underlay!.address,
         mtu: this.vxlanMtu,
-        underlay: this.opts.underlayInterface,
+        underlay: this.underlayName,
         ...(this.opts.vxlan.mac ? { mac: this.opts.vxlan.mac } : {}),
       },
       fdb: [],
@@ -273,7 +320,7 @@ export class Router {
       if (cur.mode === 'native') {
         r = { dst: prefix, type: 'unicast', nextHops: cur.nextHops.map((gateway) => ({ gateway })) };
       } else if (cur.mode === 'direct') {
-        r = { dst: prefix, type: 'unicast', nextHops: [{ gateway: cur.nextHops[0]!, dev: this.opts.underlayInterface }] };
+        r = { dst: prefix, type: 'unicast', nextHops: [{ gateway: cur.nextHops[0]!, dev: this.underlayName }] };
       } else if (cur.mode === 'vxlan') {
         r = { dst: prefix, type: 'unicast', nextHops: [{ gateway: firstAddress(prefix), dev, onlink: true }] };
       }
@@ -284,7 +331,7 @@ export class Router {
 
   /** What `nrdctl routes` shows. */
   routes(): RouteView[] {
-    const out: RouteView[] = this.ownCidrs.map((c) => ({ prefix: c, mode: 'local' as const, nextHops: [], since: 0 }));
+    const out: RouteView[] = this.ownCidrs.map((c) => ({ prefix: c, mode: 'local' as const, nextHops: [], since: this.ownSince }));
     for (const [prefix, e] of this.prefixes) {
       if (e.state.current.mode === 'none') continue;
       out.push({
@@ -301,5 +348,10 @@ export class Router {
   /** Local VTEP MAC as the kernel has it (publish it in this node's record). */
   async vtepMac(): Promise<string | undefined> {
     return (await this.port.getLink(this.opts.vxlan.device))?.mac;
+  }
+
+  /** Underlay in use: interface name, address, MTU (null before start). */
+  underlayInfo(): { interface: string; address: string; mtu: number } | null {
+    return this.underlay ? { interface: this.underlayName, address: this.underlay.address, mtu: this.underlay.mtu } : null;
   }
 }

@@ -7,8 +7,8 @@ export interface RemoteNode {
   name: string;
   /** Underlay (fabric) address: VXLAN outer destination and host-gw next hop. */
   underlay: string;
-  /** MAC of the node's VXLAN device (its VTEP). */
-  vtepMac: string;
+  /** MAC of the node's VXLAN device (its VTEP); without it the node cannot be reached over VXLAN. */
+  vtepMac?: string;
   /** Pod CIDRs the node owns. */
   cidrs: string[];
 }
@@ -35,8 +35,11 @@ export interface RoutingOptions {
     device: string;
     /** This node's VTEP MAC (published in its node record); random when absent. */
     mac?: string;
+    /** Device MTU; absent or 0: underlay MTU minus the encapsulation (50 over IPv4, 70 over IPv6). */
+    mtu?: number;
   };
-  /** Underlay interface name; its first address of the underlay family is the local VTEP address. */
+  /** Underlay interface name; its first address of the underlay family is the local VTEP address.
+   * "" means the interface that holds `underlayAddress`. */
   underlayInterface: string;
   /** Local VTEP address when the interface has several addresses. */
   underlayAddress?: string;

@@ -2,11 +2,14 @@
 // addresses, routes keyed like the kernel (table, prefix, metric) with NLM_F_REPLACE semantics that
 // ignore the protocol (as IPv4 does), deletes that honour it (ESRCH otherwise), gateway checks
 // (ENETUNREACH unless on a connected subnet or onlink), neighbours, FDB entries, sysctls, and
-// change notifications. Every write is logged so tests can assert "nothing was written".
+// change notifications (routes, links, neighbours, FDB). Batch writes (replaceRoutes/deleteRoutes)
+// apply item by item and report failures by index, like the netlink port. Every write is logged so tests can assert "nothing was written".
 import { canonicalMac, canonicalPrefix, familyOf, prefixContains, type Family } from '../../daemon/kernel/addr.js';
 import {
   KernelError,
   defaultMetric,
+  type BatchFailure,
+  type RouteSelector,
   routeKey,
   type AddressInfo,
   type FdbEntry,
@@ -78,6 +81,28 @@ export class FakeKernel implements KernelPort {
     return false;
   }
 
+  /** Simulate `ip neigh del` by someone else: removed and announced (RTM_DELNEIGH). */
+  removeNeighbourByHand(ifindex: number, ip: string): boolean {
+    const k = `${ifindex}|${ip}`;
+    const n = this.neighbours.get(k);
+    if (!n) return false;
+    this.neighbours.delete(k);
+    this.emit({ kind: 'neigh', op: 'del', neighbour: n });
+    return true;
+  }
+
+  /** Simulate `bridge fdb del` by someone else: removed and announced (RTM_DELNEIGH, AF_BRIDGE). */
+  removeFdbByHand(ifindex: number, mac: string): boolean {
+    const i = this.fdb.findIndex((x) => x.ifindex === ifindex && x.mac === canonicalMac(mac));
+    if (i < 0) return false;
+    const [e] = this.fdb.splice(i, 1);
+    this.emit({ kind: 'fdb', op: 'del', fdb: e! });
+    return true;
+  }
+
+  /** Batch calls seen (replaceRoutes/deleteRoutes) with their sizes. */
+  readonly batches: Array<{ call: string; size: number }> = [];
+
   /** Insert a route as another program would (no write log). */
   injectRoute(r: Route): void {
     this.routeTable.set(`${r.family}|${routeKey(r)}`, structuredClone(r));
@@ -144,7 +169,7 @@ export class FakeKernel implements KernelPort {
     this.emit({ kind: 'route', op: 'new', route: r });
   }
 
-  async deleteRoute(route: Pick<Route, 'family' | 'dst' | 'table' | 'metric' | 'protocol' | 'type'>): Promise<void> {
+  async deleteRoute(route: RouteSelector): Promise<void> {
     this.check('delRoute');
     const k = `${route.family}|${routeKey({ ...route, dst: canonicalPrefix(route.dst) })}`;
     const have = this.routeTable.get(k);
@@ -152,6 +177,29 @@ export class FakeKernel implements KernelPort {
     this.routeTable.delete(k);
     this.log('delRoute', k);
     this.emit({ kind: 'route', op: 'del', route: have });
+  }
+
+  async replaceRoutes(routes: readonly Route[]): Promise<BatchFailure[]> {
+    this.batches.push({ call: 'replaceRoutes', size: routes.length });
+    return this.each(routes, (r) => this.replaceRoute(r));
+  }
+
+  async deleteRoutes(routes: readonly RouteSelector[]): Promise<BatchFailure[]> {
+    this.batches.push({ call: 'deleteRoutes', size: routes.length });
+    return this.each(routes, (r) => this.deleteRoute(r));
+  }
+
+  private async each<T>(items: readonly T[], fn: (x: T) => Promise<void>): Promise<BatchFailure[]> {
+    const out: BatchFailure[] = [];
+    for (let index = 0; index < items.length; index++) {
+      try {
+        await fn(items[index]!);
+      } catch (e) {
+        if (!(e instanceof KernelError)) throw e;
+        out.push({ index, error: e });
+      }
+    }
+    return out;
   }
 
   // ---- links
@@ -230,15 +278,19 @@ export class FakeKernel implements KernelPort {
     this.check('newNeighbor');
     if (!this.links.has(n.ifindex)) this.fail('newNeighbor', 'ENODEV');
     const k = `${n.ifindex}|${n.ip}`;
-    this.neighbours.set(k, { ifindex: n.ifindex, ip: n.ip, mac: canonicalMac(n.mac), family: familyOf(n.ip), permanent: true });
+    const entry: Neighbour = { ifindex: n.ifindex, ip: n.ip, mac: canonicalMac(n.mac), family: familyOf(n.ip), permanent: true };
+    this.neighbours.set(k, entry);
     this.log('newNeighbor', k);
+    this.emit({ kind: 'neigh', op: 'new', neighbour: entry });
   }
 
   async deleteNeighbour(n: { ifindex: number; ip: string }): Promise<void> {
     this.check('delNeighbor');
     const k = `${n.ifindex}|${n.ip}`;
-    if (!this.neighbours.delete(k)) this.fail('delNeighbor', 'ENOENT');
+    const had = this.neighbours.get(k);
+    if (!had || !this.neighbours.delete(k)) this.fail('delNeighbor', 'ENOENT');
     this.log('delNeighbor', k);
+    this.emit({ kind: 'neigh', op: 'del', neighbour: had });
   }
 
   // ---- FDB
@@ -253,8 +305,10 @@ export class FakeKernel implements KernelPort {
     if (!this.links.has(e.ifindex)) this.fail('appendFdb', 'ENODEV');
     const mac = canonicalMac(e.mac);
     if (this.fdb.some((x) => x.ifindex === e.ifindex && x.mac === mac && x.dst === e.dst)) this.fail('appendFdb', 'EEXIST');
-    this.fdb.push({ ifindex: e.ifindex, mac, dst: e.dst, permanent: true, self: true });
+    const entry: FdbEntry = { ifindex: e.ifindex, mac, dst: e.dst, permanent: true, self: true };
+    this.fdb.push(entry);
     this.log('appendFdb', `${e.ifindex}|${mac}|${e.dst}`);
+    this.emit({ kind: 'fdb', op: 'new', fdb: entry });
   }
 
   async replaceFdb(e: { ifindex: number; mac: string; dst: string }): Promise<void> {
@@ -273,8 +327,9 @@ export class FakeKernel implements KernelPort {
     const mac = canonicalMac(e.mac);
     const i = this.fdb.findIndex((x) => x.ifindex === e.ifindex && x.mac === mac && (e.dst === undefined || x.dst === e.dst));
     if (i < 0) this.fail('delFdb', 'ENOENT');
-    this.fdb.splice(i, 1);
+    const [had] = this.fdb.splice(i, 1);
     this.log('delFdb', `${e.ifindex}|${mac}|${e.dst ?? ''}`);
+    this.emit({ kind: 'fdb', op: 'del', fdb: had! });
   }
 
   // ---- sysctl

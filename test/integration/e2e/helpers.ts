@@ -46,6 +46,7 @@ export async function waitPath(node: FabricNode, remote: FabricNode, path: Path,
   } catch (err) {
     throw new Error(
       `${(err as Error).message}\nkernel: ${JSON.stringify(last.kernel)}\napi: ${JSON.stringify(last.api)}\n` +
+        `BGP view: ${JSON.stringify(await node.api(`/v1/bgp/routes?prefix=${encodeURIComponent(prefix)}`).catch((e: unknown) => String(e)))}\n` +
         `ip route show proto 196:\n${await node.nrdRoutesText().catch((e: unknown) => String(e))}\n${node.describe()}`,
     );
   }
