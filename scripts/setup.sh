@@ -31,6 +31,12 @@ for svc in bird etcd gobgpd exabgp; do
   fi
 done
 
+# Name nrd's route protocol (196) for iproute2 (`ip route show proto nrd`); a name table only.
+if [ ! -f /etc/iproute2/rt_protos.d/nrd.conf ]; then
+  mkdir -p /etc/iproute2/rt_protos.d
+  echo "196 nrd" > /etc/iproute2/rt_protos.d/nrd.conf
+fi
+
 # npm dependencies, pinned by the lockfile; reinstalled only when the lockfile changed.
 stamp=node_modules/.nrd-lock-stamp
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then

@@ -3,6 +3,7 @@
 import type { StatusResponse } from '../api/types.js';
 import { apiRequest } from './client.js';
 import { formatJson, formatStatus, type OutputFormat } from './format.js';
+import { routingCommands } from './commands/routing.js';
 import { stateCommands } from './commands/state.js';
 import { bgpCommands } from './commands/bgp.js';
 
@@ -38,6 +39,7 @@ export const commands: Command[] = [
   },
   ...stateCommands,
   ...bgpCommands,
+  ...routingCommands,
 ];
 
 /** The command whose path is the longest prefix of the positional words, and the rest as args. */

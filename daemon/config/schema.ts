@@ -72,9 +72,12 @@ export const CONFIG_SCHEMA: SchemaTree = {
     ),
   },
   etcd: {
-    endpoints: leaf('nrd-url-list', 'list of URLs', ['http://127.0.0.1:2379'], 'etcd client URLs (http:// or https://).', {
-      minItems: 1,
-    }),
+    endpoints: leaf(
+      'nrd-url-list',
+      'list of URLs',
+      [],
+      'etcd client URLs (http:// or https://). Empty: nrd starts and supervises a local single-member etcd with its data in node.stateDir/etcd (one node, zero setup).',
+    ),
     prefix: leaf('nrd-etcd-prefix', 'key prefix', '/nrd', 'Prefix of every key nrd reads or writes (then /v1/...).'),
     tls: {
       ca: path('', 'CA bundle that signs the etcd server certificates. Empty: the system CAs.', { allowEmpty: true }),

@@ -87,6 +87,8 @@ export function checkSemantics(c: RawConfig, host: string, issues: ConfigIssue[]
       c.etcd.endpoints.forEach((u, i) => {
         if (u.startsWith('http:')) add(`etcd.endpoints[${i}]`, u, 'uses http but etcd.tls is set: use https');
       });
+      // The embedded etcd (no endpoints) listens on loopback without TLS.
+      if (c.etcd.endpoints.length === 0) add('etcd.endpoints', [], 'is empty (embedded etcd, no TLS) but etcd.tls is set: list the cluster endpoints');
     }
   }
   if (!bad('etcd.username') && !bad('etcd.password')) {

@@ -217,6 +217,8 @@ export interface SiteOptions {
   pinPath: string;
   /** node.stateDir (the state subsystem keeps its embedded etcd there when one is used). */
   stateDir?: string;
+  /** etcd.endpoints; absent: the embedded etcd nrd starts itself. */
+  etcdEndpoints?: readonly string[];
   level?: string;
   extra?: string;
 }
@@ -233,6 +235,7 @@ export function siteYaml(o: SiteOptions): string {
     `  address: ${NODE_ADDRESS}`,
     `  interface: ${o.uplink}`,
     ...(o.stateDir ? [`  stateDir: ${o.stateDir}`] : []),
+    ...(o.etcdEndpoints ? ['etcd:', `  endpoints: [${o.etcdEndpoints.map((e) => JSON.stringify(e)).join(', ')}]`] : []),
     'datapath:',
     `  pinPath: ${o.pinPath}`,
     'api:',
@@ -334,7 +337,7 @@ export class NrdSandbox {
       addrB: `${PEER_ADDRESS}/24`,
     });
     this.bpffs = await mountTempBpffs(this.topo.prefix);
-    // The state subsystem's etcd: on the schema's default endpoint, so site files need no etcd key.
+    // The state subsystem's etcd, inside the node namespace; site files name it in etcd.endpoints.
     this.etcd = await startEtcd({ netns: this.node_.ns, host: '127.0.0.1', name: `${this.topo.prefix}-etcd` });
   }
 
@@ -357,7 +360,7 @@ export class NrdSandbox {
 
   /** The test site file with this sandbox's uplink and pin path. */
   site(o: Omit<SiteOptions, 'uplink' | 'pinPath'> & { pinPath?: string }): string {
-    return siteYaml({ uplink: UPLINK, pinPath: this.pinPath, stateDir: join(this.dir, 'state'), ...o });
+    return siteYaml({ uplink: UPLINK, pinPath: this.pinPath, stateDir: join(this.dir, 'state'), ...(this.etcd ? { etcdEndpoints: this.etcd.endpoints } : {}), ...o });
   }
 
   /** Starts nrd inside the node namespace (`ip netns exec NS node main.js --config …`). */

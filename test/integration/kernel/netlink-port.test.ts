@@ -68,7 +68,7 @@ test('routes: plain, multipath, onlink, MTU, blackhole, IPv6 — all protocol 19
   assert.deepEqual(mine.map((r) => r.dst).sort(), ['10.244.1.0/24', '10.244.2.0/24', '10.244.3.0/24', '10.244.4.0/24']);
   // Every route we wrote carries protocol 196; nothing else appeared outside the connected routes.
   const all = await ipj(['route', 'show', 'table', 'main']);
-  for (const r of all) assert.ok(r.protocol === 'kernel' || r.protocol === '196', JSON.stringify(r));
+  for (const r of all) assert.ok(r.protocol === 'kernel' || r.protocol === '196' || r.protocol === 'nrd', JSON.stringify(r));
 });
 
 test('delete honours the protocol: a foreign route with the same prefix is never removed', async () => {

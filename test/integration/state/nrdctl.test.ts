@@ -29,12 +29,9 @@ function revision(): number {
   return (JSON.parse(sb.etcd!.etcdctl(['get', '/nrd/', '--prefix', '--keys-only', '-w', 'json'])) as { header: { revision: number } }).header.revision;
 }
 
-/**
- * nrdctl with the command's own flags after `--`: nrdctl's global option parser (daemon/cli/run.ts)
- * is strict and would take `-f` for one of its own.
- */
+/** nrdctl as an operator types it: global options, command words, the command's own flags. */
 function ctl(words: string[], args: string[] = [], json = false): ReturnType<typeof runNode> {
-  return runNode(NRDCTL, ['--socket', socket, ...(json ? ['-o', 'json'] : []), ...words, ...(args.length ? ['--', ...args] : [])]);
+  return runNode(NRDCTL, ['--socket', socket, ...(json ? ['-o', 'json'] : []), ...words, ...args]);
 }
 
 test('nrd starts with the state subsystem ready: own CIDR claimed in etcd, node listed', async () => {

@@ -34,7 +34,7 @@ test('defaults: node.name is the host name, routerId and listen.address follow n
   assert.equal(c.config.log.level, 'info');
   assert.equal(c.config.routing.mode, 'auto');
   assert.deepEqual(c.config.routing.vxlan, { vni: 1, port: 4789, device: 'nrd.vxlan', mtu: 0 });
-  assert.deepEqual(c.config.etcd.endpoints, ['http://127.0.0.1:2379']);
+  assert.deepEqual(c.config.etcd.endpoints, [], 'no endpoints: the embedded etcd');
   assert.equal(c.config.bgp.export.med, null);
   assert.deepEqual(c.config.cluster.podCIDRs, ['10.244.0.0/16']);
   assert.deepEqual(c.config.node.podCIDRs, []);
