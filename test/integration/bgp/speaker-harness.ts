@@ -23,7 +23,10 @@ export class SpeakerProc {
   static async start(host: Host, spec: Omit<DriverSpec, 'socket'>, socketDir: string): Promise<SpeakerProc> {
     const socket = join(socketDir, `nrd-${seq++}.sock`);
     const env: NodeJS.ProcessEnv = { ...process.env, NRDT_SPEAKER: JSON.stringify({ ...spec, socket }) };
-    const proc = host.spawn([process.execPath, DRIVER], { env, name: `${host.name}:nrd-speaker` });
+    // NRDT_SPEAKER_NODE_ARGS: extra node flags for the speaker process (e.g. "--cpu-prof
+    // --cpu-prof-dir=/tmp/prof" when profiling the ingest benchmark).
+    const nodeArgs = (process.env.NRDT_SPEAKER_NODE_ARGS ?? '').split(/\s+/).filter((a) => a.length > 0);
+    const proc = host.spawn([process.execPath, ...nodeArgs, DRIVER], { env, name: `${host.name}:nrd-speaker` });
     const sp = new SpeakerProc(host, socket, proc);
     await waitFor(
       async () => {

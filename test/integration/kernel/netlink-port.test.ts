@@ -136,3 +136,29 @@ test('a route deleted by hand shows up as an RTM_DELROUTE notification with prot
   assert.equal(ev.kind === 'route' && ev.route.protocol, 196);
 });
 
+
+test('batch writes: 6000 routes across several datagrams, failures reported by index (also on an ACK-carrying last message), batch delete', async () => {
+  const routes: Route[] = [];
+  for (let i = 0; i < 6000; i++) routes.push(R(`10.${100 + (i >> 8)}.${i & 255}.0/24`, { nextHops: [{ gateway: '192.0.2.2' }] }));
+  // Unreachable gateways: one in the middle, and the very last route (its message carries the ACK).
+  routes[2500] = R('10.250.0.0/24', { nextHops: [{ gateway: '203.0.113.9' }] });
+  routes[5999] = R('10.250.1.0/24', { nextHops: [{ gateway: '203.0.113.9' }] });
+  // Refused before it reaches the kernel: a malformed prefix.
+  routes[10] = R('10.999.0.0/24', { nextHops: [{ gateway: '192.0.2.2' }] });
+  const failed = await agent.port<Array<{ index: number; error: { code: string; call: string } }>>('replaceRoutes', routes);
+  assert.deepEqual(
+    failed.map((f) => [f.index, f.error.code, f.error.call]).sort((a, b) => Number(a[0]) - Number(b[0])),
+    [
+      [10, 'EINVAL', 'newRoute'],
+      [2500, 'ENETUNREACH', 'newRoute'],
+      [5999, 'ENETUNREACH', 'newRoute'],
+    ],
+  );
+  const mine = (await agent.port<Route[]>('listRoutes', 4, 254)).filter((r) => r.protocol === 196 && r.dst.startsWith('10.1'));
+  assert.equal(mine.filter((r) => /^10\.(1\d\d)\./.test(r.dst)).length, 5997);
+  const del = routes.filter((_, i) => i !== 2500 && i !== 5999 && i !== 10);
+  const delFailed = await agent.port<unknown[]>('deleteRoutes', [...del, R('10.251.0.0/24')]);
+  assert.deepEqual((delFailed as Array<{ index: number; error: { code: string } }>).map((f) => [f.index, f.error.code]), [[del.length, 'ESRCH']]);
+  const left = (await agent.port<Route[]>('listRoutes', 4, 254)).filter((r) => r.protocol === 196 && /^10\.(1\d\d)\./.test(r.dst));
+  assert.equal(left.length, 0);
+});

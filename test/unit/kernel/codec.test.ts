@@ -183,3 +183,46 @@ test('address helpers', () => {
   assert.ok(!prefixContains('192.0.2.0/24', '198.51.100.1'));
   assert.equal(firstAddress('10.244.3.0/24'), '10.244.3.0');
 });
+
+test('property: the batch writer produces exactly encodeRoute / encodeRouteDelete bytes', async () => {
+  const { writeRoute, routeMaxBytes } = await import('../../../daemon/kernel/codec.js');
+  const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((b) => b.join('.'));
+  const v6 = fc.array(fc.nat(0xffff), { minLength: 8, maxLength: 8 }).map((g) => g.map((x) => x.toString(16)).join(':'));
+  const hop = (addr: fc.Arbitrary<string>) =>
+    fc.record(
+      { gateway: addr, ifindex: fc.integer({ min: 1, max: 5000 }), onlink: fc.boolean(), weight: fc.integer({ min: 1, max: 256 }) },
+      { requiredKeys: [] },
+    );
+  const route = fc.oneof(
+    fc.tuple(fc.constant(4 as const), v4, fc.integer({ min: 0, max: 32 }), fc.array(hop(v4), { maxLength: 4 })),
+    fc.tuple(fc.constant(6 as const), v6, fc.integer({ min: 0, max: 128 }), fc.array(hop(v6), { maxLength: 4 })),
+  );
+  fc.assert(
+    fc.property(
+      route,
+      fc.constantFrom('unicast', 'blackhole', 'unreachable') as fc.Arbitrary<Route['type']>,
+      fc.option(fc.nat(100000), { nil: undefined }),
+      fc.option(fc.integer({ min: 68, max: 9000 }), { nil: undefined }),
+      fc.integer({ min: 1, max: 5000 }),
+      ([family, addr, len, nextHops], type, metric, mtu, table) => {
+        const r: Route = { family, dst: `${addr}/${len}`, table, protocol: 196, type, nextHops };
+        if (metric !== undefined) r.metric = metric;
+        if (mtu !== undefined) r.mtu = mtu;
+        const b = Buffer.alloc(routeMaxBytes(r) + 8);
+        const end = writeRoute(b, 4, r);
+        assert.ok(end - 4 <= routeMaxBytes(r));
+        assert.equal(b.subarray(4, end).toString('hex'), encodeRoute(r).toString('hex'));
+        const d = Buffer.alloc(routeMaxBytes({ nextHops: [] }));
+        const dend = writeRoute(d, 0, { ...r, nextHops: [] }, true);
+        assert.equal(d.subarray(0, dend).toString('hex'), encodeRouteDelete(r).toString('hex'));
+      },
+    ),
+  );
+  // Malformed input is refused, as by encodeRoute.
+  const bad = (dst: string, family: 4 | 6 = 4) => () => writeRoute(Buffer.alloc(256), 0, { family, dst, table: 254, protocol: 196, type: 'blackhole', nextHops: [] });
+  assert.throws(bad('10.0.0.0/33'));
+  assert.throws(bad('10.0.0/8'));
+  assert.throws(bad('fd00::/64', 4));
+  assert.throws(bad('10.0.0.0/8', 6));
+  assert.throws(bad('10.0.0.0/x'));
+});
