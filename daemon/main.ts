@@ -15,6 +15,8 @@ import { ApiSubsystem } from './api/subsystem.js';
 import { DatapathSubsystem } from './datapath/subsystem.js';
 import { StateSubsystem } from './state/subsystem.js';
 import { BgpSubsystem } from './bgp/subsystem.js';
+import { RoutingSubsystem } from './routing/subsystem.js';
+import type { BgpRoute } from './routing/types.js';
 
 /** EX_USAGE from sysexits.h: bad command line. */
 const EX_USAGE = 64;
@@ -130,9 +132,11 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   // one daemon.add() here, handed the router/registry it publishes on.
   const state = new StateSubsystem({ router, metrics: metrics.registry, version });
   const bgp = new BgpSubsystem({ router, metrics: metrics.registry });
+  const routing = new RoutingSubsystem({ router, metrics: metrics.registry });
   daemon.add(new ApiSubsystem({ router, metrics: metrics.registry }));
   daemon.add(state);
   daemon.add(bgp);
+  daemon.add(routing);
   daemon.add(new DatapathSubsystem({ router }));
 
   // etcd → BGP: this node's pod CIDRs are what it advertises; the other nodes are its iBGP mesh
@@ -144,6 +148,32 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   state.onNodes((nodes) => {
     bgp.setMeshPeers(nodes.map((n) => (n.asn !== undefined ? { name: n.name, address: n.address, asn: n.asn } : { name: n.name, address: n.address })));
   });
+
+  // etcd → routing: the own CIDRs (blackholed, never sent back to the fabric) and every other
+  // node (underlay address, VTEP MAC, CIDRs) for the direct and VXLAN paths. Deletions wait for
+  // `synced`. routing → etcd: the VXLAN device's MAC goes into this node's record.
+  state.onOwnCidrs((own) => routing.setOwnCidrs([own.ipv4, own.ipv6].filter((c): c is string => c !== undefined)));
+  state.onNodes((nodes, synced) => {
+    routing.setNodes(
+      nodes.map((n) => (n.vtepMac !== undefined ? { name: n.name, underlay: n.address, vtepMac: n.vtepMac, cidrs: n.cidrs } : { name: n.name, underlay: n.address, cidrs: n.cidrs })),
+      synced,
+    );
+  });
+  routing.onVtepMac((mac) => state.setVtepMac(mac));
+
+  // BGP → routing: Loc-RIB best paths and ECMP sets become native routes (the own prefixes,
+  // originated locally, are not routes to install: an empty next-hop list withdraws).
+  bgp.subscribe({
+    onRouteChanges(changes) {
+      const out: BgpRoute[] = changes.map((c) => {
+        if (!c.best || c.best.peer.type === 'local') return { prefix: c.prefix, nextHops: [] };
+        const hops = [...new Set(c.ecmp.map((p) => p.nextHops[0]).filter((h): h is string => h !== undefined && h !== ''))];
+        return { prefix: c.prefix, nextHops: hops };
+      });
+      routing.applyBgpChanges(out);
+    },
+  });
+  bgp.onSynced(() => routing.setBgpSynced(true));
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

@@ -319,6 +319,21 @@ export class BgpSpeaker {
     return { asn: this.opts.asn, routerId: this.opts.routerId, peers };
   }
 
+  /**
+   * Peers whose initial routes are not all in yet: not Established, or Established without an
+   * End-of-RIB for every negotiated family. The routing layer defers deletions of kernel routes
+   * until this is empty (or its own grace ran out), so a restart never removes a route that a
+   * slow peer is about to send again.
+   */
+  peersAwaitingEndOfRib(): string[] {
+    const waiting: string[] = [];
+    for (const [key, rt] of this.peers) {
+      const fams = rt.negotiated?.families ?? [];
+      if (fams.length === 0 || !fams.every((f) => rt.eorReceived.has(f))) waiting.push(key);
+    }
+    return waiting;
+  }
+
   hasPeer(peer: string): boolean {
     return this.peers.has(peerKey(peer)) || this.rib.knownPeers().includes(peerKey(peer));
   }

@@ -108,6 +108,9 @@ export class BgpSubsystem implements Subsystem {
   private meshNodes: readonly MeshNode[] | undefined;
   private nodeMesh = false;
   private subscribers: Array<{ sub: RouteSubscriber; unsubscribe?: () => void }> = [];
+  private syncListeners = new Set<() => void>();
+  private synced = false;
+  private syncTimer: NodeJS.Timeout | undefined;
   private readonly hooks: SpeakerHooks;
 
   constructor(private readonly deps: BgpSubsystemDeps) {
@@ -135,6 +138,38 @@ export class BgpSubsystem implements Subsystem {
     for (const s of this.subscribers) s.unsubscribe = speaker.subscribe(s.sub, { replay: true });
     await speaker.start();
     this.report();
+    this.watchInitialSync(speaker, ctx.config.bgp.holdTime * 1000);
+  }
+
+  /**
+   * Calls back once the initial routes are in: every peer sent End-of-RIB for each negotiated
+   * family, or a hold time passed since start (a peer that is down by then is not coming soon;
+   * its routes, if any, are VXLAN's business). Until then the routing layer deletes nothing.
+   */
+  onSynced(cb: () => void): void {
+    if (this.synced) cb();
+    else this.syncListeners.add(cb);
+  }
+
+  private watchInitialSync(speaker: BgpSpeaker, graceMs: number): void {
+    if (this.synced) return;
+    const deadline = Date.now() + graceMs;
+    const check = (): void => {
+      this.syncTimer = undefined;
+      if (this.speakerRef !== speaker) return;
+      const waiting = speaker.peersAwaitingEndOfRib();
+      if (waiting.length > 0 && Date.now() < deadline) {
+        this.syncTimer = setTimeout(check, 200);
+        this.syncTimer.unref();
+        return;
+      }
+      if (waiting.length > 0) this.log?.warn({ waiting }, 'initial BGP sync: peers without End-of-RIB after a hold time; going on without them');
+      else this.log?.info('initial BGP sync complete: End-of-RIB from every peer');
+      this.synced = true;
+      for (const cb of this.syncListeners) cb();
+      this.syncListeners.clear();
+    };
+    check();
   }
 
   /** This node's own prefixes of a family (its pod CIDR from etcd); applied now or at start. */
@@ -161,6 +196,7 @@ export class BgpSubsystem implements Subsystem {
     const s = this.speakerRef;
     this.speakerRef = null;
     for (const e of this.subscribers) e.unsubscribe?.();
+    if (this.syncTimer) clearTimeout(this.syncTimer);
     // Graceful restart: close without NOTIFICATION, keep the Loc-RIB (and so the kernel routes).
     if (s) await s.stop('restart');
   }
