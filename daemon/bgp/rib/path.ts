@@ -45,7 +45,11 @@ const BIG_IDS = new WeakMap<Path, number>();
  * number would make V8 box it in every Path).
  */
 export class Path {
-  readonly prefix: string;
+  /**
+   * @internal The prefix: its text, or for an IPv4 prefix of length ≤ 24 the Loc-RIB's short key
+   * (see shortKeyV4), which costs no string per path; the text is built when someone asks.
+   */
+  readonly key: string | number;
   /** @internal shared per-UPDATE part */
   group: PathGroup;
   /** @internal (pathId << ID_SHIFT) | STALE | DIRTY | GONE | BIG_ID */
@@ -63,10 +67,10 @@ export class Path {
     /** RFC 4724: the peer restarted and has not re-announced this path yet. */
     stale: boolean,
   );
-  /** @internal the RIB's constructor: the per-UPDATE part is shared. */
-  constructor(prefix: string, pathId: number, group: PathGroup);
+  /** @internal the RIB's constructor: the per-UPDATE part is shared; a number is a short key. */
+  constructor(prefix: string | number, pathId: number, group: PathGroup);
   constructor(
-    prefix: string,
+    prefix: string | number,
     pathId: number,
     peerOrGroup: PathSource | PathGroup,
     attrs?: PathAttributes,
@@ -74,7 +78,7 @@ export class Path {
     learnedAt?: number,
     stale?: boolean,
   ) {
-    this.prefix = prefix;
+    this.key = prefix;
     let flags: number;
     if (pathId <= MAX_SMALL_ID) {
       flags = pathId << ID_SHIFT;
@@ -89,6 +93,12 @@ export class Path {
       this.group = new PathGroup({ info: peerOrGroup as PathSource }, attrs, nextHops!, learnedAt!);
       this.flags = stale ? flags | STALE : flags;
     }
+  }
+
+  /** Canonical prefix text. */
+  get prefix(): string {
+    const k = this.key;
+    return typeof k === 'number' ? shortKeyText(k) : k;
   }
 
   /** RFC 7911 path identifier; 0 when add-path is not in use. */
@@ -130,6 +140,14 @@ export class Path {
   set stale(v: boolean) {
     this.flags = v ? this.flags | STALE : this.flags & ~STALE;
   }
+}
+
+const DOTTED: string[] = [];
+for (let i = 0; i < 256; i++) DOTTED.push(`${i}.`);
+
+/** The text of a short IPv4 key ((length << 24) | first three octets): "a.b.c.0/len". */
+export function shortKeyText(k: number): string {
+  return `${DOTTED[(k >>> 16) & 0xff]!}${DOTTED[(k >>> 8) & 0xff]!}${DOTTED[k & 0xff]!}0/${k >>> 24}`;
 }
 
 /** Adj-RIB-In key of an NLRI: the prefix, plus the path identifier under add-path. */

@@ -16,6 +16,11 @@ export function ipv4Text(b: Uint8Array, off: number): string {
   return DOTTED[b[off]!]! + DOTTED[b[off + 1]!]! + DOTTED[b[off + 2]!]! + DEC[b[off + 3]!]!;
 }
 
+/** Canonical text of an IPv4 prefix given as an unsigned 32-bit address (host bits zero) and length. */
+export function ipv4PrefixText(v: number, len: number): string {
+  return DOTTED[v >>> 24]! + DOTTED[(v >>> 16) & 0xff]! + DOTTED[(v >>> 8) & 0xff]! + DEC[v & 0xff]! + SUFFIX[len]!;
+}
+
 const groups = new Uint16Array(8);
 
 /** RFC 5952: lowercase, no leading zeros, the longest run (>= 2) of zero groups as "::". */

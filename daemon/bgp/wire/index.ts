@@ -16,7 +16,8 @@ export {
   peerAsOf,
   type OpenExpectation,
 } from './open.js';
-export { endOfRib, isEndOfRib, packUpdates, packWithdrawals } from './update.js';
+export { endOfRib, isEndOfRib, packUpdates, packWithdrawals, type DecodeUpdateOptions } from './update.js';
+export { PackedUpdate } from './packed.js';
 export { mergeAs4Path } from './attributes.js';
 export { canonicalAddress } from './addr.js';
 export { MAX_SHUTDOWN_MESSAGE } from './notification.js';

@@ -21,7 +21,7 @@ import {
 } from './header.js';
 import { decodeNotification, decodeRouteRefresh, encodeNotification, encodeRouteRefresh } from './notification.js';
 import { decodeOpen, encodeOpen } from './open.js';
-import { decodeUpdate, encodeUpdate } from './update.js';
+import { decodeUpdate, encodeUpdate, type DecodeUpdateOptions } from './update.js';
 import { Writer } from './writer.js';
 
 export type DecodeResult =
@@ -48,8 +48,11 @@ function badLength(frame: Uint8Array, why: string): DecodeResult {
   return { ok: false, error: headerError(HDR_BAD_LENGTH, why, u16Bytes(len)) };
 }
 
-/** Decode one whole message (header included), e.g. a frame from the Framer. */
-export function decodeMessage(frame: Uint8Array, ctx: SessionContext): DecodeResult {
+/**
+ * Decode one whole message (header included), e.g. a frame from the Framer. `opts.packIpv4`: an
+ * UPDATE may come back as a PackedUpdate (see packed.ts); everything else is the same.
+ */
+export function decodeMessage(frame: Uint8Array, ctx: SessionContext, opts?: DecodeUpdateOptions): DecodeResult {
   if (frame.length < HEADER_LEN) {
     return { ok: false, error: headerError(HDR_BAD_LENGTH, `${frame.length} octets cannot hold a header`, u16Bytes(frame.length)) };
   }
@@ -67,7 +70,7 @@ export function decodeMessage(frame: Uint8Array, ctx: SessionContext): DecodeRes
       return r.ok ? { ok: true, message: r.message, errors: NO_ERRORS } : r;
     }
     case MSG_UPDATE: {
-      const r = decodeUpdate(frame, ctx);
+      const r = decodeUpdate(frame, ctx, opts);
       if (r.ok) return { ok: true, message: r.message, errors: r.errors };
       return r.family ? { ok: false, error: r.error, family: r.family } : { ok: false, error: r.error };
     }

@@ -24,6 +24,7 @@ import {
 import { UPD_MALFORMED_ATTR_LIST, UPD_MISSING_WELL_KNOWN, updateError } from './errors.js';
 import { beginMessage, endMessage, HEADER_LEN, maxMessageSize, MSG_UPDATE } from './header.js';
 import { Writer } from './writer.js';
+import { decodePackedIpv4, PackedUpdate, unpackIpv4, type PackedIpv4 } from './packed.js';
 
 export type UpdateResult =
   | { ok: true; message: UpdateMessage; errors: BgpError[] }
@@ -31,8 +32,16 @@ export type UpdateResult =
 
 const IPV4_UNICAST: FamilyKey = '1/1';
 
+export interface DecodeUpdateOptions {
+  /**
+   * Return a PackedUpdate when the classic NLRI field has no path identifiers: its prefixes as
+   * typed arrays, Nlri objects built only if someone reads `nlri` (bulk ingest into the RIB).
+   */
+  packIpv4?: boolean;
+}
+
 /** Decode an UPDATE frame (header included, already checked). Never throws. */
-export function decodeUpdate(frame: Uint8Array, ctx: SessionContext): UpdateResult {
+export function decodeUpdate(frame: Uint8Array, ctx: SessionContext, opts?: DecodeUpdateOptions): UpdateResult {
   const end = frame.length;
   let p = HEADER_LEN;
   const addPath4 = ctx.addPathReceive.has(IPV4_UNICAST);
@@ -58,17 +67,25 @@ export function decodeUpdate(frame: Uint8Array, ctx: SessionContext): UpdateResu
       : { ok: false, error };
   }
   p += alen;
-  const nlri: Nlri[] = [];
-  bad = decodePrefixes(frame, p, end, 1, addPath4, nlri);
-  if (bad) return { ok: false, error: nlriFieldError('NLRI', bad) };
+  let packed: PackedIpv4 | null = null;
+  let nlri: Nlri[] = [];
+  if (opts?.packIpv4 === true && !addPath4) {
+    const r = decodePackedIpv4(frame, p, end);
+    if (typeof r === 'string') return { ok: false, error: nlriFieldError('NLRI', r) };
+    packed = r;
+  } else {
+    bad = decodePrefixes(frame, p, end, 1, addPath4, nlri);
+    if (bad) return { ok: false, error: nlriFieldError('NLRI', bad) };
+  }
+  const nlriCount = packed !== null ? packed.addrs.length : nlri.length;
 
   const errors = scan.errors;
   let withdraw = scan.action === 'treat-as-withdraw';
-  if (nlri.length > 0 || (scan.mpReach !== undefined && scan.mpReach.nlri.length > 0)) {
+  if (nlriCount > 0 || (scan.mpReach !== undefined && scan.mpReach.nlri.length > 0)) {
     // RFC 7606 §3 d: a missing well-known mandatory attribute is treat-as-withdraw. NEXT_HOP is
     // mandatory only with classic NLRI (RFC 4760 §3). RFC 4271 also makes LOCAL_PREF mandatory
     // on iBGP; nrd, like BIRD, lets the RIB assume the default instead.
-    const required = nlri.length > 0 ? [ATTR_ORIGIN, ATTR_AS_PATH, ATTR_NEXT_HOP] : [ATTR_ORIGIN, ATTR_AS_PATH];
+    const required = nlriCount > 0 ? [ATTR_ORIGIN, ATTR_AS_PATH, ATTR_NEXT_HOP] : [ATTR_ORIGIN, ATTR_AS_PATH];
     for (const t of required) {
       if (!scan.seen[t]) {
         errors.push(updateError(UPD_MISSING_WELL_KNOWN, 'treat-as-withdraw', `missing well-known attribute ${t}`, new Uint8Array([t])));
@@ -77,6 +94,13 @@ export function decodeUpdate(frame: Uint8Array, ctx: SessionContext): UpdateResu
     }
   }
 
+  if (!withdraw && packed !== null && packed.addrs.length > 0) {
+    const message = new PackedUpdate(withdrawn, scan.attrs, packed.addrs, packed.lens);
+    if (scan.mpReach) message.mpReach = scan.mpReach;
+    if (scan.mpUnreach) message.mpUnreach = scan.mpUnreach;
+    return { ok: true, message, errors };
+  }
+  if (packed !== null) nlri = unpackIpv4(packed.addrs, packed.lens);
   const message: UpdateMessage = { type: 'update', withdrawn, attrs: scan.attrs, nlri };
   if (scan.mpReach) message.mpReach = scan.mpReach;
   if (scan.mpUnreach) message.mpUnreach = scan.mpUnreach;
@@ -138,7 +162,7 @@ export function encodeUpdate(w: Writer, m: UpdateMessage, ctx: SessionContext): 
 
 /** RFC 4724 §2: the family an End-of-RIB marker closes, or null for any other UPDATE. */
 export function isEndOfRib(u: UpdateMessage): FamilyKey | null {
-  if (u.withdrawn.length > 0 || u.nlri.length > 0 || u.attrs !== null || u.mpReach) return null;
+  if (u.attrs !== null || u.withdrawn.length > 0 || u.mpReach || u.nlri.length > 0) return null;
   if (!u.mpUnreach) return IPV4_UNICAST;
   return u.mpUnreach.withdrawn.length === 0 ? familyKey(u.mpUnreach.afi, u.mpUnreach.safi) : null;
 }
