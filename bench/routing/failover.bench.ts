@@ -10,7 +10,8 @@
 // same cut is a withdrawal (route removed from the FIB) and the pod traffic is lost for as long
 // as the session stays down. Ratios compare packets lost over the same outage.
 // Root. Usage: node failover.bench.js [--rounds N] [--outage-ms MS] [--hold-down S]
-import { Fabric, RouteMonitor, VXLAN_DEVICE, startPing, type FabricNode } from '../../test/lib/fabric.js';
+import { Fabric, RouteMonitor, VXLAN_DEVICE, parsePing, type FabricNode } from '../../test/lib/fabric.js';
+import type { Host } from '../../test/lib/netns.js';
 import { sleep, waitFor } from '../../test/lib/wait.js';
 
 const args = process.argv.slice(2);
@@ -42,6 +43,33 @@ function firstEvent(lines: readonly string[], prefix: string, pred: (body: strin
   return undefined;
 }
 
+interface PingResult {
+  sent: number;
+  received: number;
+  lost: number;
+  /** Longest time between two consecutive replies (ms): the interruption as the pod saw it. */
+  maxGapMs: number;
+}
+
+/**
+ * ping -D -i INTERVAL in the background until stop(). Per-reply timestamps give the longest gap,
+ * which counts the outage even when ping slows down on ICMP errors (it does on "net unreachable").
+ */
+function pingRun(from: Host, to: string): { stop(): Promise<PingResult> } {
+  const proc = from.spawn(['ping', '-n', '-D', '-i', String(PING_INTERVAL_S), '-W', '1', to], { name: `${from.name}:ping`, captureBytes: 4 * 1024 * 1024 });
+  return {
+    async stop() {
+      proc.signal('SIGINT');
+      await proc.exited;
+      const out = proc.output();
+      const times = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map((m) => Number(m[1]) * 1000);
+      let maxGapMs = 0;
+      for (let i = 1; i < times.length; i++) maxGapMs = Math.max(maxGapMs, times[i]! - times[i - 1]!);
+      return { ...parsePing(out), maxGapMs };
+    },
+  };
+}
+
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN;
@@ -60,8 +88,13 @@ interface NrdRound {
   cutFailoverMs: number;
   lostFailover: number;
   sentFailover: number;
+  gapFailoverMs: number;
   lostFailback: number;
   sentFailback: number;
+  gapFailbackMs: number;
+  /** enable at the ToR → session Established again. */
+  establishedMs: number;
+  /** enable at the ToR → both sides native again (includes the hold-down). */
   failbackMs: number;
 }
 
@@ -69,7 +102,9 @@ interface BirdRound {
   withdrawMs: number;
   lostOutage: number;
   sentOutage: number;
+  gapOutageMs: number;
   lostRecovery: number;
+  establishedMs: number;
   recoveryMs: number;
 }
 
@@ -108,7 +143,7 @@ async function main(): Promise<void> {
         const monA = new RouteMonitor(a.host);
         const monB = new RouteMonitor(b.host);
         await monA.ready();
-        const ping = startPing(a.pod!.host, b.pod!.ip, { intervalS: PING_INTERVAL_S });
+        const ping = pingRun(a.pod!.host, b.pod!.ip);
         await sleep(500);
         const t0 = Date.now();
         await tor.birdc(`disable ${b.protocol}`);
@@ -120,9 +155,11 @@ async function main(): Promise<void> {
         const rest = OUTAGE_MS - (Date.now() - t0);
         if (rest > 0) await sleep(rest);
         const f = await ping.stop();
-        const back = startPing(a.pod!.host, b.pod!.ip, { intervalS: PING_INTERVAL_S });
+        const back = pingRun(a.pod!.host, b.pod!.ip);
         const t1 = Date.now();
         await tor.birdc(`enable ${b.protocol}`);
+        await tor.waitEstablished(b.protocol, 60_000);
+        const establishedMs = Date.now() - t1;
         await waitFor(async () => (await kernelVia(a, b.cidr!)) === 'native' && (await kernelVia(b, a.cidr!)) === 'native', {
           timeoutMs: 60_000,
           intervalMs: 20,
@@ -141,8 +178,11 @@ async function main(): Promise<void> {
           cutFailoverMs: tb !== undefined ? tb - t0 : NaN,
           lostFailover: f.lost,
           sentFailover: f.sent,
+          gapFailoverMs: f.maxGapMs,
           lostFailback: g.lost,
           sentFailback: g.sent,
+          gapFailbackMs: g.maxGapMs,
+          establishedMs,
           failbackMs,
         });
       }
@@ -150,7 +190,7 @@ async function main(): Promise<void> {
       {
         const mon = new RouteMonitor(ba.host);
         await mon.ready();
-        const ping = startPing(ba.pod!.host, bb.pod!.ip, { intervalS: PING_INTERVAL_S });
+        const ping = pingRun(ba.pod!.host, bb.pod!.ip);
         await sleep(500);
         const t0 = Date.now();
         await tor.birdc(`disable ${bb.protocol}`);
@@ -158,34 +198,49 @@ async function main(): Promise<void> {
         const rest = OUTAGE_MS - (Date.now() - t0);
         if (rest > 0) await sleep(rest);
         const f = await ping.stop();
-        const back = startPing(ba.pod!.host, bb.pod!.ip, { intervalS: PING_INTERVAL_S });
+        const back = pingRun(ba.pod!.host, bb.pod!.ip);
         const t1 = Date.now();
         await tor.birdc(`enable ${bb.protocol}`);
+        await tor.waitEstablished(bb.protocol, 60_000);
+        const establishedMs = Date.now() - t1;
         await waitFor(async () => (await kernelVia(ba, bb.cidr!)) === 'native', { timeoutMs: 60_000, intervalMs: 20, what: 'BIRD node route back' });
         const recoveryMs = Date.now() - t1;
         await sleep(500);
         const g = await back.stop();
         const lines = await mon.stop();
         const tw = firstEvent(lines, bb.cidr!, (body) => body.startsWith('Deleted'));
-        birdRounds.push({ withdrawMs: tw !== undefined ? tw - t0 : NaN, lostOutage: f.lost, sentOutage: f.sent, lostRecovery: g.lost, recoveryMs });
+        birdRounds.push({
+          withdrawMs: tw !== undefined ? tw - t0 : NaN,
+          lostOutage: f.lost,
+          sentOutage: f.sent,
+          gapOutageMs: f.maxGapMs,
+          lostRecovery: g.lost,
+          establishedMs,
+          recoveryMs,
+        });
       }
       process.stdout.write(
         `round ${round + 1}/${ROUNDS}: nrd failover ${fmt(nrdRounds[round]!.remoteFailoverMs)} ms (remote) / ${fmt(nrdRounds[round]!.cutFailoverMs)} ms (cut node), ` +
-          `lost ${nrdRounds[round]!.lostFailover} + ${nrdRounds[round]!.lostFailback}; BIRD withdraw ${fmt(birdRounds[round]!.withdrawMs)} ms, lost ${birdRounds[round]!.lostOutage} + ${birdRounds[round]!.lostRecovery}\n`,
+          `lost ${nrdRounds[round]!.lostFailover} + ${nrdRounds[round]!.lostFailback}, gap ${fmt(nrdRounds[round]!.gapFailoverMs, 0)} ms; ` +
+          `BIRD withdraw ${fmt(birdRounds[round]!.withdrawMs)} ms, lost ${birdRounds[round]!.lostOutage} + ${birdRounds[round]!.lostRecovery}, gap ${fmt(birdRounds[round]!.gapOutageMs, 0)} ms\n`,
       );
     }
 
     const m = <T>(rs: T[], k: keyof T): number => median(rs.map((r) => r[k] as unknown as number));
     const nrdLost = m(nrdRounds, 'lostFailover') + m(nrdRounds, 'lostFailback');
     const birdLost = m(birdRounds, 'lostOutage') + m(birdRounds, 'lostRecovery');
-    const ms = (pkts: number): string => `${fmt(pkts * PING_INTERVAL_S * 1000, 0)} ms`;
-    console.log(`\nfailover: BGP session of one node disabled at the ToR for ~${OUTAGE_MS} ms, hold-down ${HOLD_DOWN_S} s, ping every ${PING_INTERVAL_S * 1000} ms; median of ${ROUNDS} rounds`);
+    const ratio = (x: number, y: number): string => (y > 0 ? `${fmt(x / y, 1)}x` : `∞ (${fmt(x, 0)} vs 0)`);
+    console.log(`\nfailover: BGP session of one node disabled at the ToR for ~${OUTAGE_MS} ms, hold-down ${HOLD_DOWN_S} s, ping -i ${PING_INTERVAL_S} pod → pod; median of ${ROUNDS} rounds`);
     console.log(`  nrd   path lost → VXLAN route in the FIB: ${fmt(m(nrdRounds, 'remoteFailoverMs'))} ms on the remote node (withdraw), ${fmt(m(nrdRounds, 'cutFailoverMs'))} ms on the cut node (session down)`);
-    console.log(`  nrd   packets lost: failover ${m(nrdRounds, 'lostFailover')} of ${m(nrdRounds, 'sentFailover')} (≈${ms(m(nrdRounds, 'lostFailover'))}), failback ${m(nrdRounds, 'lostFailback')} of ${m(nrdRounds, 'sentFailback')} (enable → native in ${fmt(m(nrdRounds, 'failbackMs'), 0)} ms)`);
-    console.log(`  BIRD  path lost → route withdrawn from the FIB: ${fmt(m(birdRounds, 'withdrawMs'))} ms (no fallback)`);
-    console.log(`  BIRD  packets lost: outage ${m(birdRounds, 'lostOutage')} of ${m(birdRounds, 'sentOutage')} (≈${ms(m(birdRounds, 'lostOutage'))}), recovery ${m(birdRounds, 'lostRecovery')} (enable → route back in ${fmt(m(birdRounds, 'recoveryMs'), 0)} ms)`);
-    console.log(`  ratio packets lost, BIRD/static-like baseline ÷ nrd: ${nrdLost > 0 ? fmt(birdLost / nrdLost, 1) + 'x' : `∞ (nrd lost none, baseline ${birdLost})`}`);
-    console.log(`  ratio reaction time, nrd failover ÷ BIRD withdraw: ${fmt(m(nrdRounds, 'remoteFailoverMs') / m(birdRounds, 'withdrawMs'), 2)}x`);
+    console.log(`  nrd   failover: lost ${m(nrdRounds, 'lostFailover')} of ${m(nrdRounds, 'sentFailover')}, longest reply gap ${fmt(m(nrdRounds, 'gapFailoverMs'), 0)} ms`);
+    console.log(`  nrd   failback: lost ${m(nrdRounds, 'lostFailback')} of ${m(nrdRounds, 'sentFailback')}, longest reply gap ${fmt(m(nrdRounds, 'gapFailbackMs'), 0)} ms; enable → Established ${fmt(m(nrdRounds, 'establishedMs'), 0)} ms, → native ${fmt(m(nrdRounds, 'failbackMs'), 0)} ms`);
+    console.log(`  BIRD  path lost → route withdrawn from the FIB: ${fmt(m(birdRounds, 'withdrawMs'))} ms (BGP only: no fallback)`);
+    console.log(`  BIRD  outage: lost ${m(birdRounds, 'lostOutage')} of ${m(birdRounds, 'sentOutage')} (ping slows down on ICMP unreachable), longest reply gap ${fmt(m(birdRounds, 'gapOutageMs'), 0)} ms`);
+    console.log(`  BIRD  recovery: lost ${m(birdRounds, 'lostRecovery')}; enable → Established ${fmt(m(birdRounds, 'establishedMs'), 0)} ms, → route back ${fmt(m(birdRounds, 'recoveryMs'), 0)} ms`);
+    console.log(`  ratio interruption (longest reply gap), BIRD baseline ÷ nrd failover: ${ratio(m(birdRounds, 'gapOutageMs'), m(nrdRounds, 'gapFailoverMs'))}`);
+    console.log(`  ratio packets lost (outage + recovery), BIRD baseline ÷ nrd: ${ratio(birdLost, nrdLost)}`);
+    console.log(`  ratio reaction time, nrd path lost → VXLAN ÷ BIRD path lost → withdrawn: ${fmt(m(nrdRounds, 'remoteFailoverMs') / m(birdRounds, 'withdrawMs'), 2)}x`);
+    console.log(`  ratio re-establish time after enable, nrd ÷ BIRD: ${fmt(m(nrdRounds, 'establishedMs') / m(birdRounds, 'establishedMs'), 2)}x`);
   } finally {
     await fabric.teardown();
   }

@@ -9,7 +9,7 @@ import { familyKey, type FamilyKey, type UpdateMessage } from './types.js';
 import { Rib } from './rib/rib.js';
 import type { PeerInfo } from './rib/peer.js';
 import type { MaxPrefixDecision } from './policy/import.js';
-import { BgpSession, defaultConnector, type Connector } from './session/shell.js';
+import { BgpSession, bulkWireCodec, defaultConnector, type Connector } from './session/shell.js';
 import { BgpListener } from './session/listener.js';
 import type { DownReason, StateName } from './session/fsm.js';
 import type { NegotiatedSession } from './session/negotiate.js';
@@ -477,6 +477,7 @@ export class BgpSpeaker {
       },
       logger: rt.log,
       connector,
+      codec: bulkWireCodec,
     };
     if (p.port !== undefined) opts.peerPort = p.port;
     if (p.localAddress !== undefined) opts.localAddress = p.localAddress;

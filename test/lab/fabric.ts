@@ -1,26 +1,33 @@
 // The lab keeper: a background process that builds the fabric (top-of-rack BIRD on a bridge,
 // etcd, nrd nodes, each in its own network namespace), mounts the bpffs the nodes pin into,
-// records it all in the state file, and stays alive as the parent of everything it started.
+// records it all in the state file, and stays alive as the parent of everything it started. Once a
+// node's state layer has claimed its pod CIDR (read from its control API), the keeper gives it one
+// endpoint: a "pod" namespace on a veth, addressed from that CIDR, routed the way nrd's endpoints
+// are (169.254.1.1 gateway on the node side, a /32 route per pod).
 // SIGTERM (from `lab down`) tears the processes and namespaces down through the topology's exit
 // hook; `down` unmounts the bpffs once they are gone.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Topology } from '../lib/netns.js';
+import { Topology, type Host } from '../lib/netns.js';
 import { startBird } from '../lib/bird.js';
 import { startEtcd } from '../lib/etcd.js';
 import { procStartTime, type ManagedProcess } from '../lib/proc.js';
+import { waitFor } from '../lib/wait.js';
 import {
   REPO_ROOT,
   TOR_ASN,
-  NODE_ASN,
   TOR_ADDRESS,
   ETCD_ADDRESS,
   FABRIC_PREFIX_LEN,
+  POD_GATEWAY,
+  podAddress,
   siteFile,
   type LabPlan,
+  type NodePlan,
 } from './plan.js';
-import { writeState, type LabState } from './state.js';
+import { writeState, type LabPodState, type LabState } from './state.js';
 import { mountBpffs } from './bpffs.js';
+import { ownCidr } from './api.js';
 
 function log(msg: string): void {
   process.stdout.write(`${new Date().toISOString()} lab-keeper: ${msg}\n`);
@@ -47,12 +54,14 @@ export async function runKeeper(plan: LabPlan): Promise<void> {
       name: n.name,
       ns: n.ns,
       address: n.address,
+      asn: n.asn,
       socket: n.socket,
       configFile: n.configFile,
       logFile: n.logFile,
     })),
     configFiles: plan.nodes.map((n) => n.configFile),
     pinRoot: plan.pinRoot,
+    pods: 'waiting',
   };
   const save = (): void => {
     state.topology = topo.state();
@@ -76,7 +85,7 @@ export async function runKeeper(plan: LabPlan): Promise<void> {
     const ports: string[] = [];
     const l = await topo.link(etcdHost, tor, { nameA: 'eth0', nameB: 'etcd', addrA: `${ETCD_ADDRESS}/${FABRIC_PREFIX_LEN}` });
     ports.push(l.ifB);
-    const nodeHosts = [];
+    const nodeHosts: Host[] = [];
     for (const n of plan.nodes) {
       const h = await topo.host(n.name);
       save();
@@ -101,12 +110,15 @@ export async function runKeeper(plan: LabPlan): Promise<void> {
       routerId: TOR_ADDRESS,
       asn: TOR_ASN,
       logFile: birdLog,
-      // Learned pod CIDRs land in the ToR's FIB, so the fabric can route them.
+      // Learned pod CIDRs land in the ToR's FIB (kernel protocol exporting BGP routes), so the
+      // ToR forwards pod traffic too, e.g. from a node that routes a remote CIDR via the ToR.
       kernel: true,
       peers: plan.nodes.map((n) => ({
         name: n.name,
         address: n.address,
-        asn: NODE_ASN,
+        // Each node in its own AS (see NODE_ASN_BASE), so routes the ToR passes on survive the
+        // receiving node's AS-path loop check.
+        asn: n.asn,
         localAddress: TOR_ADDRESS,
         gracefulRestart: true,
         import: 'all' as const,
@@ -142,14 +154,57 @@ export async function runKeeper(plan: LabPlan): Promise<void> {
     }
     state.phase = 'running';
     save();
-    log('lab running');
+    log('lab running; waiting for the nodes\' pod CIDRs to build their pods');
   } catch (err) {
     state.phase = 'failed';
+    state.pods = 'failed';
     state.error = err instanceof Error ? err.message : String(err);
     save();
     log(`build failed: ${state.error}`);
     // Stay alive: `lab up` prints the logs, then runs `down`, which tears everything down.
   }
+  if (state.phase === 'running') {
+    // Serially: the topology records each namespace as it is made, and save() writes that down.
+    try {
+      for (const [i, n] of plan.nodes.entries()) {
+        state.nodes[i]!.pod = await buildPod(plan, topo, topo.get(n.name), n);
+        save();
+        log(`${n.name}: pod ${state.nodes[i]!.pod!.ip} in ${n.pod.ns}`);
+      }
+      state.pods = 'ready';
+    } catch (err) {
+      state.pods = 'failed';
+      state.podsError = err instanceof Error ? err.message : String(err);
+      log(`pods failed: ${state.podsError}`);
+    }
+    save();
+  }
   // The keeper is the parent of the lab: it lives until `down` sends SIGTERM.
   setInterval(() => undefined, 1 << 30);
+}
+
+/**
+ * One pod for `node`: waits for the node's own CIDR (GET /v1/nodes, the `self` entry), then
+ * builds the namespace and its veth. The node routes <ip>/32 onto the veth and answers for the
+ * gateway 169.254.1.1 (its own /32 address on the veth); the pod has its /32, an on-link route to
+ * the gateway and the default route through it, so every packet leaves through the node.
+ */
+async function buildPod(plan: LabPlan, topo: Topology, nodeHost: Host, node: NodePlan): Promise<LabPodState> {
+  const cidr = await waitFor(() => ownCidr(node.socket), {
+    timeoutMs: plan.readyTimeoutMs,
+    intervalMs: 250,
+    what: `${node.name} to claim a pod CIDR (GET /v1/nodes on ${node.socket})`,
+  });
+  const ip = podAddress(cidr);
+  const pod = await topo.host(node.pod.name);
+  await topo.link(nodeHost, pod, {
+    nameA: node.pod.hostIf,
+    nameB: node.pod.podIf,
+    addrA: `${POD_GATEWAY}/32`,
+    addrB: `${ip}/32`,
+  });
+  await nodeHost.ip(['route', 'replace', `${ip}/32`, 'dev', node.pod.hostIf, 'scope', 'link']);
+  await pod.ip(['route', 'replace', POD_GATEWAY, 'dev', node.pod.podIf, 'scope', 'link']);
+  await pod.ip(['route', 'replace', 'default', 'via', POD_GATEWAY, 'dev', node.pod.podIf]);
+  return { ns: pod.ns, cidr, ip, hostIf: node.pod.hostIf, podIf: node.pod.podIf };
 }

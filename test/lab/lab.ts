@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The nrd lab: `node dist/test/lab/lab.js [up|down|status]` (npm run lab [-- down|status]).
-// `up` starts a keeper process (fabric.ts) that builds a fabric in network namespaces, waits until
-// every node's control API answers (nrdctl status -o json), prints a table and leaves the lab up;
-// `down` removes it by PID and name from the state file, then unmounts the lab's bpffs; `status`
-// prints the table again (one readiness column per nrd subsystem).
+// `up` starts a keeper process (fabric.ts) that builds a fabric in network namespaces (a pod per
+// node), waits until every node is ready (nrdctl status -o json) and routes every other node's pod
+// CIDR (/v1/routes), pings every pod from every other pod and from the ToR, prints what was routed
+// (report.ts) and leaves the lab up; it fails when a ping does. `down` removes it by PID and name
+// from the state file, then unmounts the lab's bpffs; `status` prints the table and the report again.
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { REPO_ROOT, makePlan, type LabOptions, type LabPlan } from './plan.js';
 import { readState, type LabNodeState, type LabState } from './state.js';
 import { isBpffs, isMountPoint, unmountBpffs } from './bpffs.js';
 import { runKeeper } from './fabric.js';
+import { collectRouting, collectTraffic, formatTraffic, missingRoutes, pendingNative, type NodeRouting, type TrafficReport } from './report.js';
 
 export { makePlan, type LabOptions } from './plan.js';
 export type { LabState } from './state.js';
@@ -41,10 +43,15 @@ export interface NodeReport {
 }
 
 export interface LabReport {
+  /** Every node answered (and, outside short mode, is ready), routes every other pod, and every ping was answered. */
   ok: boolean;
   name: string;
   nodes: NodeReport[];
   state: LabState | null;
+  /** Routes, peers, ToR FIB and the ping matrix; absent when the lab never got that far. */
+  traffic?: TrafficReport;
+  /** Remote pod CIDRs some node still had no route for when `up` stopped waiting. */
+  missing?: Array<{ node: string; prefix: string; owner: string }>;
 }
 
 function printer(opts: LabOptions): (line: string) => void {
@@ -193,7 +200,19 @@ export async function labStatus(opts: LabOptions = {}): Promise<LabReport> {
   if (!keeperAlive(s)) say(`lab keeper (pid ${s.keeper.pid}) is gone: the lab is broken; run down`);
   const nodes = await Promise.all(s.nodes.map(probeNode));
   say(formatTable(nodes));
-  return { ok: keeperAlive(s) && nodes.every((n) => n.answered), name: plan.name, nodes, state: s };
+  if (s.podsError) say(`pods: ${s.podsError}`);
+  const traffic = await collectTraffic(s);
+  say(formatTraffic(s, traffic));
+  const missing = missingRoutes(s, traffic.nodes);
+  for (const m of missing) say(`${m.node} has no route to ${m.prefix} (${m.owner})`);
+  return {
+    ok: keeperAlive(s) && nodes.every((n) => n.answered) && s.pods === 'ready' && missing.length === 0 && traffic.pingsOk,
+    name: plan.name,
+    nodes,
+    state: s,
+    traffic,
+    missing,
+  };
 }
 
 function startKeeper(plan: LabPlan, opts: LabOptions): void {
@@ -272,18 +291,79 @@ export async function labUp(opts: LabOptions = {}): Promise<LabReport> {
     await sleep(500);
   }
   say(formatTable(reports));
-  const ok = reports.every(want);
-  if (!ok) {
-    for (const r of reports.filter((x) => !want(x))) {
-      const node = s.nodes.find((n) => n.name === r.name)!;
-      say(`--- ${r.name}: ${r.summary}; log ${node.logFile} ---\n${tail(node.logFile)}`);
-    }
+  const logs = (names: string[], why: (n: LabNodeState) => string): void => {
+    for (const node of s.nodes.filter((n) => names.includes(n.name))) say(`--- ${node.name}: ${why(node)}; log ${node.logFile} ---\n${tail(node.logFile)}`);
+  };
+  if (!reports.every(want)) {
+    logs(
+      reports.filter((x) => !want(x)).map((r) => r.name),
+      (n) => reports.find((r) => r.name === n.name)!.summary,
+    );
     say(`lab ${plan.name} is up but not every node is ${plan.short ? 'answering' : 'ready'}; \`npm run lab -- down\` removes it`);
-  } else {
-    say(`lab ${plan.name} is up (${((Date.now() - t0) / 1000).toFixed(1)} s). Try: node ${NRDCTL} --socket ${s.nodes[0]!.socket} status`);
-    say('`npm run lab -- down` removes it');
+    return { ok: false, name: plan.name, nodes: reports, state: readState(plan.stateFile) };
   }
-  return { ok, name: plan.name, nodes: reports, state: readState(plan.stateFile) };
+
+  // The pods: the keeper builds them once each node has claimed its CIDR.
+  const withPods = await waitFor(
+    () => {
+      const st = readState(plan.stateFile);
+      if (st && !keeperAlive(st)) throw new Error('lab keeper exited');
+      return st && st.pods !== 'waiting' ? st : undefined;
+    },
+    { timeoutMs: plan.readyTimeoutMs, intervalMs: 200, what: 'the keeper to build the pods' },
+  ).catch((err: unknown) => {
+    say(`pods not built: ${err instanceof Error ? err.message : String(err)}\n--- keeper log ---\n${tail(s.keeperLog)}`);
+    return undefined;
+  });
+  if (!withPods || withPods.pods !== 'ready') {
+    if (withPods?.podsError) say(`pods failed: ${withPods.podsError}\n--- keeper log ---\n${tail(withPods.keeperLog)}`);
+    say(`lab ${plan.name} is up without pods; \`npm run lab -- down\` removes it`);
+    return { ok: false, name: plan.name, nodes: reports, state: withPods ?? readState(plan.stateFile) };
+  }
+  s = withPods;
+  say(`pods: ${s.nodes.map((n) => `${n.name} ${n.pod!.ip}`).join(', ')}; waiting for every node to route every other node's pod CIDR`);
+
+  // Convergence: every node has a path to every other node's CIDR (BGP, direct or VXLAN), and no
+  // route is still on its way to native (auto holds a better path down for
+  // routing.failoverHoldDown; a node whose BGP sync came before the other nodes' announcements
+  // starts on direct). The report then shows where nrd settles, as an operator would find it.
+  let routing: NodeRouting[] = [];
+  let missing: ReturnType<typeof missingRoutes> = [];
+  let pending: ReturnType<typeof pendingNative> = [];
+  let usableAt: number | undefined;
+  const convergeDeadline = Date.now() + plan.convergeTimeoutMs;
+  for (;;) {
+    routing = await collectRouting(s);
+    missing = missingRoutes(s, routing);
+    pending = pendingNative(routing);
+    if (!missing.length && usableAt === undefined) {
+      usableAt = Date.now();
+      say(`every node routes every other pod CIDR (${((usableAt - t0) / 1000).toFixed(1)} s after start)`);
+      if (pending.length) {
+        const hd = reports[0]?.status?.config as { routing?: { failoverHoldDown?: number } } | undefined;
+        say(
+          `${pending.length} of them direct while BGP has a native path: waiting out routing.failoverHoldDown` +
+            `${hd?.routing?.failoverHoldDown !== undefined ? ` (${hd.routing.failoverHoldDown} s)` : ''}: ${pending.map((p) => `${p.node} ${p.prefix}`).join(', ')}`,
+        );
+      }
+    }
+    if ((!missing.length && !pending.length) || Date.now() >= convergeDeadline) break;
+    await sleep(500);
+  }
+  const converged = missing.length === 0;
+  if (converged) say(`routes settled ${((Date.now() - t0) / 1000).toFixed(1)} s after start; pinging`);
+  const traffic = await collectTraffic(s, routing);
+  say(formatTraffic(s, traffic));
+  for (const m of missing) say(`${m.node} has no route to ${m.prefix} (${m.owner}) after ${plan.convergeTimeoutMs / 1000} s`);
+  if (!converged) logs([...new Set(missing.map((m) => m.node))], () => 'routes missing');
+  const ok = converged && traffic.pingsOk;
+  if (ok) {
+    say(`lab ${plan.name} is up and routes pod traffic (${((Date.now() - t0) / 1000).toFixed(1)} s). Try: node ${NRDCTL} --socket ${s.nodes[0]!.socket} routes`);
+    say('`npm run lab -- down` removes it');
+  } else {
+    say(`lab ${plan.name} is up but does not route every pod (see above); \`npm run lab -- down\` removes it`);
+  }
+  return { ok, name: plan.name, nodes: reports, state: s, traffic, missing };
 }
 
 /** Run one lab action as the CLI does; returns the process exit code. */
@@ -300,9 +380,10 @@ export async function runLab(action: 'up' | 'down' | 'status', opts: LabOptions 
 }
 
 const USAGE = `Usage: node dist/test/lab/lab.js [up|down|status] [--nodes N] [--short] [--name NAME] [--state-dir DIR]
-  up      build the lab (default); reports it instead when one is up already
-  down    remove the lab: processes by PID, namespaces by name, the bpffs, files
-  status  print each node's nrdctl status as a table, one readiness column per subsystem
+  up      build the lab (default), wait for the routes, ping pod to pod, print the report; exit 1 when
+          a ping fails. Reports the running lab instead when one is up already
+  down    remove the lab: processes by PID, namespaces (pods included) by name, the bpffs, files
+  status  print each node's nrdctl status (one readiness column per subsystem) and the report again
 `;
 
 async function cli(argv: string[]): Promise<number> {

@@ -11,14 +11,28 @@ export interface LabProcess {
   startTime: number | null;
 }
 
+/** A node's pod, recorded once the keeper has built it from the node's own CIDR. */
+export interface LabPodState {
+  ns: string;
+  /** The node's own pod CIDR as its API reported it. */
+  cidr: string;
+  /** The pod's address: CIDR base + 10. */
+  ip: string;
+  /** The veth end in the node's namespace (169.254.1.1/32, route to ip/32). */
+  hostIf: string;
+  podIf: string;
+}
+
 export interface LabNodeState {
   name: string;
   ns: string;
   address: string;
+  asn: number;
   socket: string;
   configFile: string;
   logFile: string;
   process?: LabProcess;
+  pod?: LabPodState;
 }
 
 export interface LabState {
@@ -42,6 +56,12 @@ export interface LabState {
    * dies half-way still leaves `down` the means to unmount it.
    */
   bpffs?: string;
+  /**
+   * Pods: 'waiting' while the keeper waits for the nodes' CIDRs, 'ready' once every node has its
+   * pod, 'failed' (with podsError) when a node never reported a CIDR or the build failed.
+   */
+  pods: 'waiting' | 'ready' | 'failed';
+  podsError?: string;
 }
 
 export function readState(file: string): LabState | null {

@@ -57,30 +57,28 @@ export class ChangeStream {
     this.count = 0;
     let batch: RouteChange[] = [];
     let delivered = 0;
+    // Nobody listening (a speaker without a routing layer): settle the records, build nothing.
+    const quiet = this.subscribers.size === 0;
+    const add = (loc: LocRib, recorded: Slot, seen: Seen): void => {
+      const slot = settle(loc, recorded, seen);
+      if (slot === NOTHING) return;
+      if (quiet) {
+        delivered++;
+        return;
+      }
+      batch.push(changeOf(loc, recorded, slot));
+      if (batch.length >= batchSize) {
+        this.deliver(batch);
+        delivered += batch.length;
+        batch = [];
+      }
+    };
     for (const loc of this.tables()) {
       if (loc.pendingRecords === 0) continue;
       const { slots, seen, fresh } = loc.takeRecords();
-      for (let i = 0; i < slots.length; i++) {
-        const c = change(loc, slots[i]!, seen[i]!);
-        if (c === null) continue;
-        batch.push(c);
-        if (batch.length >= batchSize) {
-          this.deliver(batch);
-          delivered += batch.length;
-          batch = [];
-        }
-      }
+      for (let i = 0; i < slots.length; i++) add(loc, slots[i]!, seen[i]!);
       for (const chunk of fresh) {
-        for (let i = 0; i < chunk.length; i++) {
-          const c = change(loc, chunk[i]!, null);
-          if (c === null) continue;
-          batch.push(c);
-          if (batch.length >= batchSize) {
-            this.deliver(batch);
-            delivered += batch.length;
-            batch = [];
-          }
-        }
+        for (let i = 0; i < chunk.length; i++) add(loc, chunk[i]!, null);
       }
     }
     if (batch.length > 0) {
@@ -119,21 +117,28 @@ export class ChangeStream {
   }
 }
 
+const NOTHING = null;
+
 /**
- * The change to deliver for one record, or null. `recorded` is the prefix's entry when the record
- * was made; GONE means it was replaced or removed since, so the prefix is looked up again.
+ * Settles one record: NOTHING when there is no change to deliver, else the prefix's current entry
+ * (undefined: removed). `recorded` is the prefix's entry when the record was made; GONE means it
+ * was replaced or removed since, so the prefix is looked up again.
  */
-function change(loc: LocRib, recorded: Slot, seen: Seen): RouteChange | null {
+function settle(loc: LocRib, recorded: Slot, seen: Seen): Slot | undefined | typeof NOTHING {
   let slot: Slot | undefined = recorded;
-  const prefix = prefixOf(slot);
-  if ((slot.flags & GONE) !== 0) slot = loc.get(prefix);
+  if ((slot.flags & GONE) !== 0) slot = loc.current(recorded);
   if (slot !== undefined) {
     // Not dirty: an earlier record of this flush already handled the prefix.
-    if ((slot.flags & DIRTY) === 0) return null;
+    if ((slot.flags & DIRTY) === 0) return NOTHING;
     slot.flags &= ~DIRTY;
   }
-  if (sameSeen(seen, slot)) return null;
+  if (sameSeen(seen, slot)) return NOTHING;
+  return slot;
+}
+
+function changeOf(loc: LocRib, recorded: Slot, slot: Slot | undefined): RouteChange {
   const family = loc.family;
+  const prefix = prefixOf(recorded);
   return slot === undefined ? { family, prefix, best: null, ecmp: [] } : { family, prefix, best: bestOf(slot), ecmp: ecmpOf(slot) };
 }
 

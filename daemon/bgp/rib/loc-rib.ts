@@ -29,8 +29,11 @@ export type Slot = Path | Multi;
 /** What the subscribers last saw for a prefix: nothing, one path, or the ECMP list (best first). */
 export type Seen = Path | readonly Path[] | null;
 
-/** The best path changed from `before` to `after` (Adj-RIB-Out work); called synchronously. */
-export type BestChanged = (family: FamilyKey, prefix: string, before: Path | null, after: Path | null) => void;
+/**
+ * The best path changed from `before` to `after` (Adj-RIB-Out work); called synchronously.
+ * `prefix` null: a short IPv4 key, whose text the paths give (built only if needed).
+ */
+export type BestChanged = (family: FamilyKey, prefix: string | null, before: Path | null, after: Path | null) => void;
 
 export function bestOf(slot: Slot | undefined): Path | null {
   if (slot === undefined) return null;
@@ -190,14 +193,21 @@ export class LocRib {
     return key >= 0 ? this.short.get(key) : this.long.get(prefix);
   }
 
-  private put(prefix: string, key: number, slot: Slot): void {
-    if (key >= 0) this.short.set(key, slot);
-    else this.long.set(prefix, slot);
+  /** The current entry of the prefix `recorded` (a former or current entry) belongs to. */
+  current(recorded: Slot): Slot | undefined {
+    const k = (recorded instanceof Multi ? recorded.paths[0]! : recorded).key;
+    return typeof k === 'number' ? this.short.get(k) : this.get(k);
   }
 
-  private remove(prefix: string, key: number): void {
+  // `prefix` may be null only with a short key (key >= 0).
+  private put(prefix: string | null, key: number, slot: Slot): void {
+    if (key >= 0) this.short.set(key, slot);
+    else this.long.set(prefix!, slot);
+  }
+
+  private remove(prefix: string | null, key: number): void {
     if (key >= 0) this.short.delete(key);
-    else this.long.delete(prefix);
+    else this.long.delete(prefix!);
   }
 
   /** Every entry; entries may be replaced or deleted while iterating. */
@@ -213,9 +223,10 @@ export class LocRib {
 
   /**
    * Replaces candidate `old` by `next` at `prefix` (either may be absent) and re-decides. `slot`
-   * is the table's current entry for the prefix (the caller has looked it up already).
+   * is the table's current entry for the prefix (the caller has looked it up already). `prefix`
+   * may be null when `key` is the prefix's short key (no text needed).
    */
-  update(prefix: string, slot: Slot | undefined, old: Path | undefined, next: Path | undefined, key = this.keyOf(prefix)): void {
+  update(prefix: string | null, slot: Slot | undefined, old: Path | undefined, next: Path | undefined, key = this.keyOf(prefix!)): void {
     if (slot === undefined) {
       if (!next) return;
       // A new prefix: the commonest case in a table load. No decision, one Map write.
@@ -319,7 +330,7 @@ export class LocRib {
    * Decides among `list` (the new candidates) for a prefix whose entry was `slot`, whose ECMP
    * set was `prev[0..prevCount)`; stores the result and records a change if the set differs.
    */
-  private decideInto(prefix: string, key: number, slot: Slot, list: Path[], prev: readonly Path[], prevCount: number): void {
+  private decideInto(prefix: string | null, key: number, slot: Slot, list: Path[], prev: readonly Path[], prevCount: number): void {
     const dirty = (slot.flags & DIRTY) !== 0;
     let next: Slot;
     if (list.length === 1) {

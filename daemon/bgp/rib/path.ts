@@ -150,6 +150,11 @@ export function shortKeyText(k: number): string {
   return `${DOTTED[(k >>> 16) & 0xff]!}${DOTTED[(k >>> 8) & 0xff]!}${DOTTED[k & 0xff]!}0/${k >>> 24}`;
 }
 
+/** Canonical text of an IPv4 prefix: unsigned 32-bit address (host bits zero) and length. */
+export function ipv4PrefixText(v: number, len: number): string {
+  return `${DOTTED[v >>> 24]!}${DOTTED[(v >>> 16) & 0xff]!}${DOTTED[(v >>> 8) & 0xff]!}${v & 0xff}/${len}`;
+}
+
 /** Adj-RIB-In key of an NLRI: the prefix, plus the path identifier under add-path. */
 export function nlriKey(prefix: string, pathId: number | undefined): string {
   return pathId === undefined ? prefix : `${prefix}#${pathId}`;

@@ -18,7 +18,7 @@ import { attributesInterner, attributesKey, freezeAttributes, Interner, nextHops
 import { ChangeStream, type RouteSubscriber } from './changes.js';
 import { NO_ROUTE, type DecisionOptions, type Selection } from './decision.js';
 import { LocRib, Multi, findPath, prefixOf } from './loc-rib.js';
-import { Path, PathGroup, STALE, type PathOwner } from './path.js';
+import { Path, PathGroup, STALE, ipv4PrefixText, shortKeyText, type PathOwner } from './path.js';
 import { AdjRibOut, type OutBatch } from './adj-rib-out.js';
 import { decisionFieldsDiffer, localSource, type LocalSource, type PeerInfo } from './peer.js';
 
@@ -110,9 +110,24 @@ function familyOfUnicast(afi: number, safi: number): FamilyKey {
   return familyKey(afi, safi);
 }
 
+/**
+ * An UPDATE whose classic NLRI the decoder left packed (wire/packed.ts PackedUpdate): addresses
+ * and lengths of IPv4 unicast prefixes without path ids. Reading `nlri` would build the objects
+ * this form exists to avoid, so the RIB reads the arrays when present.
+ */
+export interface PackedNlri {
+  readonly nlriAddrs: Uint32Array | null;
+  readonly nlriLens: Uint8Array | null;
+}
+
+function packedOf(u: UpdateMessage): PackedNlri | null {
+  const p = u as UpdateMessage & Partial<PackedNlri>;
+  return p.nlriAddrs != null && p.nlriLens != null ? (p as PackedNlri) : null;
+}
+
 /** RFC 4724 §2: an UPDATE with nothing in it (IPv4) or only an empty MP_UNREACH. */
 function endOfRibFamily(u: UpdateMessage): FamilyKey | null {
-  if (u.attrs !== null || u.nlri.length > 0 || u.withdrawn.length > 0 || u.mpReach) return null;
+  if (u.attrs !== null || u.withdrawn.length > 0 || u.mpReach || (packedOf(u)?.nlriAddrs!.length ?? u.nlri.length) > 0) return null;
   if (!u.mpUnreach) return IPV4_UNICAST;
   return u.mpUnreach.withdrawn.length === 0 ? familyOfUnicast(u.mpUnreach.afi, u.mpUnreach.safi) : null;
 }
@@ -136,7 +151,7 @@ export class Rib {
   private relAttrsN = 0;
   private relNextHops: readonly string[] | null = null;
   private relNextHopsN = 0;
-  private readonly bestChangedFn = (family: FamilyKey, prefix: string, before: Path | null, after: Path | null): void =>
+  private readonly bestChangedFn = (family: FamilyKey, prefix: string | null, before: Path | null, after: Path | null): void =>
     this.bestChanged(family, prefix, before, after);
   private readonly markedFn = (): void => this.changes.marked();
   private readonly decisionFn = (): DecisionOptions => this.decision;
@@ -312,9 +327,10 @@ export class Rib {
       result.withdrawn += this.withdraw(st, familyOfUnicast(u.mpUnreach.afi, u.mpUnreach.safi), u.mpUnreach.withdrawn);
     }
     if (u.attrs) {
-      if (u.nlri.length > 0) {
+      const packed = packedOf(u);
+      if (packed !== null ? packed.nlriAddrs!.length > 0 : u.nlri.length > 0) {
         const nh = u.attrs.nextHop !== undefined ? [u.attrs.nextHop] : [];
-        this.announce(st, IPV4_UNICAST, u.attrs, nh, u.nlri, now, result);
+        this.announce(st, IPV4_UNICAST, u.attrs, nh, packed ?? u.nlri, now, result);
         result.maxPrefix = this.checkMaxPrefix(st, IPV4_UNICAST);
       }
       if (u.mpReach && u.mpReach.nlri.length > 0) {
@@ -328,14 +344,15 @@ export class Rib {
   /**
    * The hot loop of a table load. Per prefix: one table lookup, one Path (the rest is shared in
    * the UPDATE's PathGroup), and for a new prefix one table write and one change record; the
-   * decision process runs only where a prefix has several candidates.
+   * decision process runs only where a prefix has several candidates. Packed IPv4 NLRI (the
+   * decoder's bulk form) go by number: no prefix text unless one is rejected or longer than /24.
    */
   private announce(
     st: PeerState,
     family: FamilyKey,
     raw: PathAttributes,
     rawNextHops: readonly string[],
-    nlri: readonly Nlri[],
+    nlri: readonly Nlri[] | PackedNlri,
     now: number,
     result: UpdateResult,
   ): void {
@@ -348,15 +365,38 @@ export class Rib {
     const attrs = this.attrs.intern(raw);
     const nextHops = this.nextHops.intern(rawNextHops);
     const group = new PathGroup(st, attrs, nextHops, now);
+    const list = Array.isArray(nlri) ? (nlri as readonly Nlri[]) : null;
+    const addrs = list === null ? (nlri as PackedNlri).nlriAddrs! : null;
+    const lens = list === null ? (nlri as PackedNlri).nlriLens! : null;
+    // Packed NLRI are IPv4 unicast only (the classic NLRI field).
+    const count = list !== null ? list.length : addrs!.length;
     let kept = 0;
-    for (let i = 0; i < nlri.length; i++) {
-      const n = nlri[i]!;
-      const prefix = n.prefix;
-      const pathId = n.pathId ?? 0;
-      const key = loc.keyOf(prefix);
-      const slot = loc.get(prefix, key);
+    for (let i = 0; i < count; i++) {
+      let prefix: string | null;
+      let pathId = 0;
+      let key: number;
+      let ok: boolean;
+      if (list !== null) {
+        const n = list[i]!;
+        prefix = n.prefix;
+        pathId = n.pathId ?? 0;
+        key = loc.keyOf(prefix);
+        ok = allowed && (key >= 0 ? policy.acceptsIpv4(((key & 0xffffff) << 8) >>> 0, key >>> 24) : policy.acceptsPrefix(prefix));
+      } else {
+        const addr = addrs![i]!;
+        const len = lens![i]!;
+        if (len <= 24) {
+          key = (len << 24) | (addr >>> 8);
+          prefix = null;
+        } else {
+          key = -1;
+          prefix = ipv4PrefixText(addr, len);
+        }
+        ok = allowed && policy.acceptsIpv4(addr, len);
+      }
+      const slot = loc.get(prefix!, key);
       const old = slot === undefined ? undefined : findPath(slot, st, pathId);
-      if (allowed && (key >= 0 ? policy.acceptsIpv4(((key & 0xffffff) << 8) >>> 0, key >>> 24) : policy.acceptsPrefix(prefix))) {
+      if (ok) {
         if (old !== undefined && old.group.attrs === attrs && old.group.nextHops === nextHops) {
           // The same route again (route refresh, re-announcement after a graceful restart):
           // updated in place. Nothing changes for the Loc-RIB, subscribers or Adj-RIBs-Out.
@@ -369,15 +409,16 @@ export class Rib {
           continue;
         }
         if (rejected.size > 0) {
-          const r = takeRejected(rejected, prefix, st, pathId);
+          const r = takeRejected(rejected, prefix ?? shortKeyText(key), st, pathId);
           if (r) {
             fam.rejected--;
             this.dropPath(fam, r);
           }
         }
-        // An existing entry's prefix text is reused: a second peer's copy of a full table
-        // would otherwise keep a second string per prefix alive.
-        loc.update(prefix, slot, old, new Path(slot === undefined ? prefix : prefixOf(slot), pathId, group), key);
+        // A short key stands for the prefix (no text); otherwise an existing entry's prefix text
+        // is reused: a second peer's copy of a full table would keep a second string alive.
+        const id = key >= 0 ? key : slot === undefined ? prefix! : prefixOf(slot);
+        loc.update(prefix, slot, old, new Path(id, pathId, group), key);
         if (old) this.dropPath(fam, old);
         else fam.accepted++;
         kept++;
@@ -389,7 +430,8 @@ export class Rib {
           this.dropPath(fam, old);
         }
         if (keepRejected) {
-          const r = putRejected(rejected, prefix, new Path(prefix, pathId, group));
+          const text = prefix ?? shortKeyText(key);
+          const r = putRejected(rejected, text, new Path(text, pathId, group));
           if (r) this.dropPath(fam, r);
           else fam.rejected++;
           kept++;
@@ -784,11 +826,12 @@ export class Rib {
   }
 
   /** Adj-RIB-Out work for a best-path change (the change stream was told by the LocRib). */
-  private bestChanged(family: FamilyKey, prefix: string, before: Path | null, best: Path | null): void {
+  private bestChanged(family: FamilyKey, key: string | null, before: Path | null, best: Path | null): void {
     if (before === best) return;
     // Node mode: only our own routes are advertised, so a change between learned routes (all of
     // a table load) concerns no Adj-RIB-Out.
     if (!this.exportPolicy.exportsLearned && before?.peer.type !== 'local' && best?.peer.type !== 'local') return;
+    const prefix = key ?? (best ?? before)!.prefix;
     for (const st of this.peers.values()) {
       if (!st.out) continue;
       const route = best ? this.exportFor(st, family, best) : null;

@@ -54,6 +54,16 @@ export interface WireCodec {
  * RFC 7606 §5.4 allows that, and nrd does not disable single families. */
 export const wireCodec: WireCodec = { decode: decodeMessage, encode: encodeMessage };
 
+/**
+ * The real codec for a consumer that feeds the RIB: UPDATEs may arrive as PackedUpdate (IPv4
+ * NLRI as typed arrays, see wire/packed.ts), which the RIB ingests without an object per prefix.
+ */
+const PACK_IPV4 = { packIpv4: true };
+export const bulkWireCodec: WireCodec = {
+  decode: (frame, ctx) => decodeMessage(frame, ctx, PACK_IPV4),
+  encode: encodeMessage,
+};
+
 export interface ConnectOptions {
   host: string;
   port: number;

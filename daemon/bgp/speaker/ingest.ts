@@ -4,10 +4,12 @@
 // timers of every session run between turns: one peer sending a million routes cannot starve
 // another's 1 s keepalive.
 import type { UpdateMessage } from '../types.js';
+import { PackedUpdate } from '../wire/packed.js';
 
 /** Prefixes an UPDATE carries (announced + withdrawn, all families): its cost in the RIB. */
 export function updateWeight(u: UpdateMessage): number {
-  return u.nlri.length + u.withdrawn.length + (u.mpReach?.nlri.length ?? 0) + (u.mpUnreach?.withdrawn.length ?? 0) || 1;
+  // A packed UPDATE is counted without building its Nlri objects.
+  return (u instanceof PackedUpdate ? u.nlriCount : u.nlri.length) + u.withdrawn.length + (u.mpReach?.nlri.length ?? 0) + (u.mpUnreach?.withdrawn.length ?? 0) || 1;
 }
 
 interface Queue {

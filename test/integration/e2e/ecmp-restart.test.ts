@@ -48,6 +48,11 @@ for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     const mon = new RouteMonitor(n1.host);
     const monPeer = new RouteMonitor(n2.host);
     await mon.ready();
+    await monPeer.ready();
+    // A canary the monitors must report: proves they listened for the whole window.
+    const canary = '203.0.113.99/32';
+    for (const n of [n1, n2]) await n.host.ip(['route', 'add', canary, 'via', n.tor1Address, 'proto', 'static']);
+    for (const n of [n1, n2]) await n.host.ip(['route', 'del', canary]);
     const ping = startPing(n2.pod!.host, n1.pod!.ip, { intervalS: 0.01 });
     let events: string[] = [];
     let peerEvents: string[] = [];
@@ -69,6 +74,7 @@ for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
       peerEvents = await monPeer.stop();
     }
     const counts = await ping.stop();
+    for (const ev of [events, peerEvents]) assert.ok(ev.some((l) => l.includes('203.0.113.99')), `route monitor saw the canary: ${ev.join('\n')}`);
     assert.equal(await n1.nrdRoutesText(), before, 'ip route show proto 196 on n1 before vs after the restart');
     const nrdEvents = events.filter((l) => isNrdRouteEvent(l, allCidrs()));
     assert.deepEqual(nrdEvents, [], `route events for nrd's routes on n1 during the restart:\n${events.join('\n')}`);
@@ -120,6 +126,10 @@ test('etcd stopped during steady state: no kernel change, readiness degraded, re
   const before = await snapshot();
   const mons = fabric.nodes.map((n) => new RouteMonitor(n.host));
   await mons[0]!.ready();
+  for (const n of fabric.nodes) {
+    await n.host.ip(['route', 'add', '203.0.113.98/32', 'via', n.tor1Address, 'proto', 'static']);
+    await n.host.ip(['route', 'del', '203.0.113.98/32']);
+  }
   const ping = startPing(n1.pod!.host, n2.pod!.ip, { intervalS: 0.05 });
   const outageMs = 8000;
   let events: string[][] = [];
@@ -153,6 +163,7 @@ test('etcd stopped during steady state: no kernel change, readiness degraded, re
   const counts = await ping.stop();
   assert.deepEqual(await snapshot(), before, 'routes after etcd came back');
   for (const [i, ev] of events.entries()) {
+    assert.ok(ev.some((l) => l.includes('203.0.113.98')), `route monitor of ${fabric.nodes[i]!.name} saw the canary`);
     assert.deepEqual(ev.filter((l) => isNrdRouteEvent(l, allCidrs())), [], `route events on ${fabric.nodes[i]!.name} during the etcd outage:\n${ev.join('\n')}`);
   }
   assert.equal(counts.lost, 0, `pods kept talking during the etcd outage: ${JSON.stringify(counts)}`);

@@ -1,0 +1,389 @@
+// End-to-end benchmark, BGP → kernel FIB: N IPv4 routes sent by a source over one eBGP session
+// (RFC 4271) to a target in another network namespace, timed from session Established until all N
+// are in the target namespace's main routing table; RSS of the target. Targets, same run, same
+// source: the real nrd daemon (etcd in its namespace, a bpffs for the datapath, routes with
+// protocol 196 through batched netlink) and BIRD 2 with a kernel protocol. Prints both and the
+// nrd/BIRD ratios.
+// Sources: `inject` (default) writes pre-encoded UPDATEs at socket speed, so the target is what is
+// measured; `bird` is a BIRD tester exporting N static routes (≈32k routes/s, it bounds the run).
+// FIB progress is read from /proc/<pid>/net/fib_triestat every --interval ms (a trie walk in the
+// kernel, a few ms at 1M routes; an `ip route show` dump would cost seconds per poll and slow the
+// target it measures); one full dump (`ip -4 route show proto …`) checks the count at the end.
+// Root. node dist/bench/routing/fib-e2e.bench.js [--routes 100000,1000000] [--source inject|bird]
+//   [--targets nrd,bird] [--interval 100] [--timeout SECONDS] [--log-level info]
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { rawRequest, apiRequest } from '../../daemon/cli/client.js';
+import type { PeersResponse } from '../../daemon/bgp/speaker.js';
+import type { ReadyzResponse } from '../../daemon/api/types.js';
+import { Topology, type Host } from '../../test/lib/netns.js';
+import { startBird, type Bird } from '../../test/lib/bird.js';
+import { startEtcd, type EtcdHandle } from '../../test/lib/etcd.js';
+import type { ManagedProcess } from '../../test/lib/proc.js';
+import { sleep, waitFor } from '../../test/lib/wait.js';
+import { NRD, ROOT, cleanEnv, mountTempBpffs, unmountTempBpffs } from '../../test/integration/daemon/harness.js';
+import { INJECT_RANGE, SOURCE, SOURCE_AS, TARGET, TARGET_AS, injectorEvents, mainTableRoutes, memoryOf, prefixes, runInjector } from './fib-e2e-source.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const ROLE_ENV = 'NRDB_FIB_ROLE';
+
+type TargetKind = 'nrd' | 'bird';
+type SourceKind = 'inject' | 'bird';
+
+interface Options {
+  source: SourceKind;
+  intervalMs: number;
+  timeoutS: number | undefined;
+  logLevel: string;
+}
+
+interface Result {
+  target: TargetKind;
+  routes: number;
+  /** Established → all N routes in the FIB, seconds; undefined when it timed out. */
+  seconds: number | undefined;
+  /** Established → all N routes in the target's RIB (Adj-RIB-In accepted / BIRD table), seconds. */
+  ribSeconds: number | undefined;
+  /** Established → the source handed its last UPDATE to the kernel (injector only). */
+  sourceDoneSeconds: number | undefined;
+  /** Routes in the FIB when the run ended (N unless it timed out). */
+  reached: number;
+  /** Routes with the target's protocol in a full dump after the run. */
+  dumped: number;
+  rssBefore: number;
+  rssAfter: number;
+  peak: number;
+  /** Established → half / 90 % of the routes in the FIB, seconds. */
+  half: number | undefined;
+  p90: number | undefined;
+  /** Most expensive fib_triestat read during the run, ms (the probe's own cost). */
+  probeMaxMs: number;
+}
+
+/** What the benchmark needs from a running target. */
+interface Target {
+  /** A process inside the target namespace (for /proc/<pid>/net) whose RSS is the target's. */
+  pid: number;
+  /** Routes the target has accepted from the source into its RIB. */
+  ribCount(): Promise<number>;
+  /** `ip route show proto …` argument naming the target's routes. */
+  proto: string;
+  /** Output tail for failure messages. */
+  describe(): string;
+}
+
+// ---- targets ------------------------------------------------------------------------------------
+
+interface NrdTarget extends Target {
+  etcd: EtcdHandle;
+  bpffs: string;
+}
+
+async function startNrd(topo: Topology, host: Host, opts: Options, cleanup: Array<() => Promise<void>>): Promise<NrdTarget> {
+  const dir = topo.tmpdir('nrd');
+  const bpffs = await mountTempBpffs(topo.prefix);
+  cleanup.push(() => unmountTempBpffs(bpffs));
+  const etcd = await startEtcd({ netns: host.ns, host: '127.0.0.1', name: `${topo.prefix}-etcd` });
+  // etcd's own exit hook kills it on Ctrl-C; its temp dir goes with stop().
+  cleanup.push(() => etcd.stop());
+  const socket = join(dir, 'nrd.sock');
+  const site = {
+    node: { name: 'bench-node', address: TARGET, interface: 'eth0', stateDir: join(dir, 'state') },
+    cluster: { podCIDRs: ['10.244.0.0/16'], nodeCIDRMaskSize: 24 },
+    etcd: { endpoints: etcd.endpoints },
+    bgp: {
+      asn: TARGET_AS,
+      routerId: TARGET,
+      listen: { address: '0.0.0.0', port: 179 },
+      peers: [{ address: SOURCE, asn: SOURCE_AS, passive: true, holdTime: 240, families: ['ipv4'], description: 'route source' }],
+      // The source's range is not a pod pool: accept it as an extra range, every length.
+      import: { extraRanges: [INJECT_RANGE], maxPrefixLength: { ipv4: 32 } },
+    },
+    routing: { mode: 'auto' },
+    datapath: { pinPath: join(bpffs, 'nrd') },
+    api: { socket, metrics: '' },
+    log: { level: opts.logLevel },
+  };
+  const siteFile = join(dir, 'site.yaml');
+  writeFileSync(siteFile, `# nrd fib-e2e benchmark target\n${stringify(site)}`);
+  // NRDB_NRD_NODE_ARGS: extra node flags for nrd (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+  const nodeArgs = (process.env.NRDB_NRD_NODE_ARGS ?? '').split(/\s+/).filter((a) => a.length > 0);
+  const proc = host.spawn([process.execPath, ...nodeArgs, NRD, '--config', siteFile], {
+    env: cleanEnv(),
+    cwd: ROOT,
+    name: 'nrd',
+    captureBytes: 16 * 1024,
+    // NRDB_NRD_LOG: append nrd's whole output to this file instead of keeping its tail.
+    ...(process.env.NRDB_NRD_LOG ? { logFile: process.env.NRDB_NRD_LOG } : {}),
+  });
+  // Ready except for BGP (its only peer is the source, which connects later): state has the own
+  // CIDR, routing has run its first reconcile, the datapath is attached.
+  await waitFor(
+    async () => {
+      if (!proc.running()) throw new Error('nrd exited');
+      const r = await rawRequest(socket, '/readyz', { timeoutMs: 2000 });
+      const body = r.body as ReadyzResponse;
+      return body.notReady?.every((s) => s.name === 'bgp') ?? false;
+    },
+    { timeoutMs: 60_000, intervalMs: 100, what: 'nrd ready (all but bgp)' },
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\n${proc.describe()}`);
+  });
+  return {
+    pid: proc.pid,
+    etcd,
+    bpffs,
+    proto: '196',
+    async ribCount() {
+      const body = await apiRequest<PeersResponse>(socket, '/v1/peers', { timeoutMs: 5000 });
+      return body.peers.find((p) => p.address === SOURCE)?.prefixes.accepted ?? 0;
+    },
+    describe: () => proc.describe(),
+  };
+}
+
+/** `birdc show route count` → the number of routes in BIRD's table. */
+async function birdRouteCount(b: Bird): Promise<number> {
+  const m = /(\d+) of \d+ routes/.exec(await b.birdc('show route count'));
+  return m ? Number(m[1]) : 0;
+}
+
+async function startBirdTarget(host: Host): Promise<Target> {
+  const b = await startBird(host, {
+    routerId: TARGET,
+    asn: TARGET_AS,
+    peers: [{ name: 'feed', address: SOURCE, asn: SOURCE_AS, localAddress: TARGET, passive: true, holdTime: 240, import: 'all', export: 'none' }],
+    // Our own kernel protocol instead of the helper's (scan time 10): BIRD's default 60 s scan,
+    // like nrd's 60 s resync, so that no full kernel-table scan lands inside the timed window.
+    extraConfig: 'protocol kernel kfib {\n  ipv4 { import none; export where source = RTS_BGP; };\n  merge paths on;\n  scan time 60;\n}',
+  });
+  return {
+    pid: b.process.pid,
+    proto: 'bird',
+    ribCount: () => birdRouteCount(b),
+    describe: () => b.process.describe(),
+  };
+}
+
+// ---- sources ------------------------------------------------------------------------------------
+
+/** A started source: resolves with the epoch ms of Established (and of the last write, if known). */
+interface Source {
+  established: Promise<number>;
+  written(): number | undefined;
+  describe(): string;
+}
+
+function startInjector(host: Host, n: number): Source {
+  const p: ManagedProcess = host.spawn([process.execPath, '--max-old-space-size=4096', SELF], {
+    env: { ...process.env, [ROLE_ENV]: 'inject', NRDB_FIB_ROUTES: String(n) },
+    name: 'injector',
+  });
+  const events = () => injectorEvents(p.output());
+  return {
+    // Encoding 1M prefixes takes a few seconds before the injector connects.
+    established: waitFor(
+      () => {
+        const ev = events();
+        const err = ev.find((e) => e.error);
+        if (err || !p.running()) throw new Error(`injector: ${err?.error ?? 'exited'}`);
+        return ev.find((e) => e.up)?.up;
+      },
+      { timeoutMs: 120_000, intervalMs: 10, what: 'injector session Established' },
+    ),
+    written: () => events().find((e) => e.written)?.written,
+    describe: () => p.describe(),
+  };
+}
+
+/**
+ * A BIRD tester with n static routes and its session disabled: enabled once the routes are all
+ * in its table, so the timed window holds the transfer and not the tester's config parsing.
+ */
+async function startBirdTester(host: Host, n: number): Promise<Source> {
+  const b = await startBird(host, {
+    routerId: SOURCE,
+    asn: SOURCE_AS,
+    staticRoutes: prefixes(n),
+    peers: [{ name: 'sink', address: TARGET, asn: TARGET_AS, localAddress: SOURCE, holdTime: 240, import: 'none', export: 'all', extra: 'disabled;' }],
+  });
+  await waitFor(async () => (await birdRouteCount(b)) >= n, { timeoutMs: 300_000, intervalMs: 250, what: `${n} static routes in the BIRD tester` });
+  await b.birdc('enable sink');
+  const established = waitFor(
+    async () => {
+      const p = (await b.protocols()).find((x) => x.name === 'sink');
+      return p && p.state === 'up' && p.info.startsWith('Established') ? Date.now() : false;
+    },
+    { timeoutMs: 60_000, intervalMs: 10, what: 'BIRD tester session Established' },
+  );
+  return { established, written: () => undefined, describe: () => b.process.describe() };
+}
+
+// ---- one measurement ----------------------------------------------------------------------------
+
+async function measure(kind: TargetKind, n: number, opts: Options): Promise<Result> {
+  const topo = new Topology('nrdb-fib');
+  const cleanup: Array<() => Promise<void>> = [];
+  try {
+    const src = await topo.host('src');
+    const tgt = await topo.host('tgt');
+    await topo.link(src, tgt, { nameA: 'eth0', nameB: 'eth0', addrA: `${SOURCE}/24`, addrB: `${TARGET}/24` });
+    const target = kind === 'nrd' ? await startNrd(topo, tgt, opts, cleanup) : await startBirdTarget(tgt);
+    await sleep(1000);
+    const probe = (): number => {
+      try {
+        return mainTableRoutes(target.pid);
+      } catch (err) {
+        // /proc/<pid>/net vanishes with the process: say why.
+        throw new Error(`${kind} gone? ${(err as Error).message}\n${target.describe()}`);
+      }
+    };
+    const base = probe();
+    const mem0 = memoryOf(target.pid);
+    const source = opts.source === 'inject' ? startInjector(src, n) : await startBirdTester(src, n);
+    const t0 = await source.established.catch((err: Error) => {
+      throw new Error(`${err.message}\n${source.describe()}\n${target.describe()}`);
+    });
+    const timeoutMs = (opts.timeoutS ?? 60 + n / 2000) * 1000;
+    let fib = 0;
+    let probeMaxMs = 0;
+    let tRib: number | undefined;
+    let tHalf: number | undefined;
+    let t90: number | undefined;
+    let tDone: number | undefined;
+    let lastRib = 0;
+    let nextRib = 0;
+    const deadline = t0 + timeoutMs;
+    let nextReport = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const a = performance.now();
+      fib = probe() - base;
+      probeMaxMs = Math.max(probeMaxMs, performance.now() - a);
+      const now = Date.now();
+      if (tHalf === undefined && fib >= n / 2) tHalf = now;
+      if (t90 === undefined && fib >= n * 0.9) t90 = now;
+      if (fib >= n) {
+        tDone = now;
+        break;
+      }
+      // The RIB is asked less often: an API call or a birdc run costs the target a little.
+      if (tRib === undefined && now >= nextRib) {
+        nextRib = now + 500;
+        lastRib = await target.ribCount().catch(() => lastRib);
+        if (lastRib >= n) tRib = Date.now();
+      }
+      if (now >= nextReport) {
+        nextReport = now + 10_000;
+        process.stdout.write(`  … ${kind}: ${((now - t0) / 1000).toFixed(0)} s, RIB ${lastRib}, FIB ${fib}\n`);
+      }
+      await sleep(opts.intervalMs);
+    }
+    if (tRib === undefined) {
+      lastRib = await target.ribCount().catch(() => lastRib);
+      // All in the FIB means all were in the RIB by then; asked too rarely to say when.
+      if (lastRib >= n) tRib = tDone;
+    }
+    const mem1 = memoryOf(target.pid);
+    const dump = await tgt.exec(['sh', '-c', `ip -4 route show proto ${target.proto} | wc -l`], { allowFailure: true, timeoutMs: 120_000 });
+    const w = source.written();
+    const s = (t: number | undefined): number | undefined => (t === undefined ? undefined : (t - t0) / 1000);
+    return {
+      target: kind,
+      routes: n,
+      seconds: s(tDone),
+      ribSeconds: s(tRib),
+      sourceDoneSeconds: s(w),
+      reached: fib,
+      dumped: Number(dump.stdout.trim()) || 0,
+      rssBefore: mem0.rss,
+      rssAfter: mem1.rss,
+      peak: mem1.peak,
+      half: s(tHalf),
+      p90: s(t90),
+      probeMaxMs,
+    };
+  } finally {
+    // Processes first (nrd releases its pins), then the bpffs and etcd's temp dir.
+    await topo.destroy().catch((err: unknown) => console.error(String(err)));
+    for (const c of cleanup.reverse()) await c().catch((err: unknown) => console.error(String(err)));
+  }
+}
+
+// ---- report -------------------------------------------------------------------------------------
+
+const MB = 1024 * 1024;
+const sec = (x: number | undefined): string => (x === undefined ? 'n/a' : `${x.toFixed(2)} s`);
+
+function line(r: Result, source: SourceKind): string {
+  const done = r.seconds !== undefined;
+  const head = `${r.target.padEnd(4)} ${String(r.routes).padStart(8)} routes (${source}): `;
+  const time = done
+    ? `all in the FIB ${sec(r.seconds)} after Established (${Math.round(r.routes / r.seconds!).toLocaleString('en')} routes/s)`
+    : `TIMED OUT with ${r.reached} of ${r.routes} in the FIB`;
+  const parts = [
+    time,
+    `50% ${sec(r.half)}, 90% ${sec(r.p90)}`,
+    `RIB complete ${sec(r.ribSeconds)}`,
+    ...(r.sourceDoneSeconds !== undefined ? [`source done writing ${sec(r.sourceDoneSeconds)}`] : []),
+    `RSS ${(r.rssBefore / MB).toFixed(0)} → ${(r.rssAfter / MB).toFixed(0)} MB (${Math.round(Math.max(0, r.rssAfter - r.rssBefore) / r.routes)} B/route), peak ${(r.peak / MB).toFixed(0)} MB`,
+    `dump: ${r.dumped} routes proto ${r.target === 'nrd' ? 196 : 'bird'}`,
+    `slowest FIB probe ${r.probeMaxMs.toFixed(1)} ms`,
+  ];
+  return head + parts.join('; ');
+}
+
+async function main(): Promise<void> {
+  if (process.env[ROLE_ENV] === 'inject') return runInjector(Number(process.env.NRDB_FIB_ROUTES));
+  const { values } = parseArgs({
+    options: {
+      routes: { type: 'string', default: '100000,1000000' },
+      source: { type: 'string', default: 'inject' },
+      targets: { type: 'string', default: 'nrd,bird' },
+      interval: { type: 'string', default: '100' },
+      timeout: { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+  });
+  const source = values.source as SourceKind;
+  if (source !== 'inject' && source !== 'bird') throw new Error(`--source inject|bird, not ${values.source}`);
+  const targets = values.targets!.split(',') as TargetKind[];
+  for (const t of targets) if (t !== 'nrd' && t !== 'bird') throw new Error(`unknown target ${t}`);
+  const opts: Options = {
+    source,
+    intervalMs: Number(values.interval),
+    timeoutS: values.timeout !== undefined ? Number(values.timeout) : undefined,
+    logLevel: values['log-level']!,
+  };
+  const sizes = values.routes!.split(',').map(Number);
+  console.log(`fib-e2e: source ${source}, FIB polled every ${opts.intervalMs} ms via /proc/<pid>/net/fib_triestat; times from session Established`);
+  let failed = false;
+  for (const n of sizes) {
+    const results: Result[] = [];
+    for (const t of targets) {
+      try {
+        const r = await measure(t, n, opts);
+        results.push(r);
+        console.log(line(r, source));
+        if (r.seconds === undefined) failed = true;
+      } catch (err) {
+        failed = true;
+        console.log(`${t} ${n}: failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    const nrd = results.find((r) => r.target === 'nrd');
+    const bird = results.find((r) => r.target === 'bird');
+    if (nrd?.seconds !== undefined && bird?.seconds !== undefined) {
+      const per = (r: Result): number => Math.max(1, r.rssAfter - r.rssBefore) / r.routes;
+      console.log(
+        `  ${n} routes: nrd/BIRD time to FIB ${(nrd.seconds / bird.seconds).toFixed(2)}x, ` +
+          `RSS after ${(nrd.rssAfter / bird.rssAfter).toFixed(2)}x, RSS growth per route ${(per(nrd) / per(bird)).toFixed(2)}x`,
+      );
+    }
+  }
+  process.exit(failed ? 1 : 0);
+}
+
+await main();
