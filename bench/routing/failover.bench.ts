@@ -47,7 +47,7 @@ interface PingResult {
   sent: number;
   received: number;
   lost: number;
-  /** Longest time between two consecutive replies (ms): the interruption as the pod saw it. */
+  /** Longest time without a reply (ms), run start and stop included: the interruption the pod saw. */
   maxGapMs: number;
 }
 
@@ -57,12 +57,16 @@ interface PingResult {
  */
 function pingRun(from: Host, to: string): { stop(): Promise<PingResult> } {
   const proc = from.spawn(['ping', '-n', '-D', '-i', String(PING_INTERVAL_S), '-W', '1', to], { name: `${from.name}:ping`, captureBytes: 4 * 1024 * 1024 });
+  const startedAt = Date.now();
   return {
     async stop() {
+      const stoppedAt = Date.now();
       proc.signal('SIGINT');
       await proc.exited;
       const out = proc.output();
-      const times = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map((m) => Number(m[1]) * 1000);
+      // The run's start and end bound the gaps: an outage that outlasts the run counts in full.
+      const replies = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map((m) => Number(m[1]) * 1000);
+      const times = [startedAt, ...replies, stoppedAt];
       let maxGapMs = 0;
       for (let i = 1; i < times.length; i++) maxGapMs = Math.max(maxGapMs, times[i]! - times[i - 1]!);
       return { ...parsePing(out), maxGapMs };

@@ -10,10 +10,11 @@
 // kernel, a few ms at 1M routes; an `ip route show` dump would cost seconds per poll and slow the
 // target it measures); one full dump (`ip -4 route show proto …`) checks the count at the end.
 // Root. node dist/bench/routing/fib-e2e.bench.js [--routes 100000,1000000] [--source inject|bird]
-//   [--targets nrd,bird] [--interval 100] [--timeout SECONDS] [--log-level info]
+//   [--targets nrd,bird] [--interval 100] [--timeout SECONDS] [--log-level info] [--nrd-events as-is|no-enobufs]
+// Env: NRDB_NRD_NODE_ARGS (extra node flags for nrd, e.g. --cpu-prof), NRDB_NRD_LOG (nrd output to a file).
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { rawRequest, apiRequest } from '../../daemon/cli/client.js';
@@ -29,6 +30,7 @@ import { INJECT_RANGE, SOURCE, SOURCE_AS, TARGET, TARGET_AS, injectorEvents, mai
 
 const SELF = fileURLToPath(import.meta.url);
 const ROLE_ENV = 'NRDB_FIB_ROLE';
+const NO_ENOBUFS = join(dirname(SELF), 'fib-e2e-no-enobufs.js');
 
 type TargetKind = 'nrd' | 'bird';
 type SourceKind = 'inject' | 'bird';
@@ -38,6 +40,8 @@ interface Options {
   intervalMs: number;
   timeoutS: number | undefined;
   logLevel: string;
+  /** 'no-enobufs': preload fib-e2e-no-enobufs.js into nrd (a what-if, see that file). */
+  nrdEvents: 'as-is' | 'no-enobufs';
 }
 
 interface Result {
@@ -73,6 +77,8 @@ interface Target {
   proto: string;
   /** Output tail for failure messages. */
   describe(): string;
+  /** Why the target process is gone (exit status and its last non-log lines), or undefined. */
+  death(): string | undefined;
 }
 
 // ---- targets ------------------------------------------------------------------------------------
@@ -111,6 +117,7 @@ async function startNrd(topo: Topology, host: Host, opts: Options, cleanup: Arra
   writeFileSync(siteFile, `# nrd fib-e2e benchmark target\n${stringify(site)}`);
   // NRDB_NRD_NODE_ARGS: extra node flags for nrd (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
   const nodeArgs = (process.env.NRDB_NRD_NODE_ARGS ?? '').split(/\s+/).filter((a) => a.length > 0);
+  if (opts.nrdEvents === 'no-enobufs') nodeArgs.push('--import', pathToFileURL(NO_ENOBUFS).href);
   const proc = host.spawn([process.execPath, ...nodeArgs, NRD, '--config', siteFile], {
     env: cleanEnv(),
     cwd: ROOT,
@@ -142,7 +149,21 @@ async function startNrd(topo: Topology, host: Host, opts: Options, cleanup: Arra
       return body.peers.find((p) => p.address === SOURCE)?.prefixes.accepted ?? 0;
     },
     describe: () => proc.describe(),
+    death: () => deathOf(proc),
   };
+}
+
+/** "exited SIGABRT: <last lines that are not JSON log lines>" once `p` is gone. */
+function deathOf(p: ManagedProcess): string | undefined {
+  const e = p.exit();
+  if (!e) return undefined;
+  const tail = p
+    .output()
+    .split('\n')
+    .filter((l) => l.trim() && !l.startsWith('{'))
+    .slice(-4)
+    .join(' | ');
+  return `exited ${e.signal ?? `code ${e.code}`}${tail ? `: ${tail}` : ''}`;
 }
 
 /** `birdc show route count` → the number of routes in BIRD's table. */
@@ -165,6 +186,7 @@ async function startBirdTarget(host: Host): Promise<Target> {
     proto: 'bird',
     ribCount: () => birdRouteCount(b),
     describe: () => b.process.describe(),
+    death: () => deathOf(b.process),
   };
 }
 
@@ -238,7 +260,8 @@ async function measure(kind: TargetKind, n: number, opts: Options): Promise<Resu
         return mainTableRoutes(target.pid);
       } catch (err) {
         // /proc/<pid>/net vanishes with the process: say why.
-        throw new Error(`${kind} gone? ${(err as Error).message}\n${target.describe()}`);
+        const why = target.death();
+        throw new Error(why ? `${kind} ${why}` : `${kind}: ${(err as Error).message}\n${target.describe()}`);
       }
     };
     const base = probe();
@@ -247,7 +270,7 @@ async function measure(kind: TargetKind, n: number, opts: Options): Promise<Resu
     const t0 = await source.established.catch((err: Error) => {
       throw new Error(`${err.message}\n${source.describe()}\n${target.describe()}`);
     });
-    const timeoutMs = (opts.timeoutS ?? 60 + n / 2000) * 1000;
+    const timeoutMs = (opts.timeoutS ?? 60 + n / 5000) * 1000;
     let fib = 0;
     let probeMaxMs = 0;
     let tRib: number | undefined;
@@ -261,7 +284,8 @@ async function measure(kind: TargetKind, n: number, opts: Options): Promise<Resu
     while (Date.now() < deadline) {
       const a = performance.now();
       fib = probe() - base;
-      probeMaxMs = Math.max(probeMaxMs, performance.now() - a);
+      const probeMs = performance.now() - a;
+      probeMaxMs = Math.max(probeMaxMs, probeMs);
       const now = Date.now();
       if (tHalf === undefined && fib >= n / 2) tHalf = now;
       if (t90 === undefined && fib >= n * 0.9) t90 = now;
@@ -279,7 +303,9 @@ async function measure(kind: TargetKind, n: number, opts: Options): Promise<Resu
         nextReport = now + 10_000;
         process.stdout.write(`  … ${kind}: ${((now - t0) / 1000).toFixed(0)} s, RIB ${lastRib}, FIB ${fib}\n`);
       }
-      await sleep(opts.intervalMs);
+      // The trie walk grows with the table (tens of ms at 1M routes): keep the probe under ~10 %
+      // of one core so that it does not slow the target it measures.
+      await sleep(Math.max(opts.intervalMs, 9 * probeMs));
     }
     if (tRib === undefined) {
       lastRib = await target.ribCount().catch(() => lastRib);
@@ -345,6 +371,7 @@ async function main(): Promise<void> {
       interval: { type: 'string', default: '100' },
       timeout: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
+      'nrd-events': { type: 'string', default: 'as-is' },
     },
   });
   const source = values.source as SourceKind;
@@ -356,8 +383,11 @@ async function main(): Promise<void> {
     intervalMs: Number(values.interval),
     timeoutS: values.timeout !== undefined ? Number(values.timeout) : undefined,
     logLevel: values['log-level']!,
+    nrdEvents: values['nrd-events'] === 'no-enobufs' ? 'no-enobufs' : 'as-is',
   };
+  if (values['nrd-events'] !== opts.nrdEvents) throw new Error(`--nrd-events as-is|no-enobufs, not ${values['nrd-events']}`);
   const sizes = values.routes!.split(',').map(Number);
+  if (opts.nrdEvents === 'no-enobufs') console.log('fib-e2e: nrd runs with NETLINK_NO_ENOBUFS preloaded on its event socket (a what-if, not nrd as shipped)');
   console.log(`fib-e2e: source ${source}, FIB polled every ${opts.intervalMs} ms via /proc/<pid>/net/fib_triestat; times from session Established`);
   let failed = false;
   for (const n of sizes) {

@@ -146,6 +146,7 @@ export class BgpSpeaker {
       localAsn: o.asn,
       routerId: o.routerId,
       maxPaths: o.ecmpMax,
+      asPathRelax: o.multipathRelax === true,
       keepRejected: o.keepRejected === true,
       importPolicy: buildImportPolicy(o, this.desiredPeers().values()),
       exportPolicy: buildExportPolicy(o, this.localPrefixes),
@@ -253,7 +254,9 @@ export class BgpSpeaker {
     this.opts = next;
     if (this.started && JSON.stringify(prev.listen) !== JSON.stringify(next.listen)) await this.moveListener();
     if (this.started) this.applyPeers();
-    if (prev.ecmpMax !== next.ecmpMax) this.rib.setDecisionOptions({ maxPaths: next.ecmpMax });
+    if (prev.ecmpMax !== next.ecmpMax || prev.multipathRelax !== next.multipathRelax) {
+      this.rib.setDecisionOptions({ maxPaths: next.ecmpMax, asPathRelax: next.multipathRelax === true });
+    }
     this.applyImportPolicy();
     this.applyExportPolicy(false);
   }

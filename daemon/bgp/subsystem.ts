@@ -58,6 +58,7 @@ export function speakerOptionsFromConfig(c: NrdConfig, extra: { restarting?: boo
       restarting: extra.restarting === true,
     },
     ecmpMax: b.ecmpMax,
+    multipathRelax: b.multipathRelax,
     import: {
       ranges: [...c.cluster.podCIDRs, ...b.import.extraRanges],
       maxPrefixLength: { ipv4: b.import.maxPrefixLength.ipv4, ipv6: b.import.maxPrefixLength.ipv6 },

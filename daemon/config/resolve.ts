@@ -69,6 +69,7 @@ export function resolveConfig(c: RawConfig, host: string): NrdConfig {
         stalePathTime: b.gracefulRestart.stalePathTime,
       },
       ecmpMax: b.ecmpMax,
+      multipathRelax: b.multipathRelax,
       import: {
         extraRanges: canonCidrs(b.import.extraRanges),
         maxPrefixLength: { ipv4: b.import.maxPrefixLength.ipv4, ipv6: b.import.maxPrefixLength.ipv6 },

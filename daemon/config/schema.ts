@@ -131,6 +131,10 @@ export const CONFIG_SCHEMA: SchemaTree = {
       ),
     },
     ecmpMax: int(1, 256, 8, 'Most equal-cost next hops installed for one prefix (1: no ECMP).'),
+    multipathRelax: bool(
+      false,
+      'ECMP across paths from different neighbour ASes (two ToRs in different ASes); off: only paths through the same neighbour AS share traffic, as RFC 4271 routers do by default.',
+    ),
     import: {
       extraRanges: cidrs(
         [],

@@ -67,6 +67,7 @@ export interface NrdConfig {
     nodeMesh: boolean;
     gracefulRestart: { enabled: boolean; restartTime: number; stalePathTime: number };
     ecmpMax: number;
+    multipathRelax: boolean;
     import: { extraRanges: string[]; maxPrefixLength: { ipv4: number; ipv6: number } };
     export: {
       /** RFC 1997 communities as "asn:value" or well-known names. */

@@ -340,10 +340,9 @@ export async function labUp(opts: LabOptions = {}): Promise<LabReport> {
       usableAt = Date.now();
       say(`every node routes every other pod CIDR (${((usableAt - t0) / 1000).toFixed(1)} s after start)`);
       if (pending.length) {
-        const hd = reports[0]?.status?.config as { routing?: { failoverHoldDown?: number } } | undefined;
         say(
-          `${pending.length} of them direct while BGP has a native path: waiting out routing.failoverHoldDown` +
-            `${hd?.routing?.failoverHoldDown !== undefined ? ` (${hd.routing.failoverHoldDown} s)` : ''}: ${pending.map((p) => `${p.node} ${p.prefix}`).join(', ')}`,
+          `${pending.length} of them ${[...new Set(pending.map((p) => p.mode))].join('/')} while BGP has a native path: waiting out ` +
+            `routing.failoverHoldDown (default 30 s): ${pending.map((p) => `${p.node} ${p.prefix}`).join(', ')}`,
         );
       }
     }

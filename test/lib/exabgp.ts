@@ -35,7 +35,7 @@ export interface ExaNeighbor {
 
 export interface ExaBgpOptions {
   neighbors: ExaNeighbor[];
-  /** Log every packet ExaBGP sends and receives as hex (exabgp.log.packets). Default true. */
+  /** Log every packet ExaBGP sends and receives as hex (exabgp.log.packets, DEBUG level). */
   logPackets?: boolean;
 }
 
@@ -77,16 +77,17 @@ export interface ExaBgp {
   stop(): Promise<unknown>;
 }
 
-function neighborBlock(n: ExaNeighbor, receive: boolean): string {
+function neighborBlock(n: ExaNeighbor, i: number, receive: boolean): string {
   const families = n.families ?? ['ipv4'];
   const caps = [
     n.asn4 === false ? 'asn4 disable;' : 'asn4 enable;',
     n.gracefulRestart ? 'graceful-restart 30;' : '',
   ].filter(Boolean);
   const api = [
-    '  api ctl {\n    processes [ ctl ];\n  }',
+    // API block names are global in ExaBGP's config: one pair per neighbor.
+    `  api ctl${i} {\n    processes [ ctl ];\n  }`,
     receive
-      ? '  api rx {\n    processes [ rx ];\n    neighbor-changes;\n    receive {\n      parsed;\n      packets;\n      update;\n      notification;\n    }\n  }'
+      ? `  api rx${i} {\n    processes [ rx ];\n    neighbor-changes;\n    receive {\n      parsed;\n      packets;\n      update;\n      notification;\n    }\n  }`
       : '',
   ].filter(Boolean);
   return [
@@ -113,7 +114,7 @@ export function exabgpConfig(opts: ExaBgpOptions, dir: string): string {
   return [
     `process ctl {\n  run /bin/sh ${join(dir, 'ctl.sh')};\n  encoder text;\n}`,
     `process rx {\n  run /bin/sh ${join(dir, 'rx.sh')};\n  encoder json;\n}`,
-    ...opts.neighbors.map((n) => neighborBlock(n, n.receive !== false)),
+    ...opts.neighbors.map((n, i) => neighborBlock(n, i, n.receive !== false)),
     '',
   ].join('\n\n');
 }
@@ -127,9 +128,9 @@ function envFile(opts: ExaBgpOptions, logPath: string): string {
     "pid = ''",
     '[exabgp.log]',
     'enable = true',
-    'level = INFO',
+    `level = ${opts.logPackets ? 'DEBUG' : 'INFO'}`,
     `destination = '${logPath}'`,
-    `packets = ${opts.logPackets === false ? 'false' : 'true'}`,
+    `packets = ${opts.logPackets ? 'true' : 'false'}`,
     'network = true',
     'message = false',
     '[exabgp.api]',
@@ -164,12 +165,19 @@ export async function startExaBgp(host: Host, opts: ExaBgpOptions): Promise<ExaB
   // writes (each write opens and closes the FIFO) and a writer never blocks.
   const ready = join(dir, 'ctl.ready');
   writeFileSync(join(dir, 'ctl.sh'), `: >'${ready}'\nexec cat 0<>'${fifo}'\n`);
-  writeFileSync(join(dir, 'rx.sh'), `exec cat >>'${rxPath}'\n`);
+  // Not `exec`: the shell keeps ExaBGP's stdout pipe open (ExaBGP ends a helper whose pipe hangs up).
+  writeFileSync(join(dir, 'rx.sh'), `cat >>'${rxPath}'\n`);
   writeFileSync(rxPath, '');
   writeFileSync(configPath, exabgpConfig(opts, dir));
   writeFileSync(envPath, envFile(opts, logPath));
 
-  const check = await run(['exabgp', '--env', envPath, '--test', configPath], { allowFailure: true, timeoutMs: 30_000 });
+  // Parse-only run first (a config error then fails with ExaBGP's message), in the namespace and
+  // with listening off: --test would otherwise try to bind the addresses.
+  const check = await host.exec(['exabgp', '--env', envPath, '--test', configPath], {
+    allowFailure: true,
+    timeoutMs: 30_000,
+    env: { ...process.env, exabgp_tcp_bind: '' },
+  });
   if (check.code !== 0) {
     throw new Error(`ExaBGP config rejected: ${(check.stdout + check.stderr).trim().slice(-3000)}\n${exabgpConfig(opts, dir)}`);
   }

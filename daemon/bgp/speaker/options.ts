@@ -87,6 +87,8 @@ export interface SpeakerOptions {
   idleHoldMax?: number;
   gracefulRestart: GracefulRestartOptions;
   ecmpMax: number;
+  /** ECMP across different neighbour ASes (BGP multipath relax). */
+  multipathRelax?: boolean;
   import: ImportOptions;
   export: ExportOptions;
   /** Speaker-wide next hop self per family (e.g. node.address). */

@@ -14,7 +14,8 @@ const fabric = Fabric.use(after, {
   tors: 2,
   mode: 'auto',
   holdDown: 2,
-  nodes: [{}, {}],
+  // The ToRs are in different ASes: ECMP across them is BGP multipath relax, an operator's choice.
+  nodes: [{ site: { bgp: { multipathRelax: true } } }, { site: { bgp: { multipathRelax: true } } }],
 });
 let n1: FabricNode;
 let n2: FabricNode;
@@ -32,7 +33,7 @@ const allCidrs = (): string[] => fabric.nodes.map((n) => n.cidr!);
 
 test('two ToRs advertising equal paths: the route is multipath with both next hops', async () => {
   // ToR1 is AS 65000 and ToR2 AS 65001: the two paths differ only in their neighbour AS, so
-  // multipath across them needs "as-path relax" semantics in nrd's decision process.
+  // multipath across them needs bgp.multipathRelax (set on both nodes above).
   await waitPath(n1, n2, 'native', { gateways: [n1.tor1Address, n1.tor2!.torAddress] });
   const seen = await waitPath(n2, n1, 'native', { gateways: [n2.tor1Address, n2.tor2!.torAddress] });
   assert.equal(seen.kernel.nexthops?.length, 2, `multipath route: ${JSON.stringify(seen.kernel)}`);

@@ -1,13 +1,18 @@
 // The lab in short mode (root): up → every node's nrdctl status answers, its node.interface is
-// its real uplink and its datapath loads into the lab's bpffs → down → nothing left (namespaces,
-// processes, state dir, the bpffs mount, pins). Needs the built daemon and CLI (dist/daemon).
+// its real uplink and its datapath loads into the lab's bpffs; each node (own AS) routes every
+// other node's pod CIDR natively (BGP through the BIRD ToR, which installs them in its FIB), and
+// every pod answers pings from every other pod and from the ToR → down → nothing left (namespaces
+// with the pods, processes, state dir, the bpffs mount, pins). Needs the built daemon and CLI.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { labUp, labDown, labStatus, makePlan, probeNode, type LabOptions } from '../../lab/lab.js';
-import { siteFile, REPO_ROOT } from '../../lab/plan.js';
+import { labUp, labDown, makePlan, probeNode, type LabOptions } from '../../lab/lab.js';
+import { siteFile, podAddress, REPO_ROOT, NODE_ASN_BASE, POD_GATEWAY } from '../../lab/plan.js';
+import { parsePing, formatPings, type TorRoute } from '../../lab/report.js';
+import type { RouteEntryView } from '../../../daemon/routing/api-types.js';
+import type { LabState } from '../../lab/state.js';
 import { isBpffs, isMountPoint, unmountBpffs } from '../../lab/bpffs.js';
 import { listNamespaces } from '../../lib/netns.js';
 import { pidAlive, run } from '../../lib/proc.js';
@@ -36,15 +41,48 @@ after(async () => {
 test('every generated lab site file passes nrd check-config', async () => {
   const plan = makePlan(opts);
   mkdirSync(plan.configDir, { recursive: true });
-  for (const n of plan.nodes) {
-    const file = join(plan.configDir, `${n.name}.check.yaml`);
-    writeFileSync(file, siteFile(plan, n));
-    const r = await run([process.execPath, join(REPO_ROOT, 'dist/daemon/main.js'), 'check-config', file], { allowFailure: true });
-    assert.equal(r.code, 0, `check-config ${n.name}: ${r.stdout}${r.stderr}`);
-  }
+  // All at once: each check-config is a Node start, and the lab test has a time budget.
+  await Promise.all(
+    plan.nodes.map(async (n) => {
+      const file = join(plan.configDir, `${n.name}.check.yaml`);
+      writeFileSync(file, siteFile(plan, n));
+      const r = await run([process.execPath, join(REPO_ROOT, 'dist/daemon/main.js'), 'check-config', file], { allowFailure: true });
+      assert.equal(r.code, 0, `check-config ${n.name}: ${r.stdout}${r.stderr}`);
+    }),
+  );
 });
 
-test('lab up (short): all nodes report; down leaves nothing', { timeout: 120_000 }, async () => {
+test('pod address is the CIDR base + 10', () => {
+  assert.equal(podAddress('10.244.3.0/24'), '10.244.3.10');
+  assert.equal(podAddress('10.244.3.77/24'), '10.244.3.10');
+  assert.equal(podAddress('10.244.255.0/24'), '10.244.255.10');
+  assert.equal(podAddress('10.244.0.0/16'), '10.244.0.10');
+  assert.throws(() => podAddress('fd00::/64'));
+  assert.throws(() => podAddress('10.0.0.0/30'));
+});
+
+test('ping summary parsing and the matrix mark failures', () => {
+  const ok = '--- 10.244.45.10 ping statistics ---\n3 packets transmitted, 3 received, 0% packet loss, time 405ms\nrtt min/avg/max/mdev = 0.098/0.142/0.227/0.059 ms\n';
+  assert.deepEqual(parsePing(ok), { sent: 3, received: 3, rttMs: 0.142 });
+  const lost = '3 packets transmitted, 0 received, 100% packet loss, time 2040ms\n';
+  assert.deepEqual(parsePing(lost), { sent: 3, received: 0, rttMs: null });
+  const s = {
+    nodes: [
+      { name: 'node1', pod: { ns: 'a', cidr: '10.244.1.0/24', ip: '10.244.1.10', hostIf: 'pod0', podIf: 'eth0' } },
+      { name: 'node2', pod: { ns: 'b', cidr: '10.244.2.0/24', ip: '10.244.2.10', hostIf: 'pod0', podIf: 'eth0' } },
+    ],
+  } as unknown as LabState;
+  const text = formatPings(s, [
+    { from: 'node1', fromAddress: '10.244.1.10', to: 'node2', toAddress: '10.244.2.10', ok: true, sent: 3, received: 3, rttMs: 0.1 },
+    { from: 'node2', fromAddress: '10.244.2.10', to: 'node1', toAddress: '10.244.1.10', ok: false, sent: 3, received: 0, rttMs: null, detail: 'x' },
+  ]);
+  assert.match(text, /^node1 pod 10\.244\.1\.10\s+-\s+ok 0\.100 ms$/m, text);
+  assert.match(text, /^node2 pod 10\.244\.2\.10\s+FAIL\s+-$/m, text);
+  assert.match(text, /^FAIL node2 \(10\.244\.2\.10\) → node1 \(10\.244\.1\.10\): x$/m, text);
+  assert.match(text, /^1\/2 pings answered/m, text);
+});
+
+test('lab up (short): pods ping across nodes over native routes; down leaves nothing', { timeout: 150_000 }, async () => {
   const report = await labUp(opts).catch((err: unknown) => {
     throw new Error(`${err instanceof Error ? err.message : String(err)}\n${lines.join('\n')}`);
   });
@@ -56,7 +94,62 @@ test('lab up (short): all nodes report; down leaves nothing', { timeout: 120_000
   }
   const state = report.state;
   assert.ok(state, 'no state file');
-  assert.equal((await listNamespaces(`${opts.name}-`)).length, 5);
+  // tor, etcd, three nodes and their three pods.
+  assert.equal((await listNamespaces(`${opts.name}-`)).length, 8);
+  const out = lines.join('\n');
+
+  // Each node in its own AS, peering with the ToR's AS 65000, Established, one prefix out and the
+  // other nodes' two in (the ToR's re-advertisements survive the AS-path loop check).
+  const traffic = report.traffic;
+  assert.ok(traffic, `no traffic report:\n${out}`);
+  for (const [i, n] of traffic.nodes.entries()) {
+    assert.equal(n.asn, NODE_ASN_BASE + i + 1, n.name);
+    assert.equal(n.peers?.asn, n.asn, `${n.name} runs AS ${String(n.peers?.asn)}`);
+    const tor = n.peers?.peers.find((p) => p.address === '192.0.2.1');
+    assert.ok(tor, `${n.name}: no ToR peer\n${out}`);
+    assert.equal(tor.asn, 65000);
+    assert.equal(tor.state, 'Established', `${n.name}: ${JSON.stringify(tor)}`);
+    assert.equal(tor.prefixes.advertised, 1, `${n.name} advertised`);
+    assert.equal(tor.prefixes.accepted, 2, `${n.name} accepted`);
+  }
+
+  // Pods: one per node, addressed from the node's own CIDR, wired like nrd's endpoints.
+  for (const n of state.nodes) {
+    assert.ok(n.pod, `${n.name} has no pod`);
+    assert.equal(n.pod.ip, podAddress(n.pod.cidr));
+    const self = traffic.nodes.find((x) => x.name === n.name)!;
+    assert.ok(self.routes?.routes.some((r) => r.prefix === n.pod!.cidr && r.mode === 'local'), `${n.name} does not hold ${n.pod.cidr} as local`);
+    const podRoutes = (await run(['ip', '-n', n.pod.ns, '-j', 'route', 'show'])).stdout;
+    assert.ok((JSON.parse(podRoutes) as Array<{ dst: string; gateway?: string }>).some((r) => r.dst === 'default' && r.gateway === POD_GATEWAY), podRoutes);
+  }
+
+  // Native routes: every node reaches every other node's CIDR through BGP (auto, the default
+  // mode, once the hold-down is over), and the report's route tables say so.
+  for (const n of traffic.nodes) {
+    assert.equal(n.routes?.mode, 'auto', `${n.name} routing.mode`);
+    for (const other of state.nodes.filter((x) => x.name !== n.name)) {
+      const r: RouteEntryView | undefined = n.routes!.routes.find((x) => x.prefix === other.pod!.cidr);
+      assert.ok(r && r.mode === 'native', `${n.name} → ${other.pod!.cidr}: ${JSON.stringify(r)}\n${out}`);
+      assert.equal(r.node, other.name);
+      assert.deepEqual(r.nextHops, [other.address], `${n.name} → ${other.name} next hops`);
+      const row = new RegExp(`^\\s+${other.pod!.cidr.replace(/\./g, '\\.')}\\s+${other.name}\\s+native\\s+${other.address.replace(/\./g, '\\.')}`, 'm');
+      assert.match(out, row, `report lacks the native row ${n.name} → ${other.name}`);
+    }
+  }
+  assert.match(out, /routing\.mode auto .*nrd's default/, out);
+  assert.match(out, /remote pod CIDRs: 6 native/, out);
+
+  // The ToR installed every pod CIDR in its FIB (BIRD kernel protocol), via the owning node.
+  for (const n of state.nodes) {
+    const r: TorRoute | undefined = traffic.tor.find((x) => x.prefix === n.pod!.cidr);
+    assert.deepEqual(r?.nextHops, [n.address], `ToR route for ${n.pod!.cidr}: ${JSON.stringify(traffic.tor)}`);
+  }
+
+  // Traffic: every pod answered every other pod and the ToR.
+  assert.equal(traffic.pings.length, 3 * 2 + 3, JSON.stringify(traffic.pings));
+  for (const p of traffic.pings) assert.equal(p.ok, true, `ping ${p.from} → ${p.to} (${p.toAddress}): ${p.detail}\n${out}`);
+  assert.equal(traffic.pingsOk, true);
+  assert.match(out, /^9\/9 pings answered/m, out);
 
   // The lab's own bpffs, mounted before the nodes started, under the state dir.
   const plan = makePlan(opts);
@@ -82,13 +175,15 @@ test('lab up (short): all nodes report; down leaves nothing', { timeout: 120_000
     assert.equal(existsSync(join(n.pinPath, 'links', n.interface)), true, `${n.name}: no pinned link under ${n.pinPath}`);
   }
 
-  // A second up reports the running lab instead of building another.
+  // A second up reports the running lab (labStatus: the table and the report, pings included)
+  // instead of building another.
   lines.length = 0;
   const again = await labUp(opts);
   assert.ok(lines.some((l) => l.includes('already up')), lines.join('\n'));
   assert.equal(again.nodes.length, 3);
-  lines.length = 0;
-  assert.equal((await labStatus(opts)).ok, true);
+  assert.equal(again.ok, true, lines.join('\n'));
+  assert.equal(again.traffic?.pingsOk, true, 'status pings again');
+  assert.match(lines.join('\n'), /^node1\s+AS 64601\s/m, 'status reprints the report');
   // The table has one readiness column per subsystem, and every node's datapath is ready.
   const table = lines.join('\n').split('\n');
   const header = table.find((l) => l.startsWith('NODE'));
