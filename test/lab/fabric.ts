@@ -91,7 +91,7 @@ export async function runKeeper(plan: LabPlan): Promise<void> {
       save();
       const nl = await topo.link(h, tor, { nameA: n.interface, nameB: n.torPort, addrA: `${n.address}/${FABRIC_PREFIX_LEN}` });
       ports.push(nl.ifB);
-      // The ToR is the nodes' way out of the fabric subnet (later issues route pod traffic).
+      // The ToR is the nodes' way out of the fabric subnet; pod CIDRs get their own routes from nrd.
       await h.addRoute('default', { via: TOR_ADDRESS });
       nodeHosts.push(h);
     }

@@ -39,24 +39,30 @@ export interface ExaBgpOptions {
   logPackets?: boolean;
 }
 
-/** One JSON message ExaBGP's API wrote (encoder json): update, notification, state, … */
+/** One JSON message ExaBGP's API wrote (encoder json): state, update, notification, … */
 export interface ExaEvent {
   type: string;
   neighbor?: {
     address?: { local?: string; peer?: string };
+    /** For type "state": connected, up, down. */
     state?: string;
+    direction?: 'receive' | 'send';
     message?: {
+      /** Raw message (api `packets`): the BGP message type, header and body as 0x-hex. */
+      category?: number;
+      header?: string;
+      body?: string;
+      /** Parsed UPDATE (api `parsed`). */
       update?: {
         attribute?: Record<string, unknown>;
         announce?: Record<string, Record<string, unknown>>;
         withdraw?: Record<string, unknown>;
       };
-      notification?: { code: number; subcode: number; data?: string };
+      eor?: { afi: string; safi: string };
     };
+    /** For type "notification". */
     notification?: { code: number; subcode: number; data?: string };
   };
-  /** Raw message when `packets` is on: header and body as hex. */
-  message?: { category?: number; header?: string; body?: string };
   [k: string]: unknown;
 }
 

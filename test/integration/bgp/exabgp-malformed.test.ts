@@ -92,7 +92,7 @@ async function assertNoReset(peer: string, m: SessionMark): Promise<void> {
 /** NOTIFICATIONs ExaBGP received from nrd on `local`'s session. */
 const notificationsTo = async (local: string): Promise<Array<{ code: number; subcode: number }>> =>
   (await exa.events())
-    .filter((e) => e.type === 'notification' && e.neighbor?.address?.local === local)
+    .filter((e) => e.type === 'notification' && e.neighbor?.direction === 'receive' && e.neighbor.address?.local === local)
     .map((e) => e.neighbor!.notification!);
 
 async function announceBaseline(): Promise<void> {
@@ -168,11 +168,11 @@ test('(b) unknown optional transitive attribute is kept and passed on with the P
     async () =>
       (await exa.events()).find(
         (e: ExaEvent) =>
-          e.type === 'update' && e.neighbor?.address?.local === RR && (e.neighbor as { message?: { body?: string } }).message?.body?.toUpperCase().endsWith(nlriHex),
+          e.type === 'update' && e.neighbor?.address?.local === RR && e.neighbor.message?.body?.toUpperCase().endsWith(nlriHex) === true,
       ),
     { timeoutMs: 10_000, what: 'the route passed on to the route-reflector client' },
   );
-  const body = ((raw.neighbor as { message?: { body?: string } }).message?.body ?? '').toUpperCase();
+  const body = (raw.neighbor?.message?.body ?? '').toUpperCase();
   // Flags 0xE0: optional, transitive, partial (RFC 4271 §5: set by a speaker that passes on an
   // attribute it does not recognise); type 0xF1, length 4, the value unchanged.
   assert.match(body, /E0F104DEADBEEF/, `transitive attribute not passed on with the Partial bit: ${body}`);
@@ -181,11 +181,12 @@ test('(b) unknown optional transitive attribute is kept and passed on with the P
 });
 
 test('(d) repeated AS4_PATH: the first copy counts, later ones are discarded (RFC 7606 §3 g)', async () => {
-  // On the two-octet session ExaBGP writes AS_PATH [65002 23456] + AS4_PATH [65002 4200000000]
-  // for this path, then the generic AS4_PATH [65002 4200000001] as a second copy.
-  const as4 = '[0x11 0xc0 0x02020000FDEAFA56EA01]';
-  // Control: the generic AS4_PATH alone is honoured (so the repeat below really reached nrd).
-  await send(OLD, `announce route 10.244.34.0/24 next-hop ${OLD} as-path [65002 23456] attribute ${as4}`);
+  // ExaBGP on a two-octet session writes AS_PATH [65002 23456] + AS4_PATH [65002 4200000000] for
+  // the path [65002 4200000000]; the generic attribute adds a second AS4_PATH [4200000001].
+  const as4 = '[0x11 0xc0 0x0201FA56EA01]';
+  // Control: the generic AS4_PATH alone is honoured (RFC 6793 §4.2.3 merge: the AS_PATH head
+  // the AS4_PATH lacks, then the AS4_PATH), so a repeat below really carries a different path.
+  await send(OLD, `announce route 10.244.34.0/24 next-hop ${OLD} as-path [65002 65010] attribute ${as4}`);
   await send(OLD, `announce route 10.244.33.0/24 next-hop ${OLD} as-path [65002 4200000000] attribute ${as4}`);
   await waitPresent(['10.244.33.0/24', '10.244.34.0/24'], OLD, 'AS4_PATH routes');
   const path = async (p: string): Promise<string | undefined> => (await nrd.routes(`peer=${OLD}&prefix=${p}`)).routes[0]?.paths[0]?.asPath;
@@ -247,7 +248,12 @@ test('(d) a repeated MP_REACH_NLRI resets the session with NOTIFICATION 3/1 (RFC
   // 2001:db8::2, reserved 0, fd00:244:0:51::/64).
   const mpReach = '[0x0e 0x80 0x0002011020010db80000000000000000000000020040fd00024400000051]';
   await send(EXA, `announce route fd00:244:0:50::/64 next-hop ${EXA6_NH} attribute ${mpReach}`);
-  const n = await waitFor(async () => (await notificationsTo(EXA))[0], { timeoutMs: 10_000, what: 'NOTIFICATION at ExaBGP' });
+  const n = await waitFor(async () => (await notificationsTo(EXA))[0], { timeoutMs: 10_000, what: 'NOTIFICATION at ExaBGP' }).catch(
+    async (e: Error) => {
+      const ev = (await exa.events()).filter((x) => x.neighbor?.address?.local === EXA).slice(-8);
+      throw new Error(`${e.message}\npeer: ${JSON.stringify(await nrd.peer(EXA))}\nevents: ${JSON.stringify(ev)}\n${(await exa.log()).slice(-3000)}`);
+    },
+  );
   assert.deepEqual({ code: n.code, subcode: n.subcode }, { code: 3, subcode: 1 });
   const p = await nrd.peer(EXA);
   assert.equal(p.lastError?.kind, 'notification-sent');
