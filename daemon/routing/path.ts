@@ -75,8 +75,8 @@ const sameHops = (a: readonly string[], b: readonly string[]): boolean => a.leng
 
 /**
  * One evaluation of a prefix. A worse or equal path is taken at once (failover must be fast);
- * a better one only after it has been available for `holdDownMs` without interruption (no
- * flapping back and forth while a BGP session bounces). The first evaluation takes the best path
+ * leaving VXLAN for a better path happens only after that path has been available for
+ * `holdDownMs` without interruption (no flapping back and forth while a BGP session bounces). The first evaluation takes the best path
  * at once, so a restart programs the same routes as before.
  */
 export function step(prev: PathState | undefined, cand: Candidate, now: number, holdDownMs: number): StepResult {
@@ -87,10 +87,13 @@ export function step(prev: PathState | undefined, cand: Candidate, now: number, 
     const state: PathState = { current: sameHops(cand.nextHops, cur.nextHops) ? cur : cand, since: prev.since };
     return { state };
   }
-  if (RANK[cand.mode] < RANK[cur.mode]) {
+  // A worse path is taken at once (failover must be fast); so is a better one when the path in
+  // use is not VXLAN: from nothing, or from direct to native (both reach the node over the
+  // underlay, often through the very same next hop), there is nothing to flap back from.
+  if (RANK[cand.mode] < RANK[cur.mode] || cur.mode !== 'vxlan') {
     return { state: { current: cand, since: now }, switched: { from: cur.mode, to: cand.mode } };
   }
-  // Better path available: hold down.
+  // Leaving VXLAN for a better path: hold down.
   const betterSince = prev.betterSince ?? now;
   if (now - betterSince >= holdDownMs) {
     return { state: { current: cand, since: now }, switched: { from: cur.mode, to: cand.mode } };

@@ -350,7 +350,9 @@ export async function labUp(opts: LabOptions = {}): Promise<LabReport> {
     await sleep(500);
   }
   const converged = missing.length === 0;
-  if (converged) say(`routes settled ${((Date.now() - t0) / 1000).toFixed(1)} s after start; pinging`);
+  const secs = ((Date.now() - t0) / 1000).toFixed(1);
+  if (converged && !pending.length) say(`routes settled ${secs} s after start; pinging`);
+  else if (converged) say(`${pending.length} routes still held down on their way to native ${secs} s after start; pinging anyway`);
   const traffic = await collectTraffic(s, routing);
   say(formatTraffic(s, traffic));
   for (const m of missing) say(`${m.node} has no route to ${m.prefix} (${m.owner}) after ${plan.convergeTimeoutMs / 1000} s`);

@@ -1,5 +1,6 @@
-// The lab's plan: names, addresses, ASNs and paths of the fabric (one BIRD top-of-rack router, etcd,
-// N nrd nodes with one pod each, in network namespaces), and the nrd site file each node gets. Pure data, no I/O.
+// The lab's plan: names, addresses, ASNs and paths of the fabric (one BIRD top-of-rack router,
+// etcd, N nrd nodes with one pod each, in network namespaces), and the nrd site file each node
+// gets. Pure data, no I/O.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';

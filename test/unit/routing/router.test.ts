@@ -51,7 +51,19 @@ test('step: worse path at once, better path only after the hold-down', () => {
   assert.equal(s.state.since, 1600);
 });
 
-test('property: the path in use is never better than what was available, and never flaps faster than the hold-down', () => {
+test('step: from nothing, and from direct to native, a better path is taken at once (no hold-down)', () => {
+  const native: Candidate = { mode: 'native', nextHops: ['192.0.2.12'] };
+  const direct: Candidate = { mode: 'direct', nextHops: ['192.0.2.12'] };
+  const none: Candidate = { mode: 'none', nextHops: [] };
+  let s = step(undefined, none, 0, 1000);
+  s = step(s.state, direct, 10, 1000);
+  assert.deepEqual(s.switched, { from: 'none', to: 'direct' });
+  s = step(s.state, native, 20, 1000);
+  assert.deepEqual(s.switched, { from: 'direct', to: 'native' });
+  assert.equal(s.recheckAt, undefined);
+});
+
+test('property: the path in use is never better than what is available, and VXLAN is left only after the hold-down', () => {
   const cand = fc.constantFrom<Candidate>(
     { mode: 'native', nextHops: ['a'] },
     { mode: 'direct', nextHops: ['b'] },
@@ -63,16 +75,20 @@ test('property: the path in use is never better than what was available, and nev
       const hold = 1000;
       let st: PathState | undefined;
       let now = 0;
-      let lastUpgrade = -Infinity;
+      // Start of the current run of evaluations whose candidate is better than VXLAN.
+      let betterRunStart: number | undefined;
       for (const [c, dt] of seq) {
         now += dt;
+        if (RANK[c.mode] > RANK.vxlan) betterRunStart ??= now;
+        else betterRunStart = undefined;
         const r = step(st, c, now, hold);
-        assert.ok(RANK[r.state.current.mode] <= RANK[c.mode] || r.state.current.mode === st?.current.mode);
-        if (st && r.switched && RANK[r.switched.to] > RANK[r.switched.from]) {
-          assert.ok(now - lastUpgrade >= hold || lastUpgrade === -Infinity || true);
-          assert.ok(r.state.current.mode === c.mode);
-          lastUpgrade = now;
+        // Never better than the candidate, except while holding on to VXLAN... which is worse.
+        assert.ok(RANK[r.state.current.mode] <= RANK[c.mode], `${r.state.current.mode} used while only ${c.mode} is available`);
+        if (st && r.switched && r.switched.from === 'vxlan' && RANK[r.switched.to] > RANK.vxlan) {
+          assert.ok(betterRunStart !== undefined && now - betterRunStart >= hold, `left VXLAN at ${now}, better path only since ${betterRunStart}`);
         }
+        // Worse paths are taken at once.
+        if (st && RANK[c.mode] < RANK[st.current.mode]) assert.equal(r.state.current.mode, c.mode);
         st = r.state;
       }
     }),
