@@ -12,7 +12,7 @@
 // Root. node dist/bench/routing/fib-e2e.bench.js [--routes 100000,1000000] [--source inject|bird]
 //   [--targets nrd,bird] [--interval 100] [--timeout SECONDS] [--log-level info] [--nrd-events as-is|no-enobufs]
 // Env: NRDB_NRD_NODE_ARGS (extra node flags for nrd, e.g. --cpu-prof), NRDB_NRD_LOG (nrd output to a file).
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -83,6 +83,12 @@ interface Target {
 
 // ---- targets ------------------------------------------------------------------------------------
 
+/** Temp dirs of etcds still running: removed by the exit hook when a signal skips the cleanup. */
+const etcdDirs = new Set<string>();
+process.on('exit', () => {
+  for (const d of etcdDirs) rmSync(d, { recursive: true, force: true });
+});
+
 interface NrdTarget extends Target {
   etcd: EtcdHandle;
   bpffs: string;
@@ -93,8 +99,12 @@ async function startNrd(topo: Topology, host: Host, opts: Options, cleanup: Arra
   const bpffs = await mountTempBpffs(topo.prefix);
   cleanup.push(() => unmountTempBpffs(bpffs));
   const etcd = await startEtcd({ netns: host.ns, host: '127.0.0.1', name: `${topo.prefix}-etcd` });
-  // etcd's own exit hook kills it on Ctrl-C; its temp dir goes with stop().
-  cleanup.push(() => etcd.stop());
+  // etcd's own exit hook kills it on Ctrl-C but keeps its temp dir: ours removes it.
+  etcdDirs.add(etcd.baseDir);
+  cleanup.push(async () => {
+    await etcd.stop();
+    etcdDirs.delete(etcd.baseDir);
+  });
   const socket = join(dir, 'nrd.sock');
   const site = {
     node: { name: 'bench-node', address: TARGET, interface: 'eth0', stateDir: join(dir, 'state') },

@@ -46,6 +46,8 @@ import type { RouteChange, RouteSubscriber } from './rib/changes.js';
 /** Counters the subsystem turns into metrics. */
 export interface SpeakerHooks {
   updateReceived?(peer: string): void;
+  /** RFC 7606 errors handled without a reset (treat-as-withdraw, attribute discard), per UPDATE. */
+  updateErrors?(peer: string, n: number): void;
   updatesSent?(peer: string, n: number): void;
   decisionRuns?(n: number): void;
   /** A session changed state (readiness). */
@@ -598,7 +600,10 @@ export class BgpSpeaker {
     if (rt.session !== session || !rt.up) return;
     rt.updatesReceived++;
     this.hooks.updateReceived?.(rt.key);
-    if (errors > 0) this.logPeerError(rt, errors);
+    if (errors > 0) {
+      this.hooks.updateErrors?.(rt.key, errors);
+      this.logPeerError(rt, errors);
+    }
     return this.ingest.push(rt.key, m);
   }
 
@@ -613,9 +618,10 @@ export class BgpSpeaker {
     rt.suppressedErrors = 0;
   }
 
-  private applyUpdate(key: string, u: UpdateMessage): void {
+  private applyUpdate(key: string, received: UpdateMessage): void {
     const rt = this.peers.get(key);
     if (!rt?.up || !this.rib.isPeerUp(key)) return;
+    const u = this.ignoreOwnNextHop(rt, received);
     const r = this.rib.applyUpdate(key, u, this.now());
     const runs = r.accepted + r.withdrawn;
     if (runs > 0) {
@@ -628,6 +634,39 @@ export class BgpSpeaker {
       this.armStaleTimer();
     }
     if (r.maxPrefix) this.onMaxPrefix(rt, r.maxPrefix);
+  }
+
+  /**
+   * RFC 4271 §6.3: a NEXT_HOP that is one of our own addresses is semantically incorrect; the
+   * routes are ignored (as withdrawn: an earlier valid path from this peer must not linger) and
+   * the session stays up. A kernel route through ourselves would loop.
+   */
+  private ignoreOwnNextHop(rt: PeerRuntime, u: UpdateMessage): UpdateMessage {
+    const own = new Set<string>();
+    for (const a of [this.opts.nextHopSelf?.ipv4, this.opts.nextHopSelf?.ipv6, this.opts.listen?.address, rt.localAddress]) {
+      if (a) own.add(peerKey(a));
+    }
+    const classicBad = u.attrs?.nextHop !== undefined && own.has(peerKey(u.attrs.nextHop));
+    const mpHop = u.mpReach?.nextHops[0];
+    const mpBad = mpHop !== undefined && own.has(peerKey(mpHop));
+    if (!classicBad && !mpBad) return u;
+    const classic = classicBad ? u.nlri : [];
+    const mp = mpBad ? u.mpReach!.nlri : [];
+    if (classic.length + mp.length === 0) return u;
+    rt.log.warn({ nextHop: classicBad ? u.attrs!.nextHop : mpHop, prefixes: classic.length + mp.length }, 'UPDATE with our own address as NEXT_HOP: routes ignored (RFC 4271 §6.3)');
+    if (mpBad && u.mpUnreach && (u.mpUnreach.afi !== u.mpReach!.afi || u.mpUnreach.safi !== u.mpReach!.safi)) {
+      // Two families' withdrawals in one UPDATE: withdraw the ignored MP routes on their own first.
+      this.rib.applyUpdate(rt.key, { type: 'update', withdrawn: [], attrs: null, nlri: [], mpUnreach: { afi: u.mpReach!.afi, safi: u.mpReach!.safi, withdrawn: mp } }, this.now());
+      return { type: 'update', withdrawn: [...u.withdrawn, ...classic], attrs: u.attrs, nlri: classicBad ? [] : u.nlri, mpUnreach: u.mpUnreach };
+    }
+    const out: UpdateMessage = { type: 'update', withdrawn: [...u.withdrawn, ...classic], attrs: u.attrs, nlri: classicBad ? [] : u.nlri };
+    if (mpBad) {
+      out.mpUnreach = { afi: u.mpReach!.afi, safi: u.mpReach!.safi, withdrawn: [...(u.mpUnreach?.withdrawn ?? []), ...mp] };
+    } else {
+      if (u.mpReach) out.mpReach = u.mpReach;
+      if (u.mpUnreach) out.mpUnreach = u.mpUnreach;
+    }
+    return out;
   }
 
   private onMaxPrefix(rt: PeerRuntime, d: MaxPrefixDecision): void {

@@ -303,6 +303,12 @@ export class BgpSubsystem implements Subsystem {
       },
     });
     const received = new Counter({ name: 'nrd_bgp_updates_received_total', help: 'UPDATE messages received, per peer.', labelNames: ['peer'], registers: [registry] });
+    const updateErrors = new Counter({
+      name: 'nrd_bgp_update_errors_total',
+      help: 'Malformed UPDATE content handled without a session reset (RFC 7606 treat-as-withdraw or attribute discard), per peer.',
+      labelNames: ['peer'],
+      registers: [registry],
+    });
     const sent = new Counter({ name: 'nrd_bgp_updates_sent_total', help: 'UPDATE messages sent, per peer.', labelNames: ['peer'], registers: [registry] });
     const decisions = new Counter({
       name: 'nrd_bgp_decision_runs_total',
@@ -312,6 +318,7 @@ export class BgpSubsystem implements Subsystem {
     decisions.inc(0);
     return {
       updateReceived: (peer) => received.inc({ peer }),
+      updateErrors: (peer, n) => updateErrors.inc({ peer }, n),
       updatesSent: (peer, n) => sent.inc({ peer }, n),
       decisionRuns: (n) => decisions.inc(n),
       peerStateChanged: () => this.scheduleReport(),

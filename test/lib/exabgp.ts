@@ -29,6 +29,8 @@ export interface ExaNeighbor {
   holdTime?: number;
   /** Announce graceful restart (RFC 4724); default off so a reset withdraws at once. */
   gracefulRestart?: boolean;
+  /** Pack routes with equal attributes into one UPDATE (default true). */
+  groupUpdates?: boolean;
   /** Record UPDATEs ExaBGP receives from this neighbor (default true). */
   receive?: boolean;
 }
@@ -72,14 +74,17 @@ export interface ExaBgp {
   dir: string;
   configPath: string;
   logPath: string;
-  /** Write one text-API command ("neighbor 192.0.2.1 announce route …"). */
+  /**
+   * Write one text-API command. Neighbors sharing a peer address are told apart by their local
+   * address: "neighbor 192.0.2.1 local-ip 192.0.2.2 announce route 10.244.9.0/24 next-hop self".
+   */
   command(line: string): Promise<void>;
   /** Everything the JSON API recorded so far. */
   events(): Promise<ExaEvent[]>;
   /** ExaBGP's log so far. */
   log(): Promise<string>;
-  /** Wait until ExaBGP reports the session with `peer` up (JSON state event after `since` events). */
-  waitUp(peer: string, opts?: { since?: number; timeoutMs?: number }): Promise<void>;
+  /** Wait until ExaBGP reports the session from `localAddress` up (a state event after `since` events). */
+  waitUp(localAddress: string, opts?: { since?: number; timeoutMs?: number }): Promise<void>;
   stop(): Promise<unknown>;
 }
 
@@ -105,8 +110,10 @@ function neighborBlock(n: ExaNeighbor, i: number, receive: boolean): string {
     `  hold-time ${n.holdTime ?? 9};`,
     // nrd connects (its retry timer is the test's to set); ExaBGP's own backoff grows to minutes.
     '  passive true;',
-    // One UPDATE per API command, never merged with other routes: a case's bytes stay its own.
-    '  group-updates false;',
+    // Routes with the same attributes share an UPDATE (`announce attributes … nlri a b` is one
+    // message); false sends one UPDATE per prefix.
+    `  group-updates ${n.groupUpdates === false ? 'false' : 'true'};`,
+    // Routes are not kept for replay: after a reset, a malformed UPDATE is not sent again.
     '  adj-rib-out false;',
     `  family {\n${families.map((f) => `    ${f} unicast;`).join('\n')}\n  }`,
     `  capability {\n${caps.map((c) => `    ${c}`).join('\n')}\n  }`,
@@ -151,8 +158,7 @@ function envFile(opts: ExaBgpOptions, logPath: string): string {
     '[exabgp.bgp]',
     'openwait = 60',
     '[exabgp.cache]',
-    // Attribute caching keys on the bytes of the previous UPDATE; a test that repeats a route
-    // with a different generic attribute must not get the cached parse.
+    // Parse every received UPDATE afresh (the cache reuses the previous parse for equal bytes).
     'attributes = false',
     '',
   ].join('\n');
@@ -229,14 +235,14 @@ export async function startExaBgp(host: Host, opts: ExaBgpOptions): Promise<ExaB
     },
     events,
     log,
-    async waitUp(peer, o = {}) {
+    async waitUp(local, o = {}) {
       await waitFor(
         async () => {
           if (!proc.running()) throw new Error(`ExaBGP exited: ${proc.describe()}`);
           const ev = (await events()).slice(o.since ?? 0);
-          return ev.some((e) => e.type === 'state' && e.neighbor?.address?.peer === peer && e.neighbor.state === 'up');
+          return ev.some((e) => e.type === 'state' && e.neighbor?.address?.local === local && e.neighbor.state === 'up');
         },
-        { timeoutMs: o.timeoutMs ?? 20_000, intervalMs: 100, what: `ExaBGP session to ${peer} up` },
+        { timeoutMs: o.timeoutMs ?? 20_000, intervalMs: 100, what: `ExaBGP session from ${local} up` },
       ).catch(async (e: Error) => {
         throw new Error(`${e.message}\n--- ExaBGP log ---\n${(await log()).slice(-4000)}`);
       });

@@ -113,6 +113,7 @@ export class ExportPolicy {
     let reflect = false;
     if (!local) {
       if (!this.options.exportLearned) return null;
+      if (target.type === 'ebgp' && this.options.learnedToEbgp === false) return null;
       if (src.type === 'ibgp' && target.type === 'ibgp') {
         // RFC 4271 §9.2: iBGP-learned routes go to no iBGP peer, unless we reflect (RFC 4456
         // §6): from a client to everyone, from a non-client to clients only.

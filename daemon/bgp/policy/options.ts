@@ -63,5 +63,11 @@ export interface ExportPolicyOptions {
    * exports only its own routes: false by default.
    */
   exportLearned?: boolean;
+  /**
+   * With exportLearned: whether learned routes also go to eBGP peers (transit). Default true for
+   * a general router; nrd's speaker sets false: a node reflects for its iBGP clients but never
+   * carries traffic between its ToRs or other external peers.
+   */
+  learnedToEbgp?: boolean;
   peers?: Record<string, PeerExportOptions>;
 }

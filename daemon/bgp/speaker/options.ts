@@ -222,7 +222,8 @@ export function buildExportPolicy(o: SpeakerOptions, local: ReadonlyMap<FamilyKe
   if (e.med !== undefined && e.med !== null) defaults.med = e.med;
   if (e.localPref !== undefined) defaults.localPref = e.localPref;
   if (e.prepend) defaults.prepend = e.prepend;
-  return new ExportPolicy({ originate, defaults, exportLearned: o.exportLearned === true });
+  // A node is never a transit: learned routes are reflected to iBGP clients only.
+  return new ExportPolicy({ originate, defaults, exportLearned: o.exportLearned === true, learnedToEbgp: false });
 }
 
 /** The text the wire decoder produces for a prefix (RIB keys are text: they must agree). */

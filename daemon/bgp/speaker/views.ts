@@ -53,10 +53,30 @@ const OPEN: Record<number, string> = {
   7: 'Unsupported Capability',
 };
 
+// RFC 4271 §6.1 and §6.3.
+const HEADER: Record<number, string> = {
+  1: 'Connection Not Synchronized',
+  2: 'Bad Message Length',
+  3: 'Bad Message Type',
+};
+
+const UPDATE: Record<number, string> = {
+  1: 'Malformed Attribute List',
+  2: 'Unrecognized Well-known Attribute',
+  3: 'Missing Well-known Attribute',
+  4: 'Attribute Flags Error',
+  5: 'Attribute Length Error',
+  6: 'Invalid ORIGIN Attribute',
+  8: 'Invalid NEXT_HOP Attribute',
+  9: 'Optional Attribute Error',
+  10: 'Invalid Network Field',
+  11: 'Malformed AS_PATH',
+};
+
 /** "Cease/Administrative Shutdown", "OPEN Message Error/Bad Peer AS", "Hold Timer Expired". */
 export function notificationName(code: number, subcode: number): string {
   const c = CODES[code] ?? `code ${code}`;
-  const sub = code === 6 ? CEASE[subcode] : code === 2 ? OPEN[subcode] : undefined;
+  const sub = ({ 1: HEADER, 2: OPEN, 3: UPDATE, 6: CEASE } as Record<number, Record<number, string>>)[code]?.[subcode];
   if (sub) return `${c}/${sub}`;
   return subcode === 0 ? c : `${c}/subcode ${subcode}`;
 }

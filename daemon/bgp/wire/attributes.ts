@@ -425,6 +425,10 @@ export function decodeAttributes(buf: Uint8Array, start: number, end: number, ct
       }
       default:
         if (!(flags & FLAG_OPTIONAL)) {
+          // RFC 4271 §6.3 says: NOTIFICATION 3/2 (Unrecognized Well-known Attribute) and a session
+          // reset. nrd does treat-as-withdraw, as BIRD does: every well-known attribute is known
+          // to nrd, so this is a peer's bug confined to the routes of this UPDATE, and RFC 7606's
+          // aim is that one bad UPDATE must not take down every route of the session.
           raise(updateError(UPD_UNRECOGNIZED_WELL_KNOWN, 'treat-as-withdraw', `unrecognised well-known attribute ${type}`, whole()));
         } else if (flags & FLAG_TRANSITIVE) {
           // RFC 4271 §5: pass unrecognised optional transitive attributes on, marked partial.

@@ -9,6 +9,9 @@ import { Fabric, RouteMonitor, isNrdRouteEvent, startPing, type FabricNode } fro
 import { sleep, waitFor } from '../../lib/wait.js';
 import { pingMesh, waitAllReady, waitPath } from './helpers.js';
 
+/** How long etcd stays away in the steady-state test (issue 4 asks for 30 s). */
+const ETCD_OUTAGE_MS = 30_000;
+
 const fabric = Fabric.use(after, {
   tag: 'e2eecmp',
   tors: 2,
@@ -132,7 +135,7 @@ test('etcd stopped during steady state: no kernel change, readiness degraded, re
     await n.host.ip(['route', 'del', '203.0.113.98/32']);
   }
   const ping = startPing(n1.pod!.host, n2.pod!.ip, { intervalS: 0.05 });
-  const outageMs = 8000;
+  const outageMs = ETCD_OUTAGE_MS;
   let events: string[][] = [];
   try {
     await fabric.etcd.kill();

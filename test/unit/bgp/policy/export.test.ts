@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { ExportPolicy, prependAs } from '../../../../daemon/bgp/policy/export.js';
 import { parseCommunity, parseLargeCommunity, NO_EXPORT } from '../../../../daemon/bgp/policy/communities.js';
 import { Path } from '../../../../daemon/bgp/rib/path.js';
+import { localSource } from '../../../../daemon/bgp/rib/peer.js';
 import { attrs, LOCAL_AS, peer, ROUTER_ID, V4 } from '../rib/helpers.js';
 
 const SELF = { localAsn: LOCAL_AS, routerId: ROUTER_ID };
@@ -70,6 +71,20 @@ describe('export policy', () => {
   const learned = (over: Parameters<typeof attrs>[1]) =>
     new Path('10.9.0.0/24', 0, peer(1, { type: 'ibgp' }), attrs([65101], over), ['192.0.2.99'], 0, false);
   const pol = new ExportPolicy({ originate: [], exportLearned: true });
+
+  it('a node that reflects for iBGP clients is no transit: learned routes never go to eBGP peers', () => {
+    const nodePol = new ExportPolicy({ originate: [{ prefix: '10.244.1.0/24' }], exportLearned: true, learnedToEbgp: false });
+    const self = { ...SELF, clusterId: '192.0.2.1' };
+    const fromEbgp = new Path('10.9.0.0/24', 0, peer(1), attrs([65101]), ['192.0.2.99'], 0, false);
+    const fromClient = new Path('10.9.1.0/24', 0, peer(3, { type: 'ibgp', rrClient: true }), attrs([]), ['192.0.2.98'], 0, false);
+    assert.equal(nodePol.exportRoute(peer(2), V4, fromEbgp, self), null, 'eBGP-learned to another eBGP peer');
+    assert.equal(nodePol.exportRoute(peer(2), V4, fromClient, self), null, 'client route to an eBGP peer');
+    assert.notEqual(nodePol.exportRoute(peer(4, { type: 'ibgp', rrClient: true }), V4, fromEbgp, self), null, 'eBGP-learned to a client');
+    assert.notEqual(nodePol.exportRoute(peer(4, { type: 'ibgp', rrClient: true }), V4, fromClient, self), null, 'reflected to another client');
+    const own = nodePol.originated()[0]!;
+    const ownPath = new Path(own.prefix, 0, localSource(LOCAL_AS, ROUTER_ID), own.attrs, [], 0, false);
+    assert.notEqual(nodePol.exportRoute(peer(2), V4, ownPath, self), null, 'own routes still go to eBGP peers');
+  });
 
   it('non-transitive extended communities stay inside the AS', () => {
     const p = learned({ extCommunities: ['0002fde800000064', '4300000000000001'] });
