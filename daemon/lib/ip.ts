@@ -1,0 +1,227 @@
+// IPv4/IPv6 address and CIDR arithmetic shared by config, kernel, state and datapath: text forms of
+// RFC 791 and RFC 4291 §2.2 in, RFC 5952 canonical text out, addresses as bigint or network-order
+// bytes. Pure, no I/O. (The BGP codec keeps its own table-driven text code: its hot path.)
+import { isIPv6 } from 'node:net';
+
+export type Family = 4 | 6;
+
+/** An address as an unsigned integer of 32 (IPv4) or 128 (IPv6) bits. */
+export interface IpAddr {
+  family: Family;
+  value: bigint;
+}
+
+/** A prefix; `value` is the network address (host bits zero). */
+export interface IpCidr {
+  family: Family;
+  value: bigint;
+  prefixLength: number;
+}
+
+export const familyBits = (f: Family): number => (f === 4 ? 32 : 128);
+
+/**
+ * Dotted quad into out[off..off+4] without regexes (route encoders call it per route); false when
+ * not IPv4. Accepts exactly what node:net isIPv4 accepts: four decimal octets, no leading zeros.
+ */
+export function parseIpv4Into(text: string, out: Uint8Array, off = 0): boolean {
+  let part = 0;
+  let digits = 0;
+  let v = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || part > 3 || v > 255) return false;
+      out[off + part++] = v;
+      v = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      if (digits === 1 && v === 0) return false; // no leading zeros
+      v = v * 10 + (c - 48);
+      digits++;
+    } else {
+      return false;
+    }
+  }
+  return part === 4;
+}
+
+const quad = new Uint8Array(4);
+
+function v4Value(text: string): bigint | null {
+  if (!parseIpv4Into(text, quad, 0)) return null;
+  return BigInt(((quad[0]! << 24) | (quad[1]! << 16) | (quad[2]! << 8) | quad[3]!) >>> 0);
+}
+
+/** IPv6 text (with '::' and an embedded dotted quad) as a 128-bit value; zone ids are refused. */
+function v6Value(text: string): bigint | null {
+  if (text.includes('%') || !isIPv6(text)) return null;
+  let s = text;
+  const lastColon = s.lastIndexOf(':');
+  const tail = s.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    // An embedded IPv4 tail (::ffff:192.0.2.1) becomes two hextets.
+    const v4 = v4Value(tail);
+    if (v4 === null) return null;
+    s = `${s.slice(0, lastColon + 1)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
+  }
+  const [head, rest] = s.split('::') as [string, string | undefined];
+  const h = head === '' ? [] : head.split(':');
+  const r = rest === undefined || rest === '' ? [] : rest.split(':');
+  const groups = rest === undefined ? h : [...h, ...Array<string>(8 - h.length - r.length).fill('0'), ...r];
+  if (groups.length !== 8) return null;
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+}
+
+/** Parses an IPv4 or IPv6 address; null when invalid. Zone ids ("%eth0") are refused. */
+export function parseIp(text: string): IpAddr | null {
+  if (typeof text !== 'string') return null;
+  const v4 = v4Value(text);
+  if (v4 !== null) return { family: 4, value: v4 };
+  const v6 = v6Value(text);
+  if (v6 !== null) return { family: 6, value: v6 };
+  return null;
+}
+
+/** Family of an address text, or null when it is not one. */
+export function ipFamily(text: string): Family | null {
+  return parseIp(text)?.family ?? null;
+}
+
+/** Canonical text of an address: dotted quad, or RFC 5952 for IPv6 (lowercase, longest zero run as '::'). */
+export function formatIp(family: Family, value: bigint): string {
+  if (family === 4) {
+    return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
+  }
+  const g: number[] = [];
+  for (let i = 7; i >= 0; i--) g.push(Number((value >> BigInt(i * 16)) & 0xffffn));
+  return formatGroups(g);
+}
+
+/** RFC 5952 §4.2: compress the longest run (>= 2) of zero groups, the first one on a tie. */
+function formatGroups(g: readonly number[]): string {
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = g.map((x) => x.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+/** Network-order bytes (4 or 16) of an address value. */
+export function ipValueToBytes(family: Family, value: bigint): Buffer {
+  const n = family === 4 ? 4 : 16;
+  const out = Buffer.alloc(n);
+  let v = value;
+  for (let i = n - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+/** The address held in 4 or 16 network-order bytes; throws on any other length. */
+export function bytesToIpValue(b: Uint8Array): IpAddr {
+  if (b.length !== 4 && b.length !== 16) throw new Error(`address of ${b.length} bytes`);
+  let v = 0n;
+  for (const x of b) v = (v << 8n) | BigInt(x);
+  return { family: b.length === 4 ? 4 : 6, value: v };
+}
+
+/** Text form of 4 or 16 address bytes (RFC 5952 for IPv6); throws on any other length. */
+export function formatIpBytes(b: Uint8Array): string {
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (b.length !== 16) throw new Error(`address of ${b.length} bytes`);
+  const g: number[] = [];
+  for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!);
+  return formatGroups(g);
+}
+
+/** Network-order bytes of an address text, or null when it is not one. */
+export function parseIpBytes(text: string): Buffer | null {
+  const v4 = Buffer.allocUnsafe(4);
+  if (parseIpv4Into(text, v4, 0)) return v4;
+  const v6 = v6Value(text);
+  return v6 === null ? null : ipValueToBytes(6, v6);
+}
+
+/** The mask of a prefix length as a value of the family's width. */
+export function maskOf(family: Family, prefixLength: number): bigint {
+  const bits = BigInt(familyBits(family));
+  return ((1n << bits) - 1n) ^ ((1n << (bits - BigInt(prefixLength))) - 1n);
+}
+
+/** Clears, in place, the bits of network-order address bytes past `prefixLength`. */
+export function maskBytesInPlace(bytes: Uint8Array, prefixLength: number): void {
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefixLength - i * 8));
+    bytes[i]! &= (0xff << (8 - keep)) & 0xff;
+  }
+}
+
+/** Why a CIDR text did not parse; callers word their own messages from it. */
+export type CidrError = 'missing-length' | 'bad-length' | 'bad-address' | 'length-too-long';
+
+export type CidrParse =
+  | { ok: true; cidr: IpCidr; hostBitsSet: boolean }
+  | { ok: false; error: CidrError; family?: Family };
+
+/**
+ * Parses "address/length" (length 1-3 decimal digits, no sign or space). Host bits are cleared and
+ * reported in `hostBitsSet`, so a caller can refuse them or accept the network. With `bareIsHost`
+ * an address without "/length" is a host prefix (/32, /128). Checks run in this order: missing
+ * length, length syntax, address, length range.
+ */
+export function parseCidr(text: string, opts: { bareIsHost?: boolean } = {}): CidrParse {
+  if (typeof text !== 'string') return { ok: false, error: 'bad-address' };
+  const slash = text.indexOf('/');
+  if (slash < 0 && !opts.bareIsHost) return { ok: false, error: 'missing-length' };
+  const lenText = slash < 0 ? null : text.slice(slash + 1);
+  if (lenText !== null && !/^\d{1,3}$/.test(lenText)) return { ok: false, error: 'bad-length' };
+  const ip = parseIp(slash < 0 ? text : text.slice(0, slash));
+  if (!ip) return { ok: false, error: 'bad-address' };
+  const bits = familyBits(ip.family);
+  const prefixLength = lenText === null ? bits : Number(lenText);
+  if (prefixLength > bits) return { ok: false, error: 'length-too-long', family: ip.family };
+  const net = ip.value & maskOf(ip.family, prefixLength);
+  return { ok: true, cidr: { family: ip.family, value: net, prefixLength }, hostBitsSet: net !== ip.value };
+}
+
+export function formatCidr(c: IpCidr): string {
+  return `${formatIp(c.family, c.value)}/${c.prefixLength}`;
+}
+
+/** Canonical text of a prefix (host bits cleared, RFC 5952), or null when it does not parse. */
+export function canonicalCidr(text: string, opts: { bareIsHost?: boolean } = {}): string | null {
+  const r = parseCidr(text, opts);
+  return r.ok ? formatCidr(r.cidr) : null;
+}
+
+/** True when prefix `inner` lies inside prefix `outer` (same family, at least as long). */
+export function cidrContains(outer: IpCidr, inner: IpCidr): boolean {
+  return (
+    outer.family === inner.family &&
+    inner.prefixLength >= outer.prefixLength &&
+    (inner.value & maskOf(outer.family, outer.prefixLength)) === outer.value
+  );
+}
+
+export function cidrContainsIp(c: IpCidr, ip: IpAddr): boolean {
+  return c.family === ip.family && (ip.value & maskOf(ip.family, c.prefixLength)) === c.value;
+}
+
+export function cidrsOverlap(a: IpCidr, b: IpCidr): boolean {
+  return cidrContains(a, b) || cidrContains(b, a);
+}
