@@ -3,7 +3,7 @@
 //
 // Each codec declares the C layout it expects (LAYOUTS); test/unit/datapath/btf-layout.test.ts
 // checks those against the BTF of the built objects, like Cilium's alignchecker.
-import { isIP } from 'node:net';
+import * as ip from '../lib/ip.js';
 import type { StructLayout } from './btf.js';
 import {
   BPF_ANY,
@@ -146,107 +146,26 @@ export const ifKeyCodec: Codec<IfKey> = {
 
 // ---- CIDRs --------------------------------------------------------------------------------------
 
-/** Parses an IPv6 address (RFC 4291 §2.2 text forms, incl. '::' and a trailing dotted quad). */
-function parseIpv6(text: string): Buffer | null {
-  if (isIP(text) !== 6) return null;
-  if (text.includes('%')) return null; // zone ids have no place in a CIDR
-  let s = text;
-  let tail: number[] = [];
-  if (s.includes('.')) {
-    // A trailing dotted quad is the last two groups ('::ffff:192.0.2.1').
-    const i = s.lastIndexOf(':');
-    const b = parseIpv4(s.slice(i + 1));
-    if (!b) return null;
-    tail = [b.readUInt16BE(0), b.readUInt16BE(2)];
-    s = s.slice(0, i + 1);
-    if (!s.endsWith('::')) s = s.slice(0, -1);
-  }
-  const halves = s.split('::');
-  if (halves.length > 2) return null;
-  const parse = (h: string): number[] => (h === '' ? [] : h.split(':').map((g) => parseInt(g, 16)));
-  const head = parse(halves[0]);
-  const back = halves.length === 2 ? parse(halves[1]) : [];
-  const groupsNeeded = 8 - tail.length;
-  let groups: number[];
-  if (halves.length === 2) {
-    const fill = groupsNeeded - head.length - back.length;
-    if (fill < 0) return null;
-    groups = [...head, ...new Array<number>(fill).fill(0), ...back];
-  } else {
-    groups = head;
-  }
-  groups = [...groups, ...tail];
-  if (groups.length !== 8 || groups.some((g) => !Number.isInteger(g) || g < 0 || g > 0xffff)) return null;
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
-  return out;
-}
-
-function parseIpv4(text: string): Buffer | null {
-  if (isIP(text) !== 4) return null;
-  return Buffer.from(text.split('.').map((p) => Number(p)));
-}
-
-/** Clears the bits past prefixlen (a copy). */
-function maskAddr(addr: Buffer, prefixlen: number): Buffer {
-  const out = Buffer.from(addr);
-  for (let i = 0; i < out.length; i++) {
-    const keep = Math.max(0, Math.min(8, prefixlen - i * 8));
-    out[i] &= keep === 0 ? 0 : (0xff << (8 - keep)) & 0xff;
-  }
-  return out;
-}
-
 /**
  * '192.0.2.0/24', '2001:db8::/32', or a bare address (a host prefix). Host bits are cleared, so
  * '192.0.2.7/24' and '192.0.2.0/24' are the same key. Throws on anything else, naming the value.
  */
 export function parseCidr(text: string): Cidr {
-  const slash = text.indexOf('/');
-  const addrText = slash < 0 ? text : text.slice(0, slash);
-  const v4 = parseIpv4(addrText);
-  const addr = v4 ?? parseIpv6(addrText);
-  if (!addr) throw new Error(`invalid CIDR ${JSON.stringify(text)}: not an IPv4 or IPv6 address`);
-  const family: 4 | 6 = v4 ? 4 : 6;
-  const max = family === 4 ? 32 : 128;
-  let prefixlen = max;
-  if (slash >= 0) {
-    const p = text.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(p) || Number(p) > max) {
-      throw new Error(`invalid CIDR ${JSON.stringify(text)}: prefix length must be 0..${max}`);
-    }
-    prefixlen = Number(p);
+  const r = ip.parseCidr(text, { bareIsHost: true });
+  if (r.ok) {
+    const { family, value, prefixLength } = r.cidr;
+    return { family, prefixlen: prefixLength, addr: ip.ipValueToBytes(family, value) };
   }
-  return { family, prefixlen, addr: maskAddr(addr, prefixlen) };
+  // The address is judged first, then the length against the address's family.
+  const slash = text.indexOf('/');
+  const addr = ip.parseIp(slash < 0 ? text : text.slice(0, slash));
+  if (!addr) throw new Error(`invalid CIDR ${JSON.stringify(text)}: not an IPv4 or IPv6 address`);
+  throw new Error(`invalid CIDR ${JSON.stringify(text)}: prefix length must be 0..${ip.familyBits(addr.family)}`);
 }
 
 /** Canonical text of a CIDR ('2001:db8::/32' style for IPv6: RFC 5952). */
 export function formatCidr(c: Cidr): string {
-  if (c.family === 4) return `${[...c.addr.subarray(0, 4)].join('.')}/${c.prefixlen}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push(c.addr.readUInt16BE(i * 2));
-  // RFC 5952 §4.2: compress the longest run (>= 2) of zero groups, the first one on a tie.
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');
-  const text =
-    bestStart < 0
-      ? hex(groups)
-      : `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
-  return `${text}/${c.prefixlen}`;
+  return `${ip.formatIpBytes(c.addr.subarray(0, c.family === 4 ? 4 : 16))}/${c.prefixlen}`;
 }
 
 // ---- typed map handle ---------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 // (RTA_DST, RTA_GATEWAY, NDA_DST, IFA_ADDRESS) and prefix containment. IPv4 (RFC 791) and IPv6
 // (RFC 4291 text forms, RFC 5952 canonical output).
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIpBytes, maskBytesInPlace, parseIpBytes, parseIpv4Into, type Family } from '../lib/ip.js';
 
-export type Family = 4 | 6;
+export type { Family } from '../lib/ip.js';
 
 export function familyOf(address: string): Family {
   if (isIPv4(address)) return 4;
@@ -12,77 +13,20 @@ export function familyOf(address: string): Family {
 }
 
 /** Dotted-quad parse without regexes (the route encoder's hot path); null when not IPv4. */
-function parseV4(a: string, out?: Buffer): Buffer | null {
-  const b = out ?? Buffer.allocUnsafe(4);
-  let part = 0;
-  let digits = 0;
-  let v = 0;
-  for (let i = 0; i <= a.length; i++) {
-    const c = i < a.length ? a.charCodeAt(i) : 46;
-    if (c === 46) {
-      if (digits === 0 || part > 3 || v > 255) return null;
-      b[part++] = v;
-      v = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      if (digits === 1 && v === 0) return null; // no leading zeros (as node:net isIPv4)
-      v = v * 10 + (c - 48);
-      digits++;
-    } else {
-      return null;
-    }
-  }
-  return part === 4 ? b : null;
+function parseV4(a: string): Buffer | null {
+  const b = Buffer.allocUnsafe(4);
+  return parseIpv4Into(a, b, 0) ? b : null;
 }
 
 /** Network-order bytes of an IPv4 or IPv6 address. */
 export function ipToBytes(address: string): Buffer {
-  const quad = parseV4(address);
-  if (quad) return quad;
-  if (isIPv4(address)) return Buffer.from(address.split('.').map((p) => Number(p)));
-  if (!isIPv6(address)) throw new Error(`not an IP address: ${JSON.stringify(address)}`);
-  let text = address;
-  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hextets.
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const b = v4[1]!.split('.').map(Number);
-    text = text.slice(0, -v4[1]!.length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
+  const b = parseIpBytes(address);
+  if (!b) throw new Error(`not an IP address: ${JSON.stringify(address)}`);
+  return b;
 }
 
 /** Text form of 4 or 16 address bytes (RFC 5952 for IPv6). */
-export function bytesToIp(b: Uint8Array): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  if (b.length !== 16) throw new Error(`address of ${b.length} bytes`);
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!);
-  // Longest run of zero groups (length >= 2) becomes '::'.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
-}
+export const bytesToIp: (b: Uint8Array) => string = formatIpBytes;
 
 export interface Prefix {
   family: Family;
@@ -101,15 +45,8 @@ export function parsePrefix(text: string): Prefix {
   const len = slash < 0 ? max : Number(text.slice(slash + 1));
   if (!Number.isInteger(len) || len < 0 || len > max) throw new Error(`bad prefix length in ${JSON.stringify(text)}`);
   const bytes = v4 ?? ipToBytes(addr);
-  maskInPlace(bytes, len);
+  maskBytesInPlace(bytes, len);
   return { family, bytes, len };
-}
-
-function maskInPlace(bytes: Buffer, len: number): void {
-  for (let i = 0; i < bytes.length; i++) {
-    const bits = Math.max(0, Math.min(8, len - i * 8));
-    bytes[i]! &= (0xff << (8 - bits)) & 0xff;
-  }
 }
 
 /** Canonical text of a prefix: host bits zero, RFC 5952 for IPv6. */
@@ -123,7 +60,7 @@ export function prefixContains(prefix: string, address: string): boolean {
   const p = parsePrefix(prefix);
   if (familyOf(address) !== p.family) return false;
   const a = ipToBytes(address);
-  maskInPlace(a, p.len);
+  maskBytesInPlace(a, p.len);
   return a.equals(p.bytes);
 }
 

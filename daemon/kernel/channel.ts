@@ -14,6 +14,7 @@
 import { constants as osConstants } from 'node:os';
 import { RawNetlinkSocket } from 'netlink';
 import { frame, splitMessages, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, type RawMessage } from './codec.js';
+import { hardenEventSocket } from './socket-opts.js';
 import { KernelError, type BatchFailure } from './types.js';
 
 export type { BatchFailure } from './types.js';
@@ -94,6 +95,12 @@ export interface ChannelOptions {
   onMessage?(m: RawMessage): void;
   /** A socket error (ENOBUFS: notifications or replies were dropped). */
   onError?(e: KernelError): void;
+  /**
+   * A notification channel that must survive overflow: NETLINK_NO_ENOBUFS plus a receive buffer of
+   * this many bytes forced past rmem_max (see socket-opts.ts). Overflowing notifications are then
+   * dropped silently; the owner must resync after it caused many of them.
+   */
+  overflowSafeRcvbuf?: number;
 }
 
 export class NetlinkChannel {
@@ -109,6 +116,8 @@ export class NetlinkChannel {
   private readonly batchDatagram: number;
   /** Datagrams sent and messages packed: the bench reports them. */
   readonly stats = { datagrams: 0, messages: 0 };
+  /** SO_RCVBUFFORCE took effect (overflowSafeRcvbuf channels). */
+  rcvbufForced = false;
 
   constructor(private readonly opts: ChannelOptions = {}) {
     this.sock = new RawNetlinkSocket(NETLINK_ROUTE, {
@@ -125,6 +134,15 @@ export class NetlinkChannel {
     this.batchDatagram = Math.max(MAX_DATAGRAM, Math.min(MAX_BATCH_DATAGRAM, sndbuf - 1024));
     this.seq = (Math.random() * 0x7fffffff) >>> 0 || 1;
     for (const g of opts.groups ?? []) this.sock.addMembership(g);
+    if (opts.overflowSafeRcvbuf !== undefined) {
+      try {
+        this.rcvbufForced = hardenEventSocket(NETLINK_ROUTE, this.sock.address().port, { rcvbufForce: opts.overflowSafeRcvbuf }).rcvbufForced;
+      } catch (e) {
+        // Without NETLINK_NO_ENOBUFS an overflow aborts the process (netlink@0.3.0): refuse.
+        this.sock.close();
+        throw e;
+      }
+    }
     this.sock.on('message', (buf: Buffer) => this.receive(buf));
     this.sock.on('error', (err: unknown) => this.socketError(err));
     // A request socket must not keep the process alive; a subscription is held by its owner.

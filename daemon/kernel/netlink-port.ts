@@ -63,6 +63,9 @@ import {
   type VxlanSpec,
 } from './types.js';
 
+/** Receive buffer of the notification socket (charged only while events are queued). */
+const EVENT_RCVBUF = 64 * 1024 * 1024;
+
 const decodeAll = <T>(msgs: RawMessage[], fn: (b: Buffer) => T | null): T[] => {
   const out: T[] = [];
   for (const m of msgs) {
@@ -189,6 +192,10 @@ export class NetlinkKernelPort implements KernelPort {
         groups: [RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE],
         onMessage: (m) => this.notify(m),
         onError: () => this.emit({ kind: 'overflow' }),
+        // Every route nrd writes comes back as a notification: a 100k-route batch overflows any
+        // default buffer. NETLINK_NO_ENOBUFS keeps the process alive (netlink@0.3.0 aborts on
+        // ENOBUFS); the big buffer keeps most events; the reconciler resyncs after bulk writes.
+        overflowSafeRcvbuf: EVENT_RCVBUF,
       });
     }
     return {

@@ -26,6 +26,7 @@ import {
   type LinkInfo,
   type NextHop,
   type Route,
+  type RouteSelector,
   type Subscription,
 } from './types.js';
 
@@ -106,6 +107,10 @@ export interface ReconcilerOptions {
   retryMs?: number;
   log: Logger;
   clock?: Clock;
+  /** Route writes in one run from which on notifications may have been lost (default 10000). */
+  bulkThreshold?: number;
+  /** Quiet time after the last bulk run before the full resync it calls for (default 2000 ms). */
+  bulkQuietMs?: number;
   /** Called after every run with its report (metrics, readiness). */
   onReport?(r: ReconcileReport): void;
 }
@@ -163,6 +168,35 @@ export function routeMatches(want: Route, actual: Route): boolean {
   return true;
 }
 
+/** A desired route without its prefix: what the delta API takes (one object may serve many prefixes). */
+export type DesiredRouteBody = Omit<DesiredRoute, 'dst'>;
+
+/**
+ * What the kernel holds at a key of ours: the signature of the desired route it implements (the
+ * common case, one interned string shared by many routes), or the kernel's route itself when it
+ * implements no desired route known at the time (a later desired route may match it).
+ */
+type Installed = string | Route;
+
+/** Signature of a resolved desired route: equal signatures, same kernel route (routeMatches). */
+function routeSig(r: Route): string {
+  let s = `${r.type}|${r.mtu ?? 0}`;
+  for (const h of r.nextHops) s += `|${h.gateway ?? ''}/${h.ifindex ?? ''}/${h.onlink ? 1 : 0}/${h.weight ?? 1}`;
+  return s;
+}
+
+const sameHopsBody = (a: DesiredNextHop, b: DesiredNextHop): boolean =>
+  a.gateway === b.gateway && a.dev === b.dev && !!a.onlink === !!b.onlink && (a.weight ?? 1) === (b.weight ?? 1);
+
+function sameBody(a: DesiredRouteBody, b: DesiredRouteBody): boolean {
+  if (a === b) return true;
+  if (a.type !== b.type || (a.mtu ?? 0) !== (b.mtu ?? 0) || a.nextHops.length !== b.nextHops.length) return false;
+  return a.nextHops.every((h, i) => sameHopsBody(h, b.nextHops[i]!));
+}
+
+/** The non-route parts (VXLAN device, FDB, neighbours) as one comparable string; they are few. */
+const othersOf = (d: DesiredState): string => JSON.stringify([d.vxlan ?? null, d.fdb, d.neighbours]);
+
 export class Reconciler {
   private readonly protocol: number;
   private readonly table: number;
@@ -170,22 +204,44 @@ export class Reconciler {
   private readonly families: Family[];
   private readonly clock: Clock;
   private readonly log: Logger;
+  /** Desired VXLAN device, FDB and neighbours (routes live in routesWant). */
   private desired: DesiredState = emptyDesired();
   private synced = false;
   private running: Promise<ReconcileReport> | null = null;
   private rerun = false;
   private timer: unknown = null;
   private periodic: unknown = null;
+  private bulkTimer: unknown = null;
   private sub: Subscription | null = null;
   private stopped = true;
-  /** Desired routes by key, with devices resolved at the last run: lets events be judged cheaply. */
-  private wanted = new Map<string, Route>();
+  // Route state as a delta tracker (Felix's deltatracker): the desired routes by kernel key, the
+  // kernel's routes of ours as last known (a full read-back, then our own writes and the kernel's
+  // notifications), and the keys where the two may differ. A routine run looks at dirty keys only;
+  // a full run (start, periodic resync, overflow, after bulk writes) reads everything back.
+  /** Desired routes by routeKey (table|dst|metric); bodies may be shared between prefixes. */
+  private routesWant = new Map<string, DesiredRouteBody>();
+  /** Our routes in the kernel, by key. */
+  private installed = new Map<string, Installed>();
+  /** Keys held by another protocol's route (never replaced: a conflict). */
+  private foreign = new Set<string>();
+  private dirty = new Set<string>();
+  /** Keys whose replacement or deletion waits for the sources to be in sync. */
+  private deferredKeys = new Set<string>();
+  /** Desired routes that could not be keyed (bad prefix): reported by the next run. */
+  private badRoutes: string[] = [];
+  private fullPending = true;
+  private othersPending = true;
+  private othersKey = othersOf(emptyDesired());
+  /** Links by name as last listed (device names in desired hops resolve through it). */
+  private byName = new Map<string, LinkInfo>();
+  /** Interned route signatures (a few next-hop sets serve most routes). */
+  private sigs = new Map<string, string>();
   private vxlanName: string | undefined;
   /** The VXLAN device's index and the FDB/neighbour entries wanted on it at the last run. */
   private vxlanIndex: number | undefined;
   private wantedNeigh = new Map<string, string>();
   private wantedFdb = new Set<string>();
-  readonly totals = { runs: 0, writes: 0, errors: 0, conflicts: 0 };
+  readonly totals = { runs: 0, writes: 0, errors: 0, conflicts: 0, fullRuns: 0 };
   lastReport: ReconcileReport | null = null;
   /** The VXLAN device as the last run left it (undefined: none wanted, or it could not be made). */
   vxlanLink: LinkInfo | undefined;
@@ -202,20 +258,93 @@ export class Reconciler {
     this.log = opts.log;
   }
 
-  /** Replace the desired state and schedule a run. */
+  /** Kernel key of a canonical prefix, or null for a family this reconciler does not manage. */
+  private keyOf(dst: string): string | null {
+    const family: Family = dst.includes(':') ? 6 : 4;
+    if (!this.families.includes(family)) return null;
+    return `${this.table}|${dst}|${defaultMetric(family)}`;
+  }
+
+  private markDirty(k: string): void {
+    this.dirty.add(k);
+    this.schedule();
+  }
+
+  /** Replace the whole desired state and schedule a run (only what differs is looked at). */
   setDesired(d: DesiredState): void {
     if (d.vxlan && !d.vxlan.name.startsWith(this.linkPrefix)) {
       throw new Error(`vxlan device ${d.vxlan.name} does not start with the owned prefix ${this.linkPrefix}`);
     }
-    this.desired = d;
+    const others = othersOf(d);
+    if (others !== this.othersKey) {
+      this.othersKey = others;
+      this.othersPending = true;
+    }
+    this.desired = { ...(d.vxlan ? { vxlan: d.vxlan } : {}), fdb: d.fdb, neighbours: d.neighbours, routes: [] };
+    const next = new Map<string, DesiredRouteBody>();
+    const bad: string[] = [];
+    for (const r of d.routes) {
+      let k: string | null;
+      try {
+        k = this.keyOf(canonicalPrefix(r.dst));
+      } catch (e) {
+        bad.push(`route ${r.dst}: ${e instanceof Error ? e.message : String(e)}`);
+        continue;
+      }
+      if (k !== null) next.set(k, r);
+    }
+    for (const [k, b] of next) {
+      const old = this.routesWant.get(k);
+      if (!old || !sameBody(old, b)) this.dirty.add(k);
+    }
+    for (const k of this.routesWant.keys()) if (!next.has(k)) this.dirty.add(k);
+    this.routesWant = next;
+    this.badRoutes = bad;
     this.schedule();
+  }
+
+  /**
+   * One route's desired state (undefined: no longer wanted), the routine path of a routing change:
+   * only that key is looked at by the next run. `dst` must be canonical (addr.ts canonicalPrefix).
+   */
+  setRoute(dst: string, body: DesiredRouteBody | undefined): void {
+    const k = this.keyOf(dst);
+    if (k === null) return;
+    const old = this.routesWant.get(k);
+    if (body) {
+      if (old && sameBody(old, body)) return;
+      this.routesWant.set(k, body);
+    } else {
+      if (!old) return;
+      this.routesWant.delete(k);
+    }
+    this.markDirty(k);
+  }
+
+  /** The desired state as last set (routes rebuilt from the maintained map). */
+  desiredState(): DesiredState {
+    const routes: DesiredRoute[] = [];
+    for (const [k, b] of this.routesWant) routes.push({ ...b, dst: k.split('|')[1]! });
+    return { ...this.desired, routes };
   }
 
   /** The sources (etcd, BGP) report whether they are in sync; deletions wait for it. */
   setSynced(synced: boolean): void {
     const was = this.synced;
     this.synced = synced;
-    if (synced && !was) this.schedule();
+    if (synced && !was) {
+      // Everything held back is due now; the rest is as it was.
+      for (const k of this.deferredKeys) this.dirty.add(k);
+      this.deferredKeys.clear();
+      this.othersPending = true;
+      this.schedule();
+    }
+  }
+
+  /** Read everything back at the next run (periodic resync, lost notifications). */
+  resync(delayMs = 0): void {
+    this.fullPending = true;
+    this.schedule(delayMs);
   }
 
   /** Subscribe to kernel changes, run a full resync, and keep resyncing periodically. */
@@ -226,7 +355,7 @@ export class Reconciler {
     if (iv > 0) {
       const tick = (): void => {
         if (this.stopped) return;
-        this.schedule(0);
+        this.resync();
         this.periodic = this.clock.setTimeout(tick, iv);
       };
       this.periodic = this.clock.setTimeout(tick, iv);
@@ -238,12 +367,11 @@ export class Reconciler {
     this.stopped = true;
     this.sub?.close();
     this.sub = null;
-    if (this.timer !== null) this.clock.clearTimeout(this.timer);
-    if (this.periodic !== null) this.clock.clearTimeout(this.periodic);
-    this.timer = this.periodic = null;
+    for (const t of [this.timer, this.periodic, this.bulkTimer]) if (t !== null) this.clock.clearTimeout(t);
+    this.timer = this.periodic = this.bulkTimer = null;
   }
 
-  /** Run soon (coalescing bursts). */
+  /** Run soon (coalescing bursts): a delta run unless a full one is due. */
   schedule(delayMs = this.opts.debounceMs ?? 10): void {
     if (this.stopped) return;
     if (this.running) {
@@ -253,14 +381,18 @@ export class Reconciler {
     if (this.timer !== null) return;
     this.timer = this.clock.setTimeout(() => {
       this.timer = null;
-      void this.runNow().catch((e: unknown) => this.log.error({ err: e }, 'reconcile run failed'));
+      void this.run(this.fullPending).catch((e: unknown) => this.log.error({ err: e }, 'reconcile run failed'));
     }, delayMs);
   }
 
-  /** Wait for any in-flight run, then run once more; resolves with that run's report. */
-  async runNow(): Promise<ReconcileReport> {
+  /** Wait for any in-flight run, then run a full pass; resolves with that run's report. */
+  runNow(): Promise<ReconcileReport> {
+    return this.run(true);
+  }
+
+  private async run(full: boolean): Promise<ReconcileReport> {
     while (this.running) await this.running.catch(() => undefined);
-    this.running = this.runOnce();
+    this.running = this.pass(full || this.fullPending);
     try {
       const r = await this.running;
       return r;
@@ -276,13 +408,16 @@ export class Reconciler {
   /** Is anything about this kernel event ours and different from what we want? */
   private onEvent(e: KernelEvent): void {
     if (e.kind === 'overflow') {
-      this.schedule();
+      this.resync();
       return;
     }
     if (e.kind === 'link') {
       if (this.vxlanName && e.link.name === this.vxlanName) {
         const v = this.desired.vxlan;
-        if (e.op === 'del' || !v || !e.link.up || e.link.mtu !== v.mtu) this.schedule();
+        if (e.op === 'del' || !v || !e.link.up || e.link.mtu !== v.mtu) {
+          this.othersPending = true;
+          this.schedule();
+        }
       }
       return;
     }
@@ -293,29 +428,100 @@ export class Reconciler {
       if (n.ifindex !== this.vxlanIndex) return;
       const mac = this.wantedNeigh.get(`${n.ifindex}|${n.ip}`);
       if (mac === undefined) return;
-      if (e.op === 'del' || !n.permanent || n.mac !== mac) this.schedule();
+      if (e.op === 'del' || !n.permanent || n.mac !== mac) {
+        this.othersPending = true;
+        this.schedule();
+      }
       return;
     }
     if (e.kind === 'fdb') {
       const f = e.fdb;
       if (f.ifindex !== this.vxlanIndex || e.op !== 'del' || !f.dst) return;
-      if (this.wantedFdb.has(`${f.ifindex}|${f.mac}|${f.dst}`)) this.schedule();
+      if (this.wantedFdb.has(`${f.ifindex}|${f.mac}|${f.dst}`)) {
+        this.othersPending = true;
+        this.schedule();
+      }
       return;
     }
     const r = e.route;
     if (r.table !== this.table) return;
-    const key = routeKey(r);
-    const want = this.wanted.get(key);
-    if (e.op === 'del') {
-      // Ours deleted by someone else (or a foreign route freed the key): put back what we want.
-      if (want && r.protocol === this.protocol) this.schedule();
+    const k = routeKey(r);
+    if (r.protocol !== this.protocol) {
+      // A foreign route took the key (a conflict now) or freed it (ours may go in).
+      if (e.op === 'new') this.foreign.add(k);
+      else this.foreign.delete(k);
+      if (this.routesWant.has(k)) this.markDirty(k);
       return;
     }
-    if (r.protocol === this.protocol ? !want || !routeMatches(want, r) : want !== undefined) this.schedule();
+    if (e.op === 'del') {
+      // Ours deleted (by us, or by hand: then put back what we want).
+      this.installed.delete(k);
+      if (this.routesWant.has(k)) this.markDirty(k);
+      return;
+    }
+    const body = this.routesWant.get(k);
+    let want: Route | undefined;
+    if (body) {
+      try {
+        want = this.buildRoute(k, body, (dev) => this.cachedIfindex(dev));
+      } catch {
+        want = undefined;
+      }
+    }
+    // The echo of our own write: nothing to do (the common case, 100k of them after a bulk write).
+    if (want && routeMatches(want, r)) {
+      this.installed.set(k, this.intern(routeSig(want)));
+      return;
+    }
+    this.installed.set(k, r);
+    this.markDirty(k);
   }
 
-  /** One full pass: read back, diff, write. Never throws for a single object's failure. */
-  async runOnce(): Promise<ReconcileReport> {
+  private cachedIfindex(dev: string): number {
+    const l = this.byName.get(dev);
+    if (!l) throw new Error(`device ${dev} does not exist`);
+    return l.index;
+  }
+
+  private intern(s: string): string {
+    const have = this.sigs.get(s);
+    if (have !== undefined) return have;
+    this.sigs.set(s, s);
+    return s;
+  }
+
+  /** The kernel route for a desired body at key k (devices resolved; throws if one is missing). */
+  private buildRoute(k: string, b: DesiredRouteBody, ifindexOf: (dev: string) => number): Route {
+    const dst = k.slice(k.indexOf('|') + 1, k.lastIndexOf('|'));
+    const family: Family = dst.includes(':') ? 6 : 4;
+    const route: Route = {
+      family,
+      dst,
+      table: this.table,
+      protocol: this.protocol,
+      type: b.type,
+      metric: defaultMetric(family),
+      nextHops: b.type === 'unicast' ? b.nextHops.map((h) => this.resolveHop(h, ifindexOf)) : [],
+    };
+    if (b.mtu !== undefined) route.mtu = b.mtu;
+    if (b.type === 'unicast' && route.nextHops.length === 0) throw new Error('unicast route without next hop');
+    return route;
+  }
+
+  /** A selector that deletes our route at key k (RTM_DELROUTE matches the type too). */
+  private selectorOf(k: string, have: Installed): RouteSelector {
+    const dst = k.slice(k.indexOf('|') + 1, k.lastIndexOf('|'));
+    const family: Family = dst.includes(':') ? 6 : 4;
+    const type = typeof have === 'string' ? (have.slice(0, have.indexOf('|')) as Route['type']) : have.type;
+    return { family, dst, table: this.table, metric: Number(k.slice(k.lastIndexOf('|') + 1)), protocol: this.protocol, type };
+  }
+
+  /** A full run: read back, diff, write. Never throws for a single object's failure. */
+  runOnce(): Promise<ReconcileReport> {
+    return this.pass(true);
+  }
+
+  private async pass(full: boolean): Promise<ReconcileReport> {
     const rep: ReconcileReport = {
       links: counts(),
       fdb: counts(),
@@ -332,169 +538,218 @@ export class Reconciler {
       rep.errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
     };
 
-    let vx: LinkInfo | undefined;
+    // Claim the work of this pass; anything marked while it runs goes to the next one.
+    const doOthers = full || this.othersPending || this.byName.size === 0;
+    this.othersPending = false;
+    if (full) this.fullPending = false;
+    const dirtyNow = this.dirty;
+    this.dirty = new Set();
+    for (const b of this.badRoutes) rep.errors.push(b);
+
+    let vx: LinkInfo | undefined = this.vxlanLink;
+    let links: LinkInfo[] = [];
+    let byName = this.byName;
+    const owned = (name: string): boolean => name.startsWith(this.linkPrefix);
+    // Resolve a desired device name; a missing device makes the object unprogrammable this run.
+    const ifindexOf = (dev: string): number => {
+      const l = byName.get(dev);
+      if (!l) throw new Error(`device ${dev} does not exist`);
+      return l.index;
+    };
+    const fdbKey = (ifindex: number, mac: string, dst: string): string => `${ifindex}|${mac}|${dst}`;
+    let fdbHave = new Map<string, FdbEntry>();
+    let fdbWant = new Map<string, { ifindex: number; mac: string; dst: string }>();
+    const neighKey = (ifindex: number, ip: string): string => `${ifindex}|${ip}`;
+    let neighHave = new Map<string, { ifindex: number; ip: string; mac?: string; family: Family }>();
+    let neighWant = new Map<string, { ifindex: number; ip: string; mac: string }>();
+    const writes: Array<Promise<void>> = [];
     try {
-      // ---- links
-      const links = await this.port.listLinks();
-      const byName = new Map<string, LinkInfo>(links.map((l) => [l.name, l]));
-      if (d.vxlan) {
-        this.vxlanName = d.vxlan.name;
-        vx = await this.ensureVxlan(d.vxlan, byName, rep, synced).catch((e: unknown) => {
-          fail(`vxlan ${d.vxlan!.name}`, e);
-          return undefined;
-        });
-        if (vx) byName.set(vx.name, vx);
-      }
-      const owned = (name: string): boolean => name.startsWith(this.linkPrefix);
-
-      // Resolve a desired device name; a missing device makes the object unprogrammable this run.
-      const ifindexOf = (dev: string): number => {
-        const l = byName.get(dev);
-        if (!l) throw new Error(`device ${dev} does not exist`);
-        return l.index;
-      };
-
-      // ---- FDB and neighbours on owned links
-      const ownedVxlans = [...byName.values()].filter((l) => owned(l.name) && l.kind === 'vxlan');
-      const fdbNow: FdbEntry[] = [];
-      const neighNow: Array<{ ifindex: number; ip: string; mac?: string; family: Family }> = [];
-      if (ownedVxlans.length) {
-        const allFdb = await this.port.listFdb();
-        const idx = new Set(ownedVxlans.map((l) => l.index));
-        for (const e of allFdb) if (idx.has(e.ifindex) && e.self && e.dst && e.permanent) fdbNow.push(e);
-        for (const f of this.families) {
-          for (const n of await this.port.listNeighbours(f)) if (idx.has(n.ifindex) && n.permanent) neighNow.push(n);
+      if (doOthers) {
+        // ---- links
+        links = await this.port.listLinks();
+        byName = new Map<string, LinkInfo>(links.map((l) => [l.name, l]));
+        vx = undefined;
+        if (d.vxlan) {
+          this.vxlanName = d.vxlan.name;
+          vx = await this.ensureVxlan(d.vxlan, byName, rep, synced).catch((e: unknown) => {
+            fail(`vxlan ${d.vxlan!.name}`, e);
+            return undefined;
+          });
+          if (vx) byName.set(vx.name, vx);
         }
-      }
+        this.byName = byName;
 
-      const fdbKey = (ifindex: number, mac: string, dst: string): string => `${ifindex}|${mac}|${dst}`;
-      const fdbHave = new Map(fdbNow.map((e) => [fdbKey(e.ifindex, e.mac, e.dst!), e]));
-      const fdbWant = new Map<string, { ifindex: number; mac: string; dst: string }>();
-      for (const f of d.fdb) {
-        try {
-          const e = { ifindex: ifindexOf(f.dev), mac: canonicalMac(f.mac), dst: f.dst };
-          fdbWant.set(fdbKey(e.ifindex, e.mac, e.dst), e);
-        } catch (e) {
-          fail(`fdb ${f.mac} dst ${f.dst}`, e);
+        // ---- FDB and neighbours on owned links
+        const ownedVxlans = [...byName.values()].filter((l) => owned(l.name) && l.kind === 'vxlan');
+        const fdbNow: FdbEntry[] = [];
+        const neighNow: Array<{ ifindex: number; ip: string; mac?: string; family: Family }> = [];
+        if (ownedVxlans.length) {
+          const allFdb = await this.port.listFdb();
+          const idx = new Set(ownedVxlans.map((l) => l.index));
+          for (const e of allFdb) if (idx.has(e.ifindex) && e.self && e.dst && e.permanent) fdbNow.push(e);
+          for (const f of this.families) {
+            for (const n of await this.port.listNeighbours(f)) if (idx.has(n.ifindex) && n.permanent) neighNow.push(n);
+          }
         }
-      }
-      this.vxlanIndex = vx?.index;
-      this.wantedFdb = new Set(fdbWant.keys());
-      const writes: Array<Promise<void>> = [];
-      for (const [k, e] of fdbWant) {
-        if (fdbHave.has(k)) {
-          rep.unchanged++;
-          continue;
+
+        fdbHave = new Map(fdbNow.map((e) => [fdbKey(e.ifindex, e.mac, e.dst!), e]));
+        fdbWant = new Map<string, { ifindex: number; mac: string; dst: string }>();
+        for (const f of d.fdb) {
+          try {
+            const e = { ifindex: ifindexOf(f.dev), mac: canonicalMac(f.mac), dst: f.dst };
+            fdbWant.set(fdbKey(e.ifindex, e.mac, e.dst), e);
+          } catch (e) {
+            fail(`fdb ${f.mac} dst ${f.dst}`, e);
+          }
         }
-        // One dst per MAC is what nrd wants: a MAC present with another dst is replaced in place,
-        // a new MAC is appended (append also works when other MACs share the device).
-        const sameMac = fdbNow.filter((x) => x.ifindex === e.ifindex && x.mac === e.mac);
-        const wantForMac = [...fdbWant.values()].filter((x) => x.ifindex === e.ifindex && x.mac === e.mac).length;
-        if (sameMac.length === 1 && wantForMac === 1) {
-          if (!synced) {
+        this.vxlanIndex = vx?.index;
+        this.wantedFdb = new Set(fdbWant.keys());
+        for (const [k, e] of fdbWant) {
+          if (fdbHave.has(k)) {
+            rep.unchanged++;
+            continue;
+          }
+          // One dst per MAC is what nrd wants: a MAC present with another dst is replaced in place,
+          // a new MAC is appended (append also works when other MACs share the device).
+          const sameMac = fdbNow.filter((x) => x.ifindex === e.ifindex && x.mac === e.mac);
+          const wantForMac = [...fdbWant.values()].filter((x) => x.ifindex === e.ifindex && x.mac === e.mac).length;
+          if (sameMac.length === 1 && wantForMac === 1) {
+            if (!synced) {
+              rep.deferred++;
+              continue;
+            }
+            writes.push(this.port.replaceFdb(e).then(() => void rep.fdb.replaced++, (x: unknown) => fail(`fdb replace ${e.mac}`, x)));
+            fdbHave.delete(fdbKey(sameMac[0]!.ifindex, sameMac[0]!.mac, sameMac[0]!.dst!));
+          } else {
+            writes.push(this.port.appendFdb(e).then(() => void rep.fdb.added++, (x: unknown) => fail(`fdb append ${e.mac}`, x)));
+          }
+        }
+        await Promise.all(writes.splice(0));
+
+        neighHave = new Map(neighNow.map((n) => [neighKey(n.ifindex, n.ip), n]));
+        neighWant = new Map<string, { ifindex: number; ip: string; mac: string }>();
+        for (const n of d.neighbours) {
+          try {
+            const ip = canonicalPrefix(n.ip).split('/')[0]!;
+            const e = { ifindex: ifindexOf(n.dev), ip, mac: canonicalMac(n.mac) };
+            neighWant.set(neighKey(e.ifindex, e.ip), e);
+          } catch (e) {
+            fail(`neighbour ${n.ip}`, e);
+          }
+        }
+        this.wantedNeigh = new Map([...neighWant].map(([k, n]) => [k, n.mac]));
+        for (const [k, n] of neighWant) {
+          const have = neighHave.get(k);
+          if (have && have.mac === n.mac) {
+            rep.unchanged++;
+            continue;
+          }
+          if (have && !synced) {
             rep.deferred++;
             continue;
           }
-          writes.push(this.port.replaceFdb(e).then(() => void rep.fdb.replaced++, (x: unknown) => fail(`fdb replace ${e.mac}`, x)));
-          fdbHave.delete(fdbKey(sameMac[0]!.ifindex, sameMac[0]!.mac, sameMac[0]!.dst!));
-        } else {
-          writes.push(this.port.appendFdb(e).then(() => void rep.fdb.added++, (x: unknown) => fail(`fdb append ${e.mac}`, x)));
+          writes.push(
+            this.port.replaceNeighbour(n).then(
+              () => void (have ? rep.neighbours.replaced++ : rep.neighbours.added++),
+              (x: unknown) => fail(`neighbour ${n.ip}`, x),
+            ),
+          );
         }
+        await Promise.all(writes.splice(0));
       }
-      await Promise.all(writes.splice(0));
 
-      const neighKey = (ifindex: number, ip: string): string => `${ifindex}|${ip}`;
-      const neighHave = new Map(neighNow.map((n) => [neighKey(n.ifindex, n.ip), n]));
-      const neighWant = new Map<string, { ifindex: number; ip: string; mac: string }>();
-      for (const n of d.neighbours) {
-        try {
-          const ip = canonicalPrefix(n.ip).split('/')[0]!;
-          const e = { ifindex: ifindexOf(n.dev), ip, mac: canonicalMac(n.mac) };
-          neighWant.set(neighKey(e.ifindex, e.ip), e);
-        } catch (e) {
-          fail(`neighbour ${n.ip}`, e);
+      // ---- routes: every key on a full pass (read back from the kernel), the dirty keys otherwise
+      const toWrite: Route[] = [];
+      const writeKeys: string[] = [];
+      const isReplace: boolean[] = [];
+      const staleRoutes: RouteSelector[] = [];
+      const staleKeys: string[] = [];
+      const consider = (k: string, body: DesiredRouteBody | undefined, have: Installed | undefined): void => {
+        if (body) {
+          let route: Route;
+          try {
+            route = this.buildRoute(k, body, ifindexOf);
+          } catch (e) {
+            fail(`route ${k.split('|')[1]}`, e);
+            this.dirty.add(k);
+            this.othersPending = true;
+            return;
+          }
+          const sig = this.intern(routeSig(route));
+          if (have === sig || (typeof have === 'object' && routeMatches(route, have))) {
+            if (have !== sig) this.installed.set(k, sig);
+            rep.unchanged++;
+            return;
+          }
+          if (have === undefined && this.foreign.has(k)) {
+            rep.conflicts.push(`route ${route.dst} (table ${route.table}) is held by another protocol; not touched`);
+            return;
+          }
+          if (have !== undefined && !synced) {
+            rep.deferred++;
+            this.deferredKeys.add(k);
+            return;
+          }
+          toWrite.push(route);
+          writeKeys.push(k);
+          isReplace.push(have !== undefined);
+        } else if (have !== undefined) {
+          if (!synced) {
+            rep.deferred++;
+            this.deferredKeys.add(k);
+            return;
+          }
+          staleRoutes.push(this.selectorOf(k, have));
+          staleKeys.push(k);
         }
-      }
-      this.wantedNeigh = new Map([...neighWant].map(([k, n]) => [k, n.mac]));
-      for (const [k, n] of neighWant) {
-        const have = neighHave.get(k);
-        if (have && have.mac === n.mac) {
-          rep.unchanged++;
-          continue;
+      };
+      if (full) {
+        const installed = new Map<string, Installed>();
+        const foreign = new Set<string>();
+        const dumped: Route[][] = [];
+        for (const f of this.families) dumped.push(await this.port.listRoutes(f, this.table));
+        // Events that arrived during the dumps are older than or included in them: the dump wins.
+        for (const rs of dumped) {
+          for (const r of rs) {
+            const k = routeKey(r);
+            if (r.protocol !== this.protocol) {
+              foreign.add(k);
+              continue;
+            }
+            const body = this.routesWant.get(k);
+            let sig: Installed = r;
+            if (body) {
+              try {
+                const want = this.buildRoute(k, body, ifindexOf);
+                if (routeMatches(want, r)) sig = this.intern(routeSig(want));
+              } catch {
+                // reported when the key is considered below
+              }
+            }
+            installed.set(k, sig);
+          }
         }
-        if (have && !synced) {
-          rep.deferred++;
-          continue;
-        }
-        writes.push(
-          this.port.replaceNeighbour(n).then(
-            () => void (have ? rep.neighbours.replaced++ : rep.neighbours.added++),
-            (x: unknown) => fail(`neighbour ${n.ip}`, x),
-          ),
-        );
-      }
-      await Promise.all(writes.splice(0));
-
-      // ---- routes
-      const wanted = new Map<string, Route>();
-      for (const r of d.routes) {
-        try {
-          const dst = canonicalPrefix(r.dst);
-          const family = parsePrefix(dst).family;
-          if (!this.families.includes(family)) continue;
-          const route: Route = {
-            family,
-            dst,
-            table: this.table,
-            protocol: this.protocol,
-            type: r.type,
-            metric: defaultMetric(family),
-            nextHops: r.type === 'unicast' ? r.nextHops.map((h) => this.resolveHop(h, ifindexOf)) : [],
-          };
-          if (r.mtu !== undefined) route.mtu = r.mtu;
-          if (r.type === 'unicast' && route.nextHops.length === 0) throw new Error('unicast route without next hop');
-          wanted.set(routeKey(route), route);
-        } catch (e) {
-          fail(`route ${r.dst}`, e);
-        }
-      }
-      this.wanted = wanted;
-      const ownedRoutes = new Map<string, Route>();
-      const foreignKeys = new Set<string>();
-      for (const f of this.families) {
-        for (const r of await this.port.listRoutes(f, this.table)) {
-          if (r.protocol === this.protocol) ownedRoutes.set(routeKey(r), r);
-          else foreignKeys.add(routeKey(r));
-        }
+        this.installed = installed;
+        this.foreign = foreign;
+        this.deferredKeys.clear();
+        this.sigs.clear();
+        for (const v of installed.values()) if (typeof v === 'string') this.sigs.set(v, v);
+        for (const [k, body] of this.routesWant) consider(k, body, installed.get(k));
+        for (const [k, have] of installed) if (!this.routesWant.has(k)) consider(k, undefined, have);
+      } else {
+        for (const k of dirtyNow) consider(k, this.routesWant.get(k), this.installed.get(k));
       }
       // Routes go out as one batch (large datagrams, one ACK each): a 100k-route table is one call.
-      const toWrite: Route[] = [];
-      const isReplace: boolean[] = [];
-      for (const [k, r] of wanted) {
-        const have = ownedRoutes.get(k);
-        if (have && routeMatches(r, have)) {
-          rep.unchanged++;
-          continue;
-        }
-        if (!have && foreignKeys.has(k)) {
-          rep.conflicts.push(`route ${r.dst} (table ${r.table}) is held by another protocol; not touched`);
-          continue;
-        }
-        if (have && !synced) {
-          rep.deferred++;
-          continue;
-        }
-        toWrite.push(r);
-        isReplace.push(have !== undefined);
-      }
       if (toWrite.length) {
         const failed = new Set<number>();
         for (const f of await this.port.replaceRoutes(toWrite)) {
           failed.add(f.index);
           fail(`route ${toWrite[f.index]!.dst}`, f.error);
+          this.dirty.add(writeKeys[f.index]!);
         }
         for (let i = 0; i < toWrite.length; i++) {
           if (failed.has(i)) continue;
+          this.installed.set(writeKeys[i]!, this.intern(routeSig(toWrite[i]!)));
           if (isReplace[i]) rep.routes.replaced++;
           else rep.routes.added++;
         }
@@ -502,12 +757,11 @@ export class Reconciler {
 
       // ---- deletions, in reverse dependency order; only once the sources are in sync
       const stale = <T>(items: Iterable<[string, T]>, want: Map<string, unknown>): T[] => [...items].filter(([k]) => !want.has(k)).map(([, v]) => v);
-      const staleRoutes = stale(ownedRoutes, wanted);
-      const staleNeigh = stale(neighHave, neighWant);
-      const staleFdb = stale(fdbHave, fdbWant);
-      const staleLinks = links.filter((l) => owned(l.name) && l.kind === 'vxlan' && l.name !== d.vxlan?.name);
+      const staleNeigh = doOthers ? stale(neighHave, neighWant) : [];
+      const staleFdb = doOthers ? stale(fdbHave, fdbWant) : [];
+      const staleLinks = doOthers ? links.filter((l) => owned(l.name) && l.kind === 'vxlan' && l.name !== d.vxlan?.name) : [];
       if (!synced) {
-        rep.deferred += staleRoutes.length + staleNeigh.length + staleFdb.length + staleLinks.length;
+        rep.deferred += staleNeigh.length + staleFdb.length + staleLinks.length;
       } else {
         const ignoreGone = (what: string) => (x: unknown) => {
           if (!isKernelError(x, 'ESRCH') && !isKernelError(x, 'ENOENT')) fail(what, x);
@@ -516,8 +770,14 @@ export class Reconciler {
           const failed = new Set<number>();
           for (const f of await this.port.deleteRoutes(staleRoutes)) {
             failed.add(f.index);
-            ignoreGone(`delete route ${staleRoutes[f.index]!.dst}`)(f.error);
+            if (isKernelError(f.error, 'ESRCH') || isKernelError(f.error, 'ENOENT')) {
+              this.installed.delete(staleKeys[f.index]!);
+              continue;
+            }
+            fail(`delete route ${staleRoutes[f.index]!.dst}`, f.error);
+            this.dirty.add(staleKeys[f.index]!);
           }
+          for (let i = 0; i < staleKeys.length; i++) if (!failed.has(i)) this.installed.delete(staleKeys[i]!);
           rep.routes.deleted += staleRoutes.length - failed.size;
         }
         for (const n of staleNeigh) {
@@ -534,11 +794,16 @@ export class Reconciler {
         await Promise.all(writes.splice(0));
       }
     } catch (e) {
-      // A failed read-back (a dump interrupted too often, ENOBUFS): report it and retry.
+      // A failed read-back (a dump interrupted too often, ENOBUFS): report it and retry, keeping
+      // the work this pass had claimed.
       fail('kernel', e);
+      for (const k of dirtyNow) this.dirty.add(k);
+      if (doOthers) this.othersPending = true;
+      if (full) this.fullPending = true;
     }
 
     this.totals.runs++;
+    if (full) this.totals.fullRuns++;
     this.totals.writes += reportWrites(rep);
     this.totals.errors += rep.errors.length;
     this.totals.conflicts += rep.conflicts.length;
@@ -548,13 +813,27 @@ export class Reconciler {
     if (w || rep.errors.length || rep.conflicts.length) {
       this.log.info({ writes: w, ...rep, errors: rep.errors.slice(0, 10), conflicts: rep.conflicts.slice(0, 10) }, 'kernel reconciled');
     }
-    if (rep.errors.length && !this.stopped) this.schedule(this.opts.retryMs ?? 1000);
+    // Bulk writes come back as as many notifications; some may have been dropped (the event socket
+    // is overflow-safe, so silently): read everything back once the writing has calmed down.
+    const routeWrites = rep.routes.added + rep.routes.replaced + rep.routes.deleted;
+    if (routeWrites >= (this.opts.bulkThreshold ?? 10_000) && !this.stopped) this.armBulkResync();
+    if (this.dirty.size && !this.stopped) this.schedule(rep.errors.length ? this.opts.retryMs ?? 1000 : undefined);
+    else if (rep.errors.length && !this.stopped) this.schedule(this.opts.retryMs ?? 1000);
     try {
       this.opts.onReport?.(rep);
     } catch (e) {
       this.log.warn({ err: e }, 'reconcile report hook failed');
     }
     return rep;
+  }
+
+  /** A full pass `bulkQuietMs` after the last bulk write (each bulk write pushes it back). */
+  private armBulkResync(): void {
+    if (this.bulkTimer !== null) this.clock.clearTimeout(this.bulkTimer);
+    this.bulkTimer = this.clock.setTimeout(() => {
+      this.bulkTimer = null;
+      this.resync();
+    }, this.opts.bulkQuietMs ?? 2000);
   }
 
   private resolveHop(h: DesiredNextHop, ifindexOf: (dev: string) => number): NextHop {

@@ -1,5 +1,7 @@
 // Flat, errno-transparent binding (koffi FFI) to the few libc calls Node lacks: AF_UNIX datagram
-// sockets (socket(2), bind(2), sendto(2), recv(2), close(2)) and clock_gettime(2), for sd_notify(3).
+// sockets (socket(2), bind(2), sendto(2), recv(2), close(2)) and clock_gettime(2), for sd_notify(3);
+// setsockopt(2) for socket options Node's wrappers do not expose (netlink NETLINK_NO_ENOBUFS, TCP
+// MD5 signatures and GTSM in bgp/session/tcp-md5.ts), bind(2) of any sockaddr.
 import koffi from 'koffi';
 import { constants as osConstants } from 'node:os';
 
@@ -46,6 +48,7 @@ interface Libc {
   recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
   close: (fd: number) => number;
   clockGettime: (clock: number, ts: Buffer) => number;
+  setsockopt: (fd: number, level: number, name: number, val: Buffer, len: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -61,17 +64,20 @@ function lib(): Libc {
     recv: l.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
     close: l.func('int close(int fd)'),
     clockGettime: l.func('int clock_gettime(int clock, _Out_ void *ts)'),
+    setsockopt: l.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
   };
   return libc;
 }
 
-/** An encoded `struct sockaddr_un` and the length to pass with it. A leading '@' names a socket
- * in the abstract namespace (sun_path starts with NUL, length excludes any terminator), as
- * systemd does for $NOTIFY_SOCKET. */
-export interface SockaddrUn {
+/** An encoded socket address (struct sockaddr_un, sockaddr_in, …) and the length to pass with it. */
+export interface Sockaddr {
   addr: Buffer;
   len: number;
 }
+
+/** An encoded `struct sockaddr_un`. A leading '@' names a socket in the abstract namespace
+ * (sun_path starts with NUL, length excludes any terminator), as systemd does for $NOTIFY_SOCKET. */
+export type SockaddrUn = Sockaddr;
 
 export function sockaddrUn(path: string): SockaddrUn {
   const abstract = path.startsWith('@');
@@ -90,7 +96,7 @@ export function socket(domain: number, type: number, protocol = 0): number {
   return fd;
 }
 
-export function bind(fd: number, sa: SockaddrUn): void {
+export function bind(fd: number, sa: Sockaddr): void {
   if (lib().bind(fd, sa.addr, sa.len) < 0) fail('bind');
 }
 
@@ -117,4 +123,25 @@ export function monotonicUsec(): bigint {
   const ts = Buffer.alloc(16); // struct timespec on 64-bit Linux: two 64-bit fields
   if (lib().clockGettime(CLOCK_MONOTONIC, ts) < 0) fail('clock_gettime');
   return ts.readBigInt64LE(0) * 1_000_000n + ts.readBigInt64LE(8) / 1000n;
+}
+
+/** setsockopt(2) with a raw option value (a struct); `call` names the call in a LibcError. */
+export function setsockopt(fd: number, level: number, name: number, value: Buffer, call = 'setsockopt'): void {
+  if (lib().setsockopt(fd, level, name, value, value.length) < 0) fail(call);
+}
+
+function intValue(value: number): Buffer {
+  const v = Buffer.alloc(4);
+  v.writeInt32LE(value, 0);
+  return v;
+}
+
+/** setsockopt(2) with an `int` value (SO_RCVBUFFORCE, NETLINK_NO_ENOBUFS, …). */
+export function setsockoptInt(fd: number, level: number, name: number, value: number, call = 'setsockopt'): void {
+  setsockopt(fd, level, name, intValue(value), call);
+}
+
+/** setsockopt(2) with an `int` value where failure is an answer, not a fault: false when refused. */
+export function trySetsockoptInt(fd: number, level: number, name: number, value: number): boolean {
+  return lib().setsockopt(fd, level, name, intValue(value), 4) >= 0;
 }

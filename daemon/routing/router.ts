@@ -13,9 +13,14 @@
 // FDB and neighbour entries exist for every remote node whenever VXLAN may be used, so a failover
 // is one route replace. The VXLAN device exists in every mode: every node accepts VXLAN traffic
 // at all times, so a switch on one side needs no coordination.
+//
+// Scale: a BGP change re-evaluates only its prefix and hands the reconciler that one route (a
+// 1M-route table arrives as thousands of batches; re-walking every prefix per batch was quadratic).
+// Node, option, own-CIDR and sync changes, and hold-down expiries, re-evaluate everything (rare).
+// Per prefix the router keeps one entry whose path Candidate and route body are shared objects.
 import type { Logger } from '../lib/log.js';
 import { canonicalMac, canonicalPrefix, familyOf, firstAddress, parsePrefix, bytesToIp } from '../kernel/addr.js';
-import { Reconciler, systemClock, type Clock, type DesiredRoute, type DesiredState, type ReconcileReport, type ReconcilerOptions } from '../kernel/reconciler.js';
+import { Reconciler, systemClock, type Clock, type DesiredRouteBody, type DesiredState, type ReconcileReport, type ReconcilerOptions } from '../kernel/reconciler.js';
 import type { KernelPort } from '../kernel/types.js';
 import { choosePath, step, type Candidate, type PathState } from './path.js';
 import type { BgpRoute, PathMode, PathSwitch, RemoteNode, RouteView, RoutingOptions } from './types.js';
@@ -59,6 +64,17 @@ export class Router {
   private opts: RoutingOptions;
   /** The underlay interface name in use (resolved from the address when the option is ""). */
   private underlayName = '';
+  /** Prefixes whose BGP input changed since the last evaluation (the incremental path). */
+  private dirtyPrefixes = new Set<string>();
+  /** Something other than BGP prefixes changed: the next evaluation covers every prefix. */
+  private fullPending = true;
+  /** Node CIDR → its node (the first node listing it wins, as in a full evaluation). */
+  private cidrOwner = new Map<string, RemoteNode>();
+  /** Interned path candidates and BGP next-hop sets: a few objects serve every prefix. */
+  private cands = new Map<string, Candidate>();
+  private hopSets = new Map<string, string[]>();
+  /** Route bodies of native/direct candidates, shared by every prefix on that path. */
+  private bodies = new WeakMap<Candidate, DesiredRouteBody>();
 
   constructor(
     private readonly port: KernelPort,
@@ -169,13 +185,15 @@ export class Router {
   /** Full snapshot of remote nodes; `synced` once the store's initial list is complete. */
   setNodes(nodes: readonly RemoteNode[], synced = true): void {
     this.nodes = new Map(nodes.map((n) => [n.name, { ...n, vtepMac: n.vtepMac ? canonicalMac(n.vtepMac) : n.vtepMac, cidrs: n.cidrs.map(canonicalPrefix) }]));
+    this.cidrOwner = new Map();
+    for (const n of this.nodes.values()) for (const c of n.cidrs) if (!this.cidrOwner.has(c)) this.cidrOwner.set(c, n);
     this.nodesSynced = this.nodesSynced || synced;
     this.scheduleRecompute();
   }
 
   /** Full snapshot of BGP best paths; `synced` after the initial table transfer (End-of-RIB). */
   setBgpRoutes(routes: readonly BgpRoute[], synced = true): void {
-    this.bgp = new Map(routes.filter((r) => r.nextHops.length).map((r) => [canonicalPrefix(r.prefix), [...r.nextHops]]));
+    this.bgp = new Map(routes.filter((r) => r.nextHops.length).map((r) => [canonicalPrefix(r.prefix), this.internHops(r.nextHops)]));
     this.bgpSynced = this.bgpSynced || synced;
     this.scheduleRecompute();
   }
@@ -183,9 +201,28 @@ export class Router {
   /** One Loc-RIB change: new best path (next hops), or withdrawn (no next hops). */
   applyBgpChange(r: BgpRoute): void {
     const p = canonicalPrefix(r.prefix);
-    if (r.nextHops.length) this.bgp.set(p, [...r.nextHops]);
+    if (r.nextHops.length) this.bgp.set(p, this.internHops(r.nextHops));
     else this.bgp.delete(p);
-    this.scheduleRecompute();
+    if (!this.fullPending) this.dirtyPrefixes.add(p);
+    this.scheduleRecompute(false);
+  }
+
+  private internHops(hops: readonly string[]): string[] {
+    const k = hops.join(',');
+    let h = this.hopSets.get(k);
+    if (!h) {
+      h = [...hops];
+      this.hopSets.set(k, h);
+    }
+    return h;
+  }
+
+  private internCand(c: Candidate): Candidate {
+    const k = `${c.mode}|${c.nextHops.join(',')}`;
+    const have = this.cands.get(k);
+    if (have) return have;
+    this.cands.set(k, c);
+    return c;
   }
 
   setBgpSynced(synced: boolean): void {
@@ -200,13 +237,15 @@ export class Router {
   private pending = false;
   private wasSynced = false;
 
-  /** Coalesce a burst of input changes in one tick into one recomputation. */
-  private scheduleRecompute(): void {
+  /** Coalesce a burst of input changes in one tick into one recomputation (full unless only BGP prefixes changed). */
+  private scheduleRecompute(full = true): void {
+    if (full) this.fullPending = true;
     if (this.pending) return;
     this.pending = true;
     queueMicrotask(() => {
       this.pending = false;
-      this.recompute();
+      if (this.fullPending) this.recompute();
+      else this.recomputeDirty();
     });
   }
 
@@ -227,6 +266,11 @@ export class Router {
   /** Recompute every prefix's path and hand the desired kernel state to the reconciler. */
   recompute(): void {
     if (!this.started || !this.underlay) return;
+    this.fullPending = false;
+    this.dirtyPrefixes.clear();
+    this.bodies = new WeakMap();
+    if (this.cands.size > 10_000) this.cands.clear();
+    if (this.hopSets.size > 10_000) this.rebuildHopSets();
     const now = this.clock.now();
     const synced = this.inputsSynced();
     // The evaluation that first sees synced inputs is still a first one (no hold-down from a
@@ -239,21 +283,8 @@ export class Router {
     const consider = (prefix: string, node: RemoteNode | undefined): void => {
       if (own.has(prefix) || seen.has(prefix)) return;
       seen.add(prefix);
-      const cand: Candidate = choosePath({
-        mode: this.opts.mode,
-        bgpNextHops: this.usesBgp() ? this.bgp.get(prefix)?.filter((h) => h !== this.underlay!.address) : undefined,
-        ...(node ? { underlay: node.underlay } : {}),
-        vxlanCapable: !!node?.vtepMac,
-        connected: this.connected,
-      });
-      const prev = this.prefixes.get(prefix);
-      // Until the sources are in sync every evaluation is a first one: the best path known is taken
-      // at once and no hold-down starts, so a restart converges on the routes it had before.
-      const r = step(steady ? prev?.state : undefined, cand, now, this.opts.holdDownMs);
-      if (r.recheckAt !== undefined) nextCheck = Math.min(nextCheck, r.recheckAt);
-      if (r.state.current.mode === 'none' && !prev) return;
-      this.prefixes.set(prefix, { ...(node ? { node } : {}), state: r.state });
-      if (r.switched && prev && steady && prev.state.current.mode !== r.state.current.mode) this.recordSwitch(prefix, node, r.switched.from, r.switched.to, now, r.state.current.nextHops);
+      const at = this.evaluate(prefix, node, steady, now);
+      if (at !== undefined) nextCheck = Math.min(nextCheck, at);
     };
     for (const n of this.nodes.values()) for (const c of n.cidrs) consider(c, n);
     // BGP prefixes of no known node (external routes) are installed natively too.
@@ -267,6 +298,77 @@ export class Router {
     this.armRecheck(nextCheck);
     this.reconciler.setSynced(synced);
     this.reconciler.setDesired(this.desired());
+  }
+
+  /** One prefix's path (see step()); returns when to evaluate it again (a hold-down runs). */
+  private evaluate(prefix: string, node: RemoteNode | undefined, steady: boolean, now: number): number | undefined {
+    const cand = this.internCand(
+      choosePath({
+        mode: this.opts.mode,
+        bgpNextHops: this.usesBgp() ? this.bgp.get(prefix)?.filter((h) => h !== this.underlay!.address) : undefined,
+        ...(node ? { underlay: node.underlay } : {}),
+        vxlanCapable: !!node?.vtepMac,
+        connected: this.connected,
+      }),
+    );
+    const prev = this.prefixes.get(prefix);
+    // Until the sources are in sync every evaluation is a first one: the best path known is taken
+    // at once and no hold-down starts, so a restart converges on the routes it had before.
+    const r = step(steady ? prev?.state : undefined, cand, now, this.opts.holdDownMs);
+    if (r.state.current.mode === 'none' && !prev) return r.recheckAt;
+    if (!prev || prev.state !== r.state || prev.node !== node) this.prefixes.set(prefix, { ...(node ? { node } : {}), state: r.state });
+    if (r.switched && prev && steady && prev.state.current.mode !== r.state.current.mode) this.recordSwitch(prefix, node, r.switched.from, r.switched.to, now, r.state.current.nextHops);
+    return r.recheckAt;
+  }
+
+  /** Re-evaluate only the prefixes whose BGP input changed and hand the reconciler their routes. */
+  private recomputeDirty(): void {
+    if (!this.started || !this.underlay) return;
+    const dirty = this.dirtyPrefixes;
+    this.dirtyPrefixes = new Set();
+    const now = this.clock.now();
+    // Sync changes go through a full evaluation, so wasSynced is current here.
+    const steady = this.inputsSynced() && this.wasSynced;
+    let nextCheck = Infinity;
+    for (const p of dirty) {
+      if (this.ownCidrs.includes(p)) continue;
+      const node = this.cidrOwner.get(p);
+      if (!node && !(this.usesBgp() && this.bgp.has(p))) {
+        // Gone from every source: drop it (a switch to none when it had a path).
+        const e = this.prefixes.get(p);
+        if (e) {
+          this.prefixes.delete(p);
+          if (e.state.current.mode !== 'none') this.recordSwitch(p, e.node, e.state.current.mode, 'none', now, []);
+        }
+        this.reconciler.setRoute(p, undefined);
+        continue;
+      }
+      const at = this.evaluate(p, node, steady, now);
+      if (at !== undefined) nextCheck = Math.min(nextCheck, at);
+      const e = this.prefixes.get(p);
+      this.reconciler.setRoute(p, e ? this.bodyOf(p, e.state.current) : undefined);
+    }
+    if (nextCheck < this.recheckAt) this.armRecheck(nextCheck);
+  }
+
+  private rebuildHopSets(): void {
+    this.hopSets.clear();
+    for (const [p, h] of this.bgp) this.bgp.set(p, this.internHops(h));
+  }
+
+  /** The kernel route for a prefix on a path; native and direct bodies are shared per path. */
+  private bodyOf(prefix: string, cur: Candidate): DesiredRouteBody | undefined {
+    if (cur.mode === 'vxlan') return { type: 'unicast', nextHops: [{ gateway: firstAddress(prefix), dev: this.opts.vxlan.device, onlink: true }] };
+    if (cur.mode !== 'native' && cur.mode !== 'direct') return undefined;
+    let b = this.bodies.get(cur);
+    if (!b) {
+      b =
+        cur.mode === 'native'
+          ? { type: 'unicast', nextHops: cur.nextHops.map((gateway) => ({ gateway })) }
+          : { type: 'unicast', nextHops: [{ gateway: cur.nextHops[0]!, dev: this.underlayName }] };
+      this.bodies.set(cur, b);
+    }
+    return b;
   }
 
   private recordSwitch(prefix: string, node: RemoteNode | undefined, from: PathMode | 'none', to: PathMode | 'none', at: number, nextHops: string[]): void {
@@ -315,18 +417,29 @@ export class Router {
     }
     for (const c of this.ownCidrs) d.routes.push({ dst: c, type: this.opts.ownCidrRoute ?? 'blackhole', nextHops: [] });
     for (const [prefix, e] of this.prefixes) {
-      const cur = e.state.current;
-      let r: DesiredRoute | undefined;
-      if (cur.mode === 'native') {
-        r = { dst: prefix, type: 'unicast', nextHops: cur.nextHops.map((gateway) => ({ gateway })) };
-      } else if (cur.mode === 'direct') {
-        r = { dst: prefix, type: 'unicast', nextHops: [{ gateway: cur.nextHops[0]!, dev: this.underlayName }] };
-      } else if (cur.mode === 'vxlan') {
-        r = { dst: prefix, type: 'unicast', nextHops: [{ gateway: firstAddress(prefix), dev, onlink: true }] };
-      }
-      if (r) d.routes.push(r);
+      const b = this.bodyOf(prefix, e.state.current);
+      if (b) d.routes.push({ dst: prefix, ...b });
     }
     return d;
+  }
+
+  private countsCache: { at: number; counts: Partial<Record<PathMode, number>> } | null = null;
+
+  /**
+   * Routes per mode (readiness detail, after every reconcile run): counted without building the
+   * route views, and at most once a second — at 1M prefixes a sorted view per run was what stalled.
+   */
+  modeCounts(): Partial<Record<PathMode, number>> {
+    const now = this.clock.now();
+    if (this.countsCache && now - this.countsCache.at < 1000) return this.countsCache.counts;
+    const counts: Partial<Record<PathMode, number>> = {};
+    if (this.ownCidrs.length) counts.local = this.ownCidrs.length;
+    for (const e of this.prefixes.values()) {
+      const m = e.state.current.mode;
+      if (m !== 'none') counts[m] = (counts[m] ?? 0) + 1;
+    }
+    this.countsCache = { at: now, counts };
+    return counts;
   }
 
   /** What `nrdctl routes` shows. */

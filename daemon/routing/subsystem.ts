@@ -293,9 +293,7 @@ export class RoutingSubsystem implements Subsystem {
   }
 
   private counts(): Partial<Record<PathMode, number>> {
-    const out: Partial<Record<PathMode, number>> = {};
-    for (const r of this.core?.routes() ?? []) out[r.mode] = (out[r.mode] ?? 0) + 1;
-    return out;
+    return { ...(this.core?.modeCounts() ?? {}) };
   }
 
   private routesResponse(q: URLSearchParams): RoutesApiResponse {

@@ -13,8 +13,7 @@
 //   pods           <node CIDR base> + 10, gateway 169.254.1.1 (the node side of the veth)
 // ASNs: ToR1 65000, ToR2 65001, node i 64600+i (distinct, so eBGP through a ToR has no AS loop).
 import * as http from 'node:http';
-import { mkdirSync, mkdtempSync, rmdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -23,7 +22,7 @@ import { startBird, type Bird, type BirdPeer } from './bird.js';
 import { startEtcd, type EtcdHandle } from './etcd.js';
 import { run, type ManagedProcess } from './proc.js';
 import { sleep, waitFor } from './wait.js';
-import { mountBpffs, unmountBpffs, unmountBpffsSync } from '../lab/bpffs.js';
+import { mountTempBpffs, unmountTempBpffs } from './bpffs.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const NRD_MAIN = join(ROOT, 'dist', 'daemon', 'main.js');
@@ -490,10 +489,6 @@ export class FabricNode {
   }
 }
 
-/** Live bpffs mounts of this process: unmounted by the exit hook if a teardown never ran. */
-const liveMounts = new Set<string>();
-let exitHook = false;
-
 export class Fabric {
   readonly topo: Topology;
   readonly tors: Tor[] = [];
@@ -672,8 +667,7 @@ export class Fabric {
       }
       if (this.bpffs) {
         try {
-          await unmountBpffs(this.bpffs, { removeDir: true });
-          liveMounts.delete(this.bpffs);
+          await unmountTempBpffs(this.bpffs);
         } catch (e) {
           errors.push(String(e));
         }
@@ -682,32 +676,6 @@ export class Fabric {
     })();
     return this.tornDown;
   }
-}
-
-/** A fresh bpffs on a new temp dir (nrd's datapath.pinPath must be on one). */
-async function mountTempBpffs(prefix: string): Promise<string> {
-  if (!exitHook) {
-    exitHook = true;
-    // After the topology's own exit hook (registered earlier): the nrd processes are gone by then.
-    process.on('exit', () => {
-      for (const d of liveMounts) {
-        try {
-          unmountBpffsSync(d, { removeDir: true });
-        } catch (err) {
-          process.stderr.write(`nrdt: ${String(err)}\n`);
-        }
-      }
-    });
-  }
-  const dir = mkdtempSync(join(tmpdir(), `${prefix}-bpf-`));
-  try {
-    await mountBpffs(dir);
-  } catch (err) {
-    rmdirSync(dir);
-    throw err;
-  }
-  liveMounts.add(dir);
-  return dir;
 }
 
 /**

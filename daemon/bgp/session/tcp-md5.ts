@@ -1,4 +1,4 @@
-// TCP socket options Node's `net` cannot set, through koffi on libc: RFC 2385 TCP MD5 signatures
+// TCP socket options Node's `net` cannot set, through lib/libc.ts (koffi): RFC 2385 TCP MD5 signatures
 // (setsockopt TCP_MD5SIG, struct tcp_md5sig from linux/tcp.h) and RFC 5082 GTSM (IP_TTL/IP_MINTTL,
 // IPV6_UNICAST_HOPS/IPV6_MINHOPCOUNT). Flat and errno-transparent: failures are LibcError.
 //
@@ -13,16 +13,13 @@
 // opens the existing fd as a TCP handle and uv_tcp_connect connects it (verified on Linux 6.18,
 // Node 20). Passive peers: keys on the listening socket, one per peer address; accepted sockets
 // inherit them from the listener.
-import koffi from 'koffi';
 import { isIPv4, isIPv6, type Socket, type Server } from 'node:net';
-import { constants as osConstants } from 'node:os';
-import { LibcError } from '../../lib/libc.js';
+import { SOCK_CLOEXEC, SOCK_NONBLOCK, bind, close, setsockopt, setsockoptInt, socket, trySetsockoptInt } from '../../lib/libc.js';
+import { parseIpBytes } from '../../lib/ip.js';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
 const SOCK_STREAM = 1;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SO_REUSEADDR = 2;
 const IPPROTO_IP = 0;
@@ -39,38 +36,6 @@ export const TCP_MD5SIG_MAXKEYLEN = 80;
 /** sizeof(struct tcp_md5sig): sockaddr_storage 128 + flags, prefixlen, keylen, ifindex 8 + key 80. */
 const TCP_MD5SIG_SIZE = 216;
 
-interface Libc {
-  socket: (domain: number, type: number, protocol: number) => number;
-  setsockopt: (fd: number, level: number, name: number, val: Buffer, len: number) => number;
-  bind: (fd: number, addr: Buffer, len: number) => number;
-  close: (fd: number) => number;
-}
-
-let libc: Libc | undefined;
-function lib(): Libc {
-  if (libc) return libc;
-  const l = koffi.load('libc.so.6');
-  libc = {
-    socket: l.func('int socket(int domain, int type, int protocol)'),
-    setsockopt: l.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
-    bind: l.func('int bind(int fd, const void *addr, uint32_t addrlen)'),
-    close: l.func('int close(int fd)'),
-  };
-  return libc;
-}
-
-const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([n, v]) => [v, n] as [number, string]));
-function fail(call: string): never {
-  const errno = koffi.errno();
-  throw new LibcError(call, errno, errnoNames.get(errno) ?? `E${errno}`);
-}
-
-function setsockoptInt(fd: number, level: number, name: number, value: number, call: string): void {
-  const b = Buffer.alloc(4);
-  b.writeInt32LE(value, 0);
-  if (lib().setsockopt(fd, level, name, b, 4) < 0) fail(call);
-}
-
 /** The fd behind a Node socket or server (see the module comment). Throws when there is none yet. */
 export function socketFd(s: Socket | Server): number {
   const fd = (s as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
@@ -78,31 +43,11 @@ export function socketFd(s: Socket | Server): number {
   return fd;
 }
 
-/** IPv4 text → 4 bytes. */
-function v4bytes(a: string): number[] {
-  return a.split('.').map(Number);
-}
-
-/** IPv6 text → 16 bytes (handles '::' and an embedded dotted quad). */
-function v6bytes(a: string): number[] {
-  let tail: number[] = [];
-  let s = a;
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (dotted && dotted[1]) {
-    tail = v4bytes(dotted[1]);
-    s = s.slice(0, -dotted[1].length) + '0:0';
-  }
-  const [head = '', rest] = s.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const r = rest === undefined ? [] : rest ? rest.split(':') : [];
-  const groups = rest === undefined ? h : [...h, ...Array<string>(8 - h.length - r.length).fill('0'), ...r];
-  const out: number[] = [];
-  for (const g of groups) {
-    const v = parseInt(g || '0', 16);
-    out.push(v >> 8, v & 0xff);
-  }
-  if (tail.length) out.splice(12, 4, ...tail);
-  return out;
+/** Network-order bytes of an address already checked with isIPv4/isIPv6. A zone id is not encoded (the scope id stays 0). */
+function addrBytes(a: string): Buffer {
+  const b = parseIpBytes(a.replace(/%.*$/, ''));
+  if (!b) throw new TypeError(`not an IP address: ${a}`);
+  return b;
 }
 
 /**
@@ -115,7 +60,7 @@ export function sockaddr(family: number, address: string, port = 0): Buffer {
     const b = Buffer.alloc(16);
     b.writeUInt16LE(AF_INET, 0);
     b.writeUInt16BE(port, 2);
-    Buffer.from(v4bytes(address)).copy(b, 4);
+    addrBytes(address).copy(b, 4);
     return b;
   }
   const a6 = isIPv4(address) ? `::ffff:${address}` : address;
@@ -123,7 +68,7 @@ export function sockaddr(family: number, address: string, port = 0): Buffer {
   const b = Buffer.alloc(28);
   b.writeUInt16LE(AF_INET6, 0);
   b.writeUInt16BE(port, 2);
-  Buffer.from(v6bytes(a6)).copy(b, 8);
+  addrBytes(a6).copy(b, 8);
   return b;
 }
 
@@ -145,7 +90,7 @@ export function setMd5Key(fd: number, family: number, peer: string, key: string 
   sig.writeUInt16LE(k.length, 130); // tcpm_keylen, host order
   // tcpm_ifindex (u32) at 132 = 0.
   k.copy(sig, 136); // tcpm_key[80]
-  if (lib().setsockopt(fd, IPPROTO_TCP, TCP_MD5SIG, sig, TCP_MD5SIG_SIZE) < 0) fail('setsockopt(TCP_MD5SIG)');
+  setsockopt(fd, IPPROTO_TCP, TCP_MD5SIG, sig, 'setsockopt(TCP_MD5SIG)');
 }
 
 /**
@@ -159,11 +104,8 @@ export function setGtsm(fd: number, family: number, hops = 1): void {
     setsockoptInt(fd, IPPROTO_IPV6, IPV6_MINHOPCOUNT, min, 'setsockopt(IPV6_MINHOPCOUNT)');
     // A dual-stack socket talking to an IPv4 peer uses the IPv4 options too; failure is harmless
     // on a v6-only socket.
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(255, 0);
-    lib().setsockopt(fd, IPPROTO_IP, IP_TTL, b, 4);
-    b.writeInt32LE(min, 0);
-    lib().setsockopt(fd, IPPROTO_IP, IP_MINTTL, b, 4);
+    trySetsockoptInt(fd, IPPROTO_IP, IP_TTL, 255);
+    trySetsockoptInt(fd, IPPROTO_IP, IP_MINTTL, min);
     return;
   }
   setsockoptInt(fd, IPPROTO_IP, IP_TTL, 255, 'setsockopt(IP_TTL)');
@@ -187,8 +129,7 @@ export interface PreparedSocketOptions {
  */
 export function prepareConnectFd(opts: PreparedSocketOptions): number {
   const family = familyOf(opts.peer);
-  const fd = lib().socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) fail('socket');
+  const fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   try {
     if (opts.md5Key) setMd5Key(fd, family, opts.peer, opts.md5Key);
     if (opts.gtsmHops !== undefined) setGtsm(fd, family, opts.gtsmHops);
@@ -197,18 +138,22 @@ export function prepareConnectFd(opts: PreparedSocketOptions): number {
       const local = opts.localAddress ?? (family === AF_INET ? '0.0.0.0' : '::');
       if (family === AF_INET6 && isIPv6(local)) setsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, 'setsockopt(IPV6_V6ONLY)');
       const sa = sockaddr(family, local, opts.localPort ?? 0);
-      if (lib().bind(fd, sa, sa.length) < 0) fail('bind');
+      bind(fd, { addr: sa, len: sa.length });
     }
     return fd;
   } catch (e) {
-    lib().close(fd);
+    try {
+      close(fd);
+    } catch {
+      // The setup error is the one worth reporting.
+    }
     throw e;
   }
 }
 
 /** Close an fd that was never handed to Node. */
 export function closeFd(fd: number): void {
-  if (lib().close(fd) < 0) fail('close');
+  close(fd);
 }
 
 export const SOCKET_FAMILY = { AF_INET, AF_INET6 } as const;

@@ -3,15 +3,15 @@
 // mounts as datapath.pinPath), collects its JSON log lines, receives its sd_notify datagrams on a
 // filesystem socket the test binds (abstract names are per network namespace), and cleans up
 // (processes by PID, namespaces, the bpffs mount, temp dirs) even when the test fails.
-// Kernel interfaces: iproute2 (`ip netns exec`), bpffs mounts (test/lab/bpffs.ts).
+// Kernel interfaces: iproute2 (`ip netns exec`), bpffs mounts (test/lib/bpffs.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as libc from '../../../daemon/lib/libc.js';
 import { Topology, type AfterRegistrar, type Host } from '../../lib/netns.js';
-import { mountBpffs, unmountBpffs, unmountBpffsSync } from '../../lab/bpffs.js';
+import { mountTempBpffs, unmountTempBpffs } from '../../lib/bpffs.js';
 import { waitFor } from '../../lib/wait.js';
 import { startEtcd, type EtcdHandle } from '../../lib/etcd.js';
 
@@ -256,42 +256,8 @@ export const UPLINK = 'eth0';
 /** Metrics port inside the node namespace: the namespace is fresh, so any fixed port is free. */
 export const METRICS_PORT = 9464;
 
-/** bpffs mounts of this process still up: unmounted by the exit hook if a teardown never ran. */
-const liveMounts = new Set<string>();
-let exitHookInstalled = false;
-
-/** Mounts a fresh bpffs on a new temp dir. The caller unmounts it with unmountTempBpffs(). */
-export async function mountTempBpffs(prefix: string): Promise<string> {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    // Registered after netns.ts's own exit hook (a Topology exists by then), so it runs after the
-    // processes are killed: a last resort when a runner timeout or a signal skips the teardown.
-    process.on('exit', () => {
-      for (const d of liveMounts) {
-        try {
-          unmountBpffsSync(d, { removeDir: true });
-        } catch (err) {
-          process.stderr.write(`nrdt: ${String(err)}\n`);
-        }
-      }
-    });
-  }
-  const dir = mkdtempSync(join(tmpdir(), `${prefix}-bpf-`));
-  try {
-    await mountBpffs(dir);
-  } catch (err) {
-    rmdirSync(dir);
-    throw err;
-  }
-  liveMounts.add(dir);
-  return dir;
-}
-
-/** Unmounts a bpffs from mountTempBpffs() (its pins go with it) and removes the directory. */
-export async function unmountTempBpffs(dir: string): Promise<void> {
-  await unmountBpffs(dir, { removeDir: true });
-  liveMounts.delete(dir);
-}
+/** The temp bpffs helpers, for the benches that build on this harness. */
+export { mountTempBpffs, unmountTempBpffs };
 
 /**
  * Where nrd runs in these tests: a node namespace whose uplink (a veth named UPLINK carrying

@@ -2,7 +2,7 @@
 // netlink KernelPort and the Router from JSON lines on stdin, one reply line per request on stdout:
 //   {"id":1,"op":"port","method":"replaceRoute","args":[{...}]}  → {"id":1,"ok":true,"result":…}
 //   {"id":2,"op":"router.start","args":[RoutingOptions]}         (also router.setNodes/setBgp/
-//   bgpChange/routes/settle/stop, events.start/events.take)
+//   bgpChange/routes/settle/stop, events.start/events.take/events.count, bulk.routes, router.bgpBulk)
 // Errors come back as {"ok":false,"error":{code,errno,call,message}}.
 import { createInterface } from 'node:readline';
 import { NetlinkKernelPort } from '../../../daemon/kernel/netlink-port.js';
@@ -21,6 +21,11 @@ interface Request {
 const port = new NetlinkKernelPort();
 let router: Router | null = null;
 let events: KernelEvent[] | null = null;
+
+/** The i-th of up to 131072 distinct /25 prefixes in 10.0.0.0/8. */
+function bulkPrefix(i: number): string {
+  return `10.${(i >> 9) & 255}.${(i >> 1) & 255}.${(i & 1) * 128}/25`;
+}
 
 function reply(o: object): void {
   process.stdout.write(`${JSON.stringify(o)}\n`);
@@ -43,6 +48,31 @@ async function handle(req: Request): Promise<unknown> {
       const out = events ?? [];
       events = [];
       return out;
+    }
+    case 'events.count': {
+      // How many events arrived, and the route events for one prefix (large runs: no full list).
+      const all = events ?? [];
+      events = [];
+      return { total: all.length, matching: all.filter((e) => e.kind === 'route' && e.route.dst === a[0]) };
+    }
+    case 'bulk.routes': {
+      // N /25 routes in 10.0.0.0/8 via `gateway`, in one replaceRoutes batch; returns the failures.
+      const n = a[0] as number;
+      const routes = Array.from({ length: n }, (_, i) => ({
+        family: 4 as const,
+        dst: bulkPrefix(i),
+        table: 254,
+        protocol: 196,
+        type: 'unicast' as const,
+        nextHops: [{ gateway: a[1] as string }],
+      }));
+      return (await port.replaceRoutes(routes)).length;
+    }
+    case 'router.bgpBulk': {
+      // N Loc-RIB changes, one applyBgpChange each (the incremental path), as BGP delivers them.
+      const n = a[0] as number;
+      for (let i = 0; i < n; i++) router!.applyBgpChange({ prefix: bulkPrefix(i), nextHops: [a[1] as string] });
+      return true;
     }
     case 'router.start': {
       const opts = a[0] as RoutingOptions;
