@@ -43,7 +43,10 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.NRD_TEST_CONCURRENCY ?? '3';
-const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
+// --test-force-exit: a file whose tests have all finished exits even if a handle leaked (one
+// state test file was once seen idling after passing under full CI load); --test-timeout: a test
+// that hangs fails after 5 minutes instead of holding CI until its limit.
+const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-force-exit', '--test-timeout=300000', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   cwd: root,
 });
