@@ -135,6 +135,34 @@ const pfx = new Uint8Array(16);
  * Returns null, or the reason the field is malformed (prefix too long, overrun).
  * Host bits beyond the prefix length are cleared: prefix text is canonical.
  */
+/** Four octets at `p` as an unsigned 32-bit value (RFC 7911 path identifiers). */
+export function u32be(buf: Uint8Array, p: number): number {
+  return ((buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!) >>> 0;
+}
+
+/**
+ * An IPv4 prefix of `len` bits stored in its (len + 7) >> 3 octets at `p` (RFC 4271 §4.3), as a
+ * 32-bit value with the host bits cleared. The caller checked that the octets are there.
+ */
+export function ipv4PrefixValue(buf: Uint8Array, p: number, len: number): number {
+  let v = 0;
+  switch ((len + 7) >> 3) {
+    case 4:
+      v = (buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!;
+      break;
+    case 3:
+      v = (buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8);
+      break;
+    case 2:
+      v = (buf[p]! << 24) | (buf[p + 1]! << 16);
+      break;
+    case 1:
+      v = buf[p]! << 24;
+      break;
+  }
+  return len < 32 ? v & (len === 0 ? 0 : ~0 << (32 - len)) : v;
+}
+
 export function decodePrefixes(
   buf: Uint8Array,
   start: number,
@@ -149,30 +177,15 @@ export function decodePrefixes(
       let pathId = 0;
       if (addPath) {
         if (end - p < 5) return 'truncated path identifier';
-        pathId = ((buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!) >>> 0;
+        pathId = u32be(buf, p);
         p += 4;
       }
       const len = buf[p++]!;
       if (len > 32) return `IPv4 prefix length ${len} > 32`;
       const n = (len + 7) >> 3;
       if (p + n > end) return 'prefix overruns the NLRI field';
-      let v = 0;
-      switch (n) {
-        case 4:
-          v = (buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!;
-          break;
-        case 3:
-          v = (buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8);
-          break;
-        case 2:
-          v = (buf[p]! << 24) | (buf[p + 1]! << 16);
-          break;
-        case 1:
-          v = buf[p]! << 24;
-          break;
-      }
+      const v = ipv4PrefixValue(buf, p, len);
       p += n;
-      if (len < 32) v &= len === 0 ? 0 : ~0 << (32 - len);
       const prefix =
         DOTTED[v >>> 24]! + DOTTED[(v >>> 16) & 0xff]! + DOTTED[(v >>> 8) & 0xff]! + DEC[v & 0xff]! + SUFFIX[len]!;
       out.push(addPath ? { prefix, pathId } : { prefix });
@@ -184,7 +197,7 @@ export function decodePrefixes(
       let pathId = 0;
       if (addPath) {
         if (end - p < 5) return 'truncated path identifier';
-        pathId = ((buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!) >>> 0;
+        pathId = u32be(buf, p);
         p += 4;
       }
       const len = buf[p++]!;

@@ -19,7 +19,7 @@ import {
   type SessionContext,
   type UnknownAttribute,
 } from '../types.js';
-import { decodePrefixes, ipv4Text, ipv6Text, parseIpv4, parseIpv6 } from './addr.js';
+import { decodePrefixes, ipv4Text, ipv6Text, parseIpv4, parseIpv6, u32be as u32At } from './addr.js';
 import {
   UPD_ATTR_FLAGS,
   UPD_ATTR_LENGTH,
@@ -111,7 +111,7 @@ function asPathSegments(
     for (let i = 0; i < n; i++) {
       asns[i] =
         asSize === 4
-          ? ((buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!) >>> 0
+          ? u32At(buf, p)
           : (buf[p]! << 8) | buf[p + 1]!;
       p += asSize;
     }
@@ -119,8 +119,6 @@ function asPathSegments(
   }
   return segs;
 }
-
-const u32At = (b: Uint8Array, p: number): number => ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
 
 const isConfed = (s: AsPathSegment): boolean => s.type === AS_CONFED_SEQUENCE || s.type === AS_CONFED_SET;
 

@@ -3,7 +3,7 @@
 // table is a million prefixes in about a thousand UPDATEs: objects and text built per prefix cost
 // more than the RIB work itself, and the RIB keys short IPv4 prefixes by number anyway.
 import type { MpReach, MpUnreach, Nlri, PathAttributes, UpdateMessage } from '../types.js';
-import { ipv4PrefixText } from './addr.js';
+import { ipv4PrefixText, ipv4PrefixValue } from './addr.js';
 
 /**
  * An UPDATE whose classic NLRI field is kept packed. It is an UpdateMessage: reading `nlri`
@@ -78,24 +78,8 @@ export function decodePackedIpv4(buf: Uint8Array, start: number, end: number): P
     if (len > 32) return `IPv4 prefix length ${len} > 32`;
     const octets = (len + 7) >> 3;
     if (p + octets > end) return 'prefix overruns the NLRI field';
-    let v = 0;
-    switch (octets) {
-      case 4:
-        v = (buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!;
-        break;
-      case 3:
-        v = (buf[p]! << 24) | (buf[p + 1]! << 16) | (buf[p + 2]! << 8);
-        break;
-      case 2:
-        v = (buf[p]! << 24) | (buf[p + 1]! << 16);
-        break;
-      case 1:
-        v = buf[p]! << 24;
-        break;
-    }
+    addrs[n] = ipv4PrefixValue(buf, p, len);
     p += octets;
-    if (len < 32) v &= len === 0 ? 0 : ~0 << (32 - len);
-    addrs[n] = v;
     lens[n] = len;
     n++;
   }
