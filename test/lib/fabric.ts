@@ -23,6 +23,7 @@ import { startEtcd, type EtcdHandle } from './etcd.js';
 import { run, type ManagedProcess } from './proc.js';
 import { sleep, waitFor } from './wait.js';
 import { mountTempBpffs, unmountTempBpffs } from './bpffs.js';
+import { collectJsonLines } from './lines.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const NRD_MAIN = join(ROOT, 'dist', 'daemon', 'main.js');
@@ -123,20 +124,7 @@ export class NrdRun {
   readonly other: string[] = [];
 
   constructor(readonly proc: ManagedProcess) {
-    let partial = '';
-    proc.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      partial += chunk;
-      const lines = partial.split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) {
-        if (!line.trim()) continue;
-        try {
-          this.logs.push(JSON.parse(line) as LogLine);
-        } catch {
-          this.other.push(line);
-        }
-      }
-    });
+    if (proc.child.stdout) collectJsonLines(proc.child.stdout, this.logs, this.other);
     proc.child.stderr?.setEncoding('utf8').on('data', (c: string) => this.other.push(c));
   }
 

@@ -14,6 +14,7 @@ import { Topology, type AfterRegistrar, type Host } from '../../lib/netns.js';
 import { mountTempBpffs, unmountTempBpffs } from '../../lib/bpffs.js';
 import { waitFor } from '../../lib/wait.js';
 import { startEtcd, type EtcdHandle } from '../../lib/etcd.js';
+import { collectJsonLines } from '../../lib/lines.js';
 
 export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 export const NRD = join(ROOT, 'dist', 'daemon', 'main.js');
@@ -112,20 +113,7 @@ export class NrdProcess {
     readonly child: ChildProcess,
     readonly siteFile: string,
   ) {
-    let partial = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      partial += chunk;
-      const lines = partial.split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) {
-        if (!line.trim()) continue;
-        try {
-          this.logs.push(JSON.parse(line) as LogLine);
-        } catch {
-          this.otherOutput.push(line);
-        }
-      }
-    });
+    collectJsonLines(child.stdout!, this.logs, this.otherOutput);
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => this.otherOutput.push(chunk));
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {

@@ -14,6 +14,7 @@ import { startEtcd } from '../../lib/etcd.js';
 import { EtcdStore } from '../../../daemon/state/etcd-store.js';
 import { Keys } from '../../../daemon/state/keys.js';
 import { CHAOS_NODE, chaosState, recover } from './chaos-child.js';
+import { onLines } from '../../lib/lines.js';
 
 /** Cycles to reach (create + maybe delete each), and the time budget that may end the run first. */
 const CYCLES = 1000;
@@ -43,19 +44,13 @@ test(`${CYCLES} endpoint cycles with the daemon process SIGKILLed at random poin
     const child = spawn(process.execPath, [CHILD, etcd.endpoints.join(','), PREFIX, nsDir, String(rounds)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let ready = false;
-    let partial = '';
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     const readyP = new Promise<void>((resolve) => {
-      child.stdout.setEncoding('utf8').on('data', (d: string) => {
-        partial += d;
-        const lines = partial.split('\n');
-        partial = lines.pop()!;
-        for (const l of lines) {
-          if (l === 'ready') {
-            ready = true;
-            resolve();
-          } else if (l.startsWith('cycle ')) cycles++;
-        }
+      onLines(child.stdout, (l) => {
+        if (l === 'ready') {
+          ready = true;
+          resolve();
+        } else if (l.startsWith('cycle ')) cycles++;
       });
     });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
