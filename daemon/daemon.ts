@@ -6,35 +6,10 @@ import type { Logger, LogLevel } from './lib/log.js';
 import type { ReadinessRegistry, ReadinessReporter, ReadinessSnapshot } from './lib/health.js';
 import type { Notifier } from './lib/sdnotify.js';
 import { monotonicUsec } from './lib/libc.js';
-import type { ConfigSummary, ReloadInfo, ReloadResult, StatusResponse } from './api/types.js';
+import type { ConfigSummary, ReloadInfo, ReloadResult, StatusResponse } from './lib/status.js';
+import type { Subsystem, SubsystemContext } from './lib/subsystem.js';
 
-/** What a subsystem receives when it starts. */
-export interface SubsystemContext {
-  /** The running config (deeply frozen). Later changes arrive through reload(). */
-  config: NrdConfig;
-  /** A child logger bound to { subsystem: name }. Its level follows log.level reloads. */
-  log: Logger;
-  /** Reports this subsystem's readiness. It starts not ready ("starting"). Ready means "doing
-   * its job with what it has"; say in reason/detail what is missing (which peer, which error). */
-  ready: ReadinessReporter;
-}
-
-export interface Subsystem {
-  readonly name: string;
-  /** Brings the subsystem up. A throw aborts the daemon start (already started ones are stopped). */
-  start(ctx: SubsystemContext): Promise<void> | void;
-  /** Graceful stop. Must leave kernel state (routes, devices, BPF pins) in place: the next start
-   * reconciles from it, so a restart does not disturb traffic. */
-  stop(): Promise<void> | void;
-  /**
-   * Applies a config change. Receives every changed key (filter what concerns you) and the whole
-   * new config. Must be idempotent: when any subsystem fails, the daemon keeps the old config as
-   * the running one, so the next SIGHUP offers the same changes again. Throw to report failure.
-   */
-  reload?(changes: readonly ConfigChange[], next: NrdConfig): Promise<void> | void;
-  /** JSON-serialisable status shown under /v1/status. */
-  status(): unknown;
-}
+export type { Subsystem, SubsystemContext } from './lib/subsystem.js';
 
 export interface DaemonOptions {
   config: NrdConfig;

@@ -2,6 +2,7 @@
 // → response dispatch with no sockets, so later subsystems add /v1/peers, /v1/routes, … and tests
 // drive it without a server.
 import type { ApiErrorBody } from './types.js';
+import { NrdError, type FailureKind } from '../lib/errors.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -36,6 +37,9 @@ export class ApiError extends Error {
     this.name = 'ApiError';
   }
 }
+
+/** HTTP status of each domain failure kind (RFC 9110 §15). */
+export const STATUS_OF_KIND: Readonly<Record<FailureKind, number>> = { invalid: 400, not_found: 404, conflict: 409, unavailable: 503 };
 
 export function errorBody(code: string, message: string, detail?: unknown): ApiErrorBody {
   return detail === undefined ? { error: { code, message } } : { error: { code, message, detail } };
@@ -146,6 +150,7 @@ export class Router {
       return await hit.route.handler({ method, path: url.pathname, query: url.searchParams, params: hit.params, body });
     } catch (err) {
       if (err instanceof ApiError) return json(errorBody(err.code, err.message, err.detail), err.status);
+      if (err instanceof NrdError) return json(errorBody(err.code, err.message, err.detail), STATUS_OF_KIND[err.kind]);
       return json(errorBody('internal', err instanceof Error ? err.message : String(err)), 500);
     }
   }

@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { ConfigChange, NrdConfig } from '../config/index.js';
-import type { Subsystem, SubsystemContext } from '../daemon.js';
+import type { Subsystem, SubsystemContext } from '../lib/subsystem.js';
 import type { Logger } from '../lib/log.js';
 import type { ReadinessReporter } from '../lib/health.js';
 import type { Router } from './router.js';

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ConfigChange, NrdConfig } from '../config/index.js';
-import type { Subsystem, SubsystemContext } from '../daemon.js';
+import type { Subsystem, SubsystemContext } from '../lib/subsystem.js';
 import type { Logger } from '../lib/log.js';
 import type { ReadinessReporter } from '../lib/health.js';
 import { ApiError, json, type Router } from '../api/router.js';

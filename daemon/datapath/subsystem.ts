@@ -4,7 +4,7 @@
 // A datapath that cannot load (no bpffs at pinPath, old kernel, verifier refusal) leaves the node
 // routing: the subsystem reports not ready with the failing call and retries, it does not stop nrd.
 import type { ConfigChange, NrdConfig } from '../config/index.js';
-import type { Subsystem, SubsystemContext } from '../daemon.js';
+import type { Subsystem, SubsystemContext } from '../lib/subsystem.js';
 import type { Logger } from '../lib/log.js';
 import type { ReadinessReporter } from '../lib/health.js';
 import { json, type Router } from '../api/router.js';

@@ -6,7 +6,7 @@
 // KernelPort (routes, VXLAN link RFC 7348, neighbours, FDB), /proc/sys.
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ConfigChange, NrdConfig } from '../config/index.js';
-import type { Subsystem, SubsystemContext } from '../daemon.js';
+import type { Subsystem, SubsystemContext } from '../lib/subsystem.js';
 import type { Logger } from '../lib/log.js';
 import type { ReadinessReporter } from '../lib/health.js';
 import { ApiError, json, type Router as ApiRouter } from '../api/router.js';

@@ -5,7 +5,7 @@
 import type { Registry } from 'prom-client';
 import type { Router } from '../api/router.js';
 import type { ConfigChange, NrdConfig } from '../config/index.js';
-import type { Subsystem, SubsystemContext } from '../daemon.js';
+import type { Subsystem, SubsystemContext } from '../lib/subsystem.js';
 import type { ReadinessReporter } from '../lib/health.js';
 import type { Logger } from '../lib/log.js';
 import { registerStateRoutes } from './api-routes.js';
