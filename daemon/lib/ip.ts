@@ -1,7 +1,7 @@
 // IPv4/IPv6 address and CIDR arithmetic shared by config, kernel, state and datapath: text forms of
 // RFC 791 and RFC 4291 §2.2 in, RFC 5952 canonical text out, addresses as bigint or network-order
-// bytes. Pure, no I/O. (The BGP codec keeps its own table-driven text code: its hot path.)
-import { isIPv6 } from 'node:net';
+// bytes. Pure, no I/O. The byte parsers (parseIpv4Into, parseIpv6Into) allocate nothing, so the BGP
+// codec's hot paths use them too: there is one parser of address text in nrd.
 
 export type Family = 4 | 6;
 
@@ -53,24 +53,79 @@ function v4Value(text: string): bigint | null {
   return BigInt(((quad[0]! << 24) | (quad[1]! << 16) | (quad[2]! << 8) | quad[3]!) >>> 0);
 }
 
-/** IPv6 text (with '::' and an embedded dotted quad) as a 128-bit value; zone ids are refused. */
-function v6Value(text: string): bigint | null {
-  if (text.includes('%') || !isIPv6(text)) return null;
-  let s = text;
-  const lastColon = s.lastIndexOf(':');
-  const tail = s.slice(lastColon + 1);
-  if (tail.includes('.')) {
-    // An embedded IPv4 tail (::ffff:192.0.2.1) becomes two hextets.
-    const v4 = v4Value(tail);
-    if (v4 === null) return null;
-    s = `${s.slice(0, lastColon + 1)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
+const hextets: number[] = [];
+
+/** Pushes the hextets of one side of '::' (an embedded dotted quad last) onto hextets; false when malformed. */
+function pushHextets(text: string, from: number, to: number, quadAllowed: boolean): boolean {
+  if (from === to) return true;
+  let start = from;
+  for (let i = from; i <= to; i++) {
+    if (i < to && text.charCodeAt(i) !== 58) continue;
+    const len = i - start;
+    if (len === 0 || len > 4) {
+      // The last item may be a dotted quad (::ffff:192.0.2.1): two hextets.
+      if (i === to && quadAllowed && len > 4 && parseIpv4Into(text.slice(start, to), quad, 0)) {
+        hextets.push((quad[0]! << 8) | quad[1]!, (quad[2]! << 8) | quad[3]!);
+        return true;
+      }
+      return false;
+    }
+    let v = 0;
+    for (let k = start; k < i; k++) {
+      const c = text.charCodeAt(k);
+      const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+      if (d < 0) {
+        if (i === to && quadAllowed && parseIpv4Into(text.slice(start, to), quad, 0)) {
+          hextets.push((quad[0]! << 8) | quad[1]!, (quad[2]! << 8) | quad[3]!);
+          return true;
+        }
+        return false;
+      }
+      v = (v << 4) | d;
+    }
+    hextets.push(v);
+    start = i + 1;
   }
-  const [head, rest] = s.split('::') as [string, string | undefined];
-  const h = head === '' ? [] : head.split(':');
-  const r = rest === undefined || rest === '' ? [] : rest.split(':');
-  const groups = rest === undefined ? h : [...h, ...Array<string>(8 - h.length - r.length).fill('0'), ...r];
-  if (groups.length !== 8) return null;
-  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+  return true;
+}
+
+/**
+ * RFC 4291 §2.2 text (with '::' and an embedded dotted quad) into out[off..off+16] without
+ * allocating; false when not IPv6. Zone ids ("%eth0") are refused.
+ */
+export function parseIpv6Into(text: string, out: Uint8Array, off = 0): boolean {
+  if (typeof text !== 'string' || text.length < 2 || text.length > 45) return false;
+  const dbl = text.indexOf('::');
+  hextets.length = 0;
+  let headCount: number;
+  if (dbl >= 0) {
+    if (text.indexOf('::', dbl + 1) >= 0) return false;
+    if (!pushHextets(text, 0, dbl, false)) return false;
+    headCount = hextets.length;
+    if (!pushHextets(text, dbl + 2, text.length, true)) return false;
+    if (hextets.length > 7) return false;
+  } else {
+    if (!pushHextets(text, 0, text.length, true) || hextets.length !== 8) return false;
+    headCount = 8;
+  }
+  out.fill(0, off, off + 16);
+  const tail = hextets.length - headCount;
+  for (let i = 0; i < hextets.length; i++) {
+    const slot = i < headCount ? i : 8 - tail + (i - headCount);
+    out[off + 2 * slot] = hextets[i]! >> 8;
+    out[off + 2 * slot + 1] = hextets[i]! & 0xff;
+  }
+  return true;
+}
+
+const sixteen = new Uint8Array(16);
+
+/** IPv6 text as a 128-bit value; null when not IPv6. */
+function v6Value(text: string): bigint | null {
+  if (!parseIpv6Into(text, sixteen, 0)) return null;
+  let v = 0n;
+  for (let i = 0; i < 16; i += 4) v = (v << 32n) | BigInt(((sixteen[i]! << 24) | (sixteen[i + 1]! << 16) | (sixteen[i + 2]! << 8) | sixteen[i + 3]!) >>> 0);
+  return v;
 }
 
 /** Parses an IPv4 or IPv6 address; null when invalid. Zone ids ("%eth0") are refused. */
@@ -153,8 +208,8 @@ export function formatIpBytes(b: Uint8Array): string {
 export function parseIpBytes(text: string): Buffer | null {
   const v4 = Buffer.allocUnsafe(4);
   if (parseIpv4Into(text, v4, 0)) return v4;
-  const v6 = v6Value(text);
-  return v6 === null ? null : ipValueToBytes(6, v6);
+  const v6 = Buffer.allocUnsafe(16);
+  return parseIpv6Into(text, v6, 0) ? v6 : null;
 }
 
 /** The mask of a prefix length as a value of the family's width. */

@@ -6,6 +6,7 @@ import { isIPv6 } from 'node:net';
 import fc from 'fast-check';
 import {
   bytesToIpValue,
+  parseIpv6Into,
   canonicalCidr,
   cidrContains,
   cidrContainsIp,
@@ -173,4 +174,17 @@ test('prefixes of different families never contain each other', () => {
   assert.ok(v4.ok && v6.ok);
   assert.equal(cidrContains(v4.cidr, v6.cidr), false);
   assert.equal(cidrsOverlap(v4.cidr, v6.cidr), false);
+});
+
+test('parseIpv6Into accepts exactly what node:net isIPv6 accepts, zone ids excepted (property)', () => {
+  const out = new Uint8Array(16);
+  const alphabet = fc.constantFrom(...'0123456789abcdefABCDEF:.%g'.split(''));
+  fc.assert(
+    fc.property(fc.oneof(fc.ipV6(), fc.string({ unit: alphabet, maxLength: 46 })), (t) => {
+      assert.equal(parseIpv6Into(t, out, 0), isIPv6(t) && !t.includes('%'), t);
+    }),
+    { numRuns: 50_000 },
+  );
+  assert.ok(parseIpv6Into('2001:db8::ffff:192.0.2.1', out, 0));
+  assert.equal(formatIpBytes(out), '2001:db8::ffff:c000:201');
 });
