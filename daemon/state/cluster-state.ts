@@ -42,10 +42,10 @@ export interface ClusterStateOptions {
   prefix?: string;
   tls?: EtcdStoreOptions['tls'];
   auth?: EtcdStoreOptions['auth'];
-  /** Directory for the embedded etcd's data (required when no endpoints). */
+  /** nrd's state directory: the embedded etcd's data and sockets (required when no endpoints). */
   stateDir?: string;
-  /** Ports and binary of the embedded etcd (default 127.0.0.1:2379/2380, `etcd`). */
-  embedded?: { clientPort?: number; peerPort?: number; binary?: string };
+  /** Binary of the embedded etcd (default `etcd` on PATH); it listens on unix sockets only. */
+  embedded?: { binary?: string };
   /** Sees every etcd request and its outcome (metrics). */
   onRequest?: RequestObserver;
   node: {
@@ -169,10 +169,8 @@ export class ClusterState {
         if (!this.opts.stateDir) throw new StateError('BAD_CONFIG', 'no etcd endpoints and no state directory for an embedded etcd');
         const e = this.opts.embedded ?? {};
         this.embedded = new EmbeddedEtcd({
-          dataDir: `${this.opts.stateDir}/etcd`,
+          stateDir: this.opts.stateDir,
           name: this.name,
-          ...(e.clientPort !== undefined ? { clientPort: e.clientPort } : {}),
-          ...(e.peerPort !== undefined ? { peerPort: e.peerPort } : {}),
           ...(e.binary !== undefined ? { binary: e.binary } : {}),
           ...(this.opts.log ? { log: this.opts.log } : {}),
         });

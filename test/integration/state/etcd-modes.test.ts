@@ -1,11 +1,12 @@
 // The state subsystem against the ways etcd can be reached, with real etcd 3.4: the embedded
-// default (no endpoints: nrd supervises its own etcd with data in node.stateDir), TLS with client
+// default (no endpoints: nrd supervises its own etcd with data in node.stateDir, reachable only
+// through a unix socket there: an unprivileged uid cannot write a key), TLS with client
 // certificates (a CA and certificates made by openssl at test time), and user/password with etcd
 // auth enabled (RBAC scoped to the prefix); wrong credentials leave it not ready with the reason.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -15,7 +16,7 @@ import type { Readiness } from '../../../daemon/lib/health.js';
 import { silentLogger } from '../../../daemon/lib/log.js';
 import type { ClusterStateOptions } from '../../../daemon/state/cluster-state.js';
 import { StateSubsystem } from '../../../daemon/state/subsystem.js';
-import { freePort, startEtcd } from '../../lib/etcd.js';
+import { startEtcd } from '../../lib/etcd.js';
 import { until } from './helpers.js';
 
 function config(o: { etcd?: Record<string, unknown>; stateDir?: string; name?: string }): NrdConfig {
@@ -60,14 +61,37 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** Runs `etcdctl put` on the embedded etcd's socket, as root or as an unprivileged uid. */
+function putAs(endpoint: string, key: string, unprivileged: boolean): { ok: boolean; out: string } {
+  const etcdctl = ['etcdctl', `--endpoints=${endpoint}`, '--dial-timeout=2s', '--command-timeout=3s', 'put', key, 'x'];
+  const argv = unprivileged ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', ...etcdctl] : etcdctl;
+  try {
+    return { ok: true, out: execFileSync(argv[0]!, argv.slice(1), { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'pipe'] }).toString() };
+  } catch (e) {
+    return { ok: false, out: String((e as { stderr?: Buffer }).stderr ?? e) };
+  }
+}
+
+/** connect(2) to a unix socket as uid 65534: the error code, or "connected". */
+function connectAs(path: string): string {
+  const script = `require('net').connect(${JSON.stringify(path)}).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); })`;
+  return execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, '-e', script]).toString().trim();
+}
+
+/** TCP sockets the process `pid` listens on (ss shows the owning process of each). */
+function tcpListenersOf(pid: number): string[] {
+  return execFileSync('ss', ['-Htlnp']).toString().split('\n').filter((l) => l.includes(`pid=${pid},`));
+}
+
 test('embedded etcd: no endpoints → nrd starts its own etcd in node.stateDir, serves, stops it, finds its data again', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'nrdt-embedded-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // A state dir others could enter: nrd must close it before its etcd socket appears there.
+  chmodSync(dir, 0o755);
   // The schema's default is one endpoint; "no endpoints" is the empty list.
   const base = config({ stateDir: dir });
   const cfg: NrdConfig = { ...base, etcd: { ...base.etcd, endpoints: [] } };
-  const embedded = { clientPort: await freePort(), peerPort: await freePort() };
-  const a = await run(cfg, { embedded });
+  const a = await run(cfg);
   let pid = 0;
   t.after(async () => {
     await a.stop();
@@ -76,16 +100,30 @@ test('embedded etcd: no endpoints → nrd starts its own etcd in node.stateDir, 
   await until(() => a.readiness().ready, 30_000, `embedded ready (${a.readiness().reason})`);
   const st = a.sub.status() as { etcd: { embedded?: { pid: number; running: boolean; endpoint: string; dataDir: string } }; podCidrs: Record<string, string> };
   assert.ok(st.etcd.embedded?.running, JSON.stringify(st));
-  assert.equal(st.etcd.embedded.endpoint, `http://127.0.0.1:${embedded.clientPort}`);
+  assert.equal(st.etcd.embedded.endpoint, `unix://${join(dir, 'etcd.sock:0')}`);
   assert.equal(st.etcd.embedded.dataDir, join(dir, 'etcd'));
   pid = st.etcd.embedded.pid;
   const cidr = st.podCidrs.ipv4;
   assert.equal(await putService(a.router, 'dns'), 200);
   assert.ok(existsSync(join(dir, 'etcd', 'member')), 'etcd data in node.stateDir/etcd');
+
+  // Nobody but root reaches it: the state dir is 0700, etcd listens on no TCP port, and an
+  // unprivileged uid cannot write a key through the socket (root can: the check itself works).
+  assert.equal(statSync(dir).mode & 0o777, 0o700, 'node.stateDir is 0700');
+  // pid is setpriv's when etcd runs under it: setpriv execs etcd, so the pid is etcd's.
+  assert.deepEqual(tcpListenersOf(pid), [], 'the embedded etcd listens on no TCP port');
+  const evil = putAs(st.etcd.embedded.endpoint, '/nrd/v1/nodes/evil', true);
+  assert.equal(evil.ok, false, `an unprivileged user wrote a key: ${evil.out}`);
+  // etcdctl only says "deadline exceeded"; the reason is the kernel's, seen on a raw connect(2).
+  assert.equal(connectAs(join(dir, 'etcd.sock:0')), 'EACCES');
+  const rootPut = putAs(st.etcd.embedded.endpoint, '/nrdt/probe', false);
+  assert.equal(rootPut.ok, true, rootPut.out);
+
   await a.stop();
   await until(() => !pidAlive(pid), 10_000, 'embedded etcd stopped with the subsystem');
-  // A new life on the same state dir: same data, so the same CIDR and the service are still there.
-  const b = await run(cfg, { embedded });
+  // A new life on the same state dir: same data, so the same CIDR and the service are still there
+  // (and the socket file the first etcd left behind does not stop the second from listening).
+  const b = await run(cfg);
   t.after(() => b.stop());
   await until(() => b.readiness().ready, 30_000, `embedded ready again (${b.readiness().reason})`);
   assert.equal(b.sub.currentCidrs()?.ipv4, cidr);
