@@ -1,5 +1,6 @@
 // Address, prefix and community text parsing for the site config (IPv4/IPv6 text forms of
-// RFC 4291 §2.2 and RFC 5952, communities of RFC 1997 and RFC 8092). Pure, no I/O.
+// RFC 4291 §2.2 and RFC 5952; communities of RFC 1997 and RFC 8092 through the BGP codec's one
+// parser, daemon/bgp/wire/communities.ts). Pure, no I/O.
 import * as ip from '../lib/ip.js';
 
 export type Family = ip.Family;
@@ -44,35 +45,6 @@ export const cidrOverlaps: (a: ParsedCidr, b: ParsedCidr) => boolean = ip.cidrsO
 
 export const cidrHasIp: (net: ParsedCidr, addr: ParsedIp) => boolean = ip.cidrContainsIp;
 
-/** RFC 1997 §"Well-known Communities" plus RFC 7999 BLACKHOLE, by the names BIRD and FRR use. */
-export const WELL_KNOWN_COMMUNITIES: Readonly<Record<string, number>> = Object.freeze({
-  'graceful-shutdown': 0xffff0000, // RFC 8326
-  blackhole: 0xffff029a, // RFC 7999
-  'no-export': 0xffffff01,
-  'no-advertise': 0xffffff02,
-  'no-export-subconfed': 0xffffff03,
-  'no-peer': 0xffffff04, // RFC 3765
-});
-
-/** "65000:100" or a well-known name → the 32-bit community value; null when malformed. */
-export function parseCommunity(text: string): number | null {
-  if (typeof text !== 'string') return null;
-  const named = WELL_KNOWN_COMMUNITIES[text.toLowerCase()];
-  if (named !== undefined && Object.prototype.hasOwnProperty.call(WELL_KNOWN_COMMUNITIES, text.toLowerCase())) return named;
-  const m = /^(\d{1,5}):(\d{1,5})$/.exec(text);
-  if (!m) return null;
-  const hi = Number(m[1]);
-  const lo = Number(m[2]);
-  if (hi > 0xffff || lo > 0xffff) return null;
-  return hi * 0x10000 + lo;
-}
-
-/** "global:local1:local2" (RFC 8092), each part 0..4294967295; null when malformed. */
-export function parseLargeCommunity(text: string): { global: number; local1: number; local2: number } | null {
-  if (typeof text !== 'string') return null;
-  const m = /^(\d{1,10}):(\d{1,10}):(\d{1,10})$/.exec(text);
-  if (!m) return null;
-  const parts = [Number(m[1]), Number(m[2]), Number(m[3])];
-  if (parts.some((p) => p > 0xffffffff)) return null;
-  return { global: parts[0]!, local1: parts[1]!, local2: parts[2]! };
-}
+// Communities have one parser, shared with the BGP speaker's export policy (a pure codec module:
+// the config layer does not depend on the speaker).
+export { parseCommunity, parseLargeCommunity, WELL_KNOWN_COMMUNITIES } from '../bgp/wire/communities.js';

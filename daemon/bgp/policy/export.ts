@@ -14,11 +14,12 @@ import {
   SAFI_UNICAST,
   type AsPathSegment,
   type FamilyKey,
+  type LargeCommunity,
   type PathAttributes,
 } from '../types.js';
 import type { Path } from '../rib/path.js';
 import type { PeerInfo } from '../rib/peer.js';
-import { NO_ADVERTISE, NO_EXPORT, NO_EXPORT_SUBCONFED, parseCommunity, parseLargeCommunity } from './communities.js';
+import { NO_ADVERTISE, NO_EXPORT, NO_EXPORT_SUBCONFED, parseCommunity, parseLargeCommunity } from '../wire/communities.js';
 import type { LocalIdentity } from './import.js';
 import type { ExportPolicyOptions, PeerExportOptions } from './options.js';
 import { parsePrefix } from './prefix.js';
@@ -55,6 +56,19 @@ export function prependAs(asPath: readonly AsPathSegment[], asn: number, count: 
   return [...out, ...tail.map((s) => ({ type: s.type, asns: [...s.asns] }))];
 }
 
+/** The config layer validated these already; options built elsewhere (tests) fail loudly here. */
+function community(value: string | number): number {
+  const c = parseCommunity(value);
+  if (c === null) throw new Error(`export policy: invalid community "${value}" (want "asn:value", a well-known name or a 32-bit number)`);
+  return c;
+}
+
+function largeCommunity(value: string): LargeCommunity {
+  const c = parseLargeCommunity(value);
+  if (c === null) throw new Error(`export policy: invalid large community "${value}" (want "global:local1:local2")`);
+  return c;
+}
+
 export class ExportPolicy {
   private readonly prepends = new Map<string, number>();
   private readonly routes: OriginatedRoute[] = [];
@@ -71,8 +85,8 @@ export class ExportPolicy {
       const large = o.largeCommunities ?? d.largeCommunities;
       if (med !== undefined) attrs.med = med;
       if (localPref !== undefined) attrs.localPref = localPref;
-      if (communities?.length) attrs.communities = communities.map(parseCommunity);
-      if (large?.length) attrs.largeCommunities = large.map(parseLargeCommunity);
+      if (communities?.length) attrs.communities = communities.map(community);
+      if (large?.length) attrs.largeCommunities = large.map(largeCommunity);
       this.routes.push({ family: familyKey(p.afi === 1 ? AFI_IPV4 : AFI_IPV6, SAFI_UNICAST), prefix: o.prefix, attrs });
       this.prepends.set(o.prefix, o.prepend ?? d.prepend ?? 0);
     }
@@ -123,7 +137,10 @@ export class ExportPolicy {
     }
     const a = path.attrs;
     const ebgp = target.type === 'ebgp';
-    if (a.communities) {
+    // RFC 1997 says routes *received* with NO_ADVERTISE / NO_EXPORT(_SUBCONFED) go no further.
+    // The node's own routes carry them (bgp.export.communities) for the peer to act on: nrd sends
+    // them, or a configured no-export would silence the node toward its ToR.
+    if (a.communities && !local) {
       if (a.communities.includes(NO_ADVERTISE)) return null;
       if (ebgp && (a.communities.includes(NO_EXPORT) || a.communities.includes(NO_EXPORT_SUBCONFED))) return null;
     }

@@ -3,4 +3,3 @@
 export { ImportPolicy, checkMaxPrefix, maxPrefixNotificationData, type LocalIdentity, type MaxPrefixDecision } from './import.js';
 export { ExportPolicy, prependAs, type OutRoute, type OriginatedRoute } from './export.js';
 export type * from './options.js';
-export { parseCommunity, parseLargeCommunity } from './communities.js';

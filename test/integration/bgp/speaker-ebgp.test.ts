@@ -1,6 +1,7 @@
 // nrd's BGP speaker against a real BIRD 2 top-of-rack router (eBGP) in network namespaces: IPv4
 // over an IPv4 session and IPv6 over an IPv6 session, routes both ways and withdrawn, local
-// prefixes set at runtime, export policy change (community) without session reset, import policy
+// prefixes set at runtime, export policy change (community) without session reset, every
+// documented well-known community (RFC 1997, 3765, 7999, 8326) on the route in BIRD, import policy
 // change applied by route refresh (RFC 2918), route refresh from BIRD, max-prefix teardown
 // (RFC 4486) and restart by reload, TCP MD5 (RFC 2385) match and mismatch, hold timer expiry when
 // the link is cut. nrd runs as a child process (speaker-driver) in its namespace.
@@ -11,6 +12,8 @@ import { startBird, type Bird, type BirdOptions, type BirdPeer } from '../../lib
 import { waitFor, sleep } from '../../lib/wait.js';
 import { SpeakerProc, siteConfig } from './speaker-harness.js';
 import { runBgpRoutes, runPeers } from '../../../daemon/cli/commands/bgp.js';
+import { parseCommunity } from '../../../daemon/bgp/wire/communities.js';
+import { documentedWellKnownCommunities } from '../../unit/bgp/policy/documented-communities.js';
 
 const NRD4 = '192.0.2.1';
 const TOR4 = '192.0.2.2';
@@ -174,6 +177,32 @@ test('export policy change (a community) reaches BIRD without a session reset', 
   assert.equal(after.state, 'Established');
   assert.ok(after.uptimeSeconds! >= before.uptimeSeconds!, 'nrd session was reset');
   assert.deepEqual(after.lastError, before.lastError);
+});
+
+test('every documented well-known community passes check-config and reaches BIRD on the route', async () => {
+  // Regression: check-config accepted no-peer and graceful-shutdown, the speaker threw on them;
+  // and nrd withheld its own routes tagged no-export / no-advertise from its eBGP peer.
+  await nrd.waitEstablished(TOR4);
+  const names = documentedWellKnownCommunities();
+  site = nrdSite({ bgp: { export: { communities: names } } });
+  const r = await nrd.reload(site);
+  assert.ok(r.changes.includes('bgp.export.communities'), JSON.stringify(r));
+  const pairs = names.map((n) => {
+    const v = parseCommunity(n)!;
+    return `(${v >>> 16},${v & 0xffff})`;
+  });
+  const route = await waitFor(
+    async () => {
+      const x = await birdHas('10.244.1.0/24', 'tor4');
+      const c = x?.attrs['BGP.community'] ?? '';
+      return pairs.every((p) => c.includes(p)) ? x : false;
+    },
+    { timeoutMs: 10_000, what: `communities ${names.join(', ')} on nrd's route in BIRD` },
+  );
+  assert.equal(route.nexthops[0]?.via, NRD4);
+  site = nrdSite();
+  await nrd.reload(site);
+  await waitFor(async () => !((await birdHas('10.244.1.0/24', 'tor4'))?.attrs['BGP.community'] ?? '').includes('65535'), { timeoutMs: 10_000, what: 'communities removed' });
 });
 
 test('import policy change is applied by route refresh; BIRD\'s refresh request is answered', async () => {

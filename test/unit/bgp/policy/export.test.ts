@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExportPolicy, prependAs } from '../../../../daemon/bgp/policy/export.js';
-import { parseCommunity, parseLargeCommunity, NO_EXPORT } from '../../../../daemon/bgp/policy/communities.js';
+import { parseCommunity, parseLargeCommunity, NO_EXPORT } from '../../../../daemon/bgp/wire/communities.js';
 import { Path } from '../../../../daemon/bgp/rib/path.js';
 import { localSource } from '../../../../daemon/bgp/rib/peer.js';
 import { attrs, LOCAL_AS, peer, ROUTER_ID, V4 } from '../rib/helpers.js';
@@ -40,11 +40,16 @@ describe('communities', () => {
     assert.equal(parseCommunity('no-export'), NO_EXPORT);
     assert.deepEqual(parseLargeCommunity('4200000000:1:2'), { global: 4200000000, local1: 1, local2: 2 });
   });
-  it('rejects malformed values with the value in the message', () => {
-    assert.throws(() => parseCommunity('65536:1'), /65536/);
-    assert.throws(() => parseCommunity('1:2:3'), /1:2:3/);
-    assert.throws(() => parseLargeCommunity('1:2'), /1:2/);
-    assert.throws(() => parseCommunity(-1), /-1/);
+  it('rejects malformed values', () => {
+    assert.equal(parseCommunity('65536:1'), null);
+    assert.equal(parseCommunity('1:2:3'), null);
+    assert.equal(parseLargeCommunity('1:2'), null);
+    assert.equal(parseCommunity(-1), null);
+    assert.equal(parseCommunity('toString'), null);
+  });
+  it('an export policy with a malformed community names the value', () => {
+    assert.throws(() => new ExportPolicy({ originate: [{ prefix: '10.0.0.0/24', communities: ['65536:1'] }] }), /65536:1/);
+    assert.throws(() => new ExportPolicy({ originate: [{ prefix: '10.0.0.0/24', largeCommunities: ['1:2'] }] }), /1:2/);
   });
 });
 
