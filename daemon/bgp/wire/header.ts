@@ -35,38 +35,58 @@ export type FrameResult = { ok: true; frame: Uint8Array } | { ok: false; error: 
 /**
  * Cuts a byte stream into BGP messages. push() each chunk, then call next() (or iterate) until it
  * returns null. Frames are views into the pushed chunks when a message lies inside one chunk (no
- * copy); a message spanning chunks is copied once. After an error the framer stays failed: the
- * stream cannot be resynchronised, the session must reset.
+ * copy). Octets of a message spanning chunks are appended to a buffer the framer owns, which grows
+ * by doubling: a 64 KiB message arriving one octet at a time costs O(n) copied octets, not O(n²).
+ * Returned frames are never overwritten: appends go past them, and growth moves only the pending
+ * octets into a new buffer. After an error the framer stays failed: the stream cannot be
+ * resynchronised, the session must reset.
  */
 export class Framer implements Iterable<FrameResult> {
   /** Largest acceptable message: 4096, or 65535 once extended message is negotiated (RFC 8654). */
   maxMessage = MAX_MESSAGE;
+  /** Octets copied so far (chunks joined across message boundaries); for tests and inspection. */
+  copied = 0;
   private buf: Uint8Array = new Uint8Array(0);
   private start = 0;
+  /** End of the data in `buf` (an owned buffer has spare capacity beyond it). */
+  private end = 0;
+  /** `buf` is the framer's own (appendable); otherwise it is a caller's chunk (read-only). */
+  private owned = false;
   private failed: BgpError | null = null;
 
   /** Octets held that do not yet form a whole message. */
   get pending(): number {
-    return this.buf.length - this.start;
+    return this.end - this.start;
   }
 
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
-    const left = this.buf.length - this.start;
+    const left = this.end - this.start;
     if (left === 0) {
       this.buf = chunk;
-    } else {
-      const joined = new Uint8Array(left + chunk.length);
-      joined.set(this.buf.subarray(this.start), 0);
-      joined.set(chunk, left);
-      this.buf = joined;
+      this.start = 0;
+      this.end = chunk.length;
+      this.owned = false;
+      return;
     }
-    this.start = 0;
+    if (!this.owned || this.end + chunk.length > this.buf.length) {
+      const size = Math.max(2 * (left + chunk.length), 2 * HEADER_LEN);
+      const grown = new Uint8Array(size);
+      grown.set(this.buf.subarray(this.start, this.end), 0);
+      this.copied += left;
+      this.buf = grown;
+      this.start = 0;
+      this.end = left;
+      this.owned = true;
+    }
+    this.buf.set(chunk, this.end);
+    this.copied += chunk.length;
+    this.end += chunk.length;
   }
 
   next(): FrameResult | null {
     if (this.failed) return { ok: false, error: this.failed };
-    const avail = this.buf.length - this.start;
+    const avail = this.end - this.start;
     if (avail < HEADER_LEN) return null;
     const len = checkHeader(this.buf, this.start, this.maxMessage);
     if (typeof len !== 'number') {
@@ -76,9 +96,11 @@ export class Framer implements Iterable<FrameResult> {
     if (avail < len) return null;
     const frame = this.buf.subarray(this.start, this.start + len);
     this.start += len;
-    if (this.start === this.buf.length) {
+    if (this.start === this.end) {
       this.buf = new Uint8Array(0);
       this.start = 0;
+      this.end = 0;
+      this.owned = false;
     }
     return { ok: true, frame };
   }

@@ -72,3 +72,50 @@ test('framer: a message inside one chunk is a view, not a copy', () => {
   assert.ok(r?.ok);
   assert.equal(r.frame.buffer, chunk.buffer);
 });
+
+/** A KEEPALIVE-typed frame of `len` octets (the framer checks only marker and length). */
+function frameOf(len: number, fill: number): Uint8Array {
+  const m = new Uint8Array(len).fill(fill);
+  m.fill(0xff, 0, 16);
+  m[16] = len >> 8;
+  m[17] = len & 0xff;
+  m[18] = 2;
+  return m;
+}
+
+test('framer regression: a 64 KiB extended message fed one octet at a time copies O(n) octets, not O(n²)', () => {
+  // The old push() joined the whole pending buffer with every chunk: 65535 chunks copied ~2 GB.
+  const msg = frameOf(65535, 0xab);
+  const f = new Framer();
+  f.maxMessage = 65535;
+  const t0 = performance.now();
+  for (let i = 0; i < msg.length; i++) {
+    f.push(msg.subarray(i, i + 1));
+    if (i < msg.length - 1) assert.equal(f.next(), null);
+  }
+  const r = f.next();
+  const ms = performance.now() - t0;
+  assert.ok(r?.ok);
+  assert.equal(toHex(r.frame), toHex(msg));
+  assert.ok(f.copied <= 4 * msg.length, `copied ${f.copied} octets for a ${msg.length}-octet message`);
+  assert.ok(ms < 2000, `took ${ms.toFixed(0)} ms`);
+  assert.equal(f.pending, 0);
+});
+
+test('framer: frames already returned are not overwritten by later chunks', () => {
+  const a = frameOf(40, 1);
+  const b = frameOf(50, 2);
+  const c = frameOf(30, 3);
+  const stream = Buffer.concat([a, b, c]);
+  const f = new Framer();
+  const got: Uint8Array[] = [];
+  // Split inside every message so that each lands in the framer's own buffer.
+  for (const [s, e] of [[0, 20], [20, 60], [60, 100], [100, 120]] as const) {
+    f.push(stream.subarray(s, e));
+    for (const r of f) {
+      assert.ok(r.ok);
+      got.push(r.frame);
+    }
+  }
+  assert.deepEqual(got.map(toHex), [a, b, c].map(toHex));
+});
