@@ -2,7 +2,7 @@
 // what changed. Peers are matched by address, so reordering bgp.peers changes nothing and a change
 // to one peer names that peer alone (a reload must not flap the sessions it does not concern).
 import type { BgpPeerConfig, ConfigChange, NrdConfig } from './types.js';
-import { REDACTED } from './load.js';
+import { REDACTED } from './redact.js';
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v);

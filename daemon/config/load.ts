@@ -8,6 +8,7 @@ import { STRING_FORMATS, registerFormats, withElementSink, type ElementIssue, ty
 import { CONFIG_LEAVES, CONFIG_SCHEMA, PEER_LEAVES, PEER_SCHEMA, isLeaf, schemaNodeAt, type SchemaTree } from './schema.js';
 import { checkSemantics, type RawConfig, type RawPeer } from './semantics.js';
 import { resolveConfig } from './resolve.js';
+import { redactIssue } from './redact.js';
 import type { ConfigIssue, LoadResult } from './types.js';
 
 export interface LoadOptions {
@@ -19,7 +20,7 @@ export interface LoadOptions {
   hostname?: string;
 }
 
-export const REDACTED = '(redacted)';
+export { REDACTED } from './redact.js';
 const MAX_DEPTH = 32;
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
@@ -44,7 +45,7 @@ export function loadConfigText(text: string, opts: LoadOptions & { json?: boolea
     try {
       raw = JSON.parse(text);
     } catch (e) {
-      return { ok: false, issues: [{ key: '(file)', value: null, message: `invalid JSON: ${(e as Error).message}` }] };
+      return { ok: false, issues: [{ key: '(file)', value: null, message: `invalid JSON: ${jsonErrorWithoutSource(e)}` }] };
     }
   } else {
     const parsed = parseYaml(text);
@@ -52,6 +53,15 @@ export function loadConfigText(text: string, opts: LoadOptions & { json?: boolea
     raw = parsed.value;
   }
   return loadConfigObject(raw, opts);
+}
+
+// V8 quotes the text around a JSON syntax error ('Unexpected token 'h', ..."sword": hunter2}" is
+// not valid JSON'): that text may be a secret, so only the position is kept.
+function jsonErrorWithoutSource(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const at = /at position \d+(?: \(line \d+ column \d+\))?/.exec(msg);
+  const what = /^(Unexpected end of JSON input|Unexpected token|Unterminated string|Bad control character|Bad escaped character|Expected [^"]*?(?= in JSON| after|$))/.exec(msg);
+  return [what?.[1] ?? 'syntax error', at?.[0]].filter((x) => x !== undefined).join(' ');
 }
 
 function parseYaml(text: string): { ok: true; value: unknown } | { ok: false; issues: ConfigIssue[] } {
@@ -77,7 +87,9 @@ function parseYaml(text: string): { ok: true; value: unknown } | { ok: false; is
 /** Loads an already parsed document (tests, generated lab sites). Never throws on any input. */
 export function loadConfigObject(raw: unknown, opts: LoadOptions = {}): LoadResult {
   try {
-    return loadUnguarded(raw, opts);
+    const r = loadUnguarded(raw, opts);
+    // Every issue passes here on its way out: secrets are redacted in one place (redact.ts).
+    return r.ok ? r : { ok: false, issues: r.issues.map(redactIssue) };
   } catch (e) {
     // A bug here must refuse the file with exit 78, not crash the daemon on SIGHUP. The property
     // tests fail on this message, so it cannot hide.
@@ -283,7 +295,6 @@ export function translateConvictErrors(
 ): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const seen = new Set<string>();
-  const redact = (p: string, v: unknown): unknown => (leaves.get(p)?.sensitive && v !== '' ? REDACTED : v);
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue;
     let m = UNDECLARED.exec(line);
@@ -308,9 +319,9 @@ export function translateConvictErrors(
       const name = m[1]!;
       const detail = elements.get(name);
       if (detail) {
-        for (const d of detail) out.push({ key: keyPrefix + name + d.suffix, value: redact(name, d.value), message: d.message });
+        for (const d of detail) out.push({ key: keyPrefix + name + d.suffix, value: d.value, message: d.message });
       } else {
-        out.push({ key: keyPrefix + name, value: redact(name, getPath(props, name)), message: m[2]! });
+        out.push({ key: keyPrefix + name, value: getPath(props, name), message: m[2]! });
       }
       continue;
     }
