@@ -13,8 +13,10 @@ import { registerCoreRoutes } from './api/routes.js';
 import { createMetrics } from './api/metrics.js';
 import { ApiSubsystem } from './api/subsystem.js';
 import { DatapathSubsystem } from './datapath/subsystem.js';
+import { registerDatapathRoutes } from './api/datapath-routes.js';
 import { StateSubsystem } from './state/subsystem.js';
 import { BgpSubsystem } from './bgp/subsystem.js';
+import { registerBgpRoutes } from './api/bgp-routes.js';
 import { RoutingSubsystem } from './routing/subsystem.js';
 import type { BgpRoute } from './routing/types.js';
 
@@ -131,13 +133,16 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   // Start order: api/metrics → state (etcd) → bgp → routing → datapath. Each later subsystem is
   // one daemon.add() here, handed the router/registry it publishes on.
   const state = new StateSubsystem({ router, metrics: metrics.registry, version });
-  const bgp = new BgpSubsystem({ router, metrics: metrics.registry });
+  const bgp = new BgpSubsystem({ metrics: metrics.registry });
+  registerBgpRoutes(router, bgp);
   const routing = new RoutingSubsystem({ router, metrics: metrics.registry });
   daemon.add(new ApiSubsystem({ router, metrics: metrics.registry }));
   daemon.add(state);
   daemon.add(bgp);
   daemon.add(routing);
-  daemon.add(new DatapathSubsystem({ router }));
+  const datapath = new DatapathSubsystem();
+  daemon.add(datapath);
+  registerDatapathRoutes(router, datapath);
 
   // etcd → BGP: this node's pod CIDRs are what it advertises; the other nodes are its iBGP mesh
   // (used only with bgp.nodeMesh). Both may arrive before or after the speaker starts.

@@ -5,6 +5,7 @@
 // mesh peers, and the Loc-RIB change stream the routing layer installs into the kernel.
 import type net from 'node:net';
 import { silentLogger, type Logger } from '../lib/log.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { familyKey, type FamilyKey, type UpdateMessage } from './types.js';
 import { Rib } from './rib/rib.js';
 import type { PeerInfo } from './rib/peer.js';
@@ -59,8 +60,8 @@ export interface SpeakerDeps {
   hooks?: SpeakerHooks;
   /** Outgoing connections (tests); default plain/MD5 TCP. */
   connector?: Connector;
-  /** Wall clock, ms. */
-  now?: () => number;
+  /** Monotonic time and timers (sessions, graceful-restart deadlines); tests inject a fake one. */
+  clock?: Clock;
 }
 
 /** A node of the cluster as etcd lists it, for the iBGP full mesh. */
@@ -108,7 +109,7 @@ export class BgpSpeaker {
   private opts: SpeakerOptions;
   private readonly log: Logger;
   private readonly hooks: SpeakerHooks;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private rib!: Rib;
   private ingest!: IngestScheduler;
   private listener: BgpListener | null = null;
@@ -116,7 +117,7 @@ export class BgpSpeaker {
   private readonly peers = new Map<string, PeerRuntime>();
   private meshNodes: MeshNode[] = [];
   private readonly localPrefixes = new Map<FamilyKey, string[]>();
-  private staleTimer: NodeJS.Timeout | null = null;
+  private staleTimer: unknown = null;
   private flushScheduled = false;
   private started = false;
   private closed = false;
@@ -133,13 +134,17 @@ export class BgpSpeaker {
     this.opts = options;
     this.log = deps.logger ?? silentLogger();
     this.hooks = deps.hooks ?? {};
-    this.now = deps.now ?? Date.now;
+    this.clock = deps.clock ?? systemClock;
     for (const p of options.localPrefixes ?? []) {
       const f = familyOfPrefix(p);
       if (!f) throw new Error(`invalid local prefix "${p}"`);
       this.localPrefixes.set(f, [...(this.localPrefixes.get(f) ?? []), ...checkPrefixes(f, [p])]);
     }
     this.init();
+  }
+
+  private now(): number {
+    return this.clock.now();
   }
 
   private init(): void {
@@ -199,7 +204,7 @@ export class BgpSpeaker {
     this.closed = true;
     for (const rt of [...this.peers.values()]) this.closePeer(rt, mode, 'nrd stopping');
     this.peers.clear();
-    if (this.staleTimer) clearTimeout(this.staleTimer);
+    if (this.staleTimer !== null) this.clock.clearTimer(this.staleTimer);
     this.staleTimer = null;
     const l = this.listener;
     this.listener = null;
@@ -483,6 +488,7 @@ export class BgpSpeaker {
       logger: rt.log,
       connector,
       codec: bulkWireCodec,
+      clock: this.clock,
     };
     if (p.port !== undefined) opts.peerPort = p.port;
     if (p.localAddress !== undefined) opts.localAddress = p.localAddress;
@@ -577,7 +583,8 @@ export class BgpSpeaker {
   }
 
   private onDown(rt: PeerRuntime, reason: DownReason): void {
-    rt.lastError = errorView(reason, new Date(this.now()));
+    // The error's time is shown to operators: wall-clock, unlike the monotonic clock.
+    rt.lastError = errorView(reason, new Date());
     const wasUp = rt.up;
     rt.up = false;
     rt.generation++;
@@ -797,19 +804,18 @@ export class BgpSpeaker {
 
   /** One timer for the earliest graceful-restart deadline (restart time, stale path time). */
   private armStaleTimer(): void {
-    if (this.staleTimer) clearTimeout(this.staleTimer);
+    if (this.staleTimer !== null) this.clock.clearTimer(this.staleTimer);
     this.staleTimer = null;
     if (this.closed) return;
     const next = this.rib.nextStaleDeadline();
     if (next === null) return;
-    this.staleTimer = setTimeout(() => {
+    this.staleTimer = this.clock.setTimer(() => {
       this.staleTimer = null;
       const swept = this.rib.sweepExpired(this.now());
       if (swept > 0) this.log.info({ swept }, 'graceful restart timer expired: stale routes removed');
       this.flush();
       this.armStaleTimer();
     }, Math.max(0, next - this.now()) + 5);
-    this.staleTimer.unref();
   }
 
   private scheduleFlush(): void {

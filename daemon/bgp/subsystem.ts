@@ -1,7 +1,9 @@
-// The BGP subsystem of the daemon: builds the speaker from the site config, publishes GET
-// /v1/peers and GET /v1/bgp/routes on the control API and nrd_bgp_… metrics, reports readiness
-// naming every peer that is not Established (state, last error or NOTIFICATION), and applies
-// config reloads through the speaker so that only the sessions a change concerns are reset.
+// The BGP subsystem of the daemon: builds the speaker from the site config, answers typed queries
+// and commands (peers, routes, refresh, reset; failures are NrdError, mapped to HTTP by
+// daemon/api/bgp-routes.ts), publishes nrd_bgp_… metrics, reports readiness naming every peer that
+// is not Established (state, last error or NOTIFICATION), and applies config reloads through the
+// speaker so that only the sessions a change concerns are reset. Inputs from other subsystems (own
+// prefixes, mesh nodes) are level-triggered: the latest set is kept and applied at start.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -9,11 +11,13 @@ import type { ConfigChange, NrdConfig } from '../config/index.js';
 import type { Subsystem, SubsystemContext } from '../lib/subsystem.js';
 import type { Logger } from '../lib/log.js';
 import type { ReadinessReporter } from '../lib/health.js';
-import { ApiError, json, type Router } from '../api/router.js';
-import { BgpSpeaker, type MeshNode, type SpeakerHooks } from './speaker.js';
-import type { RouteSubscriber } from './rib/index.js';
+import { NrdError } from '../lib/errors.js';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { BgpSpeaker, type MeshNode, type PeersResponse, type RoutesResponse, type SpeakerHooks } from './speaker.js';
+import type { RouteChange, RouteSubscriber } from './rib/index.js';
 import type { Connector } from './session/shell.js';
-import { familyFromName, IPV4, IPV6, type SpeakerOptions, type SpeakerPeer } from './speaker/options.js';
+import { IPV4, IPV6, type SpeakerOptions, type SpeakerPeer } from './speaker/options.js';
+import type { FamilyKey } from './types.js';
 import type { StateName } from './session/fsm.js';
 
 /** RFC 4273 bgpPeerState numbering, as BGP MIBs and most exporters use it. */
@@ -86,9 +90,33 @@ export function speakerOptionsFromConfig(c: NrdConfig, extra: { restarting?: boo
 /** Config keys whose change concerns BGP. */
 const BGP_KEYS = /^(bgp\.|cluster\.podCIDRs|node\.address|node\.podCIDRs)/;
 
+/** Which routes GET /v1/bgp/routes lists. */
+export interface RoutesQuery {
+  family?: 'ipv4' | 'ipv6';
+  /** A peer address, or 'local' for the node's own prefixes. */
+  peer?: string;
+  prefix?: string;
+  limit?: number;
+}
+
+/** The queries and commands the control API maps to HTTP (daemon/api/bgp-routes.ts). */
+export interface BgpQueries {
+  /** Throws NrdError unavailable/bgp_not_running. */
+  peers(): PeersResponse;
+  /** Throws NrdError unavailable/bgp_not_running, not_found/unknown_peer. */
+  routes(q: RoutesQuery): RoutesResponse;
+  /** RFC 2918 route refresh. Throws bgp_not_running, unknown_peer, conflict/not_established. */
+  refreshPeer(address: string, family?: 'ipv4' | 'ipv6'): void;
+  /** Starts a peer's session again (after a max-prefix teardown). Throws bgp_not_running, unknown_peer. */
+  resetPeer(address: string): void;
+}
+
+const UNICAST = new Set<FamilyKey>([IPV4, IPV6]);
+
 export interface BgpSubsystemDeps {
-  router: Router;
   metrics: Registry;
+  /** Time for the initial-sync deadline and the speaker's timers (tests inject a fake one). */
+  clock?: Clock;
   /** R bit of the GR capability; default: a previous run left its marker in node.stateDir. */
   restarting?: boolean;
   /** Outgoing connections (tests). */
@@ -97,7 +125,7 @@ export interface BgpSubsystemDeps {
   sessionTimers?: Pick<SpeakerOptions, 'idleHoldTime' | 'idleHoldMax' | 'connectRetryMax'>;
 }
 
-export class BgpSubsystem implements Subsystem {
+export class BgpSubsystem implements Subsystem, BgpQueries {
   readonly name = 'bgp';
   private speakerRef: BgpSpeaker | null = null;
   private log: Logger | undefined;
@@ -111,12 +139,13 @@ export class BgpSubsystem implements Subsystem {
   private subscribers: Array<{ sub: RouteSubscriber; unsubscribe?: () => void }> = [];
   private syncListeners = new Set<() => void>();
   private synced = false;
-  private syncTimer: NodeJS.Timeout | undefined;
+  private syncTimer: unknown;
   private readonly hooks: SpeakerHooks;
+  private readonly clock: Clock;
 
   constructor(private readonly deps: BgpSubsystemDeps) {
+    this.clock = deps.clock ?? systemClock;
     this.hooks = this.createMetrics(deps.metrics);
-    this.registerRoutes(deps.router);
   }
 
   /** The running speaker (main.ts wires etcd's node CIDRs, mesh nodes and the routing layer to it). */
@@ -129,7 +158,7 @@ export class BgpSubsystem implements Subsystem {
     this.ready = ctx.ready;
     const restarting = this.deps.restarting ?? this.markRunning(ctx.config.node.stateDir);
     const opts = { ...speakerOptionsFromConfig(ctx.config, { restarting }), ...this.deps.sessionTimers };
-    const deps: ConstructorParameters<typeof BgpSpeaker>[1] = { logger: ctx.log, hooks: this.hooks };
+    const deps: ConstructorParameters<typeof BgpSpeaker>[1] = { logger: ctx.log, hooks: this.hooks, clock: this.clock };
     if (this.deps.connector) deps.connector = this.deps.connector;
     const speaker = new BgpSpeaker(opts, deps);
     this.speakerRef = speaker;
@@ -154,14 +183,13 @@ export class BgpSubsystem implements Subsystem {
 
   private watchInitialSync(speaker: BgpSpeaker, graceMs: number): void {
     if (this.synced) return;
-    const deadline = Date.now() + graceMs;
+    const deadline = this.clock.now() + graceMs;
     const check = (): void => {
       this.syncTimer = undefined;
       if (this.speakerRef !== speaker) return;
       const waiting = speaker.peersAwaitingEndOfRib();
-      if (waiting.length > 0 && Date.now() < deadline) {
-        this.syncTimer = setTimeout(check, 200);
-        this.syncTimer.unref();
+      if (waiting.length > 0 && this.clock.now() < deadline) {
+        this.syncTimer = this.clock.setTimer(check, 200);
         return;
       }
       if (waiting.length > 0) this.log?.warn({ waiting }, 'initial BGP sync: peers without End-of-RIB after a hold time; going on without them');
@@ -186,8 +214,17 @@ export class BgpSubsystem implements Subsystem {
     if (s && this.nodeMesh) s.setMeshPeers(this.meshNodes);
   }
 
-  /** Loc-RIB best paths and ECMP sets for the routing layer; replayed in full at every start. */
-  subscribe(sub: RouteSubscriber): void {
+  /**
+   * Loc-RIB best paths and ECMP sets for the routing layer; replayed in full at every start.
+   * Unicast only: a change of any other AFI/SAFI never reaches the kernel (RFC 4760 §7).
+   */
+  subscribe(subscriber: RouteSubscriber): void {
+    const sub: RouteSubscriber = {
+      onRouteChanges: (changes: readonly RouteChange[]) => {
+        const unicast = changes.every((c) => UNICAST.has(c.family)) ? changes : changes.filter((c) => UNICAST.has(c.family));
+        if (unicast.length > 0) subscriber.onRouteChanges(unicast);
+      },
+    };
     const entry: { sub: RouteSubscriber; unsubscribe?: () => void } = { sub };
     this.subscribers.push(entry);
     if (this.speakerRef) entry.unsubscribe = this.speakerRef.subscribe(sub, { replay: true });
@@ -197,7 +234,7 @@ export class BgpSubsystem implements Subsystem {
     const s = this.speakerRef;
     this.speakerRef = null;
     for (const e of this.subscribers) e.unsubscribe?.();
-    if (this.syncTimer) clearTimeout(this.syncTimer);
+    if (this.syncTimer !== undefined) this.clock.clearTimer(this.syncTimer);
     // Graceful restart: close without NOTIFICATION, keep the Loc-RIB (and so the kernel routes).
     if (s) await s.stop('restart');
   }
@@ -327,51 +364,42 @@ export class BgpSubsystem implements Subsystem {
 
   private running(): BgpSpeaker {
     const s = this.speakerRef;
-    if (!s) throw new ApiError(503, 'bgp_not_running', 'the BGP speaker is not running');
+    if (!s) throw new NrdError('unavailable', 'bgp_not_running', 'the BGP speaker is not running');
     return s;
   }
 
-  private registerRoutes(router: Router): void {
-    router.get('/v1/peers', () => json(this.running().peerViews()));
-    router.get('/v1/bgp/routes', (req) => {
-      const s = this.running();
-      const filter: Parameters<BgpSpeaker['routes']>[0] = {};
-      const family = req.query.get('family');
-      if (family) {
-        const f = familyFromName(family);
-        if (!f) throw new ApiError(400, 'bad_family', `unknown family "${family}" (use ipv4 or ipv6)`);
-        filter.family = f;
-      }
-      const peer = req.query.get('peer');
-      if (peer) {
-        if (peer !== 'local' && !s.hasPeer(peer)) throw new ApiError(404, 'unknown_peer', `no BGP peer ${peer}`);
-        filter.peer = peer;
-      }
-      const prefix = req.query.get('prefix');
-      if (prefix) filter.prefix = prefix;
-      const limit = req.query.get('limit');
-      if (limit !== null) {
-        const n = Number(limit);
-        if (!Number.isInteger(n) || n < 1 || n > 10_000_000) throw new ApiError(400, 'bad_limit', `limit must be an integer 1..10000000, got "${limit}"`);
-        filter.limit = n;
-      }
-      return json(s.routes(filter));
-    });
-    router.add('POST', '/v1/peers/:address/refresh', (req) => {
-      const s = this.running();
-      const address = req.params.address!;
-      if (!s.hasPeer(address)) throw new ApiError(404, 'unknown_peer', `no BGP peer ${address}`);
-      const family = req.query.get('family') ?? undefined;
-      if (family !== undefined && !familyFromName(family)) throw new ApiError(400, 'bad_family', `unknown family "${family}"`);
-      const sent = s.refresh(address, family as 'ipv4' | 'ipv6' | undefined);
-      if (!sent) throw new ApiError(409, 'not_established', `peer ${address} is not Established or did not negotiate route refresh`);
-      return json({ refreshed: address });
-    });
-    router.add('POST', '/v1/peers/:address/reset', (req) => {
-      const s = this.running();
-      const address = req.params.address!;
-      if (!s.resetPeer(address)) throw new ApiError(404, 'unknown_peer', `no BGP peer ${address}`);
-      return json({ reset: address });
-    });
+  private knownPeer(s: BgpSpeaker, address: string): void {
+    if (!s.hasPeer(address)) throw new NrdError('not_found', 'unknown_peer', `no BGP peer ${address}`);
+  }
+
+  // ---- queries and commands (daemon/api/bgp-routes.ts maps them to HTTP) ----------------------
+
+  peers(): PeersResponse {
+    return this.running().peerViews();
+  }
+
+  routes(q: RoutesQuery): RoutesResponse {
+    const s = this.running();
+    const filter: Parameters<BgpSpeaker['routes']>[0] = {};
+    if (q.family) filter.family = q.family === 'ipv4' ? IPV4 : IPV6;
+    if (q.peer) {
+      if (q.peer !== 'local') this.knownPeer(s, q.peer);
+      filter.peer = q.peer;
+    }
+    if (q.prefix) filter.prefix = q.prefix;
+    if (q.limit !== undefined) filter.limit = q.limit;
+    return s.routes(filter);
+  }
+
+  refreshPeer(address: string, family?: 'ipv4' | 'ipv6'): void {
+    const s = this.running();
+    this.knownPeer(s, address);
+    if (!s.refresh(address, family)) {
+      throw new NrdError('conflict', 'not_established', `peer ${address} is not Established or did not negotiate route refresh`);
+    }
+  }
+
+  resetPeer(address: string): void {
+    if (!this.running().resetPeer(address)) throw new NrdError('not_found', 'unknown_peer', `no BGP peer ${address}`);
   }
 }

@@ -27,22 +27,9 @@ import type { SessionConfig } from './config.js';
 import { CEASE_PEER_DECONFIGURED, initialState, step, TIMER_NAMES, type DownReason, type FsmAction, type FsmEvent, type FsmState, type StateName, type TimerName } from './fsm.js';
 import { preOpenContext, type NegotiatedSession } from './negotiate.js';
 import { prepareConnectFd, setGtsm, familyOf, socketFd } from './tcp-md5.js';
+import { systemClock, type Clock } from '../../lib/clock.js';
 
 export const BGP_PORT = 179;
-
-/** The clock and timers the shell runs on; tests inject a fake one. */
-export interface Clock {
-  /** Monotonic milliseconds. */
-  now(): number;
-  setTimer(fn: () => void, ms: number): unknown;
-  clearTimer(handle: unknown): void;
-}
-
-export const realClock: Clock = {
-  now: () => performance.now(),
-  setTimer: (fn, ms) => setTimeout(fn, Math.max(0, ms)),
-  clearTimer: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 /** The codec the shell speaks through (daemon/bgp/wire). */
 export interface WireCodec {
@@ -186,7 +173,7 @@ export class BgpSession {
     this.opts = opts;
     this.cfg = opts.config;
     this.peerAddress = opts.peerAddress;
-    this.clock = opts.clock ?? realClock;
+    this.clock = opts.clock ?? systemClock;
     this.log = opts.logger ?? silentLogger();
     this.connector = opts.connector ?? defaultConnector;
     this.batch = opts.batch ?? 64;

@@ -8,6 +8,7 @@ import { Router, json, ApiError } from '../../../daemon/api/router.js';
 import { createApiServer, listenUnix } from '../../../daemon/api/server.js';
 import { diffConfig, loadConfigObject, type NrdConfig } from '../../../daemon/config/index.js';
 import { BgpSubsystem } from '../../../daemon/bgp/subsystem.js';
+import { registerBgpRoutes } from '../../../daemon/api/bgp-routes.js';
 import { Registry } from 'prom-client';
 import type { RouteChange } from '../../../daemon/bgp/speaker.js';
 
@@ -45,12 +46,12 @@ async function main(): Promise<void> {
   const readiness = new ReadinessRegistry();
   const router = new Router();
   const deps: ConstructorParameters<typeof BgpSubsystem>[0] = {
-    router,
     metrics: new Registry(),
     sessionTimers: { idleHoldTime: 1, idleHoldMax: 2, connectRetryMax: 2 },
   };
   if (spec.restarting !== undefined) deps.restarting = spec.restarting;
   const bgp = new BgpSubsystem(deps);
+  registerBgpRoutes(router, bgp);
   const metrics = deps.metrics;
   const ready = readiness.register('bgp');
   await bgp.start({ config, log, ready });
