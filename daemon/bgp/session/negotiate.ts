@@ -1,28 +1,20 @@
-// OPEN building and validation, capability negotiation into a SessionContext.
+// OPEN building and validation, capability negotiation into a SessionContext: the daemon's one
+// negotiation (the codec, wire/open.ts, only encodes and decodes).
 // RFC 4271 §6.2 (OPEN errors), RFC 5492 (capabilities), RFC 6793 (four-octet AS, AS_TRANS),
 // RFC 6286 (BGP identifier), RFC 4760 (multiprotocol), RFC 7911 (add-path), RFC 4724 (GR),
 // RFC 2918/7313 (route refresh), RFC 8654 (extended message).
+import { familyKey, type Capabilities, type FamilyKey, type GracefulRestartCapability, type OpenMessage, type SessionContext, type BgpError } from '../types.js';
 import {
-  ERR_OPEN,
-  familyKey,
-  type BgpError,
-  type Capabilities,
-  type FamilyKey,
-  type GracefulRestartCapability,
-  type OpenMessage,
-  type SessionContext,
-} from '../types.js';
+  AS_TRANS,
+  BGP_VERSION,
+  OPEN_BAD_BGP_ID,
+  OPEN_BAD_PEER_AS,
+  OPEN_UNACCEPTABLE_HOLD_TIME,
+  OPEN_UNSUPPORTED_CAPABILITY,
+  OPEN_UNSUPPORTED_VERSION,
+  openError as openBgpError,
+} from '../wire/index.js';
 import type { SessionConfig } from './config.js';
-
-export const BGP_VERSION = 4;
-export const AS_TRANS = 23456;
-
-// RFC 4271 §4.5 / RFC 5492 OPEN message error subcodes.
-export const OPEN_UNSUPPORTED_VERSION = 1;
-export const OPEN_BAD_PEER_AS = 2;
-export const OPEN_BAD_BGP_ID = 3;
-export const OPEN_UNACCEPTABLE_HOLD_TIME = 6;
-export const OPEN_UNSUPPORTED_CAPABILITY = 7;
 
 /** What both sides agreed on when the session came up. */
 export interface NegotiatedSession {
@@ -67,8 +59,8 @@ export function buildOpen(cfg: SessionConfig): OpenMessage {
   };
 }
 
-function openError(subcode: number, reason: string, data: Uint8Array = new Uint8Array(0)): OpenCheck {
-  return { ok: false, error: { code: ERR_OPEN, subcode, data, action: 'session-reset', reason } };
+function openError(subcode: number, reason: string, data?: Uint8Array): OpenCheck {
+  return { ok: false, error: openBgpError(subcode, reason, data) };
 }
 
 /** RFC 5492 §3: the data of an Unsupported Capability NOTIFICATION lists the capabilities, TLV-encoded. */

@@ -5,17 +5,7 @@ export * from './errors.js';
 export { Framer, type FrameResult, HEADER_LEN, MAX_MESSAGE, MAX_EXTENDED_MESSAGE, maxMessageSize } from './header.js';
 export { MSG_OPEN, MSG_UPDATE, MSG_NOTIFICATION, MSG_KEEPALIVE, MSG_ROUTE_REFRESH } from './header.js';
 export { decodeMessage, encodeMessage, keepaliveBytes, type DecodeResult } from './message.js';
-export {
-  AS_TRANS,
-  BGP_VERSION,
-  checkOpen,
-  commonFamilies,
-  emptyCapabilities,
-  negotiate,
-  negotiatedHoldTime,
-  peerAsOf,
-  type OpenExpectation,
-} from './open.js';
+export { AS_TRANS, BGP_VERSION, emptyCapabilities } from './open.js';
 export { endOfRib, isEndOfRib, packUpdates, packWithdrawals, type DecodeUpdateOptions } from './update.js';
 export { PackedUpdate } from './packed.js';
 export { mergeAs4Path } from './attributes.js';

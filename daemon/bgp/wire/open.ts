@@ -1,18 +1,9 @@
 // OPEN message codec: RFC 4271 §4.2/§6.2, capabilities RFC 5492 (multiprotocol RFC 4760, route
 // refresh RFC 2918, enhanced route refresh RFC 7313, extended message RFC 8654, graceful restart
 // RFC 4724 + N-bit RFC 8538, four-octet AS RFC 6793, add-path RFC 7911), extended optional
-// parameters length RFC 9072. Checks of the peer AS or hold time against config are the session's;
-// checkOpen() and negotiate() here are the pure helpers it uses.
-import {
-  familyKey,
-  type AddPathFamily,
-  type BgpError,
-  type Capabilities,
-  type FamilyKey,
-  type GracefulRestartCapability,
-  type OpenMessage,
-  type SessionContext,
-} from '../types.js';
+// parameters length RFC 9072. Pure encode/decode: validating the peer's OPEN against config and
+// negotiating the session is the session layer's (session/negotiate.ts), done there once.
+import type { AddPathFamily, BgpError, Capabilities, GracefulRestartCapability, OpenMessage } from '../types.js';
 import { ipv4Text, parseIpv4 } from './addr.js';
 import {
   HDR_BAD_LENGTH,
@@ -225,63 +216,4 @@ export function encodeOpen(w: Writer, m: OpenMessage): void {
   } else {
     w.u8(255).u8(PARAM_EXTENDED_LENGTH).u16(caps.length + 3).u8(PARAM_CAPABILITIES).u16(caps.length).bytes(caps);
   }
-}
-
-/** The peer's real AS: the four-octet capability when present, else My AS (RFC 6793 §4.1). */
-export const peerAsOf = (open: OpenMessage): number => open.capabilities.fourOctetAs ?? open.myAs;
-
-/** RFC 4271 §4.2: the smaller of both hold times; 0 means no keepalives and no hold timer. */
-export const negotiatedHoldTime = (local: number, remote: number): number => Math.min(local, remote);
-
-export interface OpenExpectation {
-  /** Configured peer AS; undefined accepts any. */
-  peerAs?: number;
-  /** Our own BGP identifier: an iBGP peer must not use it (RFC 6286 §2.2). */
-  localBgpId?: string;
-  ibgp?: boolean;
-  /** Smallest non-zero hold time we accept (RFC 4271 §6.2 lets an implementation refuse). */
-  minHoldTime?: number;
-}
-
-/** RFC 4271 §6.2 checks that depend on configuration. Returns the error to send, or null. */
-export function checkOpen(open: OpenMessage, expect: OpenExpectation): BgpError | null {
-  const as = peerAsOf(open);
-  if (expect.peerAs !== undefined && as !== expect.peerAs) {
-    return openError(OPEN_BAD_PEER_AS, `peer AS ${as}, expected ${expect.peerAs}`);
-  }
-  if (expect.ibgp && expect.localBgpId === open.bgpId) {
-    return openError(OPEN_BAD_BGP_ID, `peer uses our own BGP identifier ${open.bgpId}`);
-  }
-  if (expect.minHoldTime !== undefined && open.holdTime !== 0 && open.holdTime < expect.minHoldTime) {
-    return openError(OPEN_UNACCEPTABLE_HOLD_TIME, `hold time ${open.holdTime} s < ${expect.minHoldTime} s`);
-  }
-  return null;
-}
-
-/** Families both sides announced with the multiprotocol capability (RFC 4760 §8). */
-export function commonFamilies(local: Capabilities, remote: Capabilities): FamilyKey[] {
-  const theirs = new Set(remote.multiprotocol.map((f) => familyKey(f.afi, f.safi)));
-  return local.multiprotocol.map((f) => familyKey(f.afi, f.safi)).filter((k) => theirs.has(k));
-}
-
-/** The decoding context both OPENs imply (RFC 6793, RFC 8654, RFC 7911 §4). */
-export function negotiate(local: OpenMessage, remote: OpenMessage, peerType: 'ebgp' | 'ibgp'): SessionContext {
-  const l = local.capabilities;
-  const r = remote.capabilities;
-  const addPathReceive = new Set<FamilyKey>();
-  const addPathSend = new Set<FamilyKey>();
-  for (const mine of l.addPath ?? []) {
-    const theirs = (r.addPath ?? []).find((a) => a.afi === mine.afi && a.safi === mine.safi);
-    if (!theirs) continue;
-    const key = familyKey(mine.afi, mine.safi);
-    if (mine.mode & 1 && theirs.mode & 2) addPathReceive.add(key);
-    if (mine.mode & 2 && theirs.mode & 1) addPathSend.add(key);
-  }
-  return {
-    fourOctetAs: l.fourOctetAs !== undefined && r.fourOctetAs !== undefined,
-    extendedMessage: l.extendedMessage && r.extendedMessage,
-    addPathReceive,
-    addPathSend,
-    peerType,
-  };
 }

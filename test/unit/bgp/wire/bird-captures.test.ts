@@ -4,7 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeMessage, encodeMessage, isEndOfRib, negotiate } from '../../../../daemon/bgp/wire/index.js';
+import { decodeMessage, encodeMessage, isEndOfRib } from '../../../../daemon/bgp/wire/index.js';
+import { negotiate } from '../../../../daemon/bgp/session/negotiate.js';
+import { sessionConfig } from '../../../../daemon/bgp/session/config.js';
 import type { OpenMessage, SessionContext, UpdateMessage } from '../../../../daemon/bgp/types.js';
 import { ctxOf, toHex } from './helpers.js';
 
@@ -40,6 +42,26 @@ export interface CaptureFrame {
   senderCtx: SessionContext;
 }
 
+/** The context the daemon's one negotiation (session/negotiate.ts) gives `local` facing `remote`. */
+function negotiatedContext(local: OpenMessage, remote: OpenMessage): SessionContext {
+  const l = local.capabilities;
+  const cfg = sessionConfig({
+    localAs: l.fourOctetAs ?? local.myAs,
+    peerAs: remote.capabilities.fourOctetAs ?? remote.myAs,
+    localId: local.bgpId,
+    holdTime: local.holdTime,
+    families: l.multiprotocol.length > 0 ? l.multiprotocol : [{ afi: 1, safi: 1 }],
+    routeRefresh: l.routeRefresh,
+    enhancedRouteRefresh: l.enhancedRouteRefresh,
+    extendedMessage: l.extendedMessage,
+    fourOctetAs: l.fourOctetAs !== undefined,
+    ...(l.addPath ? { addPath: l.addPath } : {}),
+  });
+  const r = negotiate(cfg, remote);
+  assert.ok(r.ok, r.ok ? '' : r.error.reason);
+  return r.negotiated.context;
+}
+
 export function allCaptureFrames(): CaptureFrame[] {
   const out: CaptureFrame[] = [];
   for (const { dir, index } of loadCaptures()) {
@@ -52,8 +74,8 @@ export function allCaptureFrames(): CaptureFrame[] {
       const s = index.sessions[m.session]!;
       const [sender, receiver] = m.sender === 'a' ? [s.open_a, s.open_b] : [s.open_b, s.open_a];
       // The receiver decodes with what it negotiated: its own OPEN is "local".
-      const ctx = negotiate(open(receiver), open(sender), 'ebgp');
-      const senderCtx = negotiate(open(sender), open(receiver), 'ebgp');
+      const ctx = negotiatedContext(open(receiver), open(sender));
+      const senderCtx = negotiatedContext(open(sender), open(receiver));
       out.push({ name: `${dir.split('/').pop()}/${m.file}`, bytes: readFileSync(join(dir, m.file)), ctx, senderCtx });
     }
   }
