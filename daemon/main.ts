@@ -18,7 +18,8 @@ import { StateSubsystem } from './state/subsystem.js';
 import { BgpSubsystem } from './bgp/subsystem.js';
 import { registerBgpRoutes } from './api/bgp-routes.js';
 import { RoutingSubsystem } from './routing/subsystem.js';
-import type { BgpRoute } from './routing/types.js';
+import { registerRoutingRoutes } from './api/routing-routes.js';
+import { NetlinkKernelPort } from './kernel/netlink-port.js';
 
 /** EX_USAGE from sysexits.h: bad command line. */
 const EX_USAGE = 64;
@@ -135,7 +136,12 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   const state = new StateSubsystem({ router, metrics: metrics.registry, version });
   const bgp = new BgpSubsystem({ metrics: metrics.registry });
   registerBgpRoutes(router, bgp);
-  const routing = new RoutingSubsystem({ router, metrics: metrics.registry });
+  // The one kernel port of the daemon: every owner of kernel objects (routing now; the endpoints'
+  // EndpointKernelOwner of kernel/endpoint-owner.ts next) reconciles over it under its own mark
+  // (kernel/owners.ts), so no owner's reconcile ever deletes another's objects.
+  const kernel = new NetlinkKernelPort();
+  const routing = new RoutingSubsystem({ port: kernel, metrics: metrics.registry });
+  registerRoutingRoutes(router, routing);
   daemon.add(new ApiSubsystem({ router, metrics: metrics.registry }));
   daemon.add(state);
   daemon.add(bgp);
@@ -166,18 +172,9 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   });
   routing.onVtepMac((mac) => state.setVtepMac(mac));
 
-  // BGP → routing: Loc-RIB best paths and ECMP sets become native routes (the own prefixes,
-  // originated locally, are not routes to install: an empty next-hop list withdraws).
-  bgp.subscribe({
-    onRouteChanges(changes) {
-      const out: BgpRoute[] = changes.map((c) => {
-        if (!c.best || c.best.peer.type === 'local') return { prefix: c.prefix, nextHops: [] };
-        const hops = [...new Set(c.ecmp.map((p) => p.nextHops[0]).filter((h): h is string => h !== undefined && h !== ''))];
-        return { prefix: c.prefix, nextHops: hops };
-      });
-      routing.applyBgpChanges(out);
-    },
-  });
+  // BGP → routing: the Loc-RIB change set (best path and ECMP set per prefix); routing turns it
+  // into native routes itself.
+  bgp.subscribe({ onRouteChanges: (changes) => routing.applyBgpChanges(changes) });
   bgp.onSynced(() => routing.setBgpSynced(true));
 
   let stopping = false;

@@ -15,6 +15,7 @@ import { constants as osConstants } from 'node:os';
 import { RawNetlinkSocket } from 'netlink';
 import { frame, splitMessages, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_OVERRUN, type RawMessage } from './codec.js';
 import { hardenEventSocket } from './socket-opts.js';
+import { errnoName, errnoNumber } from '../lib/errno.js';
 import { KernelError, type BatchFailure } from './types.js';
 
 export type { BatchFailure } from './types.js';
@@ -23,12 +24,6 @@ const NETLINK_ROUTE = 0;
 const MAX_DATAGRAM = 32 * 1024;
 /** Datagram size for writeMany (bounded by SO_SNDBUF − 32 in netlink_sendmsg, checked at open). */
 const MAX_BATCH_DATAGRAM = 256 * 1024;
-
-const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
-
-export function errnoName(errno: number): string {
-  return ERRNO_NAMES.get(errno) ?? `E${errno}`;
-}
 
 /**
  * Recover an errno from whatever the netlink package threw: an ErrnoException (errno/code set), or
@@ -44,7 +39,7 @@ export function kernelErrorFrom(err: unknown, call: string): KernelError {
   const m = /Request rejected: ([A-Z0-9]+)/.exec(String(e?.message ?? err));
   if (m) {
     const name = m[1]!;
-    const errno = /^\d+$/.test(name) ? Number(name) : (osConstants.errno as Record<string, number>)[name] ?? 0;
+    const errno = /^\d+$/.test(name) ? Number(name) : errnoNumber(name) ?? 0;
     return new KernelError(/^\d+$/.test(name) ? errnoName(errno) : name, errno, call);
   }
   return new KernelError('EIO', osConstants.errno.EIO, call, String(e?.message ?? err));

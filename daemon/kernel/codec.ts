@@ -86,7 +86,7 @@ const NTF_SELF = 0x02;
 const NLA_TYPE_MASK = 0x3fff; // strips NLA_F_NESTED / NLA_F_NET_BYTEORDER
 
 // ---------------------------------------------------------------------------------------------
-// Attribute writer: fork()/join() fill the nested length after the body (STYLE.md §5).
+// Attribute writer: fork()/join() fill the nested length after the body.
 
 export class AttrWriter {
   private buf: Buffer;

@@ -1,10 +1,11 @@
 // Kernel reconciler: desired state vs read-back state per object kind (the VXLAN link, FDB entries,
 // permanent neighbours, routes), minimal delta applied with replace semantics through the
-// KernelPort. Ownership is marked, never guessed: routes by rtm_protocol in nrd's table, links by
-// interface name prefix, neighbour and FDB entries by living on an owned link.
+// KernelPort. One Reconciler per owner (routing, endpoints) over the one shared port, each with its
+// own mark (owners.ts): routes by rtm_protocol in its table, links by interface name prefix and kind,
+// neighbour and FDB entries by living on an owned link. Nothing without the mark is ever touched.
 // Kernel interfaces: rtnetlink via KernelPort (RTM_*ROUTE, RTM_*LINK, RTM_*NEIGH incl. AF_BRIDGE).
 //
-// Rules (DESIGN.md invariants 1, 2, 6):
+// Rules (docs/design.md, invariants):
 // - Until the sources report synced, a run only adds what is missing: it neither replaces nor deletes
 //   what a previous nrd left in the kernel, which keeps forwarding meanwhile. A restart with the same
 //   desired state therefore writes nothing, and a half-known desired state cannot disturb traffic.
@@ -14,8 +15,9 @@
 //   NLM_F_REPLACE would take it over whatever its protocol): it is reported as a conflict.
 import type { Logger } from '../lib/log.js';
 import { canonicalMac, canonicalPrefix, familyOf, parsePrefix, type Family } from './addr.js';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { ROUTING_MARK, ownsLink, type OwnerMark } from './owners.js';
 import {
-  NRD_PROTOCOL,
   RT_TABLE_MAIN,
   defaultMetric,
   isKernelError,
@@ -24,6 +26,7 @@ import {
   type KernelEvent,
   type KernelPort,
   type LinkInfo,
+  type Neighbour,
   type NextHop,
   type Route,
   type RouteSelector,
@@ -68,8 +71,16 @@ export interface DesiredFdb {
   dst: string;
 }
 
+/** A link the owner keeps (it exists already: the owner brings it up and sets its MTU). */
+export interface DesiredLink {
+  name: string;
+  mtu?: number;
+}
+
 export interface DesiredState {
   vxlan?: DesiredVxlan;
+  /** Owned links kept besides the VXLAN device; every other owned link goes once in sync. */
+  links?: DesiredLink[];
   fdb: DesiredFdb[];
   neighbours: DesiredNeighbour[];
   routes: DesiredRoute[];
@@ -77,27 +88,12 @@ export interface DesiredState {
 
 export const emptyDesired = (): DesiredState => ({ fdb: [], neighbours: [], routes: [] });
 
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref?.();
-    return t;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
-
 export interface ReconcilerOptions {
+  /** Whose objects this reconciler manages (default: routing's, daemon/kernel/owners.ts). */
+  mark?: OwnerMark;
+  /** rtm_protocol, when the site overrides the mark's (routing.routeProtocol). */
   protocol?: number;
   table?: number;
-  /** Every link nrd owns starts with this (default 'nrd'). */
-  linkPrefix?: string;
   families?: Family[];
   /** Periodic full resync (default 60 s; 0 = off). */
   resyncIntervalMs?: number;
@@ -195,12 +191,41 @@ function sameBody(a: DesiredRouteBody, b: DesiredRouteBody): boolean {
 }
 
 /** The non-route parts (VXLAN device, FDB, neighbours) as one comparable string; they are few. */
-const othersOf = (d: DesiredState): string => JSON.stringify([d.vxlan ?? null, d.fdb, d.neighbours]);
+const othersOf = (d: DesiredState): string => JSON.stringify([d.vxlan ?? null, d.links ?? [], d.fdb, d.neighbours]);
+
+/** What one pass works on: its claim, its report, and the objects read back for the later steps. */
+interface PassState {
+  full: boolean;
+  /** Links, FDB and neighbours are looked at this pass (else routes only). */
+  doOthers: boolean;
+  synced: boolean;
+  d: DesiredState;
+  rep: ReconcileReport;
+  dirtyNow: Set<string>;
+  vx: LinkInfo | undefined;
+  links: LinkInfo[];
+  staleLinks: LinkInfo[];
+  staleFdb: FdbEntry[];
+  staleNeigh: Neighbour[];
+  fail(what: string, e: unknown): void;
+  ifindexOf(dev: string): number;
+}
+
+/** The route writes and deletions a pass decided on (parallel arrays: a 100k batch stays flat). */
+interface RoutePlan {
+  write: Route[];
+  writeKeys: string[];
+  isReplace: boolean[];
+  stale: RouteSelector[];
+  staleKeys: string[];
+}
+
+const newPlan = (): RoutePlan => ({ write: [], writeKeys: [], isReplace: [], stale: [], staleKeys: [] });
 
 export class Reconciler {
+  private readonly mark: OwnerMark;
   private readonly protocol: number;
   private readonly table: number;
-  private readonly linkPrefix: string;
   private readonly families: Family[];
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -237,6 +262,8 @@ export class Reconciler {
   /** Interned route signatures (a few next-hop sets serve most routes). */
   private sigs = new Map<string, string>();
   private vxlanName: string | undefined;
+  /** Names of the owned links wanted at the last run (VXLAN device and kept links). */
+  private keptLinks = new Set<string>();
   /** The VXLAN device's index and the FDB/neighbour entries wanted on it at the last run. */
   private vxlanIndex: number | undefined;
   private wantedNeigh = new Map<string, string>();
@@ -250,9 +277,9 @@ export class Reconciler {
     private readonly port: KernelPort,
     private readonly opts: ReconcilerOptions,
   ) {
-    this.protocol = opts.protocol ?? NRD_PROTOCOL;
+    this.mark = opts.mark ?? ROUTING_MARK;
+    this.protocol = opts.protocol ?? this.mark.protocol;
     this.table = opts.table ?? RT_TABLE_MAIN;
-    this.linkPrefix = opts.linkPrefix ?? 'nrd';
     this.families = opts.families ?? [4, 6];
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log;
@@ -272,15 +299,7 @@ export class Reconciler {
 
   /** Replace the whole desired state and schedule a run (only what differs is looked at). */
   setDesired(d: DesiredState): void {
-    if (d.vxlan && !d.vxlan.name.startsWith(this.linkPrefix)) {
-      throw new Error(`vxlan device ${d.vxlan.name} does not start with the owned prefix ${this.linkPrefix}`);
-    }
-    const others = othersOf(d);
-    if (others !== this.othersKey) {
-      this.othersKey = others;
-      this.othersPending = true;
-    }
-    this.desired = { ...(d.vxlan ? { vxlan: d.vxlan } : {}), fdb: d.fdb, neighbours: d.neighbours, routes: [] };
+    this.setOthers(d);
     const next = new Map<string, DesiredRouteBody>();
     const bad: string[] = [];
     for (const r of d.routes) {
@@ -301,6 +320,26 @@ export class Reconciler {
     this.routesWant = next;
     this.badRoutes = bad;
     this.schedule();
+  }
+
+  /**
+   * Replace the desired links, FDB and neighbours only (the routes stay as they are): what a node
+   * change needs, without handing over (and comparing) every route again.
+   */
+  setOthers(d: Omit<DesiredState, 'routes'>): void {
+    if (d.vxlan && !ownsLink(this.mark, { name: d.vxlan.name, kind: 'vxlan' })) {
+      throw new Error(`vxlan device ${d.vxlan.name} is not a link ${this.mark.owner} owns (prefix ${this.mark.linkPrefix}, kind ${this.mark.linkKind})`);
+    }
+    for (const l of d.links ?? []) {
+      if (!ownsLink(this.mark, { name: l.name, kind: this.mark.linkKind })) throw new Error(`link ${l.name} is not a link ${this.mark.owner} owns (prefix ${this.mark.linkPrefix})`);
+    }
+    const others = othersOf({ ...d, routes: [] });
+    if (others !== this.othersKey) {
+      this.othersKey = others;
+      this.othersPending = true;
+      this.schedule();
+    }
+    this.desired = { ...(d.vxlan ? { vxlan: d.vxlan } : {}), ...(d.links ? { links: d.links } : {}), fdb: d.fdb, neighbours: d.neighbours, routes: [] };
   }
 
   /**
@@ -356,9 +395,9 @@ export class Reconciler {
       const tick = (): void => {
         if (this.stopped) return;
         this.resync();
-        this.periodic = this.clock.setTimeout(tick, iv);
+        this.periodic = this.clock.setTimer(tick, iv);
       };
-      this.periodic = this.clock.setTimeout(tick, iv);
+      this.periodic = this.clock.setTimer(tick, iv);
     }
     return this.runNow();
   }
@@ -367,7 +406,7 @@ export class Reconciler {
     this.stopped = true;
     this.sub?.close();
     this.sub = null;
-    for (const t of [this.timer, this.periodic, this.bulkTimer]) if (t !== null) this.clock.clearTimeout(t);
+    for (const t of [this.timer, this.periodic, this.bulkTimer]) if (t !== null) this.clock.clearTimer(t);
     this.timer = this.periodic = this.bulkTimer = null;
   }
 
@@ -379,7 +418,7 @@ export class Reconciler {
       return;
     }
     if (this.timer !== null) return;
-    this.timer = this.clock.setTimeout(() => {
+    this.timer = this.clock.setTimer(() => {
       this.timer = null;
       void this.run(this.fullPending).catch((e: unknown) => this.log.error({ err: e }, 'reconcile run failed'));
     }, delayMs);
@@ -418,14 +457,20 @@ export class Reconciler {
           this.othersPending = true;
           this.schedule();
         }
+      } else if (this.keptLinks.has(e.link.name)) {
+        // A kept link went down, changed or came (back): its routes and neighbours depend on it.
+        const want = this.desired.links?.find((l) => l.name === e.link.name);
+        if (e.op === 'del' || !e.link.up || (want?.mtu !== undefined && e.link.mtu !== want.mtu) || this.byName.get(e.link.name)?.index !== e.link.index) {
+          this.othersPending = true;
+          this.schedule();
+        }
       }
       return;
     }
     if (e.kind === 'neigh') {
-      // A wanted permanent neighbour on our VXLAN device removed or changed by hand: put it back
-      // now rather than at the next periodic resync (traffic over VXLAN to that node depends on it).
+      // A wanted permanent neighbour on an owned link removed or changed by hand: put it back now
+      // rather than at the next periodic resync (traffic to that node or endpoint depends on it).
       const n = e.neighbour;
-      if (n.ifindex !== this.vxlanIndex) return;
       const mac = this.wantedNeigh.get(`${n.ifindex}|${n.ip}`);
       if (mac === undefined) return;
       if (e.op === 'del' || !n.permanent || n.mac !== mac) {
@@ -521,297 +566,329 @@ export class Reconciler {
     return this.pass(true);
   }
 
+  /**
+   * One reconcile pass, in the order a reader (and the kernel) needs:
+   *   1. claim the work (dirty keys, pending link/neighbour/FDB work, a full read-back due);
+   *   2. links: read back, create/adopt the VXLAN device, bring kept links up;
+   *   3. FDB, then neighbours: read back on owned links, diff, add or replace;
+   *   4. routes: read back (full pass) or the dirty keys, diff, write as one batch;
+   *   5. deletions last, in reverse dependency order (routes, neighbours, FDB, links), and only
+   *      once the sources are in sync;
+   *   6. account, log, schedule what is left.
+   */
   private async pass(full: boolean): Promise<ReconcileReport> {
-    const rep: ReconcileReport = {
-      links: counts(),
-      fdb: counts(),
-      neighbours: counts(),
-      routes: counts(),
-      unchanged: 0,
-      deferred: 0,
-      conflicts: [],
-      errors: [],
-    };
-    const d = this.desired;
-    const synced = this.synced;
-    const fail = (what: string, e: unknown): void => {
-      rep.errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
-    };
+    const p = this.claim(full);
+    try {
+      if (p.doOthers) {
+        await this.syncLinks(p);
+        await this.syncFdb(p);
+        await this.syncNeighbours(p);
+      }
+      const plan = full ? await this.diffAllRoutes(p) : this.diffDirtyRoutes(p);
+      await this.writeRoutes(p, plan);
+      if (p.synced) await this.deleteStale(p, plan);
+      else p.rep.deferred += p.staleNeigh.length + p.staleFdb.length + p.staleLinks.length;
+    } catch (e) {
+      // A failed read-back (a dump interrupted too often, ENOBUFS): report it and retry, keeping
+      // the work this pass had claimed.
+      p.fail('kernel', e);
+      for (const k of p.dirtyNow) this.dirty.add(k);
+      if (p.doOthers) this.othersPending = true;
+      if (full) this.fullPending = true;
+    }
+    return this.finish(p);
+  }
 
-    // Claim the work of this pass; anything marked while it runs goes to the next one.
+  /** Step 1: take the pending work; anything marked while the pass runs goes to the next one. */
+  private claim(full: boolean): PassState {
+    const rep: ReconcileReport = { links: counts(), fdb: counts(), neighbours: counts(), routes: counts(), unchanged: 0, deferred: 0, conflicts: [], errors: [] };
     const doOthers = full || this.othersPending || this.byName.size === 0;
     this.othersPending = false;
     if (full) this.fullPending = false;
     const dirtyNow = this.dirty;
     this.dirty = new Set();
     for (const b of this.badRoutes) rep.errors.push(b);
-
-    let vx: LinkInfo | undefined = this.vxlanLink;
-    let links: LinkInfo[] = [];
-    let byName = this.byName;
-    const owned = (name: string): boolean => name.startsWith(this.linkPrefix);
-    // Resolve a desired device name; a missing device makes the object unprogrammable this run.
-    const ifindexOf = (dev: string): number => {
-      const l = byName.get(dev);
-      if (!l) throw new Error(`device ${dev} does not exist`);
-      return l.index;
+    const p: PassState = {
+      full,
+      doOthers,
+      synced: this.synced,
+      d: this.desired,
+      rep,
+      dirtyNow,
+      vx: this.vxlanLink,
+      links: [],
+      staleLinks: [],
+      staleFdb: [],
+      staleNeigh: [],
+      fail: (what, e) => void rep.errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`),
+      // A missing device makes the object unprogrammable this run (reported, retried).
+      ifindexOf: (dev) => {
+        const l = this.byName.get(dev);
+        if (!l) throw new Error(`device ${dev} does not exist`);
+        return l.index;
+      },
     };
-    const fdbKey = (ifindex: number, mac: string, dst: string): string => `${ifindex}|${mac}|${dst}`;
-    let fdbHave = new Map<string, FdbEntry>();
-    let fdbWant = new Map<string, { ifindex: number; mac: string; dst: string }>();
-    const neighKey = (ifindex: number, ip: string): string => `${ifindex}|${ip}`;
-    let neighHave = new Map<string, { ifindex: number; ip: string; mac?: string; family: Family }>();
-    let neighWant = new Map<string, { ifindex: number; ip: string; mac: string }>();
-    const writes: Array<Promise<void>> = [];
-    try {
-      if (doOthers) {
-        // ---- links
-        links = await this.port.listLinks();
-        byName = new Map<string, LinkInfo>(links.map((l) => [l.name, l]));
-        vx = undefined;
-        if (d.vxlan) {
-          this.vxlanName = d.vxlan.name;
-          vx = await this.ensureVxlan(d.vxlan, byName, rep, synced).catch((e: unknown) => {
-            fail(`vxlan ${d.vxlan!.name}`, e);
-            return undefined;
-          });
-          if (vx) byName.set(vx.name, vx);
-        }
-        this.byName = byName;
+    return p;
+  }
 
-        // ---- FDB and neighbours on owned links
-        const ownedVxlans = [...byName.values()].filter((l) => owned(l.name) && l.kind === 'vxlan');
-        const fdbNow: FdbEntry[] = [];
-        const neighNow: Array<{ ifindex: number; ip: string; mac?: string; family: Family }> = [];
-        if (ownedVxlans.length) {
-          const allFdb = await this.port.listFdb();
-          const idx = new Set(ownedVxlans.map((l) => l.index));
-          for (const e of allFdb) if (idx.has(e.ifindex) && e.self && e.dst && e.permanent) fdbNow.push(e);
-          for (const f of this.families) {
-            for (const n of await this.port.listNeighbours(f)) if (idx.has(n.ifindex) && n.permanent) neighNow.push(n);
-          }
-        }
-
-        fdbHave = new Map(fdbNow.map((e) => [fdbKey(e.ifindex, e.mac, e.dst!), e]));
-        fdbWant = new Map<string, { ifindex: number; mac: string; dst: string }>();
-        for (const f of d.fdb) {
-          try {
-            const e = { ifindex: ifindexOf(f.dev), mac: canonicalMac(f.mac), dst: f.dst };
-            fdbWant.set(fdbKey(e.ifindex, e.mac, e.dst), e);
-          } catch (e) {
-            fail(`fdb ${f.mac} dst ${f.dst}`, e);
-          }
-        }
-        this.vxlanIndex = vx?.index;
-        this.wantedFdb = new Set(fdbWant.keys());
-        for (const [k, e] of fdbWant) {
-          if (fdbHave.has(k)) {
-            rep.unchanged++;
-            continue;
-          }
-          // One dst per MAC is what nrd wants: a MAC present with another dst is replaced in place,
-          // a new MAC is appended (append also works when other MACs share the device).
-          const sameMac = fdbNow.filter((x) => x.ifindex === e.ifindex && x.mac === e.mac);
-          const wantForMac = [...fdbWant.values()].filter((x) => x.ifindex === e.ifindex && x.mac === e.mac).length;
-          if (sameMac.length === 1 && wantForMac === 1) {
-            if (!synced) {
-              rep.deferred++;
-              continue;
-            }
-            writes.push(this.port.replaceFdb(e).then(() => void rep.fdb.replaced++, (x: unknown) => fail(`fdb replace ${e.mac}`, x)));
-            fdbHave.delete(fdbKey(sameMac[0]!.ifindex, sameMac[0]!.mac, sameMac[0]!.dst!));
-          } else {
-            writes.push(this.port.appendFdb(e).then(() => void rep.fdb.added++, (x: unknown) => fail(`fdb append ${e.mac}`, x)));
-          }
-        }
-        await Promise.all(writes.splice(0));
-
-        neighHave = new Map(neighNow.map((n) => [neighKey(n.ifindex, n.ip), n]));
-        neighWant = new Map<string, { ifindex: number; ip: string; mac: string }>();
-        for (const n of d.neighbours) {
-          try {
-            const ip = canonicalPrefix(n.ip).split('/')[0]!;
-            const e = { ifindex: ifindexOf(n.dev), ip, mac: canonicalMac(n.mac) };
-            neighWant.set(neighKey(e.ifindex, e.ip), e);
-          } catch (e) {
-            fail(`neighbour ${n.ip}`, e);
-          }
-        }
-        this.wantedNeigh = new Map([...neighWant].map(([k, n]) => [k, n.mac]));
-        for (const [k, n] of neighWant) {
-          const have = neighHave.get(k);
-          if (have && have.mac === n.mac) {
-            rep.unchanged++;
-            continue;
-          }
-          if (have && !synced) {
-            rep.deferred++;
-            continue;
-          }
-          writes.push(
-            this.port.replaceNeighbour(n).then(
-              () => void (have ? rep.neighbours.replaced++ : rep.neighbours.added++),
-              (x: unknown) => fail(`neighbour ${n.ip}`, x),
-            ),
-          );
-        }
-        await Promise.all(writes.splice(0));
-      }
-
-      // ---- routes: every key on a full pass (read back from the kernel), the dirty keys otherwise
-      const toWrite: Route[] = [];
-      const writeKeys: string[] = [];
-      const isReplace: boolean[] = [];
-      const staleRoutes: RouteSelector[] = [];
-      const staleKeys: string[] = [];
-      const consider = (k: string, body: DesiredRouteBody | undefined, have: Installed | undefined): void => {
-        if (body) {
-          let route: Route;
-          try {
-            route = this.buildRoute(k, body, ifindexOf);
-          } catch (e) {
-            fail(`route ${k.split('|')[1]}`, e);
-            this.dirty.add(k);
-            this.othersPending = true;
-            return;
-          }
-          const sig = this.intern(routeSig(route));
-          if (have === sig || (typeof have === 'object' && routeMatches(route, have))) {
-            if (have !== sig) this.installed.set(k, sig);
-            rep.unchanged++;
-            return;
-          }
-          if (have === undefined && this.foreign.has(k)) {
-            rep.conflicts.push(`route ${route.dst} (table ${route.table}) is held by another protocol; not touched`);
-            return;
-          }
-          if (have !== undefined && !synced) {
-            rep.deferred++;
-            this.deferredKeys.add(k);
-            return;
-          }
-          toWrite.push(route);
-          writeKeys.push(k);
-          isReplace.push(have !== undefined);
-        } else if (have !== undefined) {
-          if (!synced) {
-            rep.deferred++;
-            this.deferredKeys.add(k);
-            return;
-          }
-          staleRoutes.push(this.selectorOf(k, have));
-          staleKeys.push(k);
-        }
-      };
-      if (full) {
-        const installed = new Map<string, Installed>();
-        const foreign = new Set<string>();
-        const dumped: Route[][] = [];
-        for (const f of this.families) dumped.push(await this.port.listRoutes(f, this.table));
-        // Events that arrived during the dumps are older than or included in them: the dump wins.
-        for (const rs of dumped) {
-          for (const r of rs) {
-            const k = routeKey(r);
-            if (r.protocol !== this.protocol) {
-              foreign.add(k);
-              continue;
-            }
-            const body = this.routesWant.get(k);
-            let sig: Installed = r;
-            if (body) {
-              try {
-                const want = this.buildRoute(k, body, ifindexOf);
-                if (routeMatches(want, r)) sig = this.intern(routeSig(want));
-              } catch {
-                // reported when the key is considered below
-              }
-            }
-            installed.set(k, sig);
-          }
-        }
-        this.installed = installed;
-        this.foreign = foreign;
-        this.deferredKeys.clear();
-        this.sigs.clear();
-        for (const v of installed.values()) if (typeof v === 'string') this.sigs.set(v, v);
-        for (const [k, body] of this.routesWant) consider(k, body, installed.get(k));
-        for (const [k, have] of installed) if (!this.routesWant.has(k)) consider(k, undefined, have);
-      } else {
-        for (const k of dirtyNow) consider(k, this.routesWant.get(k), this.installed.get(k));
-      }
-      // Routes go out as one batch (large datagrams, one ACK each): a 100k-route table is one call.
-      if (toWrite.length) {
-        const failed = new Set<number>();
-        for (const f of await this.port.replaceRoutes(toWrite)) {
-          failed.add(f.index);
-          fail(`route ${toWrite[f.index]!.dst}`, f.error);
-          this.dirty.add(writeKeys[f.index]!);
-        }
-        for (let i = 0; i < toWrite.length; i++) {
-          if (failed.has(i)) continue;
-          this.installed.set(writeKeys[i]!, this.intern(routeSig(toWrite[i]!)));
-          if (isReplace[i]) rep.routes.replaced++;
-          else rep.routes.added++;
-        }
-      }
-
-      // ---- deletions, in reverse dependency order; only once the sources are in sync
-      const stale = <T>(items: Iterable<[string, T]>, want: Map<string, unknown>): T[] => [...items].filter(([k]) => !want.has(k)).map(([, v]) => v);
-      const staleNeigh = doOthers ? stale(neighHave, neighWant) : [];
-      const staleFdb = doOthers ? stale(fdbHave, fdbWant) : [];
-      const staleLinks = doOthers ? links.filter((l) => owned(l.name) && l.kind === 'vxlan' && l.name !== d.vxlan?.name) : [];
-      if (!synced) {
-        rep.deferred += staleNeigh.length + staleFdb.length + staleLinks.length;
-      } else {
-        const ignoreGone = (what: string) => (x: unknown) => {
-          if (!isKernelError(x, 'ESRCH') && !isKernelError(x, 'ENOENT')) fail(what, x);
-        };
-        if (staleRoutes.length) {
-          const failed = new Set<number>();
-          for (const f of await this.port.deleteRoutes(staleRoutes)) {
-            failed.add(f.index);
-            if (isKernelError(f.error, 'ESRCH') || isKernelError(f.error, 'ENOENT')) {
-              this.installed.delete(staleKeys[f.index]!);
-              continue;
-            }
-            fail(`delete route ${staleRoutes[f.index]!.dst}`, f.error);
-            this.dirty.add(staleKeys[f.index]!);
-          }
-          for (let i = 0; i < staleKeys.length; i++) if (!failed.has(i)) this.installed.delete(staleKeys[i]!);
-          rep.routes.deleted += staleRoutes.length - failed.size;
-        }
-        for (const n of staleNeigh) {
-          writes.push(this.port.deleteNeighbour(n).then(() => void rep.neighbours.deleted++, ignoreGone(`delete neighbour ${n.ip}`)));
-        }
-        await Promise.all(writes.splice(0));
-        for (const e of staleFdb) {
-          writes.push(this.port.deleteFdb(e).then(() => void rep.fdb.deleted++, ignoreGone(`delete fdb ${e.mac}`)));
-        }
-        await Promise.all(writes.splice(0));
-        for (const l of staleLinks) {
-          writes.push(this.port.deleteLink(l.index).then(() => void rep.links.deleted++, ignoreGone(`delete link ${l.name}`)));
-        }
-        await Promise.all(writes.splice(0));
-      }
-    } catch (e) {
-      // A failed read-back (a dump interrupted too often, ENOBUFS): report it and retry, keeping
-      // the work this pass had claimed.
-      fail('kernel', e);
-      for (const k of dirtyNow) this.dirty.add(k);
-      if (doOthers) this.othersPending = true;
-      if (full) this.fullPending = true;
+  /** Step 2: read the links back; make the VXLAN device as desired; bring kept links up. */
+  private async syncLinks(p: PassState): Promise<void> {
+    const d = p.d;
+    p.links = await this.port.listLinks();
+    const byName = new Map<string, LinkInfo>(p.links.map((l) => [l.name, l]));
+    p.vx = undefined;
+    if (d.vxlan) {
+      this.vxlanName = d.vxlan.name;
+      p.vx = await this.ensureVxlan(d.vxlan, byName, p.rep, p.synced).catch((e: unknown) => {
+        p.fail(`vxlan ${d.vxlan!.name}`, e);
+        return undefined;
+      });
+      if (p.vx) byName.set(p.vx.name, p.vx);
     }
+    for (const want of d.links ?? []) {
+      const l = byName.get(want.name);
+      if (!l) {
+        p.fail(`link ${want.name}`, new Error('does not exist'));
+        continue;
+      }
+      try {
+        byName.set(l.name, await this.ensureLinkUp(l, want.mtu, p.rep));
+      } catch (e) {
+        p.fail(`link ${want.name}`, e);
+      }
+    }
+    this.byName = byName;
+    this.keptLinks = new Set([...(d.vxlan ? [d.vxlan.name] : []), ...(d.links ?? []).map((l) => l.name)]);
+    p.staleLinks = p.links.filter((l) => ownsLink(this.mark, l) && !this.keptLinks.has(l.name));
+  }
 
+  /** Step 3a: FDB entries on owned VXLAN links (one dst per MAC: replaced in place, else appended). */
+  private async syncFdb(p: PassState): Promise<void> {
+    const fdbKey = (ifindex: number, mac: string, dst: string): string => `${ifindex}|${mac}|${dst}`;
+    const vxlans = new Set([...this.byName.values()].filter((l) => l.kind === 'vxlan' && ownsLink(this.mark, l)).map((l) => l.index));
+    const now = vxlans.size ? (await this.port.listFdb()).filter((e) => vxlans.has(e.ifindex) && e.self && e.dst && e.permanent) : [];
+    const have = new Map(now.map((e) => [fdbKey(e.ifindex, e.mac, e.dst!), e]));
+    const want = new Map<string, { ifindex: number; mac: string; dst: string }>();
+    for (const f of p.d.fdb) {
+      try {
+        const e = { ifindex: p.ifindexOf(f.dev), mac: canonicalMac(f.mac), dst: f.dst };
+        want.set(fdbKey(e.ifindex, e.mac, e.dst), e);
+      } catch (e) {
+        p.fail(`fdb ${f.mac} dst ${f.dst}`, e);
+      }
+    }
+    this.vxlanIndex = p.vx?.index;
+    this.wantedFdb = new Set(want.keys());
+    const writes: Array<Promise<void>> = [];
+    for (const [k, e] of want) {
+      if (have.has(k)) {
+        p.rep.unchanged++;
+        continue;
+      }
+      const sameMac = now.filter((x) => x.ifindex === e.ifindex && x.mac === e.mac);
+      const wantForMac = [...want.values()].filter((x) => x.ifindex === e.ifindex && x.mac === e.mac).length;
+      if (sameMac.length === 1 && wantForMac === 1) {
+        if (!p.synced) {
+          p.rep.deferred++;
+          continue;
+        }
+        writes.push(this.port.replaceFdb(e).then(() => void p.rep.fdb.replaced++, (x: unknown) => p.fail(`fdb replace ${e.mac}`, x)));
+        have.delete(fdbKey(sameMac[0]!.ifindex, sameMac[0]!.mac, sameMac[0]!.dst!));
+      } else {
+        writes.push(this.port.appendFdb(e).then(() => void p.rep.fdb.added++, (x: unknown) => p.fail(`fdb append ${e.mac}`, x)));
+      }
+    }
+    await Promise.all(writes);
+    p.staleFdb = [...have].filter(([k]) => !want.has(k)).map(([, v]) => v);
+  }
+
+  /** Step 3b: permanent neighbours on every owned link (VXLAN device, endpoint veths). */
+  private async syncNeighbours(p: PassState): Promise<void> {
+    const neighKey = (ifindex: number, ip: string): string => `${ifindex}|${ip}`;
+    const owned = new Set([...this.byName.values()].filter((l) => ownsLink(this.mark, l)).map((l) => l.index));
+    const now: Neighbour[] = [];
+    if (owned.size) {
+      for (const f of this.families) for (const n of await this.port.listNeighbours(f)) if (owned.has(n.ifindex) && n.permanent) now.push(n);
+    }
+    const have = new Map(now.map((n) => [neighKey(n.ifindex, n.ip), n]));
+    const want = new Map<string, { ifindex: number; ip: string; mac: string }>();
+    for (const n of p.d.neighbours) {
+      try {
+        const ip = canonicalPrefix(n.ip).split('/')[0]!;
+        const e = { ifindex: p.ifindexOf(n.dev), ip, mac: canonicalMac(n.mac) };
+        want.set(neighKey(e.ifindex, e.ip), e);
+      } catch (e) {
+        p.fail(`neighbour ${n.ip}`, e);
+      }
+    }
+    this.wantedNeigh = new Map([...want].map(([k, n]) => [k, n.mac]));
+    const writes: Array<Promise<void>> = [];
+    for (const [k, n] of want) {
+      const had = have.get(k);
+      if (had && had.mac === n.mac) {
+        p.rep.unchanged++;
+        continue;
+      }
+      if (had && !p.synced) {
+        p.rep.deferred++;
+        continue;
+      }
+      writes.push(
+        this.port.replaceNeighbour(n).then(
+          () => void (had ? p.rep.neighbours.replaced++ : p.rep.neighbours.added++),
+          (x: unknown) => p.fail(`neighbour ${n.ip}`, x),
+        ),
+      );
+    }
+    await Promise.all(writes);
+    p.staleNeigh = [...have].filter(([k]) => !want.has(k)).map(([, v]) => v);
+  }
+
+  /** Step 4 (full pass): read back every route of the table, then diff every key. */
+  private async diffAllRoutes(p: PassState): Promise<RoutePlan> {
+    const installed = new Map<string, Installed>();
+    const foreign = new Set<string>();
+    const dumped: Route[][] = [];
+    for (const f of this.families) dumped.push(await this.port.listRoutes(f, this.table));
+    // Events that arrived during the dumps are older than or included in them: the dump wins.
+    for (const rs of dumped) {
+      for (const r of rs) {
+        const k = routeKey(r);
+        // Ownership by protocol only: another owner's routes (and everyone else's) are foreign.
+        if (r.protocol !== this.protocol) {
+          foreign.add(k);
+          continue;
+        }
+        const body = this.routesWant.get(k);
+        let sig: Installed = r;
+        if (body) {
+          try {
+            const want = this.buildRoute(k, body, p.ifindexOf);
+            if (routeMatches(want, r)) sig = this.intern(routeSig(want));
+          } catch {
+            // reported when the key is considered below
+          }
+        }
+        installed.set(k, sig);
+      }
+    }
+    this.installed = installed;
+    this.foreign = foreign;
+    this.deferredKeys.clear();
+    this.sigs.clear();
+    for (const v of installed.values()) if (typeof v === 'string') this.sigs.set(v, v);
+    const plan = newPlan();
+    for (const [k, body] of this.routesWant) this.diffRoute(p, plan, k, body, installed.get(k));
+    for (const [k, have] of installed) if (!this.routesWant.has(k)) this.diffRoute(p, plan, k, undefined, have);
+    return plan;
+  }
+
+  /** Step 4 (routine pass): diff only the keys marked dirty since the last pass. */
+  private diffDirtyRoutes(p: PassState): RoutePlan {
+    const plan = newPlan();
+    for (const k of p.dirtyNow) this.diffRoute(p, plan, k, this.routesWant.get(k), this.installed.get(k));
+    return plan;
+  }
+
+  /** One key: unchanged, to write (add/replace), to delete, deferred, or a conflict. */
+  private diffRoute(p: PassState, plan: RoutePlan, k: string, body: DesiredRouteBody | undefined, have: Installed | undefined): void {
+    const rep = p.rep;
+    if (!body) {
+      if (have === undefined) return;
+      if (!p.synced) {
+        rep.deferred++;
+        this.deferredKeys.add(k);
+        return;
+      }
+      plan.stale.push(this.selectorOf(k, have));
+      plan.staleKeys.push(k);
+      return;
+    }
+    let route: Route;
+    try {
+      route = this.buildRoute(k, body, p.ifindexOf);
+    } catch (e) {
+      p.fail(`route ${k.split('|')[1]}`, e);
+      this.dirty.add(k);
+      this.othersPending = true;
+      return;
+    }
+    const sig = this.intern(routeSig(route));
+    if (have === sig || (typeof have === 'object' && routeMatches(route, have))) {
+      if (have !== sig) this.installed.set(k, sig);
+      rep.unchanged++;
+      return;
+    }
+    if (have === undefined && this.foreign.has(k)) {
+      rep.conflicts.push(`route ${route.dst} (table ${route.table}) is held by another protocol; not touched`);
+      return;
+    }
+    if (have !== undefined && !p.synced) {
+      rep.deferred++;
+      this.deferredKeys.add(k);
+      return;
+    }
+    plan.write.push(route);
+    plan.writeKeys.push(k);
+    plan.isReplace.push(have !== undefined);
+  }
+
+  /** Step 4 (apply): the routes go out as one batch (large datagrams, one ACK each). */
+  private async writeRoutes(p: PassState, plan: RoutePlan): Promise<void> {
+    if (!plan.write.length) return;
+    const failed = new Set<number>();
+    for (const f of await this.port.replaceRoutes(plan.write)) {
+      failed.add(f.index);
+      p.fail(`route ${plan.write[f.index]!.dst}`, f.error);
+      this.dirty.add(plan.writeKeys[f.index]!);
+    }
+    for (let i = 0; i < plan.write.length; i++) {
+      if (failed.has(i)) continue;
+      this.installed.set(plan.writeKeys[i]!, this.intern(routeSig(plan.write[i]!)));
+      if (plan.isReplace[i]) p.rep.routes.replaced++;
+      else p.rep.routes.added++;
+    }
+  }
+
+  /** Step 5: deletions in reverse dependency order — routes, neighbours, FDB entries, links. */
+  private async deleteStale(p: PassState, plan: RoutePlan): Promise<void> {
+    const rep = p.rep;
+    const gone = (x: unknown): boolean => isKernelError(x, 'ESRCH') || isKernelError(x, 'ENOENT');
+    const ignoreGone = (what: string) => (x: unknown) => {
+      if (!gone(x)) p.fail(what, x);
+    };
+    if (plan.stale.length) {
+      const failed = new Set<number>();
+      for (const f of await this.port.deleteRoutes(plan.stale)) {
+        failed.add(f.index);
+        if (gone(f.error)) {
+          this.installed.delete(plan.staleKeys[f.index]!);
+          continue;
+        }
+        p.fail(`delete route ${plan.stale[f.index]!.dst}`, f.error);
+        this.dirty.add(plan.staleKeys[f.index]!);
+      }
+      for (let i = 0; i < plan.staleKeys.length; i++) if (!failed.has(i)) this.installed.delete(plan.staleKeys[i]!);
+      rep.routes.deleted += plan.stale.length - failed.size;
+    }
+    await Promise.all(p.staleNeigh.map((n) => this.port.deleteNeighbour(n).then(() => void rep.neighbours.deleted++, ignoreGone(`delete neighbour ${n.ip}`))));
+    await Promise.all(p.staleFdb.map((e) => this.port.deleteFdb(e).then(() => void rep.fdb.deleted++, ignoreGone(`delete fdb ${e.mac}`))));
+    await Promise.all(p.staleLinks.map((l) => this.port.deleteLink(l.index).then(() => void rep.links.deleted++, ignoreGone(`delete link ${l.name}`))));
+  }
+
+  /** Step 6: totals, the log line, the bulk resync, retries, the report hook. */
+  private finish(p: PassState): ReconcileReport {
+    const rep = p.rep;
     this.totals.runs++;
-    if (full) this.totals.fullRuns++;
+    if (p.full) this.totals.fullRuns++;
     this.totals.writes += reportWrites(rep);
     this.totals.errors += rep.errors.length;
     this.totals.conflicts += rep.conflicts.length;
     this.lastReport = rep;
-    this.vxlanLink = vx;
+    this.vxlanLink = p.vx;
     const w = reportWrites(rep);
     if (w || rep.errors.length || rep.conflicts.length) {
-      this.log.info({ writes: w, ...rep, errors: rep.errors.slice(0, 10), conflicts: rep.conflicts.slice(0, 10) }, 'kernel reconciled');
+      this.log.info({ owner: this.mark.owner, writes: w, ...rep, errors: rep.errors.slice(0, 10), conflicts: rep.conflicts.slice(0, 10) }, 'kernel reconciled');
     }
     // Bulk writes come back as as many notifications; some may have been dropped (the event socket
     // is overflow-safe, so silently): read everything back once the writing has calmed down.
@@ -829,8 +906,8 @@ export class Reconciler {
 
   /** A full pass `bulkQuietMs` after the last bulk write (each bulk write pushes it back). */
   private armBulkResync(): void {
-    if (this.bulkTimer !== null) this.clock.clearTimeout(this.bulkTimer);
-    this.bulkTimer = this.clock.setTimeout(() => {
+    if (this.bulkTimer !== null) this.clock.clearTimer(this.bulkTimer);
+    this.bulkTimer = this.clock.setTimer(() => {
       this.bulkTimer = null;
       this.resync();
     }, this.opts.bulkQuietMs ?? 2000);
@@ -846,6 +923,22 @@ export class Reconciler {
     if (h.onlink) nh.onlink = true;
     if (h.weight !== undefined && h.weight !== 1) nh.weight = h.weight;
     return nh;
+  }
+
+  /** A kept link up, with the wanted MTU (the owner does not create it: its creator did). */
+  private async ensureLinkUp(l: LinkInfo, mtu: number | undefined, rep: ReconcileReport): Promise<LinkInfo> {
+    let link = l;
+    if (mtu !== undefined && link.mtu !== mtu) {
+      await this.port.setLinkMtu(link.index, mtu);
+      link = { ...link, mtu };
+      rep.links.replaced++;
+    }
+    if (!link.up) {
+      await this.port.setLinkUp(link.index);
+      link = { ...link, up: true };
+      rep.links.replaced++;
+    }
+    return link;
   }
 
   private async ensureVxlan(v: DesiredVxlan, byName: Map<string, LinkInfo>, rep: ReconcileReport, synced: boolean): Promise<LinkInfo> {

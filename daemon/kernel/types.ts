@@ -3,11 +3,12 @@
 // plain data. Implemented over netlink by netlink-port.ts and in memory by test/lib/fake-kernel.ts.
 // Kernel interfaces: rtnetlink(7) RTM_{NEW,DEL,GET}{ROUTE,LINK,NEIGH,ADDR}, /proc/sys.
 import type { Family } from './addr.js';
+import { ROUTING_MARK } from './owners.js';
 
 export type { Family } from './addr.js';
 
 /** nrd's rtm_protocol (named `nrd` through /etc/iproute2/rt_protos.d/nrd.conf). */
-export const NRD_PROTOCOL = 196;
+export const NRD_PROTOCOL = ROUTING_MARK.protocol;
 export const RT_TABLE_MAIN = 254;
 
 export type RouteType = 'unicast' | 'blackhole' | 'unreachable' | 'prohibit' | 'local' | 'broadcast' | 'other';
@@ -184,7 +185,7 @@ export interface KernelPort {
   close(): void;
 }
 
-/** A failed kernel call, errno-transparent (STYLE.md §10). */
+/** A failed kernel call, errno-transparent: callers test the code, not a message. */
 export class KernelError extends Error {
   constructor(
     readonly code: string,

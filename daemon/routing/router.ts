@@ -14,13 +14,21 @@
 // is one route replace. The VXLAN device exists in every mode: every node accepts VXLAN traffic
 // at all times, so a switch on one side needs no coordination.
 //
-// Scale: a BGP change re-evaluates only its prefix and hands the reconciler that one route (a
-// 1M-route table arrives as thousands of batches; re-walking every prefix per batch was quadratic).
-// Node, option, own-CIDR and sync changes, and hold-down expiries, re-evaluate everything (rare).
+// Scale: work costs what changed. A BGP change re-evaluates only its prefix; a node change only
+// that node's CIDRs (plus the per-node FDB/neighbour set); a hold-down expiry only the prefixes whose
+// hold-down ends then. Option, own-CIDR and sync changes re-evaluate everything (rare).
 // Per prefix the router keeps one entry whose path Candidate and route body are shared objects.
+//
+// Bad input never stops routing: a node record with a bad address, VTEP MAC or CIDR is skipped
+// (logged once per change, counted) and every other node is routed. A prefix inside this node's own
+// CIDRs or inside a subnet connected to one of its links is never installed, whoever announces it:
+// it would hijack traffic that must stay local (the BGP import policy refuses such prefixes too;
+// this is the last line of defence before the kernel).
 import type { Logger } from '../lib/log.js';
-import { canonicalMac, canonicalPrefix, familyOf, firstAddress, parsePrefix, bytesToIp } from '../kernel/addr.js';
-import { Reconciler, systemClock, type Clock, type DesiredRouteBody, type DesiredState, type ReconcileReport, type ReconcilerOptions } from '../kernel/reconciler.js';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { canonicalMac, canonicalPrefix, familyOf, firstAddress, parsePrefix, bytesToIp, type Prefix } from '../kernel/addr.js';
+import { Reconciler, type DesiredRouteBody, type DesiredState, type ReconcileReport, type ReconcilerOptions } from '../kernel/reconciler.js';
+import { ROUTING_MARK } from '../kernel/owners.js';
 import type { KernelPort } from '../kernel/types.js';
 import { choosePath, step, type Candidate, type PathState } from './path.js';
 import type { BgpRoute, PathMode, PathSwitch, RemoteNode, RouteView, RoutingOptions } from './types.js';
@@ -36,6 +44,56 @@ export interface RouterDeps {
   reconciler?: Partial<Omit<ReconcilerOptions, 'log' | 'clock'>>;
   /** Called on every path switch (the lead wires a prom-client counter here). */
   onSwitch?(s: PathSwitch): void;
+  /** Called once per rejected node record (per change of it), with the reason. */
+  onRejectedNode?(reason: NodeRejectReason): void;
+  /** Called once per prefix refused as a hijack of a local subnet (each time it starts being refused). */
+  onRefusedPrefix?(reason: RefuseReason): void;
+}
+
+export type NodeRejectReason = 'name' | 'address' | 'vtep_mac' | 'cidr';
+export type RefuseReason = 'own_cidr' | 'connected';
+
+/** A node record checked for use: canonical MAC and CIDRs, or why it cannot be routed. */
+export function validateNode(n: RemoteNode): { ok: true; node: RemoteNode } | { ok: false; reason: NodeRejectReason; message: string } {
+  const bad = (reason: NodeRejectReason, message: string) => ({ ok: false as const, reason, message });
+  if (typeof n.name !== 'string' || n.name === '') return bad('name', 'node without a name');
+  try {
+    familyOf(n.underlay);
+  } catch {
+    return bad('address', `underlay address ${JSON.stringify(n.underlay)} is not an IP address`);
+  }
+  let vtepMac: string | undefined;
+  if (n.vtepMac !== undefined && n.vtepMac !== '') {
+    try {
+      vtepMac = canonicalMac(n.vtepMac);
+    } catch {
+      return bad('vtep_mac', `VTEP MAC ${JSON.stringify(n.vtepMac)} is not a MAC address`);
+    }
+  }
+  const cidrs: string[] = [];
+  for (const c of Array.isArray(n.cidrs) ? n.cidrs : [null]) {
+    try {
+      if (typeof c !== 'string' || !c.includes('/')) throw new Error('no prefix length');
+      cidrs.push(canonicalPrefix(c));
+    } catch {
+      return bad('cidr', `CIDR ${JSON.stringify(c)} is not a prefix`);
+    }
+  }
+  return { ok: true, node: { name: n.name, underlay: n.underlay, ...(vtepMac ? { vtepMac } : {}), cidrs } };
+}
+
+const sameNode = (a: RemoteNode, b: RemoteNode): boolean =>
+  a.name === b.name && a.underlay === b.underlay && a.vtepMac === b.vtepMac && a.cidrs.length === b.cidrs.length && a.cidrs.every((c, i) => c === b.cidrs[i]);
+
+/** Is `p` equal to or inside `guard`? (both parsed; host bits of guard are zero) */
+function within(p: Prefix, guard: Prefix): boolean {
+  if (p.family !== guard.family || p.len < guard.len) return false;
+  const full = guard.len >> 3;
+  for (let i = 0; i < full; i++) if (p.bytes[i] !== guard.bytes[i]) return false;
+  const rest = guard.len & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (p.bytes[full]! & mask) === guard.bytes[full];
 }
 
 interface PrefixEntry {
@@ -75,6 +133,20 @@ export class Router {
   private hopSets = new Map<string, string[]>();
   /** Route bodies of native/direct candidates, shared by every prefix on that path. */
   private bodies = new WeakMap<Candidate, DesiredRouteBody>();
+  /** Prefix evaluations since start (tests check that work costs what changed). */
+  evaluations = 0;
+  /** Rejected node records by name: the message last logged (logged again only when it changes). */
+  private readonly rejected = new Map<string, string>();
+  /** Subnets connected to any link of this node (not only the underlay): hijack guards. */
+  private hostConnected: string[] = [];
+  private guards: Array<{ prefix: Prefix; text: string; reason: RefuseReason }> = [];
+  /** Prefixes refused now as hijacks, with the reason; newly refused ones wait to be logged. */
+  readonly refused = new Map<string, RefuseReason>();
+  private newlyRefused: string[] = [];
+  /** Hold-down expiries: time → prefixes to re-evaluate then (only those). */
+  private readonly holdDue = new Map<number, Set<string>>();
+  /** The VXLAN device, FDB and neighbour set must be recomputed (a node changed). */
+  private othersDirty = false;
 
   constructor(
     private readonly port: KernelPort,
@@ -86,7 +158,8 @@ export class Router {
     this.opts = { ...opts, vxlan: { ...opts.vxlan } };
     this.ownCidrs = opts.ownCidrs.map(canonicalPrefix);
     this.ownSince = this.clock.now();
-    this.reconciler = new Reconciler(port, { ...deps.reconciler, log: deps.log, clock: this.clock });
+    this.reconciler = new Reconciler(port, { mark: ROUTING_MARK, ...deps.reconciler, log: deps.log, clock: this.clock });
+    this.rebuildGuards();
   }
 
   /** The options in use. */
@@ -101,6 +174,7 @@ export class Router {
     if (next.length === cur.length && next.every((c, i) => c === cur[i])) return;
     this.ownCidrs = next;
     this.ownSince = this.clock.now();
+    this.rebuildGuards();
     this.scheduleRecompute();
   }
 
@@ -139,8 +213,9 @@ export class Router {
   stop(): void {
     this.started = false;
     this.reconciler.stop();
-    if (this.recheckTimer !== null) this.clock.clearTimeout(this.recheckTimer);
+    if (this.recheckTimer !== null) this.clock.clearTimer(this.recheckTimer);
     this.recheckTimer = null;
+    this.recheckAt = Infinity;
   }
 
   /** Re-read the underlay interface (address, MTU, connected subnets). */
@@ -166,6 +241,39 @@ export class Router {
       return `${bytesToIp(p.bytes)}/${p.len}`;
     });
     this.underlay = { index: link.index, mtu: link.mtu, address };
+    this.hostConnected = [...new Set(all.map((a) => canonicalPrefix(`${a.address}/${a.prefixLen}`)))];
+    this.rebuildGuards();
+  }
+
+  /** The subnets no remote prefix may fall into: the own CIDRs and every connected subnet. */
+  private rebuildGuards(): void {
+    const g: Array<{ prefix: Prefix; text: string; reason: RefuseReason }> = [];
+    for (const c of this.ownCidrs) g.push({ prefix: parsePrefix(c), text: c, reason: 'own_cidr' });
+    for (const c of this.hostConnected) g.push({ prefix: parsePrefix(c), text: c, reason: 'connected' });
+    this.guards = g;
+  }
+
+  /** Why a remote prefix must not be installed (inside a local subnet), or undefined. */
+  private refusal(prefix: string): { reason: RefuseReason; inside: string } | undefined {
+    if (!this.guards.length) return undefined;
+    const p = parsePrefix(prefix);
+    for (const g of this.guards) if (within(p, g.prefix)) return { reason: g.reason, inside: g.text };
+    return undefined;
+  }
+
+  /** Record a refused prefix (counted and logged once while it stays refused). */
+  private refuse(prefix: string, why: { reason: RefuseReason; inside: string }): void {
+    if (this.refused.get(prefix) === why.reason) return;
+    this.refused.set(prefix, why.reason);
+    this.newlyRefused.push(`${prefix} (inside ${why.inside}, ${why.reason})`);
+    this.deps.onRefusedPrefix?.(why.reason);
+  }
+
+  private flushRefusedLog(): void {
+    if (!this.newlyRefused.length) return;
+    const n = this.newlyRefused.length;
+    this.log.warn({ count: n, prefixes: this.newlyRefused.slice(0, 20) }, 'remote prefixes inside a local subnet refused (never installed)');
+    this.newlyRefused = [];
   }
 
   private async ensureSysctls(): Promise<void> {
@@ -184,11 +292,49 @@ export class Router {
 
   /** Full snapshot of remote nodes; `synced` once the store's initial list is complete. */
   setNodes(nodes: readonly RemoteNode[], synced = true): void {
-    this.nodes = new Map(nodes.map((n) => [n.name, { ...n, vtepMac: n.vtepMac ? canonicalMac(n.vtepMac) : n.vtepMac, cidrs: n.cidrs.map(canonicalPrefix) }]));
-    this.cidrOwner = new Map();
-    for (const n of this.nodes.values()) for (const c of n.cidrs) if (!this.cidrOwner.has(c)) this.cidrOwner.set(c, n);
+    const next = new Map<string, RemoteNode>();
+    const seenBad = new Set<string>();
+    for (const raw of nodes) {
+      const v = validateNode(raw);
+      if (!v.ok) {
+        const name = typeof raw?.name === 'string' ? raw.name : '';
+        seenBad.add(name);
+        if (this.rejected.get(name) !== v.message) {
+          this.rejected.set(name, v.message);
+          this.log.warn({ node: name, reason: v.reason, error: v.message }, 'node record rejected; routing every other node');
+          this.deps.onRejectedNode?.(v.reason);
+        }
+        continue;
+      }
+      // An unchanged node keeps its object: prefixes compare nodes by identity.
+      const old = this.nodes.get(v.node.name);
+      next.set(v.node.name, old && sameNode(old, v.node) ? old : v.node);
+    }
+    for (const name of [...this.rejected.keys()]) if (!seenBad.has(name)) this.rejected.delete(name);
+    const owner = new Map<string, RemoteNode>();
+    for (const n of next.values()) for (const c of n.cidrs) if (!owner.has(c)) owner.set(c, n);
+    // Only the CIDRs whose owning node changed (appeared, went, or changed) are looked at again.
+    const changed: string[] = [];
+    for (const [c, n] of owner) if (this.cidrOwner.get(c) !== n) changed.push(c);
+    for (const c of this.cidrOwner.keys()) if (!owner.has(c)) changed.push(c);
+    const nodesChanged = next.size !== this.nodes.size || [...next].some(([k, n]) => this.nodes.get(k) !== n);
+    this.nodes = next;
+    this.cidrOwner = owner;
+    const becameSynced = synced && !this.nodesSynced;
     this.nodesSynced = this.nodesSynced || synced;
-    this.scheduleRecompute();
+    if (becameSynced) {
+      this.scheduleRecompute();
+      return;
+    }
+    if (!nodesChanged) return;
+    this.othersDirty = true;
+    if (!this.fullPending) for (const c of changed) this.dirtyPrefixes.add(c);
+    this.scheduleRecompute(false);
+  }
+
+  /** Node records rejected now, by name, with the reason (status). */
+  rejectedNodes(): Record<string, string> {
+    return Object.fromEntries(this.rejected);
   }
 
   /** Full snapshot of BGP best paths; `synced` after the initial table transfer (End-of-RIB). */
@@ -278,13 +424,20 @@ export class Router {
     const steady = synced && this.wasSynced;
     this.wasSynced = synced;
     const seen = new Set<string>();
-    let nextCheck = Infinity;
+    this.holdDue.clear();
+    this.othersDirty = false;
     const own = new Set(this.ownCidrs);
+    const stillRefused = new Set<string>();
     const consider = (prefix: string, node: RemoteNode | undefined): void => {
       if (own.has(prefix) || seen.has(prefix)) return;
+      const why = this.refusal(prefix);
+      if (why) {
+        stillRefused.add(prefix);
+        this.refuse(prefix, why);
+        return;
+      }
       seen.add(prefix);
-      const at = this.evaluate(prefix, node, steady, now);
-      if (at !== undefined) nextCheck = Math.min(nextCheck, at);
+      this.holdUntil(prefix, this.evaluate(prefix, node, steady, now));
     };
     for (const n of this.nodes.values()) for (const c of n.cidrs) consider(c, n);
     // BGP prefixes of no known node (external routes) are installed natively too.
@@ -295,13 +448,16 @@ export class Router {
       this.prefixes.delete(p);
       if (e.state.current.mode !== 'none') this.recordSwitch(p, e.node, e.state.current.mode, 'none', now, []);
     }
-    this.armRecheck(nextCheck);
+    for (const p of [...this.refused.keys()]) if (!stillRefused.has(p)) this.refused.delete(p);
+    this.flushRefusedLog();
+    this.armRecheck();
     this.reconciler.setSynced(synced);
     this.reconciler.setDesired(this.desired());
   }
 
   /** One prefix's path (see step()); returns when to evaluate it again (a hold-down runs). */
   private evaluate(prefix: string, node: RemoteNode | undefined, steady: boolean, now: number): number | undefined {
+    this.evaluations++;
     const cand = this.internCand(
       choosePath({
         mode: this.opts.mode,
@@ -329,11 +485,17 @@ export class Router {
     const now = this.clock.now();
     // Sync changes go through a full evaluation, so wasSynced is current here.
     const steady = this.inputsSynced() && this.wasSynced;
-    let nextCheck = Infinity;
+    if (this.othersDirty) {
+      this.othersDirty = false;
+      this.reconciler.setOthers(this.othersDesired());
+    }
     for (const p of dirty) {
       if (this.ownCidrs.includes(p)) continue;
       const node = this.cidrOwner.get(p);
-      if (!node && !(this.usesBgp() && this.bgp.has(p))) {
+      const why = node || (this.usesBgp() && this.bgp.has(p)) ? this.refusal(p) : undefined;
+      if (why) this.refuse(p, why);
+      else this.refused.delete(p);
+      if (why || (!node && !(this.usesBgp() && this.bgp.has(p)))) {
         // Gone from every source: drop it (a switch to none when it had a path).
         const e = this.prefixes.get(p);
         if (e) {
@@ -343,12 +505,20 @@ export class Router {
         this.reconciler.setRoute(p, undefined);
         continue;
       }
-      const at = this.evaluate(p, node, steady, now);
-      if (at !== undefined) nextCheck = Math.min(nextCheck, at);
+      this.holdUntil(p, this.evaluate(p, node, steady, now));
       const e = this.prefixes.get(p);
       this.reconciler.setRoute(p, e ? this.bodyOf(p, e.state.current) : undefined);
     }
-    if (nextCheck < this.recheckAt) this.armRecheck(nextCheck);
+    this.flushRefusedLog();
+    this.armRecheck();
+  }
+
+  /** Remember that `prefix` is to be evaluated again at `at` (its hold-down ends then). */
+  private holdUntil(prefix: string, at: number | undefined): void {
+    if (at === undefined) return;
+    let set = this.holdDue.get(at);
+    if (!set) this.holdDue.set(at, (set = new Set()));
+    set.add(prefix);
   }
 
   private rebuildHopSets(): void {
@@ -378,21 +548,42 @@ export class Router {
     this.deps.onSwitch?.({ prefix, ...(node ? { node: node.name } : {}), from, to, at });
   }
 
-  private armRecheck(at: number): void {
+  /** One timer for the earliest hold-down expiry; at expiry only the due prefixes are evaluated. */
+  private armRecheck(): void {
+    let at = Infinity;
+    for (const t of this.holdDue.keys()) if (t < at) at = t;
     if (at === this.recheckAt) return;
-    if (this.recheckTimer !== null) this.clock.clearTimeout(this.recheckTimer);
+    if (this.recheckTimer !== null) this.clock.clearTimer(this.recheckTimer);
     this.recheckTimer = null;
     this.recheckAt = at;
     if (at === Infinity) return;
-    this.recheckTimer = this.clock.setTimeout(() => {
+    this.recheckTimer = this.clock.setTimer(() => {
       this.recheckTimer = null;
       this.recheckAt = Infinity;
-      this.recompute();
+      const now = this.clock.now();
+      for (const [t, ps] of this.holdDue) {
+        if (t > now) continue;
+        this.holdDue.delete(t);
+        if (!this.fullPending) for (const p of ps) this.dirtyPrefixes.add(p);
+      }
+      if (this.fullPending) this.recompute();
+      else this.recomputeDirty();
     }, Math.max(0, at - this.clock.now()));
   }
 
   /** The desired kernel state for the current path choices. */
   desired(): DesiredState {
+    const d = this.othersDesired();
+    for (const c of this.ownCidrs) d.routes.push({ dst: c, type: this.opts.ownCidrRoute ?? 'blackhole', nextHops: [] });
+    for (const [prefix, e] of this.prefixes) {
+      const b = this.bodyOf(prefix, e.state.current);
+      if (b) d.routes.push({ dst: prefix, ...b });
+    }
+    return d;
+  }
+
+  /** The VXLAN device with its FDB and neighbour entries (per node: O(nodes), no route). */
+  private othersDesired(): DesiredState {
     const dev = this.opts.vxlan.device;
     const d: DesiredState = {
       vxlan: {
@@ -414,11 +605,6 @@ export class Router {
         d.fdb.push({ dev, mac: n.vtepMac, dst: n.underlay });
         for (const c of n.cidrs) if (!this.ownCidrs.includes(c)) d.neighbours.push({ dev, ip: firstAddress(c), mac: n.vtepMac });
       }
-    }
-    for (const c of this.ownCidrs) d.routes.push({ dst: c, type: this.opts.ownCidrRoute ?? 'blackhole', nextHops: [] });
-    for (const [prefix, e] of this.prefixes) {
-      const b = this.bodyOf(prefix, e.state.current);
-      if (b) d.routes.push({ dst: prefix, ...b });
     }
     return d;
   }

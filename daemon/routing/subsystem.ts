@@ -1,6 +1,8 @@
-// The routing subsystem of the daemon: builds the Router over the netlink KernelPort from the site
-// config (routing.*, node.interface/address/podCIDRs), takes remote nodes, own CIDRs and BGP best
-// paths from the wiring in main.ts, serves GET /v1/routes and nrd_route…/nrd_kernel… metrics,
+// The routing subsystem of the daemon: builds the Router over the shared KernelPort (made once in
+// main.ts; routing's objects carry its own mark, kernel/owners.ts) from the site config (routing.*,
+// node.interface/address/podCIDRs), takes remote nodes, own CIDRs and the BGP change set as
+// level-triggered typed inputs, answers the typed routes query (served as GET /v1/routes by
+// daemon/api/routing-routes.ts) and nrd_route…/nrd_kernel… metrics,
 // reports readiness naming the failing kernel objects, and applies routing.* reloads in place (the
 // reconciler writes only routes whose path really changes). Kernel interfaces: rtnetlink through
 // KernelPort (routes, VXLAN link RFC 7348, neighbours, FDB), /proc/sys.
@@ -9,18 +11,23 @@ import type { ConfigChange, NrdConfig } from '../config/index.js';
 import type { Subsystem, SubsystemContext } from '../lib/subsystem.js';
 import type { Logger } from '../lib/log.js';
 import type { ReadinessReporter } from '../lib/health.js';
-import { ApiError, json, type Router as ApiRouter } from '../api/router.js';
+import { systemClock, type Clock } from '../lib/clock.js';
 import { InstrumentedPort } from '../kernel/instrumented-port.js';
-import { NetlinkKernelPort } from '../kernel/netlink-port.js';
-import { systemClock, type Clock, type ReconcileReport, type ReconcilerOptions } from '../kernel/reconciler.js';
+import type { ReconcileReport, ReconcilerOptions } from '../kernel/reconciler.js';
 import type { KernelPort } from '../kernel/types.js';
-import { Router } from './router.js';
+import { Router, type NodeRejectReason, type RefuseReason } from './router.js';
 import type { RouteEntryView, RoutesApiResponse } from './api-types.js';
-import type { BgpRoute, PathMode, PathSwitch, RemoteNode, RoutingOptions } from './types.js';
+import { PATH_MODES, bgpRouteOf, type BgpChange, type BgpRoute, type PathMode, type PathSwitch, type RemoteNode, type RoutingOptions } from './types.js';
 
 const RETRY_MS = 5_000;
 const DEFAULT_LIMIT = 10_000;
-const MODES: PathMode[] = ['local', 'native', 'direct', 'vxlan'];
+const MODES = PATH_MODES;
+
+/** What the routes query selects: prefixes of one mode (or all), at most `limit` of them. */
+export interface RoutesQuery {
+  mode?: PathMode;
+  limit?: number;
+}
 
 /** Router options from the (resolved, frozen) site config; `ownCidrs` from node.podCIDRs. */
 export function routingOptionsFromConfig(c: NrdConfig): RoutingOptions {
@@ -39,10 +46,9 @@ export function routingOptionsFromConfig(c: NrdConfig): RoutingOptions {
 const LIVE_KEYS = /^(routing\.(mode|failoverHoldDown|vxlan\.)|node\.(interface|address|podCIDRs))/;
 
 export interface RoutingSubsystemDeps {
-  router: ApiRouter;
   metrics: Registry;
-  /** The kernel port (tests pass the fake); default: a NetlinkKernelPort of this namespace. */
-  port?: KernelPort;
+  /** The one kernel port of the daemon (main.ts makes it; tests pass the fake). */
+  port: KernelPort;
   clock?: Clock;
   /** Reconciler knobs not in the site file (resync interval, debounce; tests shorten them). */
   reconciler?: Partial<Omit<ReconcilerOptions, 'log' | 'clock' | 'protocol' | 'onReport'>>;
@@ -54,6 +60,8 @@ interface Metrics {
   switches: Counter<'from' | 'to'>;
   writes: Counter<'op' | 'result'>;
   runs: Counter<string>;
+  rejectedNodes: Counter<'reason'>;
+  refusedPrefixes: Counter<'reason'>;
 }
 
 export class RoutingSubsystem implements Subsystem {
@@ -79,7 +87,6 @@ export class RoutingSubsystem implements Subsystem {
   constructor(private readonly deps: RoutingSubsystemDeps) {
     this.clock = deps.clock ?? systemClock;
     this.metrics = this.createMetrics(deps.metrics);
-    deps.router.get('/v1/routes', (req) => json(this.routesResponse(req.query)));
   }
 
   // ---- hooks for daemon/main.ts
@@ -116,9 +123,9 @@ export class RoutingSubsystem implements Subsystem {
     else this.bgp.delete(r.prefix);
   }
 
-  /** Many Loc-RIB changes (one RouteSubscriber batch). */
-  applyBgpChanges(rs: readonly BgpRoute[]): void {
-    for (const r of rs) this.applyBgpChange(r);
+  /** One batch of the BGP speaker's change set (best path and ECMP set per prefix). */
+  applyBgpChanges(changes: readonly BgpChange[]): void {
+    for (const c of changes) this.applyBgpChange(bgpRouteOf(c));
   }
 
   /** BGP reports its initial table transfer complete (End-of-RIB from every peer) or lost. */
@@ -150,8 +157,7 @@ export class RoutingSubsystem implements Subsystem {
     this.log = ctx.log;
     this.ready = ctx.ready;
     this.config = ctx.config;
-    const raw = this.deps.port ?? new NetlinkKernelPort();
-    this.port = new InstrumentedPort(raw, (op, result, n) => this.metrics.writes.inc({ op, result }, n));
+    this.port = new InstrumentedPort(this.deps.port, (op, result, n) => this.metrics.writes.inc({ op, result }, n));
     const opts = routingOptionsFromConfig(ctx.config);
     if (this.ownCidrs) opts.ownCidrs = [...this.ownCidrs];
     const core = new Router(this.port, opts, {
@@ -159,6 +165,8 @@ export class RoutingSubsystem implements Subsystem {
       clock: this.clock,
       reconciler: { ...this.deps.reconciler, protocol: ctx.config.routing.routeProtocol, onReport: (r) => this.onReport(r) },
       onSwitch: (s) => this.onSwitch(s),
+      onRejectedNode: (reason: NodeRejectReason) => this.metrics.rejectedNodes.inc({ reason }),
+      onRefusedPrefix: (reason: RefuseReason) => this.metrics.refusedPrefixes.inc({ reason }),
     });
     this.core = core;
     if (this.nodes) core.setNodes(this.nodes.list, this.nodes.synced);
@@ -223,7 +231,7 @@ export class RoutingSubsystem implements Subsystem {
     // Routes, the VXLAN device, neighbours and FDB entries stay: the next start reconciles from them.
     this.core?.stop();
     this.started = false;
-    if (!this.deps.port) this.port?.close();
+    // The port is main.ts's: other owners use it too.
   }
 
   status(): unknown {
@@ -237,6 +245,8 @@ export class RoutingSubsystem implements Subsystem {
       vxlan: { device: core?.options.vxlan.device ?? null, mac: this.mac ?? null },
       routes: this.counts(),
       switches: core ? Object.fromEntries(core.switches) : {},
+      rejectedNodes: core?.rejectedNodes() ?? {},
+      refusedPrefixes: core?.refused.size ?? 0,
       reconcile: core
         ? {
             ...core.reconciler.totals,
@@ -296,16 +306,16 @@ export class RoutingSubsystem implements Subsystem {
     return { ...(this.core?.modeCounts() ?? {}) };
   }
 
-  private routesResponse(q: URLSearchParams): RoutesApiResponse {
+  /**
+   * The routed prefixes (what GET /v1/routes answers). `since` is kept on the monotonic clock and
+   * shown as wall-clock time: now (wall) minus the age (monotonic).
+   */
+  routes(q: RoutesQuery = {}): RoutesApiResponse {
     const core = this.core;
-    const modeFilter = q.get('mode');
-    if (modeFilter !== null && !MODES.includes(modeFilter as PathMode)) {
-      throw new ApiError(400, 'invalid', `mode must be one of ${MODES.join(', ')}; got ${JSON.stringify(modeFilter)}`);
-    }
-    const limitText = q.get('limit');
-    const limit = limitText === null ? DEFAULT_LIMIT : Number(limitText);
-    if (!Number.isInteger(limit) || limit < 0) throw new ApiError(400, 'invalid', `limit must be a non-negative integer; got ${JSON.stringify(limitText)}`);
+    const modeFilter = q.mode;
+    const limit = q.limit ?? DEFAULT_LIMIT;
     const now = this.clock.now();
+    const wallNow = Date.now();
     const all = core?.routes() ?? [];
     const counts: Partial<Record<PathMode, number>> = {};
     for (const r of all) counts[r.mode] = (counts[r.mode] ?? 0) + 1;
@@ -315,7 +325,7 @@ export class RoutingSubsystem implements Subsystem {
       ...(r.node ? { node: r.node } : {}),
       mode: r.mode,
       nextHops: r.nextHops,
-      since: new Date(r.since).toISOString(),
+      since: new Date(wallNow - Math.max(0, now - r.since)).toISOString(),
       sinceSeconds: Math.max(0, Math.floor((now - r.since) / 1000)),
     }));
     const link = core?.reconciler.vxlanLink;
@@ -366,6 +376,18 @@ export class RoutingSubsystem implements Subsystem {
       help: 'Kernel reconcile runs (start, input changes, kernel events, periodic resync).',
       registers: [registry],
     });
-    return { switches, writes, runs };
+    const rejectedNodes = new Counter({
+      name: 'nrd_routing_rejected_nodes_total',
+      help: 'Node records routing refused (bad underlay address, VTEP MAC, CIDR or name), once per change of the record, by reason; every other node is still routed.',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    const refusedPrefixes = new Counter({
+      name: 'nrd_routing_refused_prefixes_total',
+      help: 'Remote prefixes never installed because they fall inside an own CIDR or a subnet connected to this node (a hijack), by reason (own_cidr, connected).',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    return { switches, writes, runs, rejectedNodes, refusedPrefixes };
   }
 }

@@ -1,6 +1,7 @@
 // Inputs, options and views of the routing layer as plain data: remote nodes (from the state store),
 // BGP Loc-RIB best paths (from the RIB), the node's own CIDRs, and the per-prefix route view that
-// `nrdctl routes` shows. No import of the state or BGP modules: daemon/main.ts adapts them to these.
+// `nrdctl routes` shows. No import of the state or BGP modules: their records and change sets match
+// these shapes structurally.
 
 /** A remote node as the state store publishes it. */
 export interface RemoteNode {
@@ -19,10 +20,44 @@ export interface BgpRoute {
   nextHops: string[];
 }
 
+/** A path of the BGP speaker's change set, as much of it as routing reads. */
+export interface BgpPathInput {
+  readonly peer: { readonly type: string };
+  readonly nextHops: readonly string[];
+}
+
+/**
+ * One entry of the BGP speaker's change set (its RouteChange, structurally): the prefix's best path
+ * and ECMP set now. Routing reads it itself rather than having the wiring pre-digest it.
+ */
+export interface BgpChange {
+  readonly prefix: string;
+  /** null: no route any more. peer.type 'local': this node's own prefix, never a route to install. */
+  readonly best: BgpPathInput | null;
+  readonly ecmp: readonly BgpPathInput[];
+}
+
+/**
+ * The routes to install for one change: the ECMP members' first next hops, deduplicated (two
+ * paths through the same router are one kernel next hop), in the speaker's order; none for a
+ * withdrawn or locally originated prefix.
+ */
+export function bgpRouteOf(c: BgpChange): BgpRoute {
+  if (!c.best || c.best.peer.type === 'local') return { prefix: c.prefix, nextHops: [] };
+  const hops = new Set<string>();
+  for (const p of c.ecmp) {
+    const h = p.nextHops[0];
+    if (h !== undefined && h !== '' && p.peer.type !== 'local') hops.add(h);
+  }
+  return { prefix: c.prefix, nextHops: [...hops] };
+}
+
 export type RoutingMode = 'native' | 'vxlan' | 'auto' | 'cross-subnet';
 
 /** How one prefix is reached. `local` = the node's own CIDR (a blackhole for unallocated addresses). */
 export type PathMode = 'native' | 'direct' | 'vxlan' | 'local';
+
+export const PATH_MODES: readonly PathMode[] = ['local', 'native', 'direct', 'vxlan'];
 
 export interface RoutingOptions {
   mode: RoutingMode;
@@ -58,7 +93,7 @@ export interface RouteView {
   mode: PathMode;
   /** Gateways (native/direct), the remote underlay address (vxlan), none (local). */
   nextHops: string[];
-  /** When the prefix took this mode (ms since the epoch, from the injected clock). */
+  /** When the prefix took this mode (monotonic ms of the injected clock; the API shows wall time). */
   since: number;
 }
 

@@ -4,6 +4,8 @@
 // (ENETUNREACH unless on a connected subnet or onlink), neighbours, FDB entries, sysctls, and
 // change notifications (routes, links, neighbours, FDB). Batch writes (replaceRoutes/deleteRoutes)
 // apply item by item and report failures by index, like the netlink port. Every write is logged so tests can assert "nothing was written".
+import type { Clock } from '../../daemon/lib/clock.js';
+import { errnoNumber } from '../../daemon/lib/errno.js';
 import { canonicalMac, canonicalPrefix, familyOf, prefixContains, type Family } from '../../daemon/kernel/addr.js';
 import {
   KernelError,
@@ -21,8 +23,6 @@ import {
   type Subscription,
   type VxlanSpec,
 } from '../../daemon/kernel/types.js';
-
-const ERRNO: Record<string, number> = { EEXIST: 17, ENOENT: 2, ESRCH: 3, ENODEV: 19, ENETUNREACH: 101, EINVAL: 22, EIO: 5 };
 
 export interface FakeWrite {
   call: string;
@@ -114,7 +114,7 @@ export class FakeKernel implements KernelPort {
   }
 
   private fail(call: string, code: string, detail?: string): never {
-    throw new KernelError(code, ERRNO[code] ?? 5, call, detail);
+    throw new KernelError(code, errnoNumber(code) ?? 5, call, detail);
   }
 
   private check(call: string): void {
@@ -357,8 +357,8 @@ export class FakeKernel implements KernelPort {
   }
 }
 
-/** A manual clock for the reconciler and router (Clock in daemon/kernel/reconciler.ts). */
-export class ManualClock {
+/** A manual clock for the reconciler and router (the Clock of daemon/lib/clock.ts). */
+export class ManualClock implements Clock {
   private t: number;
   private timers: Array<{ at: number; fn: () => void; id: number }> = [];
   private nextId = 1;
@@ -371,13 +371,13 @@ export class ManualClock {
     return this.t;
   }
 
-  setTimeout(fn: () => void, ms: number): unknown {
+  setTimer(fn: () => void, ms: number): unknown {
     const id = this.nextId++;
     this.timers.push({ at: this.t + ms, fn, id });
     return id;
   }
 
-  clearTimeout(h: unknown): void {
+  clearTimer(h: unknown): void {
     this.timers = this.timers.filter((x) => x.id !== h);
   }
 

@@ -145,7 +145,7 @@ test('changed VNI recreates the device; errors are collected, not thrown, and re
 
 test('vxlan device outside the owned prefix is refused', () => {
   const r = reconciler(kernel());
-  assert.throws(() => r.setDesired({ ...vxlanDesired(), vxlan: { ...VX, name: 'flannel.1' } }), /owned prefix/);
+  assert.throws(() => r.setDesired({ ...vxlanDesired(), vxlan: { ...VX, name: 'flannel.1' } }), /is not a link routing owns/);
 });
 
 // ---- property: any sequence of desired states converges

@@ -12,6 +12,7 @@ import type { Readiness } from '../../../daemon/lib/health.js';
 import { silentLogger } from '../../../daemon/lib/log.js';
 import { Router as ApiRouter } from '../../../daemon/api/router.js';
 import { RoutingSubsystem } from '../../../daemon/routing/subsystem.js';
+import { registerRoutingRoutes } from '../../../daemon/api/routing-routes.js';
 import type { RoutesApiResponse } from '../../../daemon/routing/api-types.js';
 import type { RemoteNode } from '../../../daemon/routing/types.js';
 import { formatRouting, parseRoutingArgs, routingPath } from '../../../daemon/cli/commands/routing.js';
@@ -55,11 +56,12 @@ interface Rig {
 }
 
 function rig(k = kernel(), cfg = config()): Rig {
-  const clock = new ManualClock(Date.parse('2024-01-01T00:00:00Z'));
+  const clock = new ManualClock(5_000);
   const api = new ApiRouter();
   const registry = new Registry();
   const readiness: Readiness[] = [];
-  const sub = new RoutingSubsystem({ router: api, metrics: registry, port: k, clock, reconciler: { resyncIntervalMs: 0 }, retryMs: 20 });
+  const sub = new RoutingSubsystem({ metrics: registry, port: k, clock, reconciler: { resyncIntervalMs: 0 }, retryMs: 20 });
+  registerRoutingRoutes(api, sub);
   const ctx: SubsystemContext = { config: cfg, log: silentLogger(), ready: (r) => readiness.push(r) };
   return { k, clock, sub, api, registry, readiness, ctx };
 }
@@ -134,6 +136,9 @@ test('failover is counted, shown by GET /v1/routes and nrdctl routes; bad querie
   assert.equal(n2.node, 'n2');
   assert.deepEqual(n2.nextHops, ['192.0.2.2']);
   assert.equal(n2.sinceSeconds, 3);
+  // `since` is wall-clock time even though the clock is monotonic: 3 s before now.
+  const ago = Date.now() - Date.parse(n2.since);
+  assert.ok(ago >= 2900 && ago < 60_000, `since ${n2.since} is ${ago} ms ago`);
   assert.equal(body.switches['native->direct'], 1);
   const vx = (await routesApi(r.api, '?mode=vxlan&limit=1')).body;
   assert.equal(vx.total, 1);
