@@ -7,7 +7,7 @@
 //   links/<ifname>/tcx_ingress | tcx_egress | xdp_drv | xdp_skb      pinned bpf_links
 //   progs/<ifname>/tc_ingress | tc_egress                           programs held by cls_bpf
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmdirSync, statfsSync, unlinkSync } from 'node:fs';
+import { existsSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BPF_LINK_TYPE_TCX,
@@ -29,6 +29,7 @@ import {
   progInfo,
 } from './libbpf.js';
 import { ifNameToIndex } from './netif.js';
+import { ensurePinSubdir } from './pin-dir.js';
 
 export type TcDirection = 'ingress' | 'egress';
 export type TcMode = 'auto' | 'tcx' | 'tc';
@@ -50,28 +51,9 @@ export interface Attachment {
   updated: boolean;
 }
 
-/** bpffs superblock magic (linux/magic.h BPF_FS_MAGIC). */
-const BPF_FS_MAGIC = 0xcafe4a11;
 /** cls_bpf filter priority and handle nrd owns on clsact ingress/egress in tc fallback mode. */
 export const NRD_TC_PREF = 0x4e52; // "NR"
 export const NRD_TC_HANDLE = 1;
-
-export function isBpffs(path: string): boolean {
-  try {
-    return statfsSync(path).type === BPF_FS_MAGIC;
-  } catch {
-    return false;
-  }
-}
-
-/** Creates <pinPath>/{maps,links,progs}; refuses a pin path that is not on bpffs. */
-export function preparePinPath(pinPath: string): void {
-  mkdirSync(pinPath, { recursive: true });
-  if (!isBpffs(pinPath)) {
-    throw new Error(`datapath.pinPath ${pinPath} is not on a bpf filesystem (mount -t bpf bpf /sys/fs/bpf)`);
-  }
-  for (const d of ['maps', 'links', 'progs']) mkdirSync(join(pinPath, d), { recursive: true });
-}
 
 function checkIfname(ifname: string): void {
   // IFNAMSIZ 16 incl. NUL; '/' and whitespace are invalid in Linux interface names anyway, and
@@ -201,7 +183,7 @@ function attachTcLegacy(progFd: number, pinPath: string, ifname: string, ifindex
   if (foreign && !existsSync(owned)) {
     throw new Error(`${ifname} ${dir}: a tc filter at pref ${NRD_TC_PREF} exists and is not nrd's`);
   }
-  mkdirSync(progDir(pinPath, ifname), { recursive: true });
+  ensurePinSubdir(progDir(pinPath, ifname));
   // Re-pin the new program under the same name; cls_bpf holds its own reference to the old one.
   unlinkIfExists(owned);
   objPin(progFd, owned);
@@ -243,7 +225,7 @@ export function attachTc(progFd: number, pinPath: string, ifname: string, dir: T
     }
     if (fd !== undefined) {
       try {
-        mkdirSync(linkDir(pinPath, ifname), { recursive: true });
+        ensurePinSubdir(linkDir(pinPath, ifname));
         objPin(fd, pin);
         const info = linkInfo(fd);
         detachTcLegacy(pinPath, ifname, dir);
@@ -301,7 +283,7 @@ export function attachXdp(progFd: number, pinPath: string, ifname: string, mode:
       throw e;
     }
     try {
-      mkdirSync(linkDir(pinPath, ifname), { recursive: true });
+      ensurePinSubdir(linkDir(pinPath, ifname));
       objPin(fd, pin);
       const info = linkInfo(fd);
       return { ifname, ifindex, hook: 'xdp', mechanism: mech, pin, linkId: info.id, progId: p.id, progName: p.name, updated: false };

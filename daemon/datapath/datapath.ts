@@ -7,7 +7,6 @@
 // a restarting daemon never interrupts traffic (DESIGN invariant 1).
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import type { Logger } from '../lib/log.js';
 import {
   type Attachment,
   type TcMode,
@@ -17,8 +16,8 @@ import {
   detachTc,
   detachXdp,
   pinnedInterfaces,
-  preparePinPath,
 } from './attach.js';
+import { ensurePinDir } from './pin-dir.js';
 import { setLogListener } from './libbpf.js';
 import {
   type Cidr,
@@ -56,6 +55,14 @@ export interface DatapathOptions {
   xdpMode?: XdpMode;
   /** nrd_tc load-time knob cfg_flags (default NRD_TC_F_STATS). */
   tcFlags?: number;
+}
+
+/** The part of a logger the datapath uses: pino's Logger fits, and so does the worker's forwarder. */
+export interface DatapathLog {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
 }
 
 export interface DatapathStatus {
@@ -106,13 +113,18 @@ export class Datapath {
   private errors: DatapathStatus['errors'] = [];
   private lastError: string | undefined;
 
-  constructor(private readonly log?: Logger) {}
+  constructor(private readonly log?: DatapathLog) {}
 
-  /** Loads the objects (reusing pinned maps), then reconciles. Throws on a bad option or load. */
+  /**
+   * Makes the pin path usable (mounting bpffs on /sys/fs/bpf when needed), loads the objects
+   * (reusing pinned maps), then reconciles. Throws on a bad option, an unusable pin path
+   * (NrdError pin_path_not_bpffs) or a failed load.
+   */
   start(options: DatapathOptions): DatapathStatus {
     if (this.log) setLogListener((line, level) => (level === 0 ? this.log?.warn({ libbpf: line }) : this.log?.debug({ libbpf: line })));
     parseDenyList(options.deny ?? []);
-    preparePinPath(options.pinPath);
+    const pins = ensurePinDir(options.pinPath);
+    if (pins.mounted) this.log?.info({ mountpoint: pins.mounted, pinPath: pins.pinPath }, `mounted a bpf filesystem on ${pins.mounted} for datapath.pinPath`);
     this.opts = options;
     return this.reconcile();
   }

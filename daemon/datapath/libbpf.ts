@@ -8,19 +8,9 @@
 // (including the verifier log of a failed load) are captured and attached to the error.
 import koffi from 'koffi';
 import { closeSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
+import { errnoName } from '../lib/errno.js';
 
 // ---- errors -------------------------------------------------------------------------------------
-
-const errnoNames = new Map<number, string>();
-for (const [name, value] of Object.entries(osConstants.errno)) {
-  if (!errnoNames.has(value)) errnoNames.set(value, name);
-}
-
-/** errno number → symbolic code ('EEXIST'); 'E<n>' for numbers Node does not name. */
-export function errnoCode(errno: number): string {
-  return errnoNames.get(errno) ?? `E${errno}`;
-}
 
 /** A failed libbpf call: the errno, its code, the call's name, and libbpf's log during it. */
 export class BpfError extends Error {
@@ -30,7 +20,7 @@ export class BpfError extends Error {
   readonly log: string[];
 
   constructor(call: string, errno: number, detail = '', log: string[] = []) {
-    const code = errnoCode(errno);
+    const code = errnoName(errno);
     super(`${call}${detail ? ` (${detail})` : ''}: ${code}${log.length ? `\n${log.join('\n')}` : ''}`);
     this.name = 'BpfError';
     this.errno = errno;

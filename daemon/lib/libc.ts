@@ -1,9 +1,10 @@
 // Flat, errno-transparent binding (koffi FFI) to the few libc calls Node lacks: AF_UNIX datagram
 // sockets (socket(2), bind(2), sendto(2), recv(2), close(2)) and clock_gettime(2), for sd_notify(3);
 // setsockopt(2) for socket options Node's wrappers do not expose (netlink NETLINK_NO_ENOBUFS, TCP
-// MD5 signatures and GTSM in bgp/session/tcp-md5.ts), bind(2) of any sockaddr.
+// MD5 signatures and GTSM in bgp/session/tcp-md5.ts), bind(2) of any sockaddr; mount(2) for the
+// bpffs the datapath needs at /sys/fs/bpf (datapath/pin-dir.ts).
 import koffi from 'koffi';
-import { constants as osConstants } from 'node:os';
+import { errnoName } from './errno.js';
 
 export const AF_UNIX = 1;
 export const SOCK_DGRAM = 2;
@@ -31,14 +32,9 @@ export class LibcError extends Error {
   }
 }
 
-// Several names share a number (EAGAIN/EWOULDBLOCK, ENOTSUP/EOPNOTSUPP): the first listed,
-// the POSIX spelling callers test for, wins.
-const errnoNames = new Map<number, string>();
-for (const [name, value] of Object.entries(osConstants.errno)) if (!errnoNames.has(value)) errnoNames.set(value, name);
-
 function fail(call: string): never {
   const errno = koffi.errno();
-  throw new LibcError(call, errno, errnoNames.get(errno) ?? `E${errno}`);
+  throw new LibcError(call, errno, errnoName(errno));
 }
 
 interface Libc {
@@ -49,6 +45,7 @@ interface Libc {
   close: (fd: number) => number;
   clockGettime: (clock: number, ts: Buffer) => number;
   setsockopt: (fd: number, level: number, name: number, val: Buffer, len: number) => number;
+  mount: (source: string, target: string, fstype: string, flags: number, data: string | null) => number;
 }
 
 let libc: Libc | undefined;
@@ -65,6 +62,7 @@ function lib(): Libc {
     close: l.func('int close(int fd)'),
     clockGettime: l.func('int clock_gettime(int clock, _Out_ void *ts)'),
     setsockopt: l.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
+    mount: l.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
   };
   return libc;
 }
@@ -144,4 +142,9 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
 /** setsockopt(2) with an `int` value where failure is an answer, not a fault: false when refused. */
 export function trySetsockoptInt(fd: number, level: number, name: number, value: number): boolean {
   return lib().setsockopt(fd, level, name, intValue(value), 4) >= 0;
+}
+
+/** mount(2): mounts `source` of type `fstype` on `target` with MS_* flags and fs-specific data. */
+export function mount(source: string, target: string, fstype: string, flags: number, data: string | null): void {
+  if (lib().mount(source, target, fstype, flags, data) < 0) fail('mount');
 }

@@ -15,7 +15,8 @@ import {
 } from '../../../daemon/datapath/maps.js';
 import { encodeKnobs } from '../../../daemon/datapath/objects.js';
 import { parseDenyList } from '../../../daemon/datapath/datapath.js';
-import { errnoCode, BpfError, isBpfError } from '../../../daemon/datapath/libbpf.js';
+import { BpfError, isBpfError } from '../../../daemon/datapath/libbpf.js';
+import { errnoName } from '../../../daemon/lib/errno.js';
 
 describe('parseCidr / formatCidr', () => {
   const fixtures: Array<[string, string, string]> = [
@@ -134,7 +135,7 @@ describe('BpfError', () => {
     assert.equal(e.call, 'bpf_obj_pin');
     assert.ok(isBpfError(e, 'EEXIST'));
     assert.ok(!isBpfError(e, 'ENOENT'));
-    assert.equal(errnoCode(2), 'ENOENT');
-    assert.equal(errnoCode(4242), 'E4242');
+    assert.equal(errnoName(2), 'ENOENT');
+    assert.equal(errnoName(4242), 'E4242');
   });
 });

@@ -1,0 +1,133 @@
+// Where the datapath's libbpf work runs, behind one asynchronous interface: in a worker thread
+// (the daemon's default: loading and verifying objects must not delay BGP keepalives on the main
+// event loop) or inline on the main thread (the old way, kept for the keepalive-gap benchmark and
+// for callers that have nothing else to serve).
+import { Worker } from 'node:worker_threads';
+import { Datapath, type DatapathLog, type DatapathOptions, type DatapathStats, type DatapathStatus } from './datapath.js';
+import { type DatapathOp, type DatapathOps, type DatapathRequest, type WorkerMessage, fromWireError } from './protocol.js';
+
+export type DatapathWhere = 'worker' | 'main-thread';
+
+export interface DatapathHost {
+  readonly where: DatapathWhere;
+  start(options: DatapathOptions): Promise<DatapathStatus>;
+  reconcile(options?: DatapathOptions): Promise<DatapathStatus>;
+  status(): Promise<DatapathStatus>;
+  stats(): Promise<DatapathStats>;
+  /** Closes the objects; with detach also removes links and pins (see Datapath.stop). */
+  stop(opts?: { detach?: boolean }): Promise<void>;
+  /** Releases the host (ends the worker). Pins and links stay. */
+  close(): Promise<void>;
+}
+
+export function createDatapathHost(where: DatapathWhere, log?: DatapathLog): DatapathHost {
+  return where === 'worker' ? new WorkerDatapathHost(log) : new InlineDatapathHost(log);
+}
+
+/** The old way: libbpf on the calling (main) thread; every call blocks the event loop. */
+export class InlineDatapathHost implements DatapathHost {
+  readonly where = 'main-thread';
+  private readonly dp: Datapath;
+
+  constructor(log?: DatapathLog) {
+    this.dp = new Datapath(log);
+  }
+
+  async start(options: DatapathOptions): Promise<DatapathStatus> {
+    return this.dp.start(options);
+  }
+  async reconcile(options?: DatapathOptions): Promise<DatapathStatus> {
+    return this.dp.reconcile(options);
+  }
+  async status(): Promise<DatapathStatus> {
+    return this.dp.status();
+  }
+  async stats(): Promise<DatapathStats> {
+    return this.dp.stats();
+  }
+  async stop(opts: { detach?: boolean } = {}): Promise<void> {
+    this.dp.stop(opts);
+  }
+  async close(): Promise<void> {}
+}
+
+interface Pending {
+  resolve: (v: DatapathOps[DatapathOp]['result']) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * libbpf in a worker thread (datapath/worker.js). Requests are answered in order; a worker that
+ * dies fails the pending requests with the reason, and the next request starts a new worker
+ * (whose Datapath reuses the pins: the same path as a daemon restart).
+ */
+export class WorkerDatapathHost implements DatapathHost {
+  readonly where = 'worker';
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  constructor(private readonly log?: DatapathLog) {}
+
+  private spawn(): Worker {
+    const w = new Worker(new URL('./worker.js', import.meta.url));
+    w.on('message', (m: WorkerMessage) => this.onMessage(m));
+    w.on('error', (err) => this.fail(w, err));
+    w.on('exit', (code) => this.fail(w, new Error(`datapath worker exited (code ${code})`)));
+    w.unref();
+    return w;
+  }
+
+  private onMessage(m: WorkerMessage): void {
+    if (m.type === 'log') {
+      this.log?.[m.level](m.obj, m.msg);
+      return;
+    }
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    if (this.pending.size === 0) this.worker?.unref();
+    if (m.ok) p.resolve(m.result);
+    else p.reject(fromWireError(m.error));
+  }
+
+  private fail(w: Worker, err: Error): void {
+    if (this.worker !== w) return;
+    this.worker = undefined;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  private call<K extends DatapathOp>(op: K, args: DatapathOps[K]['args']): Promise<DatapathOps[K]['result']> {
+    this.worker ??= this.spawn();
+    const id = this.nextId++;
+    // Referenced while a reply is due, so a caller awaiting it keeps the process alive.
+    this.worker.ref();
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as Pending['resolve'], reject });
+      this.worker!.postMessage({ id, op, args } as DatapathRequest);
+    });
+  }
+
+  start(options: DatapathOptions): Promise<DatapathStatus> {
+    return this.call('start', options);
+  }
+  reconcile(options?: DatapathOptions): Promise<DatapathStatus> {
+    return this.call('reconcile', options ?? null);
+  }
+  status(): Promise<DatapathStatus> {
+    return this.call('status', null);
+  }
+  stats(): Promise<DatapathStats> {
+    return this.call('stats', null);
+  }
+  async stop(opts: { detach?: boolean } = {}): Promise<void> {
+    await this.call('stop', opts);
+  }
+  async close(): Promise<void> {
+    const w = this.worker;
+    if (!w) return;
+    this.fail(w, new Error('datapath worker closed'));
+    await w.terminate();
+  }
+}

@@ -1,0 +1,64 @@
+// The typed message protocol between the datapath subsystem (main thread) and the datapath worker
+// (worker_threads, datapath/worker.ts), which runs every libbpf call: bpf_object__load and the
+// verifier take hundreds of milliseconds per object and must not hold up BGP keepalives.
+// Messages cross by structured clone (bigint counters included); errors cross as WireError and are
+// rebuilt as NrdError when they were one, so readiness reasons and API codes survive the hop.
+import { NrdError, type FailureKind } from '../lib/errors.js';
+import type { DatapathOptions, DatapathStats, DatapathStatus } from './datapath.js';
+
+/** Every request the worker serves: what it carries and what its reply carries. */
+export interface DatapathOps {
+  start: { args: DatapathOptions; result: DatapathStatus };
+  reconcile: { args: DatapathOptions | null; result: DatapathStatus };
+  status: { args: null; result: DatapathStatus };
+  stats: { args: null; result: DatapathStats };
+  stop: { args: { detach?: boolean }; result: null };
+}
+
+export type DatapathOp = keyof DatapathOps;
+
+export type DatapathRequest = { [K in DatapathOp]: { id: number; op: K; args: DatapathOps[K]['args'] } }[DatapathOp];
+
+export interface WireError {
+  name: string;
+  message: string;
+  /** Set when the error was an NrdError. */
+  kind?: FailureKind;
+  /** NrdError code or errno code (BpfError, LibcError, Node's fs errors). */
+  code?: string;
+  detail?: unknown;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** Worker → main thread. */
+export type WorkerMessage =
+  | { type: 'reply'; id: number; ok: true; result: DatapathOps[DatapathOp]['result'] }
+  | { type: 'reply'; id: number; ok: false; error: WireError }
+  | { type: 'log'; level: LogLevel; obj: Record<string, unknown>; msg?: string };
+
+export function toWireError(e: unknown): WireError {
+  if (e instanceof NrdError) return { name: e.name, message: e.message, kind: e.kind, code: e.code, detail: e.detail };
+  if (e instanceof Error) {
+    const code = (e as { code?: unknown }).code;
+    return { name: e.name, message: e.message, ...(typeof code === 'string' ? { code } : {}) };
+  }
+  return { name: 'Error', message: String(e) };
+}
+
+export function fromWireError(w: WireError): Error {
+  if (w.kind !== undefined && w.code !== undefined) return new NrdError(w.kind, w.code, w.message, w.detail);
+  const e = new Error(w.message) as Error & { code?: string };
+  e.name = w.name;
+  if (w.code !== undefined) e.code = w.code;
+  return e;
+}
+
+/** Log fields made cloneable: an Error becomes { type, message, code }. */
+export function toWireLogFields(obj: object): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    out[k] = v instanceof Error ? { type: v.name, message: v.message, code: (v as { code?: unknown }).code } : v;
+  }
+  return out;
+}

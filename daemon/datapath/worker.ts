@@ -1,0 +1,43 @@
+// Entry point of the datapath worker thread: owns one Datapath (datapath.ts) and runs every libbpf
+// call (open, load and verify, attach, map reads) off the main event loop, one request at a time,
+// answering over the protocol in protocol.ts. BPF fds and mounts are process-wide, so pins and
+// links made here are the daemon's; koffi loads libbpf afresh in this thread.
+import { parentPort } from 'node:worker_threads';
+import { Datapath, type DatapathLog } from './datapath.js';
+import { type DatapathOps, type DatapathRequest, type LogLevel, type WorkerMessage, toWireError, toWireLogFields } from './protocol.js';
+
+const port = parentPort;
+if (!port) throw new Error('datapath/worker.js runs as a worker thread only');
+
+function post(m: WorkerMessage): void {
+  port!.postMessage(m);
+}
+
+const forward = (level: LogLevel) => (obj: object, msg?: string): void =>
+  post({ type: 'log', level, obj: toWireLogFields(obj), ...(msg !== undefined ? { msg } : {}) });
+const log: DatapathLog = { debug: forward('debug'), info: forward('info'), warn: forward('warn'), error: forward('error') };
+const datapath = new Datapath(log);
+
+function serve(req: DatapathRequest): DatapathOps[DatapathRequest['op']]['result'] {
+  switch (req.op) {
+    case 'start':
+      return datapath.start(req.args);
+    case 'reconcile':
+      return datapath.reconcile(req.args ?? undefined);
+    case 'status':
+      return datapath.status();
+    case 'stats':
+      return datapath.stats();
+    case 'stop':
+      datapath.stop(req.args);
+      return null;
+  }
+}
+
+port.on('message', (req: DatapathRequest) => {
+  try {
+    post({ type: 'reply', id: req.id, ok: true, result: serve(req) });
+  } catch (e) {
+    post({ type: 'reply', id: req.id, ok: false, error: toWireError(e) });
+  }
+});
