@@ -1,8 +1,9 @@
 /* Map keys, values and constants shared by the BPF programs and daemon/datapath/maps.ts.
  *
- * Every struct here has a hand-written codec in maps.ts; test/unit/datapath/btf-layout.test.ts
- * compares those codecs with the BTF clang emits for the built objects, so a field added here
- * without the matching codec change fails the unit tests. Rules that keep the two sides simple:
+ * Every struct here has one declarative layout in maps.ts (STRUCTS: field name, offset, size,
+ * kind) from which its codec is derived; test/unit/datapath/btf-layout.test.ts compares those
+ * layouts with the BTF clang emits for the built objects, so a field added here without the
+ * matching layout change fails the unit tests. Rules that keep the two sides simple:
  * fixed-width types only, explicit padding, no bitfields, host byte order unless the name says _be.
  */
 #ifndef NRD_SHARED_H

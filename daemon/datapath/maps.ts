@@ -1,10 +1,11 @@
 // Codecs for the BPF map keys and values of bpf/include/nrd_shared.h, CIDR parsing for the LPM
 // tries, and a typed handle over a map fd (bpf(2) BPF_MAP_* commands through libbpf.ts).
 //
-// Each codec declares the C layout it expects (LAYOUTS); test/unit/datapath/btf-layout.test.ts
-// checks those against the BTF of the built objects, like Cilium's alignchecker.
+// Each C struct is described once, declaratively (STRUCTS: field name, offset, size, kind), and
+// its encoder and decoder are derived from that description, so nothing about a layout is written
+// twice. test/unit/datapath/btf-layout.test.ts checks every description against the BTF of the
+// built objects (names, offsets, sizes, struct size), like Cilium's alignchecker.
 import * as ip from '../lib/ip.js';
-import type { StructLayout } from './btf.js';
 import {
   BPF_ANY,
   isBpfError,
@@ -15,15 +16,66 @@ import {
   numPossibleCpus,
 } from './libbpf.js';
 
-// ---- layouts (must match nrd_shared.h) ----------------------------------------------------------
+// ---- layouts (one per struct of nrd_shared.h) ---------------------------------------------------
 
-export const LAYOUTS = {
-  nrd_lpm4_key: { name: 'nrd_lpm4_key', size: 8, fields: { prefixlen: { offset: 0, size: 4 }, addr: { offset: 4, size: 4 } } },
-  nrd_lpm6_key: { name: 'nrd_lpm6_key', size: 20, fields: { prefixlen: { offset: 0, size: 4 }, addr: { offset: 4, size: 16 } } },
-  nrd_deny_value: { name: 'nrd_deny_value', size: 8, fields: { rule: { offset: 0, size: 4 }, flags: { offset: 4, size: 4 } } },
-  nrd_counter: { name: 'nrd_counter', size: 16, fields: { packets: { offset: 0, size: 8 }, bytes: { offset: 8, size: 8 } } },
-  nrd_if_key: { name: 'nrd_if_key', size: 8, fields: { ifindex: { offset: 0, size: 4 }, dir: { offset: 4, size: 4 } } },
-} as const satisfies Record<string, StructLayout>;
+/** How a field is stored: host-order integers (BPF runs on the host's byte order) or raw bytes. */
+export type FieldKind = 'u32' | 'u64' | 'bytes';
+
+export interface FieldSpec {
+  readonly name: string;
+  readonly offset: number;
+  readonly size: number;
+  readonly kind: FieldKind;
+}
+
+export interface StructSpec {
+  readonly name: string;
+  readonly size: number;
+  readonly fields: readonly FieldSpec[];
+}
+
+export const STRUCTS = {
+  nrd_lpm4_key: {
+    name: 'nrd_lpm4_key',
+    size: 8,
+    fields: [
+      { name: 'prefixlen', offset: 0, size: 4, kind: 'u32' },
+      { name: 'addr', offset: 4, size: 4, kind: 'bytes' },
+    ],
+  },
+  nrd_lpm6_key: {
+    name: 'nrd_lpm6_key',
+    size: 20,
+    fields: [
+      { name: 'prefixlen', offset: 0, size: 4, kind: 'u32' },
+      { name: 'addr', offset: 4, size: 16, kind: 'bytes' },
+    ],
+  },
+  nrd_deny_value: {
+    name: 'nrd_deny_value',
+    size: 8,
+    fields: [
+      { name: 'rule', offset: 0, size: 4, kind: 'u32' },
+      { name: 'flags', offset: 4, size: 4, kind: 'u32' },
+    ],
+  },
+  nrd_counter: {
+    name: 'nrd_counter',
+    size: 16,
+    fields: [
+      { name: 'packets', offset: 0, size: 8, kind: 'u64' },
+      { name: 'bytes', offset: 8, size: 8, kind: 'u64' },
+    ],
+  },
+  nrd_if_key: {
+    name: 'nrd_if_key',
+    size: 8,
+    fields: [
+      { name: 'ifindex', offset: 0, size: 4, kind: 'u32' },
+      { name: 'dir', offset: 4, size: 4, kind: 'u32' },
+    ],
+  },
+} as const satisfies Record<string, StructSpec>;
 
 /** Which object defines which map, with its key and value struct (checked against BTF too). */
 export const MAPS = {
@@ -49,6 +101,60 @@ export interface Codec<T> {
   decode(b: Buffer): T;
 }
 
+interface KindTypes {
+  u32: number;
+  u64: bigint;
+  bytes: Buffer;
+}
+
+/** The TypeScript value of a struct: one property per field, typed by its kind. */
+export type StructValue<S extends StructSpec> = { -readonly [F in S['fields'][number] as F['name']]: KindTypes[F['kind']] };
+
+const KIND_SIZE: Partial<Record<FieldKind, number>> = { u32: 4, u64: 8 };
+
+/**
+ * The codec of a struct, derived from its layout. Refuses at once a layout whose kinds and sizes
+ * disagree or whose fields overlap or overrun the struct (padding bytes encode as zero).
+ */
+export function structCodec<S extends StructSpec>(spec: S): Codec<StructValue<S>> {
+  let end = 0;
+  for (const f of [...spec.fields].sort((a, b) => a.offset - b.offset)) {
+    const want = KIND_SIZE[f.kind];
+    if (want !== undefined && want !== f.size) throw new Error(`${spec.name}.${f.name}: ${f.kind} is ${want} bytes, not ${f.size}`);
+    if (f.offset < end || f.offset + f.size > spec.size) throw new Error(`${spec.name}.${f.name}: overlaps or overruns the struct`);
+    end = f.offset + f.size;
+  }
+  type V = StructValue<S>;
+  return {
+    size: spec.size,
+    encode(v: V): Buffer {
+      const b = Buffer.alloc(spec.size);
+      const rec = v as Record<string, number | bigint | Buffer>;
+      for (const f of spec.fields) {
+        const x = rec[f.name];
+        if (f.kind === 'u32') b.writeUInt32LE((x as number) >>> 0, f.offset);
+        else if (f.kind === 'u64') b.writeBigUInt64LE(x as bigint, f.offset);
+        else {
+          const bytes = x as Buffer;
+          if (bytes.length > f.size) throw new RangeError(`${spec.name}.${f.name}: ${bytes.length} bytes for a ${f.size}-byte field`);
+          bytes.copy(b, f.offset);
+        }
+      }
+      return b;
+    },
+    decode(b: Buffer): V {
+      const out: Record<string, number | bigint | Buffer> = {};
+      for (const f of spec.fields) {
+        out[f.name] =
+          f.kind === 'u32' ? b.readUInt32LE(f.offset)
+          : f.kind === 'u64' ? b.readBigUInt64LE(f.offset)
+          : Buffer.from(b.subarray(f.offset, f.offset + f.size));
+      }
+      return out as V;
+    },
+  };
+}
+
 export const u32Codec: Codec<number> = {
   size: 4,
   encode(v) {
@@ -67,18 +173,16 @@ export interface Cidr {
 }
 
 function lpmCodec(family: 4 | 6): Codec<Cidr> {
-  const alen = family === 4 ? 4 : 16;
+  const key = structCodec(family === 4 ? STRUCTS.nrd_lpm4_key : STRUCTS.nrd_lpm6_key);
   return {
-    size: 4 + alen,
+    size: key.size,
     encode(c) {
       if (c.family !== family) throw new Error(`IPv${c.family} CIDR for an IPv${family} LPM key`);
-      const b = Buffer.alloc(4 + alen);
-      b.writeUInt32LE(c.prefixlen, 0);
-      c.addr.copy(b, 4, 0, alen);
-      return b;
+      return key.encode({ prefixlen: c.prefixlen, addr: c.addr });
     },
     decode(b) {
-      return { family, prefixlen: b.readUInt32LE(0), addr: Buffer.from(b.subarray(4, 4 + alen)) };
+      const { prefixlen, addr } = key.decode(b);
+      return { family, prefixlen, addr };
     },
   };
 }
@@ -86,37 +190,11 @@ function lpmCodec(family: 4 | 6): Codec<Cidr> {
 export const lpm4KeyCodec = lpmCodec(4);
 export const lpm6KeyCodec = lpmCodec(6);
 
-export interface DenyValue {
-  rule: number;
-  flags: number;
-}
+export type DenyValue = StructValue<typeof STRUCTS.nrd_deny_value>;
+export const denyValueCodec: Codec<DenyValue> = structCodec(STRUCTS.nrd_deny_value);
 
-export const denyValueCodec: Codec<DenyValue> = {
-  size: 8,
-  encode(v) {
-    const b = Buffer.alloc(8);
-    b.writeUInt32LE(v.rule >>> 0, 0);
-    b.writeUInt32LE(v.flags >>> 0, 4);
-    return b;
-  },
-  decode: (b) => ({ rule: b.readUInt32LE(0), flags: b.readUInt32LE(4) }),
-};
-
-export interface Counter {
-  packets: bigint;
-  bytes: bigint;
-}
-
-export const counterCodec: Codec<Counter> = {
-  size: 16,
-  encode(v) {
-    const b = Buffer.alloc(16);
-    b.writeBigUInt64LE(v.packets, 0);
-    b.writeBigUInt64LE(v.bytes, 8);
-    return b;
-  },
-  decode: (b) => ({ packets: b.readBigUInt64LE(0), bytes: b.readBigUInt64LE(8) }),
-};
+export type Counter = StructValue<typeof STRUCTS.nrd_counter>;
+export const counterCodec: Codec<Counter> = structCodec(STRUCTS.nrd_counter);
 
 export function sumCounters(cs: readonly Counter[]): Counter {
   let packets = 0n;
@@ -128,21 +206,8 @@ export function sumCounters(cs: readonly Counter[]): Counter {
   return { packets, bytes };
 }
 
-export interface IfKey {
-  ifindex: number;
-  dir: number;
-}
-
-export const ifKeyCodec: Codec<IfKey> = {
-  size: 8,
-  encode(v) {
-    const b = Buffer.alloc(8);
-    b.writeUInt32LE(v.ifindex >>> 0, 0);
-    b.writeUInt32LE(v.dir >>> 0, 4);
-    return b;
-  },
-  decode: (b) => ({ ifindex: b.readUInt32LE(0), dir: b.readUInt32LE(4) }),
-};
+export type IfKey = StructValue<typeof STRUCTS.nrd_if_key>;
+export const ifKeyCodec: Codec<IfKey> = structCodec(STRUCTS.nrd_if_key);
 
 // ---- CIDRs --------------------------------------------------------------------------------------
 

@@ -1,12 +1,13 @@
-// Checks the TypeScript map codecs against the BTF that clang emitted for the built objects
-// (bpf/*.bpf.o): struct sizes and field offsets, map key/value types and sizes, and the .rodata
-// knobs. No privileges needed: opening an object parses the ELF without loading anything.
+// Checks the struct layouts the TypeScript map codecs are derived from (maps.ts STRUCTS) against
+// the BTF that clang emitted for the built objects (bpf/*.bpf.o): field names in order, offsets,
+// sizes, struct size; map key/value types and sizes; the .rodata knobs. No privileges needed:
+// opening an object parses the ELF without loading anything.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { btfDatasecVars, btfStructLayout, btfTypeName } from '../../../daemon/datapath/btf.js';
+import { type StructLayout, btfDatasecVars, btfStructLayout, btfTypeName } from '../../../daemon/datapath/btf.js';
 import {
   btfFree,
   btfParseElf,
@@ -17,8 +18,9 @@ import {
   objectOpenFile,
 } from '../../../daemon/datapath/libbpf.js';
 import {
-  LAYOUTS,
   MAPS,
+  STRUCTS,
+  type StructSpec,
   XDP_STAT_MAX,
   counterCodec,
   denyValueCodec,
@@ -46,8 +48,24 @@ const CODECS: Record<string, { readonly size: number }> = {
   u32: u32Codec,
 };
 
+/** Every difference between a declared layout and the struct BTF describes, one line each. */
+function layoutMismatches(spec: StructSpec, btf: StructLayout): string[] {
+  const out: string[] = [];
+  if (spec.size !== btf.size) out.push(`size ${spec.size} != BTF ${btf.size}`);
+  const declared = spec.fields.map((f) => f.name);
+  const actual = Object.keys(btf.fields);
+  if (declared.join(',') !== actual.join(',')) out.push(`fields [${declared.join(', ')}] != BTF [${actual.join(', ')}]`);
+  for (const f of spec.fields) {
+    const b = btf.fields[f.name];
+    if (!b) continue;
+    if (b.offset !== f.offset) out.push(`${f.name}: offset ${f.offset} != BTF ${b.offset}`);
+    if (b.size !== f.size) out.push(`${f.name}: size ${f.size} != BTF ${b.size}`);
+  }
+  return out;
+}
+
 describe('map codecs against BTF', () => {
-  for (const [name, layout] of Object.entries(LAYOUTS)) {
+  for (const [name, spec] of Object.entries(STRUCTS) as Array<[string, StructSpec]>) {
     it(`struct ${name} matches in every object that uses it`, () => {
       const users = new Set(
         Object.values(MAPS).filter((m) => m.key === name || m.value === name).map((m) => m.object),
@@ -56,14 +74,36 @@ describe('map codecs against BTF', () => {
       for (const obj of users) {
         const btf = btfParseElf(objFile(obj));
         try {
-          assert.deepEqual(btfStructLayout(btf, name), layout, `${obj}: struct ${name}`);
+          assert.deepEqual(layoutMismatches(spec, btfStructLayout(btf, name)), [], `${obj}: struct ${name}`);
         } finally {
           btfFree(btf);
         }
       }
-      assert.equal(CODECS[name].size, layout.size, `codec size of ${name}`);
+      assert.equal(CODECS[name].size, spec.size, `codec size of ${name}`);
     });
   }
+
+  it('a layout that disagrees with BTF is caught (offset, size, name, struct size)', () => {
+    const btf = btfParseElf(objFile('nrd_xdp'));
+    try {
+      const real = btfStructLayout(btf, 'nrd_deny_value');
+      const wrong: StructSpec = {
+        name: 'nrd_deny_value',
+        size: 12,
+        fields: [
+          { name: 'rule', offset: 0, size: 8, kind: 'u64' },
+          { name: 'flag', offset: 8, size: 4, kind: 'u32' },
+        ],
+      };
+      assert.deepEqual(layoutMismatches(wrong, real), [
+        'size 12 != BTF 8',
+        'fields [rule, flag] != BTF [rule, flags]',
+        'rule: size 8 != BTF 4',
+      ]);
+    } finally {
+      btfFree(btf);
+    }
+  });
 
   for (const [mapName, def] of Object.entries(MAPS)) {
     it(`map ${mapName} has the key and value types the codecs encode`, () => {

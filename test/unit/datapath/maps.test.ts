@@ -11,6 +11,8 @@ import {
   lpm4KeyCodec,
   lpm6KeyCodec,
   parseCidr,
+  STRUCTS,
+  structCodec,
   sumCounters,
 } from '../../../daemon/datapath/maps.js';
 import { encodeKnobs } from '../../../daemon/datapath/objects.js';
@@ -137,5 +139,35 @@ describe('BpfError', () => {
     assert.ok(!isBpfError(e, 'ENOENT'));
     assert.equal(errnoName(2), 'ENOENT');
     assert.equal(errnoName(4242), 'E4242');
+  });
+});
+
+describe('structCodec (codecs derived from one layout)', () => {
+  it('encodes every field at its offset, zero padding, and decodes back', () => {
+    const spec = {
+      name: 'demo',
+      size: 24,
+      fields: [
+        { name: 'a', offset: 0, size: 4, kind: 'u32' },
+        { name: 'b', offset: 8, size: 8, kind: 'u64' },
+        { name: 'c', offset: 16, size: 6, kind: 'bytes' },
+      ],
+    } as const;
+    const codec = structCodec(spec);
+    const v = { a: 0xdeadbeef, b: 0x0102030405060708n, c: Buffer.from('a1b2c3d4e5f6', 'hex') };
+    const b = codec.encode(v);
+    // a: LE u32 | 4 bytes padding | b: LE u64 | c: 6 bytes | 2 bytes padding
+    assert.equal(b.toString('hex'), 'efbeadde' + '00000000' + '0807060504030201' + 'a1b2c3d4e5f6' + '0000');
+    assert.deepEqual(codec.decode(b), v);
+  });
+
+  it('refuses a layout whose kind and size disagree, or whose fields overlap or overrun', () => {
+    assert.throws(() => structCodec({ name: 's', size: 8, fields: [{ name: 'x', offset: 0, size: 8, kind: 'u32' }] }), /s\.x: u32 is 4 bytes, not 8/);
+    assert.throws(() => structCodec({ name: 's', size: 8, fields: [{ name: 'x', offset: 0, size: 4, kind: 'u32' }, { name: 'y', offset: 2, size: 4, kind: 'u32' }] }), /s\.y: overlaps/);
+    assert.throws(() => structCodec({ name: 's', size: 4, fields: [{ name: 'x', offset: 2, size: 4, kind: 'u32' }] }), /overruns/);
+  });
+
+  it('every shipped layout builds a codec of its struct size', () => {
+    for (const spec of Object.values(STRUCTS)) assert.equal(structCodec(spec).size, spec.size);
   });
 });
