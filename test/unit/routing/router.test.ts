@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { silentLogger } from '../../../daemon/lib/log.js';
 import { choosePath, step, RANK, type Candidate, type PathState } from '../../../daemon/routing/path.js';
 import { Router } from '../../../daemon/routing/router.js';
+import { bgpRouteOf } from '../../../daemon/routing/types.js';
 import type { PathSwitch, RemoteNode, RoutingMode, RoutingOptions } from '../../../daemon/routing/types.js';
 import { NRD_PROTOCOL } from '../../../daemon/kernel/types.js';
 import { FakeKernel, ManualClock } from '../../lib/fake-kernel.js';
@@ -247,4 +248,115 @@ test('restart: same inputs, BGP arriving after the nodes, writes nothing', async
   assert.deepEqual(events, []);
   assert.equal(router2.routes().find((r) => r.prefix === '10.244.4.0/24')!.mode, 'native');
   router2.stop();
+});
+
+// ---- bad input, hijacks, and work that costs what changed
+
+test('bgpRouteOf: ECMP first next hops deduplicated; withdrawn and locally originated prefixes install nothing', () => {
+  const path = (nh: string, type = 'ebgp') => ({ peer: { type }, nextHops: [nh] });
+  assert.deepEqual(bgpRouteOf({ prefix: '10.9.0.0/16', best: path('192.0.2.254'), ecmp: [path('192.0.2.254'), path('198.51.100.254'), path('192.0.2.254'), path('')] }), {
+    prefix: '10.9.0.0/16',
+    nextHops: ['192.0.2.254', '198.51.100.254'],
+  });
+  assert.deepEqual(bgpRouteOf({ prefix: '10.9.0.0/16', best: null, ecmp: [] }).nextHops, []);
+  assert.deepEqual(bgpRouteOf({ prefix: '10.244.1.0/24', best: path('0.0.0.0', 'local'), ecmp: [path('0.0.0.0', 'local')] }).nextHops, []);
+});
+
+test('a bad node record (address, VTEP MAC, CIDR) is skipped and counted once; every other node is routed', async () => {
+  const { k, clock, router } = setup('auto');
+  const rejected: string[] = [];
+  (router as unknown as { deps: { onRejectedNode: (r: string) => void } }).deps.onRejectedNode = (r) => rejected.push(r);
+  await router.start();
+  const bad: RemoteNode[] = [
+    { name: 'bad-addr', underlay: 'node-7.example', vtepMac: '02:00:00:00:00:07', cidrs: ['10.244.7.0/24'] },
+    { name: 'bad-mac', underlay: '192.0.2.8', vtepMac: 'zz:00', cidrs: ['10.244.8.0/24'] },
+    { name: 'bad-cidr', underlay: '192.0.2.9', cidrs: ['10.244.9.0/99'] },
+  ];
+  router.setNodes([NODE2, ...bad, NODE4], true);
+  await settle(clock, router);
+  assert.equal(routeOf(k, '10.244.2.0/24')?.nextHops[0]?.gateway, '192.0.2.2', 'good node in the subnet: direct');
+  assert.equal(routeOf(k, '10.244.4.0/24')?.nextHops[0]?.gateway, '10.244.4.0', 'good node across: VXLAN');
+  for (const c of ['10.244.7.0/24', '10.244.8.0/24']) assert.equal(routeOf(k, c), undefined);
+  assert.deepEqual(rejected.sort(), ['address', 'cidr', 'vtep_mac']);
+  assert.deepEqual(Object.keys(router.rejectedNodes()).sort(), ['bad-addr', 'bad-cidr', 'bad-mac']);
+  // The same snapshot again: not counted (nor logged) again; a fixed record is routed.
+  router.setNodes([NODE2, ...bad, NODE4], true);
+  router.setNodes([NODE2, { ...bad[0]!, underlay: '203.0.113.7' }, bad[1]!, bad[2]!, NODE4], true);
+  await settle(clock, router);
+  assert.equal(rejected.length, 3);
+  assert.equal(routeOf(k, '10.244.7.0/24')?.nextHops[0]?.gateway, '10.244.7.0');
+  assert.deepEqual(Object.keys(router.rejectedNodes()).sort(), ['bad-cidr', 'bad-mac']);
+  router.stop();
+});
+
+test('a prefix inside the own CIDR or a connected subnet never becomes a kernel route (full and incremental)', async () => {
+  const { k, clock, router } = setup('auto');
+  const refused: string[] = [];
+  (router as unknown as { deps: { onRefusedPrefix: (r: string) => void } }).deps.onRefusedPrefix = (r) => refused.push(r);
+  await router.start();
+  router.setNodes([NODE4], true);
+  const hop = ['192.0.2.254'];
+  router.setBgpRoutes(
+    [
+      { prefix: '10.244.1.7/32', nextHops: hop }, // inside the own CIDR
+      { prefix: '192.0.2.9/32', nextHops: hop }, // a neighbour inside the underlay subnet
+      { prefix: '198.51.100.0/25', nextHops: hop }, // inside eth1's subnet
+      { prefix: '10.50.0.0/16', nextHops: hop },
+      { prefix: '0.0.0.0/0', nextHops: hop }, // contains the connected subnets: fine
+    ],
+    true,
+  );
+  await settle(clock, router);
+  for (const p of ['10.244.1.7/32', '192.0.2.9/32', '198.51.100.0/25']) assert.equal(routeOf(k, p), undefined, p);
+  assert.ok(routeOf(k, '10.50.0.0/16'));
+  assert.ok(routeOf(k, '0.0.0.0/0'));
+  assert.equal(routeOf(k, '10.244.1.0/24')?.type, 'blackhole');
+  assert.deepEqual(refused.sort(), ['connected', 'connected', 'own_cidr']);
+  // Incremental: announced later, refused too; the ones already refused are not counted again.
+  router.applyBgpChange({ prefix: '10.244.1.128/25', nextHops: hop });
+  router.applyBgpChange({ prefix: '192.0.2.9/32', nextHops: ['198.51.100.254'] });
+  await settle(clock, router);
+  assert.equal(routeOf(k, '10.244.1.128/25'), undefined);
+  assert.equal(routeOf(k, '192.0.2.9/32'), undefined);
+  assert.equal(refused.length, 4);
+  assert.equal(router.refused.size, 4);
+  assert.ok(!router.routes().some((r) => r.prefix === '192.0.2.9/32'));
+  router.stop();
+});
+
+test('a hold-down expiry and a node change with 100k routes evaluate and write only the changed node’s prefixes', async () => {
+  const { k, clock, router } = setup('auto', 3000);
+  const NODE5: RemoteNode = { name: 'n5', underlay: '203.0.113.5', vtepMac: '02:00:00:00:00:05', cidrs: ['10.244.5.0/24', '10.245.5.0/24'] };
+  await router.start();
+  router.setNodes([NODE4, NODE5], true);
+  const bgp = [{ prefix: '10.244.4.0/24', nextHops: ['192.0.2.254'] }];
+  for (let i = 0; i < 100_000; i++) bgp.push({ prefix: `172.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`, nextHops: ['192.0.2.254'] });
+  router.setBgpRoutes(bgp, true);
+  await settle(clock, router);
+  assert.equal(k.dumpRoutes(NRD_PROTOCOL).length, 100_004);
+  router.applyBgpChange({ prefix: '10.244.4.0/24', nextHops: [] });
+  await settle(clock, router);
+  router.applyBgpChange({ prefix: '10.244.4.0/24', nextHops: ['192.0.2.254'] });
+  await settle(clock, router);
+  assert.equal(routeOf(k, '10.244.4.0/24')!.nextHops[0]!.gateway, '10.244.4.0', 'held down on VXLAN');
+
+  let evals = router.evaluations;
+  let writes = k.writes.length;
+  clock.advance(3000);
+  await settle(clock, router);
+  assert.equal(routeOf(k, '10.244.4.0/24')!.nextHops[0]!.gateway, '192.0.2.254', 'native after the hold-down');
+  assert.equal(router.evaluations - evals, 1, 'the expiry evaluated only the prefix whose hold-down ended');
+  assert.deepEqual(k.writes.slice(writes).map((w) => w.call), ['newRoute']);
+
+  // A node changes its underlay: only its two CIDRs are evaluated, its route and FDB rewritten.
+  evals = router.evaluations;
+  writes = k.writes.length;
+  router.setNodes([NODE4, { ...NODE5, underlay: '203.0.113.55' }], true);
+  await settle(clock, router);
+  assert.equal(router.evaluations - evals, 2);
+  const calls = k.writes.slice(writes).map((w) => w.call);
+  assert.equal(calls.filter((c) => c === 'newRoute').length, 0, 'VXLAN routes point at the CIDR, not the underlay: unchanged');
+  assert.ok(calls.includes('replaceFdb'), `FDB follows the new underlay: ${calls.join(',')}`);
+  assert.ok(calls.length <= 3, calls.join(','));
+  router.stop();
 });
