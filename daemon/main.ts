@@ -15,6 +15,7 @@ import { ApiSubsystem } from './api/subsystem.js';
 import { DatapathSubsystem } from './datapath/subsystem.js';
 import { registerDatapathRoutes } from './api/datapath-routes.js';
 import { StateSubsystem } from './state/subsystem.js';
+import { registerStateRoutes } from './api/state-routes.js';
 import { BgpSubsystem } from './bgp/subsystem.js';
 import { registerBgpRoutes } from './api/bgp-routes.js';
 import { RoutingSubsystem } from './routing/subsystem.js';
@@ -133,7 +134,8 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
 
   // Start order: api/metrics → state (etcd) → bgp → routing → datapath. Each later subsystem is
   // one daemon.add() here, handed the router/registry it publishes on.
-  const state = new StateSubsystem({ router, metrics: metrics.registry, version });
+  const state = new StateSubsystem({ metrics: metrics.registry, version });
+  registerStateRoutes(router, state.queries);
   const bgp = new BgpSubsystem({ metrics: metrics.registry });
   registerBgpRoutes(router, bgp);
   // The one kernel port of the daemon: every owner of kernel objects (routing now; the endpoints'

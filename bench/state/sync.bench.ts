@@ -12,7 +12,7 @@ import { EtcdStore } from '../../daemon/state/etcd-store.js';
 import { Reflector } from '../../daemon/state/reflector.js';
 import { EndpointIpam } from '../../daemon/state/ipam.js';
 import { Keys } from '../../daemon/state/keys.js';
-import { decodeEndpoint, decodeService } from '../../daemon/state/records.js';
+import { admitEndpoint, admitService } from '../../daemon/state/admission.js';
 import type { Store } from '../../daemon/state/store.js';
 
 const ENDPOINTS = Number(process.env.NRD_BENCH_ENDPOINTS ?? 10_000);
@@ -140,8 +140,8 @@ async function main(): Promise<void> {
       global.gc?.();
       const heap0 = process.memoryUsage().heapUsed;
       const s = process.hrtime.bigint();
-      const eps = new Reflector(store, { name: 'endpoints', prefix: keys.endpoints, decode: (_k, v) => decodeEndpoint(v) });
-      const svcs = new Reflector(store, { name: 'services', prefix: keys.services, decode: (_k, v) => decodeService(v) });
+      const eps = new Reflector(store, { name: 'endpoints', prefix: keys.endpoints, decode: (k, v) => admitEndpoint(k, v, { pools: [{ name: 'ipv4', cidr: '10.0.0.0/8', maskSize: 24 }] }) });
+      const svcs = new Reflector(store, { name: 'services', prefix: keys.services, decode: (_k, v) => admitService(v) });
       eps.start();
       svcs.start();
       await Promise.all([eps.whenSynced(), svcs.whenSynced()]);

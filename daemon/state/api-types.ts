@@ -23,6 +23,17 @@ export interface NodesResponse {
   /** Nodes, liveness and CIDR claims have had their first listing (else the list is partial). */
   synced: boolean;
   nodes: NodeView[];
+  /** Records of nodes, liveness and CIDR claims refused on admission (absent when none). */
+  rejected?: RejectedRecordView[];
+}
+
+export interface RejectedRecordView {
+  /** The collection: nodes, alive or cidrs. */
+  kind: string;
+  key: string;
+  /** Stable code, as in nrd_state_rejected_records_total. */
+  reason: string;
+  message: string;
 }
 
 export interface EndpointsResponse {

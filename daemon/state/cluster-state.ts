@@ -13,12 +13,9 @@ import { EndpointIpam, type EndpointSpec } from './ipam.js';
 import { Keys, leaf } from './keys.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { ReclaimTracker, reclaimNode } from './nodes.js';
+import { admitAlive, admitCidrClaim, admitEndpoint, admitIdentity, admitNode, admitPolicy, admitService, nodeNameIssue, type AdmissionRules } from './admission.js';
 import {
-  parseJson,
-  decodeCidrClaim,
   decodeEndpoint,
-  decodeIdentity,
-  decodeNode,
   decodePolicy,
   decodeService,
   isValidName,
@@ -32,7 +29,7 @@ import {
   type Result,
   type ServiceRecord,
 } from './records.js';
-import { Reflector, type CollectionHealth } from './reflector.js';
+import { Reflector, type CollectionHealth, type Decoded, type Rejection } from './reflector.js';
 import { isStoreError, type Store } from './store.js';
 
 export interface ClusterStateOptions {
@@ -48,6 +45,8 @@ export interface ClusterStateOptions {
   embedded?: { binary?: string };
   /** Sees every etcd request and its outcome (metrics). */
   onRequest?: RequestObserver;
+  /** Sees every record refused on admission, by collection and reason (metrics). */
+  onReject?: (collection: string, reason: string) => void;
   node: {
     name: string;
     address: string;
@@ -124,7 +123,8 @@ export class ClusterState {
   private readonly cidrListeners = new Set<(cidrs: Record<string, string>) => void>();
 
   constructor(opts: ClusterStateOptions) {
-    if (!isValidName(opts.node.name)) throw new StateError('BAD_CONFIG', `node name "${opts.node.name}" is invalid`);
+    const nameIssue = nodeNameIssue(opts.node.name);
+    if (nameIssue) throw new StateError('BAD_CONFIG', `node name: ${nameIssue}`);
     for (const p of opts.pools) validatePool(p);
     this.opts = opts;
     this.node = { ...opts.node };
@@ -135,25 +135,23 @@ export class ClusterState {
     const k = this.keys;
     const limiter = new TokenBucket(8, 4);
     const backoff = { baseMs: 200, maxMs: opts.maxBackoffMs ?? 5000 };
-    const mk = <T>(name: string, prefix: string, decode: (key: string, raw: string) => T | null): Reflector<T> =>
+    const mk = <T>(name: string, prefix: string, decode: (key: string, raw: string) => Decoded<T>): Reflector<T> =>
       new Reflector<T>(
         () => this.store,
-        { name, prefix, decode, limiter, backoff, ...(opts.log ? { log: opts.log } : {}) },
+        { name, prefix, decode, limiter, backoff, ...(opts.onReject ? { onReject: opts.onReject } : {}), ...(opts.log ? { log: opts.log } : {}) },
       );
-    this.nodes = mk('nodes', k.nodes, (_k, raw) => decodeNode(raw));
-    this.alive = mk('alive', k.alive, (_k, raw) => {
-      const o = parseJson(raw) as { address?: unknown } | null;
-      return typeof o?.address === 'string' ? { address: o.address } : {};
+    // Every record is admitted against the cluster's pools before anything uses it (admission.ts).
+    const rules: AdmissionRules = { pools: opts.pools };
+    this.nodes = mk('nodes', k.nodes, (key, raw) => admitNode(key, raw, rules));
+    this.alive = mk('alive', k.alive, (key, raw): Decoded<AliveValue> => {
+      const a = admitAlive(key, raw, rules);
+      return a.rejected ? { ok: true, value: a.value, note: a.rejected } : { ok: true, value: a.value };
     });
-    this.cidrs = mk('cidrs', k.cidrs, (key, raw) => {
-      const c = decodeCidrClaim(raw);
-      const p = k.parseCidrKey(key);
-      return c && p ? { ...c, ...p } : null;
-    });
-    this.endpoints = mk('endpoints', k.endpoints, (_k, raw) => decodeEndpoint(raw));
-    this.identities = mk('identities', k.identities, (_k, raw) => decodeIdentity(raw));
-    this.services = mk('services', k.services, (_k, raw) => decodeService(raw));
-    this.policies = mk('policies', k.policies, (_k, raw) => decodePolicy(raw));
+    this.cidrs = mk('cidrs', k.cidrs, (key, raw) => admitCidrClaim(k, key, raw, rules));
+    this.endpoints = mk('endpoints', k.endpoints, (key, raw) => admitEndpoint(key, raw, rules));
+    this.identities = mk('identities', k.identities, (_k, raw) => admitIdentity(raw));
+    this.services = mk('services', k.services, (_k, raw) => admitService(raw));
+    this.policies = mk('policies', k.policies, (_k, raw) => admitPolicy(raw));
     this.collections = [this.nodes, this.alive, this.cidrs, this.endpoints, this.identities, this.services, this.policies] as Reflector<unknown>[];
   }
 
@@ -276,6 +274,11 @@ export class ClusterState {
   remoteNodes(): RemoteNodeView[] {
     const alive = new Map(this.alive.entries().map(([k, v]) => [leaf(k), v] as const));
     return remoteNodes(this.name, this.nodes.values(), alive, this.cidrs.values());
+  }
+
+  /** Records of nodes, liveness and CIDR claims refused on admission (nrdctl nodes shows them). */
+  nodeRejections(): ({ collection: string; key: string } & Rejection)[] {
+    return [this.nodes, this.alive, this.cidrs].flatMap((r) => r.rejections().map((x) => ({ collection: r.name, ...x })));
   }
 
   /** Whether nodes, liveness and CIDR claims all have their first listing. */
@@ -418,8 +421,19 @@ export class ClusterState {
     }
   }
 
+  /**
+   * A node name from outside (the API) as nrd keys it: node.name's rule (a host name), lower case.
+   * Anything else (a "/" above all) would turn into other keys and prefixes.
+   */
+  checkNodeName(name: string): string {
+    const issue = nodeNameIssue(name.toLowerCase());
+    if (issue) throw new StateError('INVALID', `node name: ${issue}`);
+    return name.toLowerCase();
+  }
+
   /** Free a node's CIDRs, endpoints and addresses now (`nrdctl node decommission NAME`). */
-  async decommission(node: string, opts: { force?: boolean } = {}): Promise<string[]> {
+  async decommission(name: string, opts: { force?: boolean } = {}): Promise<string[]> {
+    const node = this.checkNodeName(name);
     if (node === this.name && !opts.force) throw new StateError('INVALID', 'refusing to decommission this node itself');
     const freed = await reclaimNode(this.store, this.keys, node, { ...opts, ...(this.opts.log ? { log: this.opts.log } : {}) });
     this.tracker.forget(node);

@@ -1,5 +1,6 @@
 // Prometheus metrics of the cluster-state layer (prom-client): etcd reachability and requests,
-// re-lists, lease re-grants, endpoint address allocations, and pod-CIDR claims per family.
+// re-lists, lease re-grants, endpoint address allocations, pod-CIDR claims per family, and records
+// refused on admission.
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ClusterState } from './cluster-state.js';
 import type { RequestOp, RequestResult } from './instrumented-store.js';
@@ -9,6 +10,8 @@ import type { PoolConfig } from './cidr-alloc.js';
 export interface StateMetrics {
   /** Counts one etcd request (wired as ClusterState's onRequest). */
   request(op: RequestOp, result: RequestResult): void;
+  /** Counts one record refused on admission (wired as ClusterState's onReject). */
+  rejected(kind: string, reason: string): void;
   /** The instance whose counters the collectors read (replaced when the state layer restarts). */
   attach(cs: ClusterState | undefined, pools: PoolConfig[]): void;
 }
@@ -38,6 +41,13 @@ export function createStateMetrics(registry: Registry): StateMetrics {
     name: 'nrd_etcd_requests_total',
     help: 'etcd requests by operation (get, list, txn, put, delete, lease_grant, watch) and result (ok; conflict: a txn whose compares failed; else the error: unavailable, compacted, auth, …). A watch counts once when started (ok) and once when it ends (the reason).',
     labelNames: ['op', 'result'],
+    registers: [registry],
+  });
+
+  const rejected = new Counter({
+    name: 'nrd_state_rejected_records_total',
+    help: 'Records read from etcd and refused before use (treated as absent), by kind (the collection: nodes, alive, cidrs, endpoints, identities, services, policies) and reason (malformed, bad_name, bad_address, bad_mac, bad_asn, bad_key, bad_cidr, outside_pool, wrong_mask, invalid). Counted once per value written; `nrdctl nodes` lists the refused node records.',
+    labelNames: ['kind', 'reason'],
     registers: [registry],
   });
 
@@ -114,6 +124,9 @@ export function createStateMetrics(registry: Registry): StateMetrics {
   return {
     request(op, result) {
       requests.inc({ op, result });
+    },
+    rejected(kind, reason) {
+      rejected.inc({ kind, reason });
     },
     attach(next, nextPools) {
       if (next !== cs) {

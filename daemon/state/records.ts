@@ -332,10 +332,9 @@ export function decodeService(raw: string): ServiceRecord | null {
   return r.ok ? r.value : null;
 }
 
-export function decodePolicy(raw: string): PolicyRecord | null {
-  // Stored records are normalised (`peers`); the validator reads the input form (`from` / `to`).
-  const o = parseJson(raw);
-  if (!isObject(o)) return null;
+/** Validates a policy as stored (normalised: `peers`; the validator reads the input form `from` / `to`). */
+export function validatePolicyRecord(o: unknown): Result<PolicyRecord> {
+  if (!isObject(o)) return { ok: false, reason: `policy: expected an object, got ${show(o)}` };
   const back = (rules: unknown, field: 'from' | 'to'): unknown =>
     Array.isArray(rules)
       ? rules.map((r) => {
@@ -344,6 +343,10 @@ export function decodePolicy(raw: string): PolicyRecord | null {
           return { ...rest, [field]: peers };
         })
       : rules;
-  const r = validatePolicy({ ...o, ...(o.ingress !== undefined ? { ingress: back(o.ingress, 'from') } : {}), ...(o.egress !== undefined ? { egress: back(o.egress, 'to') } : {}) });
+  return validatePolicy({ ...o, ...(o.ingress !== undefined ? { ingress: back(o.ingress, 'from') } : {}), ...(o.egress !== undefined ? { egress: back(o.egress, 'to') } : {}) });
+}
+
+export function decodePolicy(raw: string): PolicyRecord | null {
+  const r = validatePolicyRecord(parseJson(raw));
   return r.ok ? r.value : null;
 }

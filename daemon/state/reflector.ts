@@ -1,6 +1,8 @@
 // Watch-with-resync of one etcd prefix (a "collection"): list, watch from revision + 1 with prevKv;
 // on compaction, disconnect or any watch error re-list and mark-and-sweep, paced by backoff with
 // jitter and a shared re-list rate limit. Consumers get typed change batches and a synced signal.
+// Every value is admitted by `decode` first: a refused one is treated as absent, remembered with
+// its reason (rejections()), reported (onReject) and logged at most once per value written.
 import type { Logger } from '../lib/log.js';
 import { backoffDelay, sleep, TokenBucket, type BackoffOptions } from './backoff.js';
 import { isStoreError, StoreError, type KV, type Store, type WatchEvent } from './store.js';
@@ -26,11 +28,28 @@ export interface CollectionHealth {
   revision: number;
 }
 
+/**
+ * A decoded value, or why it was refused. `note`: accepted with a part dropped (reported like a
+ * refusal, e.g. a liveness key whose address is unusable still says the node is alive).
+ */
+export type Decoded<T> = { ok: true; value: T; note?: Rejection } | ({ ok: false } & Rejection);
+
+export interface Rejection {
+  /** Stable code (a metric label). */
+  reason: string;
+  message: string;
+}
+
+/** Log lines about refused records per collection per minute, at most (the rest are counted). */
+const REJECT_LOGS_PER_MINUTE = 10;
+
 export interface ReflectorOptions<T> {
   name: string;
   prefix: string;
-  /** Decode a value; null = not a valid record (skipped, as if absent). */
-  decode: (key: string, raw: string) => T | null;
+  /** Admit a value: the record, or why not (skipped, as if absent). */
+  decode: (key: string, raw: string) => Decoded<T>;
+  /** Called once per refused value written (not again on re-lists of the same value). */
+  onReject?: (collection: string, reason: string) => void;
   /** Shared across the process's collections. */
   limiter?: TokenBucket;
   backoff?: BackoffOptions;
@@ -51,6 +70,8 @@ export class Reflector<T> {
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
   private h: CollectionHealth;
+  private readonly rejected = new Map<string, Rejection>();
+  private rejectLog = { windowStart: 0, logged: 0, suppressed: 0 };
 
   /** `store` may be a getter when the store is created after the reflector (late connect). */
   constructor(store: Store | (() => Store), opts: ReflectorOptions<T>) {
@@ -101,6 +122,29 @@ export class Reflector<T> {
     return this.view.size;
   }
 
+  /** Keys whose current value was refused (or accepted in part), with the reason. */
+  rejections(): ({ key: string } & Rejection)[] {
+    return [...this.rejected.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([key, r]) => ({ key, ...r }));
+  }
+
+  private reject(key: string, r: Rejection): void {
+    this.rejected.set(key, { reason: r.reason, message: r.message });
+    this.opts.onReject?.(this.name, r.reason);
+    // Anyone who can write to etcd can write many bad keys: the log stays readable.
+    const now = this.now();
+    const l = this.rejectLog;
+    if (now - l.windowStart >= 60_000) {
+      if (l.suppressed > 0) this.opts.log?.warn({ collection: this.name, suppressed: l.suppressed }, 'more records refused (not logged one by one)');
+      this.rejectLog = { windowStart: now, logged: 0, suppressed: 0 };
+    }
+    if (this.rejectLog.logged >= REJECT_LOGS_PER_MINUTE) {
+      this.rejectLog.suppressed++;
+      return;
+    }
+    this.rejectLog.logged++;
+    this.opts.log?.warn({ collection: this.name, key, reason: r.reason, detail: r.message }, 'record from etcd refused; treated as absent');
+  }
+
   start(): void {
     if (this.running) return;
     this.running = true;
@@ -141,21 +185,25 @@ export class Reflector<T> {
     if (this.raw.get(kv.key) === kv.value) return;
     this.raw.set(kv.key, kv.value);
     const prev = this.view.get(kv.key);
-    const value = this.opts.decode(kv.key, kv.value);
-    if (value === null) {
-      this.opts.log?.warn({ collection: this.name, key: kv.key }, 'invalid record ignored');
+    const d = this.opts.decode(kv.key, kv.value);
+    this.rejected.delete(kv.key);
+    if (!d.ok) {
+      this.reject(kv.key, d);
       if (prev !== undefined) {
         this.view.delete(kv.key);
         out.push({ type: 'delete', key: kv.key, prev });
       }
       return;
     }
+    if (d.note) this.reject(kv.key, d.note);
+    const value = d.value;
     this.view.set(kv.key, value);
     out.push(prev === undefined ? { type: 'upsert', key: kv.key, value } : { type: 'upsert', key: kv.key, value, prev });
   }
 
   private deleteKey(key: string, out: Change<T>[]): void {
     if (!this.raw.delete(key)) return;
+    this.rejected.delete(key);
     const prev = this.view.get(key);
     this.view.delete(key);
     if (prev !== undefined) out.push({ type: 'delete', key, prev });

@@ -1,19 +1,19 @@
 // The 'state' subsystem: runs the cluster state (ClusterState over etcd, or over an embedded etcd
 // when etcd.endpoints is empty) inside the daemon without ever blocking on etcd, reports readiness
-// that names what is missing, publishes metrics and the /v1 state routes, and hands other
-// subsystems this node's pod CIDRs and the other nodes (hooks wired in daemon/main.ts).
+// that names what is missing, publishes metrics, answers typed queries (daemon/api/state-routes.ts
+// serves them), and hands other subsystems this node's pod CIDRs and the other nodes as full sets
+// (hooks wired in daemon/main.ts; a listener registered late gets the current set at once).
 import type { Registry } from 'prom-client';
-import type { Router } from '../api/router.js';
 import type { ConfigChange, NrdConfig } from '../config/index.js';
 import type { Subsystem, SubsystemContext } from '../lib/subsystem.js';
 import type { ReadinessReporter } from '../lib/health.js';
 import type { Logger } from '../lib/log.js';
-import { registerStateRoutes } from './api-routes.js';
 import { type PoolConfig } from './cidr-alloc.js';
 import { ClusterState, type ClusterStateOptions } from './cluster-state.js';
 import { parseCidr } from './ipnet.js';
 import { createStateMetrics, type StateMetrics } from './metrics.js';
 import type { RemoteNodeView } from './node-view.js';
+import { stateQueries, type StateQueries } from './queries.js';
 import type { Store } from './store.js';
 
 export type { RemoteNodeView } from './node-view.js';
@@ -29,7 +29,6 @@ export type OwnCidrsListener = (cidrs: OwnCidrs) => void;
 export type NodesListener = (nodes: RemoteNodeView[], synced: boolean) => void;
 
 export interface StateSubsystemDeps {
-  router: Router;
   metrics: Registry;
   /** Written into this node's record. */
   version?: string;
@@ -105,11 +104,12 @@ export class StateSubsystem implements Subsystem {
   private nodesScheduled = false;
   private vtepMac: string | undefined;
   private lastReadiness = '';
+  /** Nodes, endpoints, services, policies, decommission: what the control API serves. */
+  readonly queries: StateQueries;
 
   constructor(private readonly deps: StateSubsystemDeps) {
     this.metrics = createStateMetrics(deps.metrics);
-    registerStateRoutes(
-      deps.router,
+    this.queries = stateQueries(
       () => this.cs,
       () => this.cs?.status().node ?? this.config?.node.name ?? '',
     );
@@ -206,6 +206,7 @@ export class StateSubsystem implements Subsystem {
     const opts: ClusterStateOptions = {
       ...clusterStateOptions(config, { ...(this.deps.version ? { version: this.deps.version } : {}), ...(this.log ? { log: this.log } : {}) }),
       onRequest: (op, result) => this.metrics.request(op, result),
+      onReject: (kind, reason) => this.metrics.rejected(kind, reason),
       ...(this.deps.store ? { store: this.deps.store } : {}),
       ...this.deps.overrides,
     };

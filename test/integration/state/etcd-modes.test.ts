@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { Router } from '../../../daemon/api/router.js';
+import { registerStateRoutes } from '../../../daemon/api/state-routes.js';
 import { loadConfigObject, type NrdConfig } from '../../../daemon/config/index.js';
 import type { Readiness } from '../../../daemon/lib/health.js';
 import { silentLogger } from '../../../daemon/lib/log.js';
@@ -41,7 +42,8 @@ interface Running {
 
 async function run(cfg: NrdConfig, overrides: Partial<ClusterStateOptions> = {}): Promise<Running> {
   const router = new Router();
-  const sub = new StateSubsystem({ router, metrics: new Registry(), overrides: { maxBackoffMs: 500, log: silentLogger(), ...overrides }, readinessIntervalMs: 50 });
+  const sub = new StateSubsystem({ metrics: new Registry(), overrides: { maxBackoffMs: 500, log: silentLogger(), ...overrides }, readinessIntervalMs: 50 });
+  registerStateRoutes(router, sub.queries);
   let last: Readiness = { ready: false };
   await sub.start({ config: cfg, log: silentLogger(), ready: (r) => (last = r) });
   return { sub, router, readiness: () => last, stop: () => Promise.resolve(sub.stop()) };

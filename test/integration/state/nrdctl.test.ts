@@ -40,9 +40,11 @@ test('nrd starts with the state subsystem ready: own CIDR claimed in etcd, node 
       const r = await ctl(['nodes'], [], true);
       if (r.code !== 0) return undefined;
       const body = JSON.parse(r.stdout) as NodesResponse;
-      return body.synced && body.nodes.some((n) => n.self && n.podCidrs.length === 1) ? body : undefined;
+      // Readiness is waited for, not sampled: the liveness key is written by the lease keeper
+      // after the record and the claim, so a loaded machine can show the node alive a bit later.
+      return body.synced && body.nodes.some((n) => n.self && n.alive && n.podCidrs.length === 1) ? body : undefined;
     },
-    { timeoutMs: 30_000, intervalMs: 200, what: `nrdctl nodes shows this node with a CIDR; ${nrd.describe()}` },
+    { timeoutMs: 30_000, intervalMs: 200, what: `nrdctl nodes shows this node alive with a CIDR; ${nrd.describe()}` },
   );
   const self = nodes.nodes.find((n) => n.self)!;
   assert.equal(self.name, 'nrdt-node');

@@ -35,7 +35,7 @@ test('compaction past a watcher: re-list, exact state, only real changes', async
     }
     return res;
   };
-  const r = new Reflector<string>(racy, { name: 'cmp', prefix: '/cmp/', decode: (_k, v) => v, backoff: { baseMs: 50, maxMs: 500 } });
+  const r = new Reflector<string>(racy, { name: 'cmp', prefix: '/cmp/', decode: (_k, v) => ({ ok: true, value: v }), backoff: { baseMs: 50, maxMs: 500 } });
   t.after(() => r.stop());
   const changes: Change<string>[] = [];
   r.onChange((c) => changes.push(...c));

@@ -19,7 +19,7 @@ const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 10));
 function setup() {
   const store = new FakeStore();
   for (let i = 0; i < 20; i++) store.seed(`/p/k${i}`, `v${i}`);
-  const r = new Reflector<string>(store, { name: 'p', prefix: '/p/', decode: (_k, raw) => (raw === 'bad' ? null : raw), backoff: { baseMs: 5, maxMs: 20 } });
+  const r = new Reflector<string>(store, { name: 'p', prefix: '/p/', decode: (_k, raw) => (raw === 'bad' ? { ok: false, reason: 'malformed', message: 'bad' } : { ok: true, value: raw }), backoff: { baseMs: 5, maxMs: 20 } });
   const changes: Change<string>[] = [];
   r.onChange((c) => changes.push(...c));
   return { store, r, changes };

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { Router } from '../../../daemon/api/router.js';
+import { registerStateRoutes } from '../../../daemon/api/state-routes.js';
 import { closeUnix, createApiServer, listenUnix } from '../../../daemon/api/server.js';
 import { runNrdctl } from '../../../daemon/cli/run.js';
 import { parseBackend, parseFlags, serviceFromFlags } from '../../../daemon/cli/commands/state.js';
@@ -49,7 +50,6 @@ function rig(t: { after: (fn: () => Promise<void> | void) => void }, store = new
   const router = new Router();
   const registry = new Registry();
   const sub = new StateSubsystem({
-    router,
     metrics: registry,
     store,
     overrides: { maxBackoffMs: 100, reclaimCheckMs: 20, reclaimGraceMs: 50, log: silentLogger() },
@@ -58,6 +58,7 @@ function rig(t: { after: (fn: () => Promise<void> | void) => void }, store = new
   });
   let last: Readiness = { ready: false, reason: 'not started' };
   const ctx: SubsystemContext = { config: config(), log: silentLogger(), ready: (r) => (last = r) };
+  registerStateRoutes(router, sub.queries);
   t.after(() => sub.stop());
   return { sub, store, router, registry, readiness: () => last, start: () => Promise.resolve(sub.start(ctx)) };
 }
@@ -163,6 +164,57 @@ test('onNodes: others with liveness or a claim; routes stay while liveness blips
   assert.deepEqual(replay, last().nodes);
 });
 
+test('records refused on admission: bad claims (0.0.0.0/0, outside the pool, wrong mask) and a bad node are skipped, the good ones still flow, counted and listed', async (t) => {
+  const store = new FakeStore();
+  const node = (name: string, address: string, extra: Record<string, unknown> = {}): string =>
+    JSON.stringify({ name, address, podCidrs: [], version: 'x', capabilities: [], ...extra });
+  // Good: n2 and n5 with a claim each.
+  store.seed(K.node('n2'), node('n2', '192.0.2.2', { vtepMac: '02:00:00:00:00:02' }));
+  store.seed(K.cidr('ipv4', '10.244.2.0/24'), JSON.stringify({ node: 'n2', at: 'x' }));
+  store.seed(K.node('n5'), node('n5', '192.0.2.5'));
+  store.seed(K.cidr('ipv4', '10.244.5.0/24'), JSON.stringify({ node: 'n5', at: 'x' }));
+  // The attack: a default route via n2, and blocks outside the pool or of the wrong size.
+  store.seed(K.cidr('ipv4', '0.0.0.0/0'), JSON.stringify({ node: 'n2', at: 'x' }));
+  store.seed(K.cidr('ipv4', '192.168.0.0/24'), JSON.stringify({ node: 'n2', at: 'x' }));
+  store.seed(K.cidr('ipv4', '10.244.6.0/23'), JSON.stringify({ node: 'n5', at: 'x' }));
+  store.seed(K.cidr('ipv4', 'not-a-cidr'), JSON.stringify({ node: 'n5', at: 'x' }));
+  store.seed(K.cidr('ipv6', '10.244.7.0/24'), JSON.stringify({ node: 'n5', at: 'x' }));
+  // Bad nodes next to the good ones: an address that is no IP, a multicast VTEP MAC, loopback.
+  store.seed(K.node('n3'), node('n3', 'not-an-ip'));
+  store.seed(K.cidr('ipv4', '10.244.3.0/24'), JSON.stringify({ node: 'n3', at: 'x' }));
+  store.seed(K.node('n4'), node('n4', '192.0.2.4', { vtepMac: '01:00:5e:00:00:01' }));
+  store.seed(K.cidr('ipv4', '10.244.4.0/24'), JSON.stringify({ node: 'n4', at: 'x' }));
+  store.seed(K.aliveKey('n6'), JSON.stringify({ address: '127.0.0.1' }));
+  const r = rig(t, store);
+  const calls: { nodes: RemoteNodeView[]; synced: boolean }[] = [];
+  r.sub.onNodes((nodes, synced) => calls.push({ nodes, synced }));
+  await r.start();
+  await until(() => calls.some((c) => c.synced), 3000, 'synced nodes');
+  const last = () => calls[calls.length - 1]!.nodes;
+  assert.deepEqual(last(), [
+    { name: 'n2', address: '192.0.2.2', cidrs: ['10.244.2.0/24'], alive: false, vtepMac: '02:00:00:00:00:02' },
+    { name: 'n5', address: '192.0.2.5', cidrs: ['10.244.5.0/24'], alive: false },
+  ]);
+  const text = await r.registry.metrics();
+  const count = (kind: string, reason: string): number => Number(new RegExp(`^nrd_state_rejected_records_total\\{kind="${kind}",reason="${reason}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  assert.equal(count('cidrs', 'outside_pool'), 3, text);
+  assert.equal(count('cidrs', 'wrong_mask'), 1);
+  assert.equal(count('cidrs', 'bad_cidr'), 1);
+  assert.equal(count('nodes', 'bad_address'), 1);
+  assert.equal(count('nodes', 'bad_mac'), 1);
+  assert.equal(count('alive', 'bad_address'), 1);
+  // nrdctl nodes shows what was refused and why.
+  const res = await r.router.handle({ method: 'GET', url: '/v1/nodes', body: '' });
+  const rejected = (res.body as { rejected?: { kind: string; key: string; reason: string }[] }).rejected ?? [];
+  assert.ok(rejected.some((x) => x.kind === 'cidrs' && x.key === K.cidr('ipv4', '0.0.0.0/0') && x.reason === 'outside_pool'), JSON.stringify(rejected));
+  assert.ok(rejected.some((x) => x.kind === 'nodes' && x.key === K.node('n3') && x.reason === 'bad_address'));
+  // Fixing a record lets it in; the refusal is forgotten.
+  await store.put(K.node('n3'), node('n3', '192.0.2.3'));
+  await until(() => last().some((n) => n.name === 'n3'), 2000, 'n3 after its address is fixed');
+  assert.deepEqual(last().find((n) => n.name === 'n3')?.cidrs, ['10.244.3.0/24']);
+  assert.ok(!r.sub.cluster!.nodeRejections().some((x) => x.key === K.node('n3')));
+});
+
 test('setVtepMac is written to the node record (before and after start)', async (t) => {
   const r = rig(t);
   r.sub.setVtepMac('02:AA:00:00:00:01');
@@ -241,9 +293,31 @@ test('API: services and policies validated (400 with the reason, nothing written
   assert.equal(r.store.peek(K.node('n9')), undefined);
 });
 
+test('decommission of a name that is no node name (a "/" in it, even with force): 400 invalid, nothing changed', async (t) => {
+  const r = rig(t);
+  await r.start();
+  await until(() => r.readiness().ready, 5000, 'ready');
+  // Keys a crafted name would reach: n2's endpoints live under /endpoints/n2/, its node record at /nodes/n2.
+  r.store.seed(K.node('n2'), JSON.stringify({ name: 'n2', address: '192.0.2.2', podCidrs: [], version: 'x', capabilities: [] }));
+  r.store.seed(K.endpoint('n2', 'e1'), JSON.stringify({ id: 'e1', node: 'n2', ips: ['10.244.2.5'], netns: '/x', labels: {} }));
+  const rev = r.store.revision;
+  for (const name of ['n2%2Fe1', 'n2%2F', 'a..b', 'a_b', '-x', '%20']) {
+    const res = await call(r.router, 'POST', `/v1/nodes/${name}/decommission?force=true`);
+    assert.equal(res.status, 400, `${name}: ${JSON.stringify(res.body)}`);
+    assert.equal((res.body.error as { code: string }).code, 'invalid');
+  }
+  assert.equal(r.store.revision, rev, 'nothing written');
+  assert.ok(r.store.peek(K.endpoint('n2', 'e1')));
+  // A valid name in upper case is the same node (host names are case-insensitive; keys are lower case).
+  const ok = await call(r.router, 'POST', '/v1/nodes/N2/decommission');
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.deepEqual(ok.body, { node: 'n2', freedCidrs: [] });
+  assert.equal(r.store.peek(K.endpoint('n2', 'e1')), undefined);
+});
+
 test('API before start answers 503, not a crash', async () => {
   const router = new Router();
-  new StateSubsystem({ router, metrics: new Registry() });
+  registerStateRoutes(router, new StateSubsystem({ metrics: new Registry() }).queries);
   const r = await call(router, 'GET', '/v1/nodes');
   assert.equal(r.status, 503);
   assert.equal((r.body.error as { code: string }).code, 'unavailable');
