@@ -121,7 +121,8 @@ export function formatNodes(b: NodesResponse): string {
     ['name', 'address', 'alive', 'pod cidrs', 'vtep mac', 'asn'],
     b.nodes.map((n) => [`${n.name}${n.self ? ' (this node)' : ''}`, n.address || null, n.alive ? 'yes' : 'no', n.podCidrs.join(',') || null, n.vtepMac, n.asn]),
   );
-  return b.synced ? t : `${t}(not synced with etcd yet: the list may be partial)\n`;
+  const refused = (b.rejected ?? []).map((r) => `refused ${r.kind} record ${r.key}: ${r.reason}: ${r.message}\n`).join('');
+  return `${t}${refused}${b.synced ? '' : '(not synced with etcd yet: the list may be partial)\n'}`;
 }
 
 export function formatEndpoints(b: EndpointsResponse): string {
