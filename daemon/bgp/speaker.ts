@@ -101,6 +101,8 @@ interface PeerRuntime {
   /** Rate limit of RFC 7606 error logs (a remote peer can trigger them). */
   lastErrorLog: number;
   suppressedErrors: number;
+  /** Rate limit of "family not negotiated" logs. */
+  lastFamilyLog: number;
 }
 
 const ERROR_LOG_INTERVAL_MS = 10_000;
@@ -444,6 +446,7 @@ export class BgpSpeaker {
       log,
       lastErrorLog: -Infinity,
       suppressedErrors: 0,
+      lastFamilyLog: -Infinity,
     };
     rt.session = this.newSession(rt);
     this.peers.set(key, rt);
@@ -641,6 +644,14 @@ export class BgpSpeaker {
       this.armStaleTimer();
     }
     if (r.maxPrefix) this.onMaxPrefix(rt, r.maxPrefix);
+    if (r.unnegotiated.length > 0) {
+      // RFC 4760 §7: ignored, the session stays up. A remote peer triggers this: rate-limited.
+      const t = this.now();
+      if (t - rt.lastFamilyLog >= ERROR_LOG_INTERVAL_MS) {
+        rt.lastFamilyLog = t;
+        rt.log.warn({ families: r.unnegotiated }, 'UPDATE for an address family not negotiated on the session: ignored (RFC 4760 §7)');
+      }
+    }
   }
 
   /**

@@ -58,6 +58,8 @@ export interface UpdateResult {
   endOfRib: FamilyKey | null;
   /** Max-prefix exceeded: the session logs (warn) or sends the NOTIFICATION and closes (teardown). */
   maxPrefix: MaxPrefixDecision | null;
+  /** Families in the UPDATE that the session did not negotiate: ignored (RFC 4760 §7). */
+  unnegotiated: FamilyKey[];
 }
 
 export interface PeerDownOptions {
@@ -106,10 +108,6 @@ interface PeerState extends PathOwner {
   readonly exportCache: Map<string, OutRoute | null>;
 }
 
-function familyOfUnicast(afi: number, safi: number): FamilyKey {
-  return familyKey(afi, safi);
-}
-
 /**
  * An UPDATE whose classic NLRI the decoder left packed (wire/packed.ts PackedUpdate): addresses
  * and lengths of IPv4 unicast prefixes without path ids. Reading `nlri` would build the objects
@@ -129,7 +127,7 @@ function packedOf(u: UpdateMessage): PackedNlri | null {
 function endOfRibFamily(u: UpdateMessage): FamilyKey | null {
   if (u.attrs !== null || u.withdrawn.length > 0 || u.mpReach || (packedOf(u)?.nlriAddrs!.length ?? u.nlri.length) > 0) return null;
   if (!u.mpUnreach) return IPV4_UNICAST;
-  return u.mpUnreach.withdrawn.length === 0 ? familyOfUnicast(u.mpUnreach.afi, u.mpUnreach.safi) : null;
+  return u.mpUnreach.withdrawn.length === 0 ? familyKey(u.mpUnreach.afi, u.mpUnreach.safi) : null;
 }
 
 export class Rib {
@@ -309,7 +307,7 @@ export class Rib {
   applyUpdate(peerId: string, u: UpdateMessage, now: number): UpdateResult {
     const st = this.peers.get(peerId);
     if (!st?.up) throw new Error(`RIB: UPDATE from peer ${peerId} that is not Established`);
-    const result: UpdateResult = { accepted: 0, rejected: 0, withdrawn: 0, endOfRib: null, maxPrefix: null };
+    const result: UpdateResult = { accepted: 0, rejected: 0, withdrawn: 0, endOfRib: null, maxPrefix: null, unnegotiated: [] };
     const eor = endOfRibFamily(u);
     if (eor) {
       this.endOfRib(peerId, eor);
@@ -321,22 +319,36 @@ export class Rib {
     return result;
   }
 
+  /**
+   * RFC 4760 §7 / RFC 7606 §7.3: NLRI of an AFI/SAFI the session did not negotiate are ignored:
+   * neither installed nor used to withdraw (a multicast withdrawal must not remove a unicast
+   * route). Every path keeps its family from here on: each family has its own Loc-RIB.
+   */
+  private negotiated(st: PeerState, family: FamilyKey, result: UpdateResult): boolean {
+    if (st.info.families.includes(family)) return true;
+    if (!result.unnegotiated.includes(family)) result.unnegotiated.push(family);
+    return false;
+  }
+
   private applyUpdateTo(st: PeerState, u: UpdateMessage, now: number, result: UpdateResult): void {
-    if (u.withdrawn.length > 0) result.withdrawn += this.withdraw(st, IPV4_UNICAST, u.withdrawn);
-    if (u.mpUnreach && u.mpUnreach.withdrawn.length > 0) {
-      result.withdrawn += this.withdraw(st, familyOfUnicast(u.mpUnreach.afi, u.mpUnreach.safi), u.mpUnreach.withdrawn);
+    const packed = packedOf(u);
+    const classicNlri = packed !== null ? packed.nlriAddrs!.length > 0 : u.nlri.length > 0;
+    const classic = (u.withdrawn.length > 0 || (u.attrs !== null && classicNlri)) && this.negotiated(st, IPV4_UNICAST, result);
+    const unreach = u.mpUnreach && u.mpUnreach.withdrawn.length > 0 ? familyKey(u.mpUnreach.afi, u.mpUnreach.safi) : null;
+    const reach = u.attrs && u.mpReach && u.mpReach.nlri.length > 0 ? familyKey(u.mpReach.afi, u.mpReach.safi) : null;
+    if (classic && u.withdrawn.length > 0) result.withdrawn += this.withdraw(st, IPV4_UNICAST, u.withdrawn);
+    if (unreach !== null && this.negotiated(st, unreach, result)) {
+      result.withdrawn += this.withdraw(st, unreach, u.mpUnreach!.withdrawn);
     }
     if (u.attrs) {
-      const packed = packedOf(u);
-      if (packed !== null ? packed.nlriAddrs!.length > 0 : u.nlri.length > 0) {
+      if (classic && classicNlri) {
         const nh = u.attrs.nextHop !== undefined ? [u.attrs.nextHop] : [];
         this.announce(st, IPV4_UNICAST, u.attrs, nh, packed ?? u.nlri, now, result);
         result.maxPrefix = this.checkMaxPrefix(st, IPV4_UNICAST);
       }
-      if (u.mpReach && u.mpReach.nlri.length > 0) {
-        const family = familyOfUnicast(u.mpReach.afi, u.mpReach.safi);
-        this.announce(st, family, u.attrs, u.mpReach.nextHops, u.mpReach.nlri, now, result);
-        result.maxPrefix ??= this.checkMaxPrefix(st, family);
+      if (reach !== null && this.negotiated(st, reach, result)) {
+        this.announce(st, reach, u.attrs, u.mpReach!.nextHops, u.mpReach!.nlri, now, result);
+        result.maxPrefix ??= this.checkMaxPrefix(st, reach);
       }
     }
   }

@@ -3,7 +3,8 @@
 // (ORIGIN, AS_PATH, NEXT_HOP, MED, COMMUNITIES, attribute flags), attribute discard, the first of
 // repeated attributes kept (§3 g, via a two-octet RFC 6793 session), a repeated MP_REACH_NLRI
 // resetting the session (§3 g), unrecognised optional attributes passed on with the Partial bit
-// (RFC 4271 §5) or dropped, and the RFC 4271 §6.3 cases.
+// (RFC 4271 §5) or dropped, the RFC 4271 §6.3 cases, and multicast (SAFI 2) NLRI never negotiated
+// being ignored (RFC 4760 §7).
 // nrd runs as a child process (speaker-driver) in its namespace; ExaBGP listens in its own.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -243,6 +244,27 @@ test('attribute discard: malformed AGGREGATOR and ATOMIC_AGGREGATE drop only the
   await send(EXA, `announce route 10.244.70.0/24 next-hop ${EXA} attribute [0x07 0xc0 0x0000fde8c0]`);
   await send(EXA, `announce route 10.244.71.0/24 next-hop ${EXA} attribute [0x06 0x40 0x01]`);
   await waitPresent(['10.244.70.0/24', '10.244.71.0/24'], EXA, 'routes with discarded attributes');
+  await assertNoReset(EXA, m);
+});
+
+test('families not negotiated (RFC 4760 §7): a multicast MP_REACH / MP_UNREACH is ignored and never touches the unicast route', async () => {
+  // Regression: SAFI 2 NLRI became unicast routes, and their withdrawal deleted ours.
+  const m = await mark(EXA);
+  const carrier = '10.244.90.0/24';
+  // MP_REACH_NLRI: AFI 1, SAFI 2, next hop length 4, 192.0.2.2, reserved 0, NLRI 10.244.10.0/24 (the witness).
+  const mpReach = '[0x0e 0x80 0x00010204c000020200180af40a]';
+  await send(EXA, `announce route ${carrier} next-hop ${EXA} attribute ${mpReach}`);
+  await waitPresent([carrier], EXA, 'unicast route of the UPDATE that carried the multicast NLRI');
+  // MP_UNREACH_NLRI: AFI 1, SAFI 2, withdrawn 10.244.10.0/24.
+  const mpUnreach = '[0x0f 0x80 0x000102180af40a]';
+  await send(EXA, `announce route 10.244.91.0/24 next-hop ${EXA} attribute ${mpUnreach}`);
+  await waitPresent(['10.244.91.0/24'], EXA, 'unicast route of the UPDATE that carried the multicast withdrawal');
+  await barrier(EXA);
+  const ch = await nrd.changes();
+  const foreign = [...Object.keys(ch.table), ...Object.keys(ch.withdrawn)].filter((k) => !k.startsWith('1/1 ') && !k.startsWith('2/1 '));
+  assert.deepEqual(foreign, [], 'a route of a family never negotiated reached the Loc-RIB');
+  const witness = await nrd.routes(`family=ipv4&prefix=${WITNESS}`);
+  assert.equal(witness.routes[0]?.paths.length, 1);
   await assertNoReset(EXA, m);
 });
 
