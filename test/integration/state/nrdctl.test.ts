@@ -117,3 +117,49 @@ test('state metrics are exported', async () => {
   assert.match(m.body, /^nrd_etcd_requests_total\{op="txn",result="ok"\} \d+$/m);
   assert.match(m.body, /^nrd_subsystem_ready\{subsystem="state"\} 1$/m);
 });
+
+test('records refused on admission (real etcd, real nrd): a default-route claim, blocks outside the pool or of the wrong size and a node at "not-an-ip" are skipped, the good node still flows; a decommission name with "/" is a 400', async () => {
+  const put = (key: string, value: unknown): void => void sb.etcd!.etcdctl(['put', key, JSON.stringify(value)]);
+  const node = (name: string, address: string): Record<string, unknown> => ({ name, address, podCidrs: [], version: 'x', capabilities: [] });
+  put('/nrd/v1/nodes/peer2', node('peer2', '192.0.2.12'));
+  put('/nrd/v1/cidrs/ipv4/10.244.77.0_24', { node: 'peer2', at: 'x' });
+  put('/nrd/v1/cidrs/ipv4/0.0.0.0_0', { node: 'peer2', at: 'x' });
+  put('/nrd/v1/cidrs/ipv4/198.51.100.0_24', { node: 'peer2', at: 'x' });
+  put('/nrd/v1/cidrs/ipv4/10.244.80.0_23', { node: 'peer2', at: 'x' });
+  put('/nrd/v1/nodes/peer3', node('peer3', 'not-an-ip'));
+  put('/nrd/v1/cidrs/ipv4/10.244.78.0_24', { node: 'peer3', at: 'x' });
+  const body = await waitFor(
+    async () => {
+      const r = await ctl(['nodes'], [], true);
+      const b = r.code === 0 ? (JSON.parse(r.stdout) as NodesResponse) : undefined;
+      return b && (b.rejected ?? []).length >= 4 && b.nodes.some((n) => n.name === 'peer2') ? b : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 200, what: `nrdctl nodes lists peer2 and the refused records; ${nrd.describe()}` },
+  );
+  assert.deepEqual(body.nodes.find((n) => n.name === 'peer2')?.podCidrs, ['10.244.77.0/24']);
+  const refused = new Map((body.rejected ?? []).map((r) => [r.key, r.reason]));
+  assert.equal(refused.get('/nrd/v1/cidrs/ipv4/0.0.0.0_0'), 'outside_pool');
+  assert.equal(refused.get('/nrd/v1/cidrs/ipv4/198.51.100.0_24'), 'outside_pool');
+  assert.equal(refused.get('/nrd/v1/cidrs/ipv4/10.244.80.0_23'), 'wrong_mask');
+  assert.equal(refused.get('/nrd/v1/nodes/peer3'), 'bad_address');
+  const table = await ctl(['nodes']);
+  assert.match(table.stdout, /^refused cidrs record \/nrd\/v1\/cidrs\/ipv4\/0\.0\.0\.0_0: outside_pool: /m);
+  // The good claim reaches the kernel of nrd's namespace; the default route through peer2 never does.
+  await waitFor(async () => ((await sb.node.exec(['ip', '-4', 'route', 'show', '10.244.77.0/24'])).stdout.trim() !== '' ? true : undefined), {
+    timeoutMs: 15_000,
+    intervalMs: 200,
+    what: 'route to peer2\'s CIDR',
+  });
+  const routes = (await sb.node.exec(['ip', '-4', 'route', 'show'])).stdout;
+  assert.doesNotMatch(routes, /^default via 192\.0\.2\.12/m, routes);
+  assert.doesNotMatch(routes, /198\.51\.100\.0\/24|10\.244\.78\.0\/24|10\.244\.80\.0\/23/, routes);
+  const m = await sb.httpGet(METRICS_PORT, '/metrics');
+  assert.match(m.body, /^nrd_state_rejected_records_total\{kind="cidrs",reason="outside_pool"\} 2$/m);
+  assert.match(m.body, /^nrd_state_rejected_records_total\{kind="nodes",reason="bad_address"\} 1$/m);
+
+  const rev = revision();
+  const dec = await ctl(['node', 'decommission', 'peer2/x'], ['--force']);
+  assert.equal(dec.code, 1);
+  assert.match(dec.stderr, /400 invalid: node name/);
+  assert.equal(revision(), rev, 'nothing written');
+});
