@@ -697,9 +697,23 @@ export function startPing(from: Host, to: string, opts: { intervalS?: number; ma
       const t = setTimeout(() => proc.signal('SIGKILL'), 5000);
       await proc.exited;
       clearTimeout(t);
+      // 'exit' can come before the last of stdout has been read (the summary ping prints on its
+      // way out): wait for the pipes to end, or the summary may not be in the output yet.
+      await pipesDrained(proc);
       return parsePing(proc.output());
     },
   };
+}
+
+/** Resolves once the child's stdout and stderr have ended (everything it wrote has been read). */
+function pipesDrained(p: ManagedProcess): Promise<void> {
+  const ended = (st: NodeJS.ReadableStream & { readableEnded?: boolean; destroyed?: boolean }): Promise<void> =>
+    st.readableEnded || st.destroyed ? Promise.resolve() : new Promise((r) => {
+      st.once('end', () => r());
+      st.once('close', () => r());
+    });
+  const pipes = [p.child.stdout, p.child.stderr].filter((x): x is NonNullable<typeof x> => x !== null);
+  return Promise.all(pipes.map(ended)).then(() => undefined);
 }
 
 /** "N packets transmitted, M received" → counts. */

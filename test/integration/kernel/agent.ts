@@ -2,7 +2,8 @@
 // netlink KernelPort and the Router from JSON lines on stdin, one reply line per request on stdout:
 //   {"id":1,"op":"port","method":"replaceRoute","args":[{...}]}  → {"id":1,"ok":true,"result":…}
 //   {"id":2,"op":"router.start","args":[RoutingOptions]}         (also router.setNodes/setBgp/
-//   bgpChange/routes/settle/stop, events.start/events.take/events.count, bulk.routes, router.bgpBulk)
+//   bgpChange/routes/settle/stop, events.start/events.take/events.count, bulk.routes, router.bgpBulk,
+//   owners.routing/owners.endpoints: one reconcile of each owner over the same port)
 // Errors come back as {"ok":false,"error":{code,errno,call,message}}.
 import { createInterface } from 'node:readline';
 import { NetlinkKernelPort } from '../../../daemon/kernel/netlink-port.js';
@@ -10,6 +11,9 @@ import { Router } from '../../../daemon/routing/router.js';
 import type { KernelEvent, KernelPort } from '../../../daemon/kernel/types.js';
 import type { BgpRoute, RemoteNode, RoutingOptions } from '../../../daemon/routing/types.js';
 import { silentLogger, subsystemLogger } from '../../../daemon/lib/log.js';
+import { Reconciler, type DesiredState } from '../../../daemon/kernel/reconciler.js';
+import { EndpointKernelOwner, type EndpointKernelSpec } from '../../../daemon/kernel/endpoint-owner.js';
+import { ROUTING_MARK } from '../../../daemon/kernel/owners.js';
 
 interface Request {
   id: number;
@@ -21,6 +25,9 @@ interface Request {
 const port = new NetlinkKernelPort();
 let router: Router | null = null;
 let events: KernelEvent[] | null = null;
+// Two owners of kernel objects over the one port, as in nrd (made on first use).
+let routingOwner: Reconciler | null = null;
+let endpointOwner: EndpointKernelOwner | null = null;
 
 /** The i-th of up to 131072 distinct /25 prefixes in 10.0.0.0/8. */
 function bulkPrefix(i: number): string {
@@ -95,6 +102,17 @@ async function handle(req: Request): Promise<unknown> {
       // Let the coalesced recompute and the debounce fire, then run once more to report.
       await new Promise((r) => setTimeout(r, 30));
       return router!.reconciler.runNow();
+    case 'owners.routing': {
+      routingOwner ??= new Reconciler(port, { mark: ROUTING_MARK, log: silentLogger(), resyncIntervalMs: 0 });
+      routingOwner.setSynced(a[1] as boolean);
+      routingOwner.setDesired(a[0] as DesiredState);
+      return routingOwner.runOnce();
+    }
+    case 'owners.endpoints': {
+      endpointOwner ??= new EndpointKernelOwner(port, { log: silentLogger(), reconciler: { resyncIntervalMs: 0 } });
+      endpointOwner.setEndpoints(a[0] as EndpointKernelSpec[], a[1] as boolean);
+      return endpointOwner.runNow();
+    }
     case 'router.switches':
       return Object.fromEntries(router!.switches);
     case 'router.stop':
