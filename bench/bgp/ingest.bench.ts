@@ -134,7 +134,8 @@ async function startTarget(kind: string, topo: Topology, host: Host): Promise<Ta
       podCIDRs: [],
       stateDir: topo.tmpdir('state'),
       peers: [
-        { address: INJ, asn: INJ_AS, families: ['ipv4'], passive: true, holdTime: 240 },
+        // A million routes on purpose: no max-prefix limit (the default would stop the session).
+        { address: INJ, asn: INJ_AS, families: ['ipv4'], passive: true, holdTime: 240, maxPrefix: { limit: 0 } },
         { address: PROBE, asn: PROBE_AS, families: ['ipv4'], passive: true },
       ],
       bgp: { import: { extraRanges: ['64.0.0.0/4'] }, listen: { address: '0.0.0.0' } },

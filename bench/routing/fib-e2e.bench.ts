@@ -114,7 +114,8 @@ async function startNrd(topo: Topology, host: Host, opts: Options, cleanup: Arra
       asn: TARGET_AS,
       routerId: TARGET,
       listen: { address: '0.0.0.0', port: 179 },
-      peers: [{ address: SOURCE, asn: SOURCE_AS, passive: true, holdTime: 240, families: ['ipv4'], description: 'route source' }],
+      // A million routes on purpose: no max-prefix limit (the default would stop the session).
+      peers: [{ address: SOURCE, asn: SOURCE_AS, passive: true, holdTime: 240, families: ['ipv4'], description: 'route source', maxPrefix: { limit: 0 } }],
       // The source's range is not a pod pool: accept it as an extra range, every length.
       import: { extraRanges: [INJECT_RANGE], maxPrefixLength: { ipv4: 32 } },
     },

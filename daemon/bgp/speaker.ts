@@ -157,7 +157,7 @@ export class BgpSpeaker {
       maxPaths: o.ecmpMax,
       asPathRelax: o.multipathRelax === true,
       keepRejected: o.keepRejected === true,
-      importPolicy: buildImportPolicy(o, this.desiredPeers().values()),
+      importPolicy: buildImportPolicy(o, this.desiredPeers().values(), this.localPrefixes),
       exportPolicy: buildExportPolicy(o, this.localPrefixes),
       onChangesPending: () => this.scheduleFlush(),
       onOutgoing: (peerId) => {
@@ -234,6 +234,8 @@ export class BgpSpeaker {
     if (cur.length === list.length && cur.every((p, i) => p === list[i])) return;
     this.localPrefixes.set(f, list);
     this.log.info({ family: familyName(f), prefixes: list }, 'local prefixes changed');
+    // Our own prefixes are refused on import (no hijack of our CIDR): the import policy changes too.
+    this.applyImportPolicy();
     this.applyExportPolicy(true);
   }
 
@@ -759,11 +761,12 @@ export class BgpSpeaker {
 
   private importSignature(): string {
     const mp = [...this.desiredPeers().values()].map((p) => [peerKey(p.address), p.maxPrefix ?? null]);
-    return JSON.stringify({ i: this.opts.import, mp });
+    return JSON.stringify({ i: this.opts.import, mp, own: [...this.localPrefixes] });
   }
 
+  /** What decides which prefixes are accepted: a change asks peers for their routes again. */
   private rangesSignature(): string {
-    return JSON.stringify(this.opts.import);
+    return JSON.stringify({ i: this.opts.import, own: [...this.localPrefixes] });
   }
 
   private exportSignature(): string {
@@ -778,7 +781,7 @@ export class BgpSpeaker {
     const ranges = this.rangesSignature();
     const rangesChanged = ranges !== this.rangesSig;
     this.rangesSig = ranges;
-    const r = this.rib.setImportPolicy(buildImportPolicy(this.opts, this.desiredPeers().values()));
+    const r = this.rib.setImportPolicy(buildImportPolicy(this.opts, this.desiredPeers().values(), this.localPrefixes));
     if (rangesChanged) {
       for (const peer of r.refreshNeeded) this.refresh(peer);
     }

@@ -141,8 +141,8 @@ export const CONFIG_SCHEMA: SchemaTree = {
         'Prefixes accepted from peers besides those inside cluster.podCIDRs, e.g. 0.0.0.0/0 for a default route from the fabric.',
       ),
       maxPrefixLength: {
-        ipv4: int(0, 32, 32, 'Longest IPv4 prefix accepted from peers.'),
-        ipv6: int(0, 128, 128, 'Longest IPv6 prefix accepted from peers.'),
+        ipv4: int(0, 32, 32, 'Longest IPv4 prefix accepted from peers, inside cluster.podCIDRs and bgp.import.extraRanges alike.'),
+        ipv6: int(0, 128, 128, 'Longest IPv6 prefix accepted from peers, inside cluster.podCIDRs and bgp.import.extraRanges alike.'),
       },
     },
     export: {
@@ -228,7 +228,12 @@ export const PEER_SCHEMA: SchemaTree = {
   }),
   ttlSecurity: bool(false, 'GTSM (RFC 5082): send TTL 255 and accept only TTL >= 256 - multihop.'),
   maxPrefix: {
-    limit: int(0, 4294967295, 0, 'Most prefixes accepted from this peer; 0: no limit.'),
+    limit: int(
+      0,
+      4294967295,
+      50000,
+      'Most prefixes accepted from this peer per family; 0: no limit. A node expects about one pod CIDR per cluster node plus its extra ranges: the default stops a peer that leaks a full Internet table into the node\'s kernel, far above any cluster. Beyond it (action teardown) the session stays down until a reload changes the peer or the control API resets it (POST /v1/peers/ADDRESS/reset).',
+    ),
     action: oneOf(['warn', 'teardown'], 'teardown', 'What happens beyond the limit: log a warning, or close the session (RFC 4486 Cease 1).'),
   },
   families: leaf('nrd-family-list', 'list of ipv4 | ipv6', [], 'Address families (unicast) negotiated with the peer.', {

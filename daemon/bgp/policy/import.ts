@@ -1,5 +1,6 @@
 // Import policy: which received routes enter the Loc-RIB. Prefix ranges (cluster pod CIDRs and
-// extra ranges), eBGP AS_PATH loop detection (RFC 4271 §9.1.2), route-reflection loop detection
+// extra ranges) capped at a maximum length, never the node's own prefixes or more-specifics of
+// them (no hijack of our CIDR), eBGP AS_PATH loop detection (RFC 4271 §9.1.2), route-reflection loop detection
 // (RFC 4456 §8: ORIGINATOR_ID and CLUSTER_LIST), and per-peer max-prefix (RFC 4486).
 import { AS_CONFED_SEQUENCE, AS_CONFED_SET, type PathAttributes } from '../types.js';
 import type { PeerInfo } from '../rib/peer.js';
@@ -28,6 +29,9 @@ interface V6Range {
 export class ImportPolicy {
   private readonly v4: V4Range[] = [];
   private readonly v6: V6Range[] = [];
+  /** Own prefixes: maxLength unused (everything inside is refused). */
+  private readonly own4: V4Range[] = [];
+  private readonly own6: V6Range[] = [];
 
   constructor(readonly options: ImportPolicyOptions) {
     const cap4 = options.maxPrefixLength?.ipv4 ?? 32;
@@ -37,6 +41,12 @@ export class ImportPolicy {
       if (!p) throw new Error(`import policy: invalid prefix range "${r.prefix}"`);
       if (p.afi === 1) this.v4.push({ value: p.value, length: p.length, maxLength: Math.min(r.maxLength ?? 32, cap4) });
       else this.v6.push({ value: p.value, length: p.length, maxLength: Math.min(r.maxLength ?? 128, cap6) });
+    }
+    for (const o of options.own ?? []) {
+      const p = parsePrefix(o);
+      if (!p) throw new Error(`import policy: invalid own prefix "${o}"`);
+      if (p.afi === 1) this.own4.push({ value: p.value, length: p.length, maxLength: 32 });
+      else this.own6.push({ value: p.value, length: p.length, maxLength: 128 });
     }
   }
 
@@ -66,6 +76,7 @@ export class ImportPolicy {
     if (this.v6.length === 0) return false;
     const p = parsePrefix(prefix);
     if (!p || p.afi !== 2) return false;
+    for (const r of this.own6) if (length >= r.length && (p.value & maskV6(r.length)) === r.value) return false;
     for (const r of this.v6) {
       if (length >= r.length && length <= r.maxLength && (p.value & maskV6(r.length)) === r.value) return true;
     }
@@ -74,6 +85,10 @@ export class ImportPolicy {
 
   /** acceptsPrefix for an IPv4 prefix already parsed: address as unsigned 32-bit, length. */
   acceptsIpv4(value: number, length: number): boolean {
+    for (let i = 0; i < this.own4.length; i++) {
+      const r = this.own4[i]!;
+      if (length >= r.length && ((value & maskV4(r.length)) >>> 0) === r.value) return false;
+    }
     for (const r of this.v4) {
       if (length >= r.length && length <= r.maxLength && ((value & maskV4(r.length)) >>> 0) === r.value) return true;
     }

@@ -18,7 +18,13 @@ export interface MaxPrefixOptions {
 export interface ImportPolicyOptions {
   /** Cluster pod CIDRs and configured extra ranges; prefixes outside them are rejected. */
   ranges: PrefixRange[];
-  /** Per-family ceiling on prefix length applied on top of the ranges (default 32 / 128). */
+  /**
+   * This node's own prefixes (its pod CIDRs): a route equal to or inside one is rejected whatever
+   * the ranges say. A peer announcing our CIDR, or a more-specific of it, would pull our own
+   * pods' traffic away from us (a hijack, by mistake or not).
+   */
+  own?: string[];
+  /** Per-family ceiling on prefix length applied to every range, extra ranges included (default 32 / 128). */
   maxPrefixLength?: { ipv4?: number; ipv6?: number };
   /** Max-prefix applied per peer and family; `peers` overrides `default` by peer id. */
   maxPrefix?: { default?: MaxPrefixOptions; peers?: Record<string, MaxPrefixOptions> };

@@ -193,11 +193,13 @@ export function sessionKey(o: SpeakerOptions, p: SpeakerPeer): string {
   });
 }
 
-export function buildImportPolicy(o: SpeakerOptions, peers: Iterable<SpeakerPeer>): ImportPolicy {
+/** Import policy: the configured ranges, never the node's own prefixes (`local`), max-prefix per peer. */
+export function buildImportPolicy(o: SpeakerOptions, peers: Iterable<SpeakerPeer>, local: ReadonlyMap<FamilyKey, readonly string[]>): ImportPolicy {
   const maxPrefix: Record<string, MaxPrefixOptions> = {};
   for (const p of peers) if (p.maxPrefix && p.maxPrefix.limit > 0) maxPrefix[peerKey(p.address)] = p.maxPrefix;
   const opts: ConstructorParameters<typeof ImportPolicy>[0] = {
     ranges: o.import.ranges.map((prefix) => ({ prefix })),
+    own: [...local.values()].flat(),
     maxPrefix: { peers: maxPrefix },
   };
   if (o.import.maxPrefixLength) opts.maxPrefixLength = o.import.maxPrefixLength;
