@@ -6,16 +6,20 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { progInfo } from '../../../daemon/datapath/libbpf.js';
 import { NRD_TC_F_STATS } from '../../../daemon/datapath/maps.js';
+import { NRD_DP_F_ARP_ANY, NRD_DP_F_IPV6 } from '../../../daemon/datapath/endpoint-layout.js';
 import { loadObject, type KnobValue } from '../../../daemon/datapath/objects.js';
 import { objectDir } from './env.js';
 
 const PROGRAMS: Record<string, string[]> = {
   'nrd_xdp.bpf.o': ['nrd_xdp_prefilter'],
   'nrd_tc.bpf.o': ['nrd_tc_ingress', 'nrd_tc_egress'],
+  'nrd_endpoint.bpf.o': ['nrd_ep_ingress'],
 };
 const VARIANTS: Record<string, Array<Record<string, KnobValue>>> = {
   'nrd_xdp.bpf.o': [{}],
   'nrd_tc.bpf.o': [{}, { cfg_flags: 0 }, { cfg_flags: NRD_TC_F_STATS }],
+  // IPv4-only (the IPv6 code pruned at load) and gateway-only ARP/NDP answers
+  'nrd_endpoint.bpf.o': [{}, { cfg_flags: 0 }, { cfg_flags: NRD_DP_F_IPV6 }, { cfg_flags: NRD_DP_F_ARP_ANY }],
 };
 
 describe('verifier load', () => {

@@ -1,0 +1,167 @@
+/* Endpoint datapath pieces shared by nrd_endpoint (veth ingress) and nrd_netdev (uplink/VXLAN):
+ * the gateway constants, the endpoint maps, drop and endpoint counters, and the delivery of a
+ * routed packet into a local endpoint's namespace (L2 rewrite, TTL/hop limit, bpf_redirect_peer).
+ *
+ * Maps are defined here once so both objects declare them identically; the daemon pins them
+ * (map names are pin names) and loads the second object against the same pins.
+ */
+#ifndef NRD_ENDPOINT_H
+#define NRD_ENDPOINT_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "nrd_shared.h"
+#include "nrd_dp_shared.h"
+#include "nrd_compat.h"
+#include "nrd_csum.h"
+#include "nrd_stats.h"
+
+/* The endpoints' default gateway: 169.254.1.1 and fe80::1, never configured on any interface.
+ * Endpoints reach it on-link (route "default via 169.254.1.1 dev eth0 onlink"); BPF answers ARP
+ * and neighbour solicitations for it with gw_mac. */
+#define NRD_GW4 bpf_htonl(0xa9fe0101) /* 169.254.1.1 */
+static const __u8 nrd_gw6[16] = { 0xfe, 0x80, [15] = 0x01 }; /* fe80::1 */
+
+/* Load-time knobs shared by both programs (the daemon sets the same values in both objects).
+ * gw_mac: the gateway MAC in the low 6 bytes of the little-endian u64 (bytes 0..5 in memory are
+ * the MAC in wire order). The daemon must also give every host-side veth this MAC, so that
+ * packets handed to the stack are PACKET_HOST there. Default: 02:6e:72:64:00:01 ("nrd"). */
+const volatile __u64 gw_mac = 0x010064726e02ULL;
+const volatile __u32 cfg_flags = NRD_DP_F_IPV6 | NRD_DP_F_ARP_ANY | NRD_DP_F_MASQ;
+
+/* "Not mine, carry on": the next tcx program, or the stack (TC_ACT_UNSPEC under cls_bpf). */
+#define NRD_PASS TCX_NEXT
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NRD_ENDPOINTS_MAX_ENTRIES);
+	__type(key, struct nrd_ep_key);
+	__type(value, struct nrd_ep_value);
+} nrd_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NRD_EP_IFS_MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct nrd_ep_if);
+} nrd_ep_ifs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, NRD_EP_IFS_MAX_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct nrd_ep_counters);
+} nrd_ep_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NRD_DROP_MAX);
+	__type(key, __u32);
+	__type(value, struct nrd_counter);
+} nrd_dp_drops SEC(".maps");
+
+static __always_inline int nrd_drop(struct __sk_buff *skb, __u32 reason)
+{
+	nrd_count(bpf_map_lookup_elem(&nrd_dp_drops, &reason), skb->len);
+	return TC_ACT_SHOT;
+}
+
+/* Adds one packet to the "from" (to = 0) or "to" (to = 1) counters of a host-side ifindex. */
+static __always_inline void nrd_ep_count(__u32 ifindex, int to, __u64 bytes)
+{
+	struct nrd_ep_counters *c = bpf_map_lookup_elem(&nrd_ep_stats, &ifindex);
+
+	if (!c) {
+		struct nrd_ep_counters zero = {};
+
+		bpf_map_update_elem(&nrd_ep_stats, &ifindex, &zero, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&nrd_ep_stats, &ifindex);
+		if (!c)
+			return;
+	}
+	if (to) {
+		c->to_packets += 1;
+		c->to_bytes += bytes;
+	} else {
+		c->from_packets += 1;
+		c->from_bytes += bytes;
+	}
+}
+
+static __always_inline struct nrd_ep_value *nrd_ep_lookup4(__be32 addr)
+{
+	struct nrd_ep_key key = { .family = 4 };
+
+	__builtin_memcpy(key.addr, &addr, 4);
+	return bpf_map_lookup_elem(&nrd_endpoints, &key);
+}
+
+static __always_inline struct nrd_ep_value *nrd_ep_lookup6(const struct in6_addr *addr)
+{
+	struct nrd_ep_key key = { .family = 6 };
+
+	__builtin_memcpy(key.addr, addr, 16);
+	return bpf_map_lookup_elem(&nrd_endpoints, &key);
+}
+
+static __always_inline void nrd_gw_mac(__u8 out[6])
+{
+	__u64 m = gw_mac;
+
+	__builtin_memcpy(out, &m, 6);
+}
+
+static __always_inline int nrd_addr6_eq(const void *a, const void *b)
+{
+	const __u32 *x = a, *y = b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+/* Decrements the IPv4 TTL with the header checksum fixed in place (RFC 1624). Returns 0, or -1
+ * when the TTL would reach 0: the caller hands the packet to the stack, which sends the ICMP
+ * time-exceeded that nrd does not build itself. */
+static __always_inline int nrd_ttl_dec4(struct iphdr *ip)
+{
+	__u16 old, new;
+
+	if (ip->ttl <= 1)
+		return -1;
+	old = *(__u16 *)&ip->ttl; /* ttl and protocol form one 16-bit word */
+	ip->ttl -= 1;
+	new = *(__u16 *)&ip->ttl;
+	ip->check = nrd_csum_replace2(ip->check, old, new);
+	return 0;
+}
+
+static __always_inline int nrd_hop_dec6(struct ipv6hdr *ip6)
+{
+	if (ip6->hop_limit <= 1)
+		return -1;
+	ip6->hop_limit -= 1;
+	return 0;
+}
+
+/* Delivers an IP packet to a local endpoint: Ethernet source = gateway MAC, destination = the
+ * endpoint's MAC, then bpf_redirect_peer to the namespace side of its veth (no backlog queue,
+ * no second pass through the host stack). The caller has already decremented TTL/hop limit.
+ * Only valid from tc ingress; returns TC_ACT_REDIRECT (the kernel refuses the peer redirect at
+ * run time on egress). */
+static __always_inline int nrd_deliver_local(struct __sk_buff *skb, struct ethhdr *eth,
+					     const struct nrd_ep_value *ep)
+{
+	__u32 ifindex = ep->ifindex;
+
+	__builtin_memcpy(eth->h_dest, ep->mac, ETH_ALEN);
+	nrd_gw_mac(eth->h_source);
+	nrd_ep_count(ifindex, 1, skb->len);
+	return bpf_redirect_peer(ifindex, 0);
+}
+
+#endif /* NRD_ENDPOINT_H */
