@@ -77,6 +77,37 @@ function match(route: Route, segments: string[]): Record<string, string> | undef
   return params;
 }
 
+/** Bodies above this are refused (413): the API takes small JSON commands, never bulk data. */
+export const MAX_BODY_BYTES = 1 << 20;
+
+/**
+ * Deepest nesting of arrays and objects a body may have. Handlers, validators and the logger walk
+ * bodies recursively; a deeper body (`[[[[…]]]]` fits a megabyte a hundred thousand times over)
+ * would overflow their stack and answer 500 for what is bad input. nrd's commands nest a few levels.
+ */
+export const MAX_BODY_DEPTH = 64;
+
+/**
+ * Whether JSON text nests arrays/objects deeper than `max`: one pass over the text, brackets in
+ * strings skipped, so that neither JSON.parse nor anything after it sees such a body. Valid or not:
+ * an unclosed `[[[[` is refused for its depth, which is the more useful reason.
+ */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* backslash: skips the escaped character */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
+  }
+  return false;
+}
+
 export interface RawRequest {
   method: string;
   url: string;
@@ -137,6 +168,13 @@ export class Router {
         405,
         { allow: allow.join(', ') },
       );
+    }
+    // Refused before any handler runs: bad input answers 4xx and changes nothing.
+    if (Buffer.byteLength(raw.body) > MAX_BODY_BYTES) {
+      return json(errorBody('payload_too_large', `request body above ${MAX_BODY_BYTES} bytes`), 413);
+    }
+    if (nestsDeeperThan(raw.body, MAX_BODY_DEPTH)) {
+      return json(errorBody('bad_request', `request body nests arrays/objects deeper than ${MAX_BODY_DEPTH} levels`), 400);
     }
     let body: unknown;
     if (raw.body.trim().length > 0) {

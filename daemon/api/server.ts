@@ -5,10 +5,7 @@ import * as net from 'node:net';
 import { promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../lib/log.js';
-import { errorBody, type Router } from './router.js';
-
-/** Bodies above this are refused (413): the API takes small JSON commands, never bulk data. */
-const MAX_BODY_BYTES = 1 << 20;
+import { MAX_BODY_BYTES, errorBody, type Router } from './router.js';
 
 // BPF counters are 64-bit (bigint): JSON numbers while exact, decimal strings beyond 2^53.
 function jsonReplacer(_key: string, value: unknown): unknown {
@@ -40,13 +37,20 @@ export function createApiServer(router: Router, log: Logger): http.Server {
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
+    // 413 as soon as the body is known to be too large: from Content-Length before reading any of
+    // it, else (chunked) when the bytes read pass the limit. The connection closes once the answer
+    // is out, so the rest of the body is never read.
+    const refuse = (): void => {
+      refused = true;
+      res.once('finish', () => req.destroy());
+      send(res, 413, errorBody('payload_too_large', `request body above ${MAX_BODY_BYTES} bytes`), { connection: 'close' });
+    };
+    if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) refuse();
     req.on('data', (c: Buffer) => {
       if (refused) return;
       size += c.length;
       if (size > MAX_BODY_BYTES) {
-        refused = true;
-        send(res, 413, errorBody('payload_too_large', `request body above ${MAX_BODY_BYTES} bytes`), { connection: 'close' });
-        req.destroy();
+        refuse();
         return;
       }
       chunks.push(c);
