@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Reflector, type Change } from '../../../daemon/state/reflector.js';
+import { pino } from 'pino';
 import { FakeStore } from '../../lib/fake-store.js';
 
 async function until(cond: () => boolean, ms = 3000): Promise<void> {
@@ -108,4 +109,39 @@ test('outage: stays unsynced-safe, health says why, recovers', async (t) => {
   store.setDown(false);
   await until(() => r.health().connected);
   assert.equal(r.health().retries, 0);
+});
+
+test('refused values: absent from the view, reported once per value written (not per re-list), logged at most 10 a minute', async (t) => {
+  const store = new FakeStore();
+  for (let i = 0; i < 30; i++) store.seed(`/q/bad${i}`, 'bad');
+  store.seed('/q/good', 'ok');
+  const reported: string[] = [];
+  const lines: unknown[] = [];
+  const log = pino({ level: 'warn' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+  const r = new Reflector<string>(store, {
+    name: 'q',
+    prefix: '/q/',
+    decode: (_k, raw) => (raw === 'bad' ? { ok: false, reason: 'malformed', message: 'bad' } : { ok: true, value: raw }),
+    onReject: (c, reason) => reported.push(`${c}:${reason}`),
+    log,
+    backoff: { baseMs: 5, maxMs: 20 },
+  });
+  t.after(() => r.stop());
+  r.start();
+  await r.whenSynced();
+  await settle();
+  assert.deepEqual(r.values(), ['ok']);
+  assert.equal(reported.length, 30);
+  assert.equal(r.rejections().length, 30);
+  assert.equal(lines.filter((l) => (l as { msg: string }).msg.startsWith('record from etcd refused')).length, 10);
+  // A re-list (compaction) sees the same values: nothing reported again.
+  store.compact();
+  r.kick();
+  await until(() => r.health().lists >= 2);
+  assert.equal(reported.length, 30);
+  // Fixed: admitted and forgotten as refused; deleted: forgotten too.
+  store.seed('/q/bad0', 'fixed');
+  await store.delete('/q/bad1');
+  await until(() => r.values().includes('fixed'));
+  await until(() => r.rejections().length === 28);
 });
