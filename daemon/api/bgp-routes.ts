@@ -3,15 +3,17 @@
 // refresh, optional ?family=) and POST /v1/peers/:address/reset. The BGP module knows nothing of
 // HTTP: it throws NrdError, which the router maps to 400/404/409/503.
 import type { BgpQueries, RoutesQuery } from '../bgp/subsystem.js';
+import { familyFromName, IPV4, IPV6 } from '../bgp/speaker/options.js';
 import { NrdError } from '../lib/errors.js';
 import { json, type Router } from './router.js';
 
 const MAX_LIMIT = 10_000_000;
 
+/** "ipv4", "1/1", "ipv4-unicast" (and the IPv6 forms), as nrdctl and earlier clients send them. */
 function familyParam(value: string, message: string): 'ipv4' | 'ipv6' {
-  const f = value.toLowerCase();
-  if (f === 'ipv4' || f === '1/1' || f === 'ipv4-unicast') return 'ipv4';
-  if (f === 'ipv6' || f === '2/1' || f === 'ipv6-unicast') return 'ipv6';
+  const f = familyFromName(value);
+  if (f === IPV4) return 'ipv4';
+  if (f === IPV6) return 'ipv6';
   throw new NrdError('invalid', 'bad_family', message);
 }
 
