@@ -148,31 +148,53 @@ export function formatIp(family: Family, value: bigint): string {
   if (family === 4) {
     return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
   }
-  const g: number[] = [];
-  for (let i = 7; i >= 0; i--) g.push(Number((value >> BigInt(i * 16)) & 0xffffn));
-  return formatGroups(g);
+  for (let i = 0; i < 8; i++) groups16[i] = Number((value >> BigInt((7 - i) * 16)) & 0xffffn);
+  return formatGroups16();
 }
 
-/** RFC 5952 §4.2: compress the longest run (>= 2) of zero groups, the first one on a tie. */
-function formatGroups(g: readonly number[]): string {
+const groups16 = new Uint16Array(8);
+
+/** RFC 5952 §4.2 text of the eight hextets in groups16: lowercase, no leading zeros, the longest
+ * run (>= 2, the first on a tie) of zero groups as '::'. */
+function formatGroups16(): string {
   let best = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
+    if (groups16[i] !== 0) {
       i++;
       continue;
     }
     let j = i;
-    while (j < 8 && g[j] === 0) j++;
+    while (j < 8 && groups16[j] === 0) j++;
     if (j - i > bestLen) {
       best = i;
       bestLen = j - i;
     }
     i = j;
   }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  let s = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === best) {
+      s += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (s.length > 0 && !s.endsWith(':')) s += ':';
+    s += groups16[i]!.toString(16);
+  }
+  return s;
+}
+
+/** RFC 5952 text of the 16 network-order bytes at b[off..off+16] (the BGP codec's next hops and NLRI). */
+export function formatIpv6At(b: Uint8Array, off: number): string {
+  for (let i = 0; i < 8; i++) groups16[i] = (b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!;
+  return formatGroups16();
+}
+
+/** A dotted quad as an unsigned 32-bit number, or -1 when the text is not IPv4 (policy hot path). */
+export function ipv4Number(text: string): number {
+  if (!parseIpv4Into(text, quad, 0)) return -1;
+  return ((quad[0]! << 24) | (quad[1]! << 16) | (quad[2]! << 8) | quad[3]!) >>> 0;
 }
 
 /** Network-order bytes (4 or 16) of an address value. */
@@ -199,9 +221,7 @@ export function bytesToIpValue(b: Uint8Array): IpAddr {
 export function formatIpBytes(b: Uint8Array): string {
   if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
   if (b.length !== 16) throw new Error(`address of ${b.length} bytes`);
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!);
-  return formatGroups(g);
+  return formatIpv6At(b, 0);
 }
 
 /** Network-order bytes of an address text, or null when it is not one. */

@@ -1,64 +1,21 @@
 // IP address and prefix arithmetic for policy matching and decision tie-breaks (RFC 4291 text
 // forms for IPv6, dotted quads for IPv4). IPv4 values are unsigned 32-bit numbers, IPv6 values
 // bigints: IPv4 is the hot path (a million prefix checks per full table) and stays in Smi land.
+// Address text is parsed by daemon/lib/ip.ts, the one parser of nrd.
+import { bytesToIpValue, ipv4Number, parseIpv6Into } from '../../lib/ip.js';
 
 export type ParsedAddress = { afi: 1; value: number } | { afi: 2; value: bigint };
 export type ParsedPrefix = ParsedAddress & { length: number };
 
 /** Dotted quad to unsigned 32-bit number, or -1 when the text is not an IPv4 address. */
-export function parseIpv4(text: string): number {
-  let value = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 46 /* . */) {
-      if (digits === 0 || dots === 3) return -1;
-      value = value * 256 + octet;
-      octet = 0;
-      digits = 0;
-      dots++;
-    } else if (c >= 48 && c <= 57) {
-      octet = octet * 10 + (c - 48);
-      if (++digits > 3 || octet > 255) return -1;
-    } else {
-      return -1;
-    }
-  }
-  if (dots !== 3 || digits === 0) return -1;
-  return value * 256 + octet;
-}
+export const parseIpv4: (text: string) => number = ipv4Number;
+
+const v6bytes = new Uint8Array(16);
 
 /** RFC 4291 §2.2 text (with "::" and an embedded dotted quad) to a 128-bit bigint, or null. */
 export function parseIpv6(text: string): bigint | null {
-  const halves = text.split('::');
-  if (halves.length > 2) return null;
-  const groups = (part: string): number[] | null => {
-    if (part === '') return [];
-    const out: number[] = [];
-    const items = part.split(':');
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i]!;
-      if (i === items.length - 1 && item.includes('.')) {
-        const v4 = parseIpv4(item);
-        if (v4 < 0) return null;
-        out.push(v4 >>> 16, v4 & 0xffff);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(item)) return null;
-        out.push(parseInt(item, 16));
-      }
-    }
-    return out;
-  };
-  const head = groups(halves[0]!);
-  const tail = halves.length === 2 ? groups(halves[1]!) : [];
-  if (!head || !tail) return null;
-  const fill = 8 - head.length - tail.length;
-  if (halves.length === 2 ? fill < 1 : fill !== 0) return null;
-  let value = 0n;
-  for (const g of [...head, ...new Array<number>(fill).fill(0), ...tail]) value = (value << 16n) | BigInt(g);
-  return value;
+  if (!parseIpv6Into(text, v6bytes, 0)) return null;
+  return bytesToIpValue(v6bytes).value;
 }
 
 export function parseAddress(text: string): ParsedAddress | null {

@@ -2,6 +2,7 @@
 // prefix octets), RFC 7911 path identifiers, RFC 5952 canonical IPv6 text. The IPv4 NLRI loop is the
 // hot path of a full-table ingest: no closures, table-driven text, one object per prefix.
 import type { Nlri } from '../types.js';
+import { formatIpv6At, parseIpv4Into, parseIpv6Into } from '../../lib/ip.js';
 
 const DEC: string[] = [];
 const DOTTED: string[] = [];
@@ -21,103 +22,12 @@ export function ipv4PrefixText(v: number, len: number): string {
   return DOTTED[v >>> 24]! + DOTTED[(v >>> 16) & 0xff]! + DOTTED[(v >>> 8) & 0xff]! + DEC[v & 0xff]! + SUFFIX[len]!;
 }
 
-const groups = new Uint16Array(8);
-
 /** RFC 5952: lowercase, no leading zeros, the longest run (>= 2) of zero groups as "::". */
-export function ipv6Text(b: Uint8Array, off: number): string {
-  for (let i = 0; i < 8; i++) groups[i] = (b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!;
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  let s = '';
-  for (let i = 0; i < 8; i++) {
-    if (i === bestAt) {
-      s += '::';
-      i += bestLen - 1;
-      continue;
-    }
-    if (s.length > 0 && !s.endsWith(':')) s += ':';
-    s += groups[i]!.toString(16);
-  }
-  return s;
-}
+export const ipv6Text: (b: Uint8Array, off: number) => string = formatIpv6At;
 
-/** Parse dotted-quad text into out[off..off+4]; false when it is not an IPv4 address. */
-export function parseIpv4(text: string, out: Uint8Array, off: number): boolean {
-  let octet = 0;
-  let digits = 0;
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || n === 3) return false;
-      out[off + n++] = octet;
-      octet = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57) {
-      octet = octet * 10 + (c - 48);
-      if (++digits > 3 || octet > 255) return false;
-    } else return false;
-  }
-  if (digits === 0 || n !== 3) return false;
-  out[off + 3] = octet;
-  return true;
-}
-
-const v4tmp = new Uint8Array(4);
-
-function parseGroups(part: string, into: number[]): boolean {
-  if (part === '') return true;
-  const items = part.split(':');
-  for (let k = 0; k < items.length; k++) {
-    const it = items[k]!;
-    if (k === items.length - 1 && it.includes('.')) {
-      if (!parseIpv4(it, v4tmp, 0)) return false;
-      into.push((v4tmp[0]! << 8) | v4tmp[1]!, (v4tmp[2]! << 8) | v4tmp[3]!);
-      continue;
-    }
-    if (it.length === 0 || it.length > 4 || !/^[0-9a-fA-F]+$/.test(it)) return false;
-    into.push(parseInt(it, 16));
-  }
-  return true;
-}
-
-/** Parse IPv6 text (with "::" and an embedded dotted quad) into out[off..off+16]. */
-export function parseIpv6(text: string, out: Uint8Array, off: number): boolean {
-  const dbl = text.indexOf('::');
-  const head: number[] = [];
-  const tail: number[] = [];
-  if (dbl >= 0) {
-    if (text.indexOf('::', dbl + 1) >= 0) return false;
-    if (!parseGroups(text.slice(0, dbl), head) || !parseGroups(text.slice(dbl + 2), tail)) return false;
-    if (head.length + tail.length > 7) return false;
-  } else {
-    if (!parseGroups(text, head) || head.length !== 8) return false;
-  }
-  out.fill(0, off, off + 16);
-  for (let i = 0; i < head.length; i++) {
-    out[off + 2 * i] = head[i]! >> 8;
-    out[off + 2 * i + 1] = head[i]! & 0xff;
-  }
-  const t0 = 8 - tail.length;
-  for (let i = 0; i < tail.length; i++) {
-    out[off + 2 * (t0 + i)] = tail[i]! >> 8;
-    out[off + 2 * (t0 + i) + 1] = tail[i]! & 0xff;
-  }
-  return true;
-}
+/** Text to wire octets: the one parser of daemon/lib/ip.ts (allocation-free). */
+export const parseIpv4: (text: string, out: Uint8Array, off: number) => boolean = parseIpv4Into;
+export const parseIpv6: (text: string, out: Uint8Array, off: number) => boolean = parseIpv6Into;
 
 const nh16 = new Uint8Array(16);
 
