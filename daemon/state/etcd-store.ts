@@ -1,7 +1,7 @@
 // The Store port over etcd v3 gRPC (npm etcd3): KV range/txn/put/delete, leases, watches with prevKv;
 // every call has a deadline and every failure becomes a typed StoreError.
 //
-// Traps of etcd3 this shell neutralises (see DESIGN.md):
+// Traps of etcd3 this shell neutralises (docs/design.md lists them with the other package traps):
 // - its global retry policy re-sends a txn whose reply was lost, so a create-if-absent that did
 //   succeed looks failed; and its per-host circuit breaker keeps failing for 5 s after etcd is back.
 //   Both are replaced by a pass-through policy: retries, backoff and the lost-reply re-read belong
