@@ -1,37 +1,47 @@
 // Codecs for the endpoint datapath's map keys and values (bpf/include/nrd_dp_shared.h), used by
-// nrd_endpoint and nrd_netdev. Same mechanism as maps.ts: each codec's C layout is declared in
-// DP_LAYOUTS and the map-to-struct table in DP_MAPS, both checked against the objects' BTF.
-import type { StructLayout } from './btf.js';
-import type { Codec } from './maps.js';
+// nrd_endpoint and nrd_netdev. Same mechanism as maps.ts: every C struct is described once in
+// DP_STRUCTS (field name, offset, size, kind), its raw codec is derived by structCodec, and
+// test/unit/datapath/endpoint-layout.test.ts checks each description against the objects' BTF.
+// Where a struct holds u8 or network-order u16 fields (kind 'bytes' here), a thin adapter gives
+// callers numbers; it converts values only and knows no offsets.
+import { type Codec, type StructSpec, type StructValue, structCodec } from './maps.js';
 
-// ---- layouts (must match nrd_dp_shared.h) -------------------------------------------------------
+// ---- layouts (one per struct of nrd_dp_shared.h) ------------------------------------------------
 
-const f = (offset: number, size: number): { offset: number; size: number } => ({ offset, size });
+type Kind = 'u32' | 'u64' | 'bytes';
+const fld = <N extends string, K extends Kind>(name: N, offset: number, size: number, kind: K) =>
+  ({ name, offset, size, kind }) as const;
 
-export const DP_LAYOUTS = {
-  nrd_ep_key: { name: 'nrd_ep_key', size: 20, fields: { family: f(0, 4), addr: f(4, 16) } },
+export const DP_STRUCTS = {
+  nrd_ep_key: { name: 'nrd_ep_key', size: 20, fields: [fld('family', 0, 4, 'u32'), fld('addr', 4, 16, 'bytes')] },
   nrd_ep_value: {
     name: 'nrd_ep_value', size: 20,
-    fields: { ifindex: f(0, 4), id: f(4, 4), mac: f(8, 6), pad: f(14, 2), flags: f(16, 4) },
+    fields: [fld('ifindex', 0, 4, 'u32'), fld('id', 4, 4, 'u32'), fld('mac', 8, 6, 'bytes'), fld('pad', 14, 2, 'bytes'), fld('flags', 16, 4, 'u32')],
   },
   nrd_ep_if: {
     name: 'nrd_ep_if', size: 32,
-    fields: { id: f(0, 4), flags: f(4, 4), ip4: f(8, 4), pad: f(12, 4), ip6: f(16, 16) },
+    fields: [fld('id', 0, 4, 'u32'), fld('flags', 4, 4, 'u32'), fld('ip4', 8, 4, 'bytes'), fld('pad', 12, 4, 'bytes'), fld('ip6', 16, 16, 'bytes')],
   },
   nrd_ep_counters: {
     name: 'nrd_ep_counters', size: 32,
-    fields: { from_packets: f(0, 8), from_bytes: f(8, 8), to_packets: f(16, 8), to_bytes: f(24, 8) },
+    fields: [fld('from_packets', 0, 8, 'u64'), fld('from_bytes', 8, 8, 'u64'), fld('to_packets', 16, 8, 'u64'), fld('to_bytes', 24, 8, 'u64')],
   },
-  nrd_nonat_value: { name: 'nrd_nonat_value', size: 8, fields: { kind: f(0, 4), reserved: f(4, 4) } },
+  nrd_nonat_value: { name: 'nrd_nonat_value', size: 8, fields: [fld('kind', 0, 4, 'u32'), fld('reserved', 4, 4, 'u32')] },
   nrd_nat4_key: {
     name: 'nrd_nat4_key', size: 16,
-    fields: { saddr: f(0, 4), daddr: f(4, 4), sport_be: f(8, 2), dport_be: f(10, 2), proto: f(12, 1), dir: f(13, 1), pad: f(14, 2) },
+    fields: [
+      fld('saddr', 0, 4, 'bytes'), fld('daddr', 4, 4, 'bytes'), fld('sport_be', 8, 2, 'bytes'), fld('dport_be', 10, 2, 'bytes'),
+      fld('proto', 12, 1, 'bytes'), fld('dir', 13, 1, 'bytes'), fld('pad', 14, 2, 'bytes'),
+    ],
   },
   nrd_nat4_entry: {
     name: 'nrd_nat4_entry', size: 24,
-    fields: { addr: f(0, 4), port_be: f(4, 2), state: f(6, 1), flags: f(7, 1), last_seen_ns: f(8, 8), created_ns: f(16, 8) },
+    fields: [
+      fld('addr', 0, 4, 'bytes'), fld('port_be', 4, 2, 'bytes'), fld('state', 6, 1, 'bytes'), fld('flags', 7, 1, 'bytes'),
+      fld('last_seen_ns', 8, 8, 'u64'), fld('created_ns', 16, 8, 'u64'),
+    ],
   },
-} as const satisfies Record<string, StructLayout>;
+} as const satisfies Record<string, StructSpec>;
 
 /** Which object defines which map (both objects define the shared ones; the daemon pins them). */
 export const DP_MAPS = {
@@ -75,25 +85,29 @@ export function ip4Knob(addr: Buffer): number {
 
 // ---- codecs -------------------------------------------------------------------------------------
 
+function adapt<R, T>(raw: Codec<R>, enc: (v: T) => R, dec: (r: R) => T): Codec<T> {
+  return { size: raw.size, encode: (v) => raw.encode(enc(v)), decode: (b) => dec(raw.decode(b)) };
+}
+const be16 = (n: number): Buffer => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n, 0);
+  return b;
+};
+const u8 = (n: number): Buffer => Buffer.from([n]);
+const Z2 = Buffer.alloc(2);
+const Z4 = Buffer.alloc(4);
+
 export interface EpKey {
   family: 4 | 6;
   /** 4 or 16 bytes, network order. */
   addr: Buffer;
 }
 
-export const epKeyCodec: Codec<EpKey> = {
-  size: 20,
-  encode(k) {
-    const b = Buffer.alloc(20);
-    b.writeUInt32LE(k.family, 0);
-    k.addr.copy(b, 4, 0, k.family === 4 ? 4 : 16);
-    return b;
-  },
-  decode(b) {
-    const family = b.readUInt32LE(0) === 6 ? 6 : 4;
-    return { family, addr: Buffer.from(b.subarray(4, family === 4 ? 8 : 20)) };
-  },
-};
+export const epKeyCodec: Codec<EpKey> = adapt(
+  structCodec(DP_STRUCTS.nrd_ep_key),
+  (k) => ({ family: k.family, addr: k.addr.subarray(0, k.family === 4 ? 4 : 16) }),
+  (r) => (r.family === 6 ? { family: 6, addr: r.addr } : { family: 4, addr: r.addr.subarray(0, 4) }),
+);
 
 export interface EpValue {
   ifindex: number;
@@ -102,18 +116,11 @@ export interface EpValue {
   flags: number;
 }
 
-export const epValueCodec: Codec<EpValue> = {
-  size: 20,
-  encode(v) {
-    const b = Buffer.alloc(20);
-    b.writeUInt32LE(v.ifindex >>> 0, 0);
-    b.writeUInt32LE(v.id >>> 0, 4);
-    v.mac.copy(b, 8, 0, 6);
-    b.writeUInt32LE(v.flags >>> 0, 16);
-    return b;
-  },
-  decode: (b) => ({ ifindex: b.readUInt32LE(0), id: b.readUInt32LE(4), mac: Buffer.from(b.subarray(8, 14)), flags: b.readUInt32LE(16) }),
-};
+export const epValueCodec: Codec<EpValue> = adapt(
+  structCodec(DP_STRUCTS.nrd_ep_value),
+  (v) => ({ ...v, pad: Z2 }),
+  ({ ifindex, id, mac, flags }) => ({ ifindex, id, mac, flags }),
+);
 
 export interface EpIf {
   id: number;
@@ -124,65 +131,28 @@ export interface EpIf {
   ip6: Buffer;
 }
 
-export const epIfCodec: Codec<EpIf> = {
-  size: 32,
-  encode(v) {
-    const b = Buffer.alloc(32);
-    b.writeUInt32LE(v.id >>> 0, 0);
-    b.writeUInt32LE(v.flags >>> 0, 4);
-    v.ip4.copy(b, 8, 0, 4);
-    v.ip6.copy(b, 16, 0, 16);
-    return b;
-  },
-  decode: (b) => ({ id: b.readUInt32LE(0), flags: b.readUInt32LE(4), ip4: Buffer.from(b.subarray(8, 12)), ip6: Buffer.from(b.subarray(16, 32)) }),
-};
+export const epIfCodec: Codec<EpIf> = adapt(
+  structCodec(DP_STRUCTS.nrd_ep_if),
+  (v) => ({ ...v, pad: Z4 }),
+  ({ id, flags, ip4, ip6 }) => ({ id, flags, ip4, ip6 }),
+);
 
-export interface EpCounters {
-  fromPackets: bigint;
-  fromBytes: bigint;
-  toPackets: bigint;
-  toBytes: bigint;
-}
-
-export const epCountersCodec: Codec<EpCounters> = {
-  size: 32,
-  encode(v) {
-    const b = Buffer.alloc(32);
-    b.writeBigUInt64LE(v.fromPackets, 0);
-    b.writeBigUInt64LE(v.fromBytes, 8);
-    b.writeBigUInt64LE(v.toPackets, 16);
-    b.writeBigUInt64LE(v.toBytes, 24);
-    return b;
-  },
-  decode: (b) => ({ fromPackets: b.readBigUInt64LE(0), fromBytes: b.readBigUInt64LE(8), toPackets: b.readBigUInt64LE(16), toBytes: b.readBigUInt64LE(24) }),
-};
+export type EpCounters = StructValue<typeof DP_STRUCTS.nrd_ep_counters>;
+export const epCountersCodec: Codec<EpCounters> = structCodec(DP_STRUCTS.nrd_ep_counters);
 
 export function sumEpCounters(cs: readonly EpCounters[]): EpCounters {
-  const s = { fromPackets: 0n, fromBytes: 0n, toPackets: 0n, toBytes: 0n };
+  const s = { from_packets: 0n, from_bytes: 0n, to_packets: 0n, to_bytes: 0n };
   for (const c of cs) {
-    s.fromPackets += c.fromPackets;
-    s.fromBytes += c.fromBytes;
-    s.toPackets += c.toPackets;
-    s.toBytes += c.toBytes;
+    s.from_packets += c.from_packets;
+    s.from_bytes += c.from_bytes;
+    s.to_packets += c.to_packets;
+    s.to_bytes += c.to_bytes;
   }
   return s;
 }
 
-export interface NonatValue {
-  kind: number;
-  reserved: number;
-}
-
-export const nonatValueCodec: Codec<NonatValue> = {
-  size: 8,
-  encode(v) {
-    const b = Buffer.alloc(8);
-    b.writeUInt32LE(v.kind >>> 0, 0);
-    b.writeUInt32LE(v.reserved >>> 0, 4);
-    return b;
-  },
-  decode: (b) => ({ kind: b.readUInt32LE(0), reserved: b.readUInt32LE(4) }),
-};
+export type NonatValue = StructValue<typeof DP_STRUCTS.nrd_nonat_value>;
+export const nonatValueCodec: Codec<NonatValue> = structCodec(DP_STRUCTS.nrd_nonat_value);
 
 export interface Nat4Key {
   saddr: Buffer;
@@ -194,23 +164,11 @@ export interface Nat4Key {
   dir: number;
 }
 
-export const nat4KeyCodec: Codec<Nat4Key> = {
-  size: 16,
-  encode(k) {
-    const b = Buffer.alloc(16);
-    k.saddr.copy(b, 0, 0, 4);
-    k.daddr.copy(b, 4, 0, 4);
-    b.writeUInt16BE(k.sport, 8);
-    b.writeUInt16BE(k.dport, 10);
-    b[12] = k.proto;
-    b[13] = k.dir;
-    return b;
-  },
-  decode: (b) => ({
-    saddr: Buffer.from(b.subarray(0, 4)), daddr: Buffer.from(b.subarray(4, 8)),
-    sport: b.readUInt16BE(8), dport: b.readUInt16BE(10), proto: b[12], dir: b[13],
-  }),
-};
+export const nat4KeyCodec: Codec<Nat4Key> = adapt(
+  structCodec(DP_STRUCTS.nrd_nat4_key),
+  (k) => ({ saddr: k.saddr, daddr: k.daddr, sport_be: be16(k.sport), dport_be: be16(k.dport), proto: u8(k.proto), dir: u8(k.dir), pad: Z2 }),
+  (r) => ({ saddr: r.saddr, daddr: r.daddr, sport: r.sport_be.readUInt16BE(0), dport: r.dport_be.readUInt16BE(0), proto: r.proto[0], dir: r.dir[0] }),
+);
 
 export interface Nat4Entry {
   addr: Buffer;
@@ -221,20 +179,8 @@ export interface Nat4Entry {
   createdNs: bigint;
 }
 
-export const nat4EntryCodec: Codec<Nat4Entry> = {
-  size: 24,
-  encode(v) {
-    const b = Buffer.alloc(24);
-    v.addr.copy(b, 0, 0, 4);
-    b.writeUInt16BE(v.port, 4);
-    b[6] = v.state;
-    b[7] = v.flags;
-    b.writeBigUInt64LE(v.lastSeenNs, 8);
-    b.writeBigUInt64LE(v.createdNs, 16);
-    return b;
-  },
-  decode: (b) => ({
-    addr: Buffer.from(b.subarray(0, 4)), port: b.readUInt16BE(4), state: b[6], flags: b[7],
-    lastSeenNs: b.readBigUInt64LE(8), createdNs: b.readBigUInt64LE(16),
-  }),
-};
+export const nat4EntryCodec: Codec<Nat4Entry> = adapt(
+  structCodec(DP_STRUCTS.nrd_nat4_entry),
+  (v) => ({ addr: v.addr, port_be: be16(v.port), state: u8(v.state), flags: u8(v.flags), last_seen_ns: v.lastSeenNs, created_ns: v.createdNs }),
+  (r) => ({ addr: r.addr, port: r.port_be.readUInt16BE(0), state: r.state[0], flags: r.flags[0], lastSeenNs: r.last_seen_ns, createdNs: r.created_ns }),
+);

@@ -172,9 +172,9 @@ describe('nrd_endpoint (BPF_PROG_TEST_RUN)', () => {
     assert.equal(r.dataOut[22], 63);
     assert.equal(inetChecksum(r.dataOut.subarray(14, 34)), 0);
     const from = sumEpCounters(stats.get(A.ifindex) ?? []);
-    assert.equal(from.fromPackets - fromBefore.fromPackets, 1n);
-    assert.equal(from.fromBytes - fromBefore.fromBytes, BigInt(pkt.length));
-    assert.equal(sumEpCounters(stats.get(B.ifindex) ?? []).toPackets >= 1n, true);
+    assert.equal(from.from_packets - fromBefore.from_packets, 1n);
+    assert.equal(from.from_bytes - fromBefore.from_bytes, BigInt(pkt.length));
+    assert.equal(sumEpCounters(stats.get(B.ifindex) ?? []).to_packets >= 1n, true);
   });
 
   it('delivers IPv6 to a same-node endpoint with hop limit - 1', () => {

@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { progInfo } from '../../../daemon/datapath/libbpf.js';
 import { NRD_TC_F_STATS } from '../../../daemon/datapath/maps.js';
-import { NRD_DP_F_ARP_ANY, NRD_DP_F_IPV6 } from '../../../daemon/datapath/endpoint-layout.js';
+import { NRD_DP_F_ARP_ANY, NRD_DP_F_IPV6, NRD_DP_F_MASQ } from '../../../daemon/datapath/endpoint-layout.js';
 import { loadObject, type KnobValue } from '../../../daemon/datapath/objects.js';
 import { objectDir } from './env.js';
 
@@ -14,12 +14,16 @@ const PROGRAMS: Record<string, string[]> = {
   'nrd_xdp.bpf.o': ['nrd_xdp_prefilter'],
   'nrd_tc.bpf.o': ['nrd_tc_ingress', 'nrd_tc_egress'],
   'nrd_endpoint.bpf.o': ['nrd_ep_ingress'],
+  'nrd_netdev.bpf.o': ['nrd_dev_ingress', 'nrd_dev_egress'],
 };
 const VARIANTS: Record<string, Array<Record<string, KnobValue>>> = {
   'nrd_xdp.bpf.o': [{}],
   'nrd_tc.bpf.o': [{}, { cfg_flags: 0 }, { cfg_flags: NRD_TC_F_STATS }],
   // IPv4-only (the IPv6 code pruned at load) and gateway-only ARP/NDP answers
   'nrd_endpoint.bpf.o': [{}, { cfg_flags: 0 }, { cfg_flags: NRD_DP_F_IPV6 }, { cfg_flags: NRD_DP_F_ARP_ANY }],
+  // masquerade off (no node address), IPv4-only with masquerade, dual stack with masquerade
+  'nrd_netdev.bpf.o': [{}, { cfg_flags: 0 }, { cfg_flags: NRD_DP_F_MASQ, node_ip4: 0x0a0200c0 },
+    { cfg_flags: NRD_DP_F_MASQ | NRD_DP_F_IPV6, node_ip4: 0x0a0200c0, nat_port_min: 61000, nat_port_max: 61000 }],
 };
 
 describe('verifier load', () => {

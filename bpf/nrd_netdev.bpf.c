@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: GPL-2.0
+/* tc programs of the node's uplink and of the VXLAN device (tcx links since 6.6, cls_bpf under
+ * clsact before; BPF_PROG_TYPE_SCHED_CLS, direct action).
+ *
+ *  ingress: reverse masquerade of replies to the node address (TCP, UDP, ICMP echo, and ICMP
+ *           errors quoting a masqueraded packet, RFC 5508 §4.2), then anything addressed to a
+ *           local endpoint goes straight into its namespace (bpf_redirect_peer).
+ *  egress:  masquerade (RFC 3022 NAPT) of IPv4 from local endpoints to destinations outside the
+ *           cluster pools and exclusions: source = node address, source port (ICMP echo
+ *           identifier) from the configured range.
+ * Everything else is handed on unchanged (TCX_NEXT).
+ *
+ * nrd departs from RFC 5508/RFC 4787 where cost says so: fragments are not translated (the
+ * first one would be, the others cannot be matched without reassembly; they are handed on), and
+ * an ICMP error's quoted TCP checksum is left as is (it lies past the 8 bytes every router
+ * quotes, and no receiver checks it); the quoted UDP checksum is fixed.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "nrd_parse.h"
+#include "nrd_endpoint.h"
+#include "nrd_nat.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define L3_OFF sizeof(struct ethhdr)
+#define IP_CSUM_OFF (L3_OFF + 10)
+#define ICMP_ECHO_REPLY 0
+#define ICMP_DEST_UNREACH 3
+#define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+
+/* Failure result of the ingress translations: a drop reason, kept apart from 0 ("not ours"). */
+#define NAT_ERR(reason) (-1 - (reason))
+
+/* Offset of the L4 checksum field, and the bpf_l4_csum_replace flags it needs (a UDP checksum
+ * of 0 means "none" and must stay 0, BPF_F_MARK_MANGLED_0). */
+static __always_inline int l4_csum(__u8 proto, __u32 l4off, __u32 *off, __u64 *flags)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		*off = l4off + 16;
+		*flags = 0;
+		return 0;
+	case IPPROTO_UDP:
+		*off = l4off + 6;
+		*flags = BPF_F_MARK_MANGLED_0;
+		return 0;
+	case IPPROTO_ICMP:
+		*off = l4off + 2;
+		*flags = 0;
+		return 0;
+	}
+	return -1;
+}
+
+static __always_inline int is_fragment(const struct iphdr *ip)
+{
+	return ip->frag_off & bpf_htons(0x3fff); /* MF or a non-zero offset */
+}
+
+/* Rewrites one IPv4 address of the (outer) header in place, checksum included. */
+static __always_inline void set_addr4(struct iphdr *ip, int dst, __be32 to)
+{
+	__be32 from = dst ? ip->daddr : ip->saddr;
+
+	if (dst)
+		ip->daddr = to;
+	else
+		ip->saddr = to;
+	ip->check = nrd_csum_replace4(ip->check, from, to);
+}
+
+/* Changes a 16-bit field of the ICMP message at off and keeps the ICMP checksum right. */
+static __always_inline int icmp_set16(struct __sk_buff *skb, __u32 csum_off, __u32 off, __u16 from, __u16 to)
+{
+	if (bpf_skb_store_bytes(skb, off, &to, 2, 0))
+		return -1;
+	return bpf_l4_csum_replace(skb, csum_off, from, to, 2);
+}
+
+/* ---- egress: masquerade --------------------------------------------------------------------- */
+
+static __always_inline int masquerade(struct __sk_buff *skb, struct iphdr *ip, __u32 l4off)
+{
+	__be32 node = node_ip4, src = ip->saddr;
+	__u8 proto = ip->protocol, tcp_flags = 0;
+	struct nrd_nat4_key k = { .proto = proto, .dir = NRD_NAT_DIR_OUT };
+	struct nrd_nat4_entry *e;
+	__u32 csum_off, port_off;
+	__u64 csum_flags, now = bpf_ktime_get_ns();
+	__be16 port, old;
+	__u8 l4[14];
+
+	if (l4_csum(proto, l4off, &csum_off, &csum_flags))
+		return NRD_PASS; /* other protocols cannot be told apart behind one address */
+	if (bpf_skb_load_bytes(skb, l4off, l4, proto == IPPROTO_TCP ? 14 : 8))
+		return nrd_drop(skb, NRD_DROP_MALFORMED);
+	__builtin_memcpy(k.saddr, &ip->saddr, 4);
+	__builtin_memcpy(k.daddr, &ip->daddr, 4);
+	if (proto == IPPROTO_ICMP) {
+		/* Only echo requests open a flow; errors the endpoint sends about a translated flow
+		 * would need the quoted header translated too (not done: handed on). */
+		if (l4[0] != ICMP_ECHO)
+			return NRD_PASS;
+		__builtin_memcpy(&k.sport_be, &l4[4], 2);
+		port_off = l4off + 4;
+	} else {
+		__builtin_memcpy(&k.sport_be, &l4[0], 2);
+		__builtin_memcpy(&k.dport_be, &l4[2], 2);
+		port_off = l4off;
+		if (proto == IPPROTO_TCP)
+			tcp_flags = l4[13];
+	}
+	old = k.sport_be;
+
+	e = bpf_map_lookup_elem(&nrd_nat4, &k);
+	if (e) {
+		port = e->port_be;
+		e->last_seen_ns = now;
+		e->state = nrd_ct_next(e->state, proto, tcp_flags, 0);
+	} else {
+		port = nrd_nat4_alloc(&k, node, nrd_ct_next(NRD_CT_SYN, proto, tcp_flags, 0), now);
+		if (!port)
+			return nrd_drop(skb, NRD_DROP_NAT_EXHAUSTED);
+	}
+
+	/* Direct writes to the IP header first; after the first helper every pointer is dead. */
+	set_addr4(ip, 0, node);
+	if (proto != IPPROTO_ICMP &&
+	    bpf_l4_csum_replace(skb, csum_off, src, node, BPF_F_PSEUDO_HDR | csum_flags | 4))
+		return nrd_drop(skb, NRD_DROP_REWRITE);
+	if (bpf_skb_store_bytes(skb, port_off, &port, 2, 0) ||
+	    bpf_l4_csum_replace(skb, csum_off, old, port, csum_flags | 2))
+		return nrd_drop(skb, NRD_DROP_REWRITE);
+	return NRD_PASS;
+}
+
+SEC("tc")
+int nrd_dev_egress(struct __sk_buff *skb)
+{
+	struct nrd_cursor c = {
+		.pos = (void *)(long)skb->data,
+		.end = (void *)(long)skb->data_end,
+	};
+	struct ethhdr *eth = nrd_pull_eth(&c);
+	struct iphdr *ip;
+
+	if (!(cfg_flags & NRD_DP_F_MASQ) || !node_ip4)
+		return NRD_PASS;
+	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
+		return NRD_PASS;
+	ip = nrd_pull_ipv4(&c);
+	if (!ip || is_fragment(ip))
+		return NRD_PASS;
+	/* Only local endpoints are masqueraded (not the node's own traffic, not transit), and only
+	 * towards destinations outside the cluster pools and exclusions. */
+	if (!nrd_ep_lookup4(ip->saddr) || !nrd_masq_dst4(ip->daddr))
+		return NRD_PASS;
+	return masquerade(skb, ip, (__u32)((void *)c.pos - (void *)(long)skb->data));
+}
+
+/* ---- ingress: reverse masquerade ------------------------------------------------------------ */
+
+/* TCP/UDP reply or ICMP echo reply to the node address. Returns 1 if translated, 0 if it is not
+ * a masqueraded flow, or NAT_ERR(drop reason). */
+static __always_inline int unmasq_reply(struct __sk_buff *skb, struct iphdr *ip, __u32 l4off)
+{
+	__u8 proto = ip->protocol, tcp_flags = 0;
+	struct nrd_nat4_key k = { .proto = proto, .dir = NRD_NAT_DIR_REPLY };
+	struct nrd_nat4_key ok = { .proto = proto, .dir = NRD_NAT_DIR_OUT };
+	struct nrd_nat4_entry *e, *out;
+	__u32 csum_off, port_off;
+	__u64 csum_flags;
+	__be32 node = ip->daddr, ep_addr;
+	__be16 old, port;
+	__u8 l4[14];
+
+	if (l4_csum(proto, l4off, &csum_off, &csum_flags))
+		return 0;
+	if (bpf_skb_load_bytes(skb, l4off, l4, proto == IPPROTO_TCP ? 14 : 8))
+		return NAT_ERR(NRD_DROP_MALFORMED);
+	__builtin_memcpy(k.saddr, &ip->saddr, 4);
+	__builtin_memcpy(k.daddr, &ip->daddr, 4);
+	if (proto == IPPROTO_ICMP) {
+		__builtin_memcpy(&k.dport_be, &l4[4], 2);
+		port_off = l4off + 4;
+	} else {
+		__builtin_memcpy(&k.sport_be, &l4[0], 2);
+		__builtin_memcpy(&k.dport_be, &l4[2], 2);
+		port_off = l4off + 2;
+		if (proto == IPPROTO_TCP)
+			tcp_flags = l4[13];
+	}
+	e = bpf_map_lookup_elem(&nrd_nat4, &k);
+	if (!e)
+		return 0;
+	e->last_seen_ns = bpf_ktime_get_ns();
+	__builtin_memcpy(&ep_addr, e->addr, 4);
+	port = e->port_be;
+	old = k.dport_be;
+
+	/* The OUT entry holds the state; its key is the endpoint's view of the flow. */
+	__builtin_memcpy(ok.saddr, e->addr, 4);
+	__builtin_memcpy(ok.daddr, k.saddr, 4);
+	ok.sport_be = port;
+	ok.dport_be = k.sport_be;
+	out = bpf_map_lookup_elem(&nrd_nat4, &ok);
+	if (out) {
+		out->state = nrd_ct_next(out->state, proto, tcp_flags, 1);
+		e->state = out->state;
+	}
+
+	set_addr4(ip, 1, ep_addr);
+	if (proto != IPPROTO_ICMP &&
+	    bpf_l4_csum_replace(skb, csum_off, node, ep_addr, BPF_F_PSEUDO_HDR | csum_flags | 4))
+		return NAT_ERR(NRD_DROP_REWRITE);
+	if (bpf_skb_store_bytes(skb, port_off, &port, 2, 0) ||
+	    bpf_l4_csum_replace(skb, csum_off, old, port, csum_flags | 2))
+		return NAT_ERR(NRD_DROP_REWRITE);
+	return 1;
+}
+
+/* The IPv4 header and first 8 bytes of L4 an ICMP error quotes (RFC 792). */
+struct quoted4 {
+	struct iphdr ip;
+	__u8 l4[8];
+};
+
+/* ICMP error (destination unreachable, time exceeded, parameter problem) about a packet nrd
+ * masqueraded: the quoted packet went out as (node:port -> remote), so the error is translated
+ * back to what the endpoint sent (endpoint:port -> remote) — outer destination, quoted source
+ * address, quoted IP checksum, quoted source port or echo id and the checksum covering it —
+ * with the outer ICMP checksum kept right through every change. */
+static __always_inline int unmasq_icmp_error(struct __sk_buff *skb, struct iphdr *ip, __u32 l4off)
+{
+	__u32 qoff = l4off + 8, ql4 = qoff + sizeof(struct iphdr), ocsum = l4off + 2;
+	struct nrd_nat4_key k = { .dir = NRD_NAT_DIR_REPLY };
+	struct nrd_nat4_entry *e;
+	struct quoted4 q;
+	__be32 node = ip->daddr, ep_addr;
+	__u16 check, port_field, csum_field = 0;
+	__be16 old, port;
+	__u32 port_at, csum_at = 0;
+
+	if (bpf_skb_load_bytes(skb, qoff, &q, sizeof(q)))
+		return 0;
+	/* The quoted packet must be one the node sent: from the node address, no IP options. */
+	if (q.ip.ihl != 5 || q.ip.saddr != node)
+		return 0;
+	k.proto = q.ip.protocol;
+	__builtin_memcpy(k.saddr, &q.ip.daddr, 4);
+	__builtin_memcpy(k.daddr, &q.ip.saddr, 4);
+	if (k.proto == IPPROTO_TCP || k.proto == IPPROTO_UDP) {
+		__builtin_memcpy(&k.sport_be, &q.l4[2], 2);
+		__builtin_memcpy(&k.dport_be, &q.l4[0], 2);
+		port_at = ql4;
+		old = k.dport_be;
+		if (k.proto == IPPROTO_UDP) {
+			csum_at = ql4 + 6;
+			__builtin_memcpy(&csum_field, &q.l4[6], 2);
+		}
+	} else if (k.proto == IPPROTO_ICMP && q.l4[0] == ICMP_ECHO) {
+		__builtin_memcpy(&k.dport_be, &q.l4[4], 2);
+		port_at = ql4 + 4;
+		old = k.dport_be;
+		csum_at = ql4 + 2;
+		__builtin_memcpy(&csum_field, &q.l4[2], 2);
+	} else {
+		return 0;
+	}
+	e = bpf_map_lookup_elem(&nrd_nat4, &k);
+	if (!e)
+		return 0;
+	__builtin_memcpy(&ep_addr, e->addr, 4);
+	port = e->port_be;
+
+	set_addr4(ip, 1, ep_addr);
+	/* quoted source address and the quoted IP checksum that covers it */
+	check = nrd_csum_replace4(q.ip.check, node, ep_addr);
+	if (bpf_skb_store_bytes(skb, qoff + 12, &ep_addr, 4, 0) ||
+	    bpf_l4_csum_replace(skb, ocsum, node, ep_addr, 4) ||
+	    icmp_set16(skb, ocsum, qoff + 10, q.ip.check, check))
+		return NAT_ERR(NRD_DROP_REWRITE);
+	/* quoted port / echo id, and the quoted UDP or ICMP checksum if present */
+	if (icmp_set16(skb, ocsum, port_at, old, port))
+		return NAT_ERR(NRD_DROP_REWRITE);
+	if (csum_at) {
+		if (csum_field || k.proto == IPPROTO_ICMP) {
+			port_field = nrd_csum_replace2(csum_field, old, port);
+			if (k.proto == IPPROTO_UDP) /* pseudo-header source address changed too */
+				port_field = nrd_csum_replace4(port_field, node, ep_addr);
+			if (icmp_set16(skb, ocsum, csum_at, csum_field, port_field))
+				return NAT_ERR(NRD_DROP_REWRITE);
+		}
+	}
+	return 1;
+}
+
+/* Hands an IPv4 packet for a local endpoint into its namespace; NRD_PASS if not one of ours. */
+static __always_inline int to_endpoint4(struct __sk_buff *skb)
+{
+	struct nrd_cursor c = {
+		.pos = (void *)(long)skb->data,
+		.end = (void *)(long)skb->data_end,
+	};
+	struct ethhdr *eth = nrd_pull_eth(&c);
+	struct nrd_ep_value *ep;
+	struct iphdr *ip;
+
+	if (!eth)
+		return NRD_PASS;
+	ip = nrd_pull_ipv4(&c);
+	if (!ip)
+		return NRD_PASS;
+	ep = nrd_ep_lookup4(ip->daddr);
+	if (!ep || nrd_ttl_dec4(ip))
+		return NRD_PASS;
+	return nrd_deliver_local(skb, eth, ep);
+}
+
+SEC("tc")
+int nrd_dev_ingress(struct __sk_buff *skb)
+{
+	struct nrd_cursor c = {
+		.pos = (void *)(long)skb->data,
+		.end = (void *)(long)skb->data_end,
+	};
+	struct ethhdr *eth = nrd_pull_eth(&c);
+	struct ipv6hdr *ip6;
+	struct iphdr *ip;
+
+	if (!eth)
+		return NRD_PASS;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		ip = nrd_pull_ipv4(&c);
+		if (!ip)
+			return NRD_PASS;
+		if ((cfg_flags & NRD_DP_F_MASQ) && node_ip4 && ip->daddr == node_ip4 && !is_fragment(ip)) {
+			__u32 l4off = (__u32)((void *)c.pos - (void *)(long)skb->data);
+			__u8 type;
+			int rc;
+
+			if (ip->protocol == IPPROTO_ICMP) {
+				if (bpf_skb_load_bytes(skb, l4off, &type, 1))
+					return NRD_PASS;
+				if (type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED ||
+				    type == ICMP_PARAMETERPROB)
+					rc = unmasq_icmp_error(skb, ip, l4off);
+				else if (type == ICMP_ECHO_REPLY)
+					rc = unmasq_reply(skb, ip, l4off);
+				else
+					rc = 0;
+			} else {
+				rc = unmasq_reply(skb, ip, l4off);
+			}
+			if (rc < 0)
+				return nrd_drop(skb, -1 - rc);
+			if (rc == 0)
+				return NRD_PASS; /* the node's own traffic */
+		}
+		return to_endpoint4(skb);
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6) && (cfg_flags & NRD_DP_F_IPV6)) {
+		struct nrd_ep_value *ep;
+
+		ip6 = nrd_pull_ipv6(&c);
+		if (!ip6)
+			return NRD_PASS;
+		ep = nrd_ep_lookup6(&ip6->daddr);
+		if (!ep || nrd_hop_dec6(ip6))
+			return NRD_PASS;
+		return nrd_deliver_local(skb, eth, ep);
+	}
+	return NRD_PASS;
+}
