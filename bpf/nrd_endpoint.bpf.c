@@ -10,6 +10,7 @@
  *  - Otherwise bpf_fib_lookup as a forwarded packet and bpf_redirect_neigh to the egress device
  *    (the uplink for native routes, the VXLAN device for encapsulated ones); masquerade happens
  *    on that device's egress (nrd_netdev), so the host stack is bypassed end to end.
+ *  - IPv4-only variant (cfg_flags without NRD_DP_F_IPV6): routable IPv6 is dropped as spoofed.
  *  - Anything nrd does not forward itself (node-local destinations, link-scope IPv6, ARP
  *    replies to the host, TTL expiry, MTU exceeded, unreachable) is handed on unchanged, so the
  *    stack answers it as it would without nrd.
@@ -330,6 +331,20 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, struct nrd_cursor 
 	return verdict;
 }
 
+/* IPv4-only variant: link-scope IPv6 still goes to the stack (which owns the link), but a
+ * routable IPv6 packet cannot carry the endpoint's own address (it has none), and handing it on
+ * would let the host forward it with any source. */
+static __always_inline int ipv6_off(struct __sk_buff *skb, struct nrd_cursor *c)
+{
+	struct ipv6hdr *ip6 = nrd_pull_ipv6(c);
+
+	if (!ip6)
+		return nrd_drop(skb, NRD_DROP_MALFORMED);
+	if (is_link_scope6(&ip6->saddr) || is_link_scope6(&ip6->daddr))
+		return NRD_PASS;
+	return nrd_drop(skb, NRD_DROP_SPOOFED);
+}
+
 SEC("tc")
 int nrd_ep_ingress(struct __sk_buff *skb)
 {
@@ -353,7 +368,10 @@ int nrd_ep_ingress(struct __sk_buff *skb)
 		return handle_arp(skb, &c, eth, epif);
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
 		return handle_ipv4(skb, &c, eth, epif);
-	if (eth->h_proto == bpf_htons(ETH_P_IPV6) && (cfg_flags & NRD_DP_F_IPV6))
-		return handle_ipv6(skb, &c, eth, epif);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		if (cfg_flags & NRD_DP_F_IPV6)
+			return handle_ipv6(skb, &c, eth, epif);
+		return ipv6_off(skb, &c);
+	}
 	return NRD_PASS;
 }

@@ -134,6 +134,16 @@ describe('nrd_endpoint (BPF_PROG_TEST_RUN)', () => {
     assert.equal(runPkt(arpRequestFor(A.mac, A.ip4, '169.254.1.1'), p).retval, TC_ACT_REDIRECT);
   });
 
+  it('IPv4-only variant: drops routable IPv6 as spoofed, leaves link-scope IPv6 to the stack', () => {
+    const v4only = load({ ...KNOBS, cfg_flags: NRD_DP_F_ARP_ANY });
+    objects.push(v4only);
+    const p = v4only.programFd('nrd_ep_ingress');
+    assert.equal(runPkt(ipv6Packet(A.ip6, B.ip6, 17, udpDatagram(A.ip6, B.ip6, 1, 2)), p).retval, TC_ACT_SHOT);
+    const ns = neighborSolicitation(A.mac, 'fe80::5', 'fe80::1');
+    assert.equal(runPkt(ns, p).retval, TCX_NEXT);
+    assert.equal(runPkt(ipv4Packet(A.ip4, B.ip4, 17, udpDatagram(A.ip4, B.ip4, 1, 2)), p).retval, TC_ACT_REDIRECT);
+  });
+
   for (const sll of [true, false]) {
     it(`answers a neighbour solicitation for fe80::1 (${sll ? 'with' : 'without'} source LL option) with a valid NA`, () => {
       const src = 'fe80::5';
