@@ -121,6 +121,10 @@ static __always_inline int masquerade(struct __sk_buff *skb, struct iphdr *ip, _
 	old = k.sport_be;
 
 	e = bpf_map_lookup_elem(&nrd_nat4, &k);
+	if (e && !nrd_nat4_keep_reply(&k, e, node, now)) {
+		bpf_map_delete_elem(&nrd_nat4, &k);
+		e = NULL;
+	}
 	if (e) {
 		port = e->port_be;
 		e->last_seen_ns = now;

@@ -129,4 +129,23 @@ static __always_inline __be16 nrd_nat4_alloc(const struct nrd_nat4_key *k, __be3
 	return 0;
 }
 
+/* An existing flow's OUT entry was found: make sure its REPLY half still exists. The LRU evicts
+ * the least recently used entry, and a one-way flow (UDP streaming out) never touches its REPLY
+ * entry, so that half goes first under pressure; without it every reply would miss. Restores it
+ * with the same port, or returns 0 if another flow took that port meanwhile (the caller then
+ * allocates afresh). */
+static __always_inline int nrd_nat4_keep_reply(const struct nrd_nat4_key *k, const struct nrd_nat4_entry *e,
+					       __be32 node, __u64 now)
+{
+	struct nrd_nat4_key rk = {};
+	struct nrd_nat4_entry rv = { .state = e->state, .last_seen_ns = now, .created_ns = e->created_ns };
+
+	nrd_nat4_reply_key(&rk, k, node, e->port_be);
+	if (bpf_map_lookup_elem(&nrd_nat4, &rk))
+		return 1;
+	__builtin_memcpy(rv.addr, k->saddr, 4);
+	rv.port_be = k->sport_be;
+	return bpf_map_update_elem(&nrd_nat4, &rk, &rv, BPF_NOEXIST) == 0;
+}
+
 #endif /* NRD_NAT_H */

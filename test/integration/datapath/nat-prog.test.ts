@@ -166,6 +166,14 @@ describe('nrd_netdev masquerade (BPF_PROG_TEST_RUN)', () => {
     assert.equal(nat.get(outKey(UDP, 5353, 53))?.state, CtState.EST);
   });
 
+  it('restores an evicted REPLY half with the same port on the next outgoing packet', () => {
+    assert.ok(nat.delete(replyKey(UDP, 53, udpPort)));
+    const r = progTestRun(egress, { data: ipv4Packet(POD.ip4, REMOTE, UDP, udpDatagram(POD.ip4, REMOTE, 5353, 53, 30)) });
+    assert.equal(r.dataOut.readUInt16BE(34), udpPort);
+    const rev = nat.get(replyKey(UDP, 53, udpPort));
+    assert.deepEqual([rev?.addr, rev?.port], [ip(POD.ip4), 5353]);
+  });
+
   it('leaves a zero UDP checksum zero', () => {
     const d = udpDatagram(POD.ip4, REMOTE, 6000, 9999);
     d.writeUInt16BE(0, 6);
