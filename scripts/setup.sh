@@ -6,7 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(clang llvm libbpf-dev libbpf1 bpftool iproute2 nftables etcd-server etcd-client bird2
-      tcpdump iperf3 iputils-ping gobgpd exabgp make procps psmisc kmod)
+      tcpdump iperf3 iputils-ping gobgpd exabgp make procps psmisc kmod
+      # Workloads for the CNI plugin and endpoint datapath tests: container runtimes, the
+      # reference CNI plugins, a static shell to run inside namespaces, systemd-nspawn.
+      podman containerd containernetworking-plugins busybox-static systemd-container
+      # Neighbour probes, a second BGP implementation (FRR) to interoperate with, iptables for
+      # what runtimes set up; dpkg-dev and lintian to build and check nrd's Debian package.
+      arping frr iptables dpkg-dev lintian)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -19,17 +25,30 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # No package may start its daemon while installing (frr's zebra, containerd, bird, etcd would
+  # run in the root namespace): a policy-rc.d that refuses every start (exit 101, see
+  # invoke-rc.d(8)), which deb-systemd-invoke honours too. One already in place is left alone.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# written by nrd scripts/setup.sh for the time of apt-get install\nexit 101\n' > "$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Installed Debian daemons must not run in the root namespace on their own: tests start their own.
-for svc in bird etcd gobgpd exabgp; do
-  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
-    systemctl stop "$svc" >/dev/null 2>&1 || true
-    systemctl disable "$svc" >/dev/null 2>&1 || true
-  fi
-done
+# Installed Debian daemons must not run in the root namespace on their own, now or after a reboot:
+# tests start their own in namespaces. Only where systemd runs the machine; elsewhere nothing
+# starts them (policy-rc.d above).
+if [ -d /run/systemd/system ]; then
+  for unit in bird etcd gobgpd exabgp frr containerd podman.socket podman.service podman-restart.service \
+              podman-auto-update.timer podman-clean-transient.service; do
+    if systemctl is-active --quiet "$unit" 2>/dev/null || systemctl is-enabled --quiet "$unit" 2>/dev/null; then
+      systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    fi
+  done
+fi
 
 # Name nrd's route protocol (196) for iproute2 (`ip route show proto nrd`); a name table only.
 if [ ! -f /etc/iproute2/rt_protos.d/nrd.conf ]; then
