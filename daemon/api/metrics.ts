@@ -2,7 +2,7 @@
 // up, readiness overall and per subsystem, config reloads, and process metrics, all named nrd_….
 import { Registry, Gauge, Counter, collectDefaultMetrics } from 'prom-client';
 import type { ReadinessRegistry } from '../lib/health.js';
-import type { ReloadResult } from './types.js';
+import type { ReloadResult } from '../lib/status.js';
 
 export interface DaemonMetrics {
   /** The registry later subsystems register their own nrd_… metrics in. */
