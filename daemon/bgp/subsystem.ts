@@ -55,24 +55,15 @@ export function speakerOptionsFromConfig(c: NrdConfig, extra: { restarting?: boo
     listen: { address: b.listen.address, port: b.listen.port },
     holdTime: b.holdTime,
     connectRetryTime: b.connectRetryTime,
-    gracefulRestart: {
-      enabled: b.gracefulRestart.enabled,
-      restartTime: b.gracefulRestart.restartTime,
-      stalePathTime: b.gracefulRestart.stalePathTime,
-      restarting: extra.restarting === true,
-    },
+    // The config is deeply frozen; the speaker gets its own copies of the lists it keeps.
+    gracefulRestart: { ...b.gracefulRestart, restarting: extra.restarting === true },
     ecmpMax: b.ecmpMax,
     multipathRelax: b.multipathRelax,
-    import: {
-      ranges: [...c.cluster.podCIDRs, ...b.import.extraRanges],
-      maxPrefixLength: { ipv4: b.import.maxPrefixLength.ipv4, ipv6: b.import.maxPrefixLength.ipv6 },
-    },
+    import: { ranges: [...c.cluster.podCIDRs, ...b.import.extraRanges], maxPrefixLength: { ...b.import.maxPrefixLength } },
     export: {
+      ...b.export,
       communities: [...b.export.communities],
       largeCommunities: [...b.export.largeCommunities],
-      med: b.export.med,
-      localPref: b.export.localPref,
-      prepend: b.export.prepend,
       extraPrefixes: [...b.export.extraPrefixes],
     },
     nextHopSelf,

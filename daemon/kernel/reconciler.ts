@@ -969,16 +969,6 @@ export class Reconciler {
       link = await this.port.createVxlan(spec);
       if (rep.links.replaced === 0) rep.links.added++;
     }
-    if (link.mtu !== v.mtu) {
-      await this.port.setLinkMtu(link.index, v.mtu);
-      link = { ...link, mtu: v.mtu };
-      rep.links.replaced++;
-    }
-    if (!link.up) {
-      await this.port.setLinkUp(link.index);
-      link = { ...link, up: true };
-      rep.links.replaced++;
-    }
-    return link;
+    return this.ensureLinkUp(link, v.mtu, rep);
   }
 }
