@@ -80,7 +80,10 @@ function parseYaml(text: string): { ok: true; value: unknown } | { ok: false; is
     }
     return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };
   } catch (e) {
-    return { ok: false, issues: [{ key: '(file)', value: null, message: `invalid YAML: ${(e as Error).message.split('\n')[0]}` }] };
+    // toJS() names an unresolved alias after its colon ("...: hunter2"): an unquoted password that
+    // starts with "*" is read as one, so the name is left out.
+    const first = (e as Error).message.split('\n')[0]!.replace(/^(Unresolved alias \(.*?\)):.*$/, '$1');
+    return { ok: false, issues: [{ key: '(file)', value: null, message: `invalid YAML: ${first}` }] };
   }
 }
 

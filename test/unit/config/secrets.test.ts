@@ -109,6 +109,14 @@ test('invalid JSON does not quote the text around the error', () => {
   assert.match(out[0]!, /^\(file\): invalid JSON: /);
 });
 
+test('a password read as a YAML alias is not named in the error', () => {
+  const r = loadConfigText(`${MINIMAL}etcd: {username: root, password: *${SECRET}}\n`, { env: {} });
+  assert.ok(!r.ok);
+  const out = r.issues.map(formatIssue);
+  assert.ok(out.every((l) => !l.includes(SECRET)), out.join('\n'));
+  assert.match(out[0]!, /^\(file\): invalid YAML: Unresolved alias/);
+});
+
 test('check-config: exit 78, the key named, the mapping secret not printed', (t) => {
   const dir = tempDir(t);
   const file = writeFile(dir, 'site.yaml', `${MINIMAL}etcd: {username: root, password: {a: ${SECRET}}}\nbgp: {peers: [{address: 192.0.2.1, asn: 65000, password: {x: ${SECRET}}}]}\n`);
