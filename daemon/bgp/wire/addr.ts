@@ -81,49 +81,33 @@ export function decodePrefixes(
   addPath: boolean,
   out: Nlri[],
 ): string | null {
+  if (afi !== 1 && afi !== 2) return `no NLRI format for AFI ${afi}`;
+  const maxLen = afi === 1 ? 32 : 128;
   let p = start;
-  if (afi === 1) {
-    while (p < end) {
-      let pathId = 0;
-      if (addPath) {
-        if (end - p < 5) return 'truncated path identifier';
-        pathId = u32be(buf, p);
-        p += 4;
-      }
-      const len = buf[p++]!;
-      if (len > 32) return `IPv4 prefix length ${len} > 32`;
-      const n = (len + 7) >> 3;
-      if (p + n > end) return 'prefix overruns the NLRI field';
-      const v = ipv4PrefixValue(buf, p, len);
-      p += n;
-      const prefix =
-        DOTTED[v >>> 24]! + DOTTED[(v >>> 16) & 0xff]! + DOTTED[(v >>> 8) & 0xff]! + DEC[v & 0xff]! + SUFFIX[len]!;
-      out.push(addPath ? { prefix, pathId } : { prefix });
+  while (p < end) {
+    let pathId = 0;
+    if (addPath) {
+      if (end - p < 5) return 'truncated path identifier';
+      pathId = u32be(buf, p);
+      p += 4;
     }
-    return null;
+    const len = buf[p++]!;
+    if (len > maxLen) return `IPv${afi === 1 ? 4 : 6} prefix length ${len} > ${maxLen}`;
+    const n = (len + 7) >> 3;
+    if (p + n > end) return 'prefix overruns the NLRI field';
+    const prefix = afi === 1 ? ipv4PrefixText(ipv4PrefixValue(buf, p, len), len) : ipv6PrefixText(buf, p, n, len);
+    p += n;
+    out.push(addPath ? { prefix, pathId } : { prefix });
   }
-  if (afi === 2) {
-    while (p < end) {
-      let pathId = 0;
-      if (addPath) {
-        if (end - p < 5) return 'truncated path identifier';
-        pathId = u32be(buf, p);
-        p += 4;
-      }
-      const len = buf[p++]!;
-      if (len > 128) return `IPv6 prefix length ${len} > 128`;
-      const n = (len + 7) >> 3;
-      if (p + n > end) return 'prefix overruns the NLRI field';
-      pfx.fill(0);
-      for (let i = 0; i < n; i++) pfx[i] = buf[p + i]!;
-      if (len & 7) pfx[n - 1]! &= (0xff << (8 - (len & 7))) & 0xff;
-      p += n;
-      const prefix = ipv6Text(pfx, 0) + SUFFIX[len]!;
-      out.push(addPath ? { prefix, pathId } : { prefix });
-    }
-    return null;
-  }
-  return `no NLRI format for AFI ${afi}`;
+  return null;
+}
+
+/** Text of an IPv6 prefix of `len` bits whose n minimal octets are at buf[p..] (host bits cleared). */
+function ipv6PrefixText(buf: Uint8Array, p: number, n: number, len: number): string {
+  pfx.fill(0);
+  for (let i = 0; i < n; i++) pfx[i] = buf[p + i]!;
+  if (len & 7) pfx[n - 1]! &= (0xff << (8 - (len & 7))) & 0xff;
+  return ipv6Text(pfx, 0) + SUFFIX[len]!;
 }
 
 /**
