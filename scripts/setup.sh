@@ -51,9 +51,9 @@ if [ -d /run/systemd/system ]; then
 fi
 
 # Name nrd's route protocol (196) for iproute2 (`ip route show proto nrd`); a name table only.
-if [ ! -f /etc/iproute2/rt_protos.d/nrd.conf ]; then
+if ! cmp -s systemd/rt_protos.d/nrd.conf /etc/iproute2/rt_protos.d/nrd.conf; then
   mkdir -p /etc/iproute2/rt_protos.d
-  echo "196 nrd" > /etc/iproute2/rt_protos.d/nrd.conf
+  cp systemd/rt_protos.d/nrd.conf /etc/iproute2/rt_protos.d/nrd.conf
 fi
 
 # npm dependencies, pinned by the lockfile; reinstalled only when the lockfile changed.
