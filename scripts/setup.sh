@@ -50,7 +50,7 @@ if [ -d /run/systemd/system ]; then
   done
 fi
 
-# Name nrd's route protocol (196) for iproute2 (`ip route show proto nrd`); a name table only.
+# Name nrd's route protocol (220) for iproute2 (`ip route show proto nrd`); a name table only.
 if ! cmp -s systemd/rt_protos.d/nrd.conf /etc/iproute2/rt_protos.d/nrd.conf; then
   mkdir -p /etc/iproute2/rt_protos.d
   cp systemd/rt_protos.d/nrd.conf /etc/iproute2/rt_protos.d/nrd.conf

@@ -2,7 +2,7 @@
 // (RFC 4271) to a target in another network namespace, timed from session Established until all N
 // are in the target namespace's main routing table; RSS of the target. Targets, same run, same
 // source: the real nrd daemon (etcd in its namespace, a bpffs for the datapath, routes with
-// protocol 196 through batched netlink) and BIRD 2 with a kernel protocol. Prints both and the
+// protocol 220 through batched netlink) and BIRD 2 with a kernel protocol. Prints both and the
 // nrd/BIRD ratios.
 // Sources: `inject` (default) writes pre-encoded UPDATEs at socket speed, so the target is what is
 // measured; `bird` is a BIRD tester exporting N static routes (≈32k routes/s, it bounds the run).
@@ -154,7 +154,7 @@ async function startNrd(topo: Topology, host: Host, opts: Options, cleanup: Arra
     pid: proc.pid,
     etcd,
     bpffs,
-    proto: '196',
+    proto: '220',
     async ribCount() {
       const body = await apiRequest<PeersResponse>(socket, '/v1/peers', { timeoutMs: 5000 });
       return body.peers.find((p) => p.address === SOURCE)?.prefixes.accepted ?? 0;
@@ -375,7 +375,7 @@ function line(r: Result, source: SourceKind): string {
     `RIB seen complete ${sec(r.ribSeconds)}`,
     ...(r.sourceDoneSeconds !== undefined ? [`source done writing ${sec(r.sourceDoneSeconds)}`] : []),
     `RSS ${(r.rssBefore / MB).toFixed(0)} → ${(r.rssAfter / MB).toFixed(0)} MB (${Math.round(Math.max(0, r.rssAfter - r.rssBefore) / r.routes)} B/route), peak ${(r.peak / MB).toFixed(0)} MB`,
-    `dump: ${r.dumped} routes proto ${r.target === 'nrd' ? 196 : 'bird'}`,
+    `dump: ${r.dumped} routes proto ${r.target === 'nrd' ? 220 : 'bird'}`,
     `slowest FIB probe ${r.probeMaxMs.toFixed(1)} ms`,
   ];
   return head + parts.join('; ');

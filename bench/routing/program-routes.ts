@@ -1,5 +1,5 @@
 // Bench helper run inside a namespace (`ip netns exec NS node program-routes.js N [mode]`):
-// programs N /24 routes with protocol 196 through the netlink KernelPort, optionally ECMP, then
+// programs N /24 routes with protocol 220 through the netlink KernelPort, optionally ECMP, then
 // reads them back; prints one JSON line with the timings. Modes: batch (default: replaceRoutes, what
 // the reconciler uses — one call, large datagrams, one ACK per datagram) | pipelined (a promise per
 // route, packed per tick) | sequential (await each, like a naive client).

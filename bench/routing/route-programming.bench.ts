@@ -1,4 +1,4 @@
-// Benchmark: programming N kernel routes (protocol 196, /24s via a connected gateway) through nrd's
+// Benchmark: programming N kernel routes (protocol 220, /24s via a connected gateway) through nrd's
 // netlink KernelPort against `ip -batch` of the same routes, in the same run, inside a fresh network
 // namespace; prints both rates and the ratio. Root. Usage: node route-programming.bench.js [N…] [--ecmp]
 // (default N = 10000). The namespace is flushed between runs; best of 3 runs each, alternated.
@@ -15,12 +15,12 @@ if (sizes.length === 0) sizes.push(10_000);
 const RUNS = 3;
 
 async function countOwned(h: Host): Promise<number> {
-  const r = await h.ip(['route', 'show', 'proto', '196']);
+  const r = await h.ip(['route', 'show', 'proto', '220']);
   return r.stdout.split('\n').filter((l) => l && !l.startsWith('\t') && !l.startsWith(' ')).length;
 }
 
 async function flush(h: Host): Promise<void> {
-  await h.ip(['route', 'flush', 'proto', '196']);
+  await h.ip(['route', 'flush', 'proto', '220']);
 }
 
 async function main(): Promise<void> {
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
       const lines: string[] = [];
       for (let i = 0; i < n; i++) {
         const dst = `${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`;
-        lines.push(ecmp ? `route replace ${dst} proto 196 nexthop via 192.0.2.2 nexthop via 198.51.100.2` : `route replace ${dst} via 192.0.2.2 proto 196`);
+        lines.push(ecmp ? `route replace ${dst} proto 220 nexthop via 192.0.2.2 nexthop via 198.51.100.2` : `route replace ${dst} via 192.0.2.2 proto 220`);
       }
       const file = join(dir, `routes-${n}.batch`);
       writeFileSync(file, `${lines.join('\n')}\n`);

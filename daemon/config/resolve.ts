@@ -93,6 +93,7 @@ export function resolveConfig(c: RawConfig, host: string): NrdConfig {
       attach: c.datapath.attach,
       masquerade: c.datapath.masquerade,
       masqueradeExclude: canonCidrs(c.datapath.masqueradeExclude),
+      masqueradeBackend: c.datapath.masqueradeBackend,
       xdpPrefilter: { deny: canonCidrs(c.datapath.xdpPrefilter.deny) },
       pinPath: c.datapath.pinPath,
     },

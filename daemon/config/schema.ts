@@ -184,12 +184,22 @@ export const CONFIG_SCHEMA: SchemaTree = {
       30,
       'Seconds a recovered native path must stay up before traffic to that node leaves VXLAN again (prevents flapping).',
     ),
-    routeProtocol: int(5, 255, 196, 'rtm_protocol that marks the kernel routes nrd owns (0..4 belong to the kernel).'),
+    routeProtocol: int(
+      5,
+      255,
+      220,
+      'rtm_protocol that marks the kernel routes of nrd\'s routing (0..4 belong to the kernel; 221 marks the endpoints\' host routes; numbers other routing software writes, such as BIRD\'s 12 or FRR\'s 186..198, are refused).',
+    ),
   },
   datapath: {
     attach: oneOf(['tcx', 'tc', 'auto'], 'auto', 'How BPF programs attach: tcx links, classic tc (clsact), or tcx when the kernel has it.'),
     masquerade: bool(true, 'Masquerade (SNAT to the node address) traffic from pods to destinations outside the cluster.'),
     masqueradeExclude: cidrs([], 'Destinations reached without masquerade besides the cluster pools.'),
+    masqueradeBackend: oneOf(
+      ['auto', 'nftables'],
+      'auto',
+      'Where masquerade runs: auto (BPF on the uplink, or an nftables table "inet nrd" where the BPF program cannot load or attach), or nftables always.',
+    ),
     xdpPrefilter: {
       deny: cidrs([], 'Source prefixes dropped by XDP on the uplink before the stack sees them.'),
     },

@@ -4,6 +4,7 @@
 // skips keys that already have an issue, so one mistake yields one line.
 import { formatIp, parseCidr, parseIp, cidrContains, cidrHasIp, cidrOverlaps, type ParsedCidr } from './net.js';
 import { nodeNameProblem } from './formats.js';
+import { ENDPOINT_MARK, FOREIGN_PROTOCOLS } from '../kernel/owners.js';
 import type { BgpPeerConfig, ConfigIssue, NrdConfig } from './types.js';
 
 /** A peer as validated, before derived defaults are filled in. */
@@ -31,6 +32,13 @@ export function checkSemantics(c: RawConfig, host: string, issues: ConfigIssue[]
   if (!bad('node.name') && c.node.name === '') {
     const p = nodeNameProblem(host);
     if (p) add('node.name', host, `is unset and the host name is not a valid node name (${p}): set node.name`);
+  }
+  // Route protocols are ownership marks: two owners sharing one would delete each other's routes.
+  if (!bad('routing.routeProtocol')) {
+    const p = c.routing.routeProtocol;
+    const other = FOREIGN_PROTOCOLS.get(p);
+    if (p === ENDPOINT_MARK.protocol) add('routing.routeProtocol', p, `is the protocol of nrd's endpoint routes (${ENDPOINT_MARK.protocolName}); choose another`);
+    else if (other) add('routing.routeProtocol', p, `is the route protocol of ${other}; nrd would take that software's routes for its own`);
   }
   const self = bad('node.address') ? null : parseIp(c.node.address);
 

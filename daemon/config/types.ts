@@ -92,6 +92,8 @@ export interface NrdConfig {
     attach: AttachMode;
     masquerade: boolean;
     masqueradeExclude: string[];
+    /** Where masquerade runs: BPF with an nftables fallback, or nftables always. */
+    masqueradeBackend: 'auto' | 'nftables';
     xdpPrefilter: { deny: string[] };
     pinPath: string;
   };

@@ -27,6 +27,8 @@ export const RTM_NEWLINK = 16;
 export const RTM_DELLINK = 17;
 export const RTM_GETLINK = 18;
 export const RTM_SETLINK = 19;
+export const RTM_NEWADDR = 20;
+export const RTM_DELADDR = 21;
 export const RTM_GETADDR = 22;
 export const RTM_NEWROUTE = 24;
 export const RTM_DELROUTE = 25;
@@ -38,6 +40,8 @@ export const RTM_GETNEIGH = 30;
 // Multicast groups (RTNLGRP_*), joined with NETLINK_ADD_MEMBERSHIP.
 export const RTNLGRP_LINK = 1;
 export const RTNLGRP_NEIGH = 3;
+export const RTNLGRP_IPV4_IFADDR = 5;
+export const RTNLGRP_IPV6_IFADDR = 9;
 export const RTNLGRP_IPV4_ROUTE = 7;
 export const RTNLGRP_IPV6_ROUTE = 11;
 

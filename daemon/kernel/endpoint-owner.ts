@@ -1,7 +1,7 @@
 // The endpoints' owner of kernel objects: what the endpoint datapath hands over as a level-triggered
 // desired set (per endpoint its host-side veth, its addresses, and permanent neighbours on that veth)
 // becomes host routes (/32, /128 onto the veth), kept links and neighbours, reconciled through the
-// one shared KernelPort under the endpoint mark (owners.ts: rtm_protocol 197 "nrd-ep", links "nrdv…"
+// one shared KernelPort under the endpoint mark (owners.ts: rtm_protocol 221 "nrd-ep", links "nrdv…"
 // of kind veth). It never lists, replaces or deletes routing's objects nor anyone else's.
 // Kernel interfaces: rtnetlink via KernelPort (RTM_*ROUTE, RTM_*LINK, RTM_*NEIGH).
 //

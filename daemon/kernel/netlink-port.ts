@@ -10,6 +10,7 @@ import {
   NLM_F_CREATE,
   NLM_F_EXCL,
   NLM_F_REPLACE,
+  RTM_DELADDR,
   RTM_DELLINK,
   RTM_DELNEIGH,
   RTM_DELROUTE,
@@ -17,11 +18,14 @@ import {
   RTM_GETLINK,
   RTM_GETNEIGH,
   RTM_GETROUTE,
+  RTM_NEWADDR,
   RTM_NEWLINK,
   RTM_NEWNEIGH,
   RTM_NEWROUTE,
   RTM_SETLINK,
+  RTNLGRP_IPV4_IFADDR,
   RTNLGRP_IPV4_ROUTE,
+  RTNLGRP_IPV6_IFADDR,
   RTNLGRP_IPV6_ROUTE,
   RTNLGRP_LINK,
   RTNLGRP_NEIGH,
@@ -189,7 +193,7 @@ export class NetlinkKernelPort implements KernelPort {
     this.handlers.add(handler);
     if (!this.events) {
       this.events = new NetlinkChannel({
-        groups: [RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE],
+        groups: [RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR],
         onMessage: (m) => this.notify(m),
         onError: () => this.emit({ kind: 'overflow' }),
         // Every route nrd writes comes back as a notification: a 100k-route batch overflows any
@@ -225,6 +229,9 @@ export class NetlinkKernelPort implements KernelPort {
     } else if (m.type === RTM_NEWLINK || m.type === RTM_DELLINK) {
       const link = decodeLink(m.payload);
       if (link) this.emit({ kind: 'link', op: m.type === RTM_NEWLINK ? 'new' : 'del', link });
+    } else if (m.type === RTM_NEWADDR || m.type === RTM_DELADDR) {
+      const address = decodeAddress(m.payload);
+      if (address) this.emit({ kind: 'address', op: m.type === RTM_NEWADDR ? 'new' : 'del', address });
     }
   }
 

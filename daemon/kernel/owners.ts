@@ -5,16 +5,26 @@
 // Kernel interfaces: rtm_protocol of rtnetlink routes, interface names (IFNAMSIZ 16).
 //
 // The marks:
-//   routing    routes with rtm_protocol 196 ("nrd") — the protocol every earlier nrd wrote, so an
-//              upgrade adopts the routes already installed without a write; VXLAN links whose name
+//   routing    routes with rtm_protocol 220 ("nrd", routing.routeProtocol may move it); VXLAN links whose name
 //              starts with "nrd" (the VXLAN device, e.g. nrd.vxlan); neighbours and FDB entries that
 //              live on those links.
-//   endpoints  routes with rtm_protocol 197 ("nrd-ep"): the endpoints' /32 and /128 host routes;
+//   endpoints  routes with rtm_protocol 221 ("nrd-ep"): the endpoints' /32 and /128 host routes;
 //              veth links whose name starts with "nrdv" (the host side of each endpoint's veth
 //              pair); neighbours that live on those links (the gateway/endpoint entries).
 // "nrdv" begins with "nrd": a link belongs to the owner with the LONGEST matching prefix, and each
 // owner also names the link kind it owns, so neither can mistake the other's links for its own.
 // Both protocol numbers are named in /etc/iproute2/rt_protos.d/nrd.conf so `ip route` shows them.
+// Why 220/221: a protocol number is an ownership mark, so it must be one no other routing software
+// on the node writes. FRR's zebra takes 186..198 (196 is its staticd, 197 openfabric), BIRD 12,
+// Quagga/zebra 11, keepalived 18, babel 42, Open/R 99 (iproute2's rt_protos and FRR's frr.conf);
+// an earlier nrd used 196 and would have deleted FRR's static routes on a node running FRR.
+
+/** rtm_protocol values that other routing software on a node writes: never nrd's mark. */
+export const FOREIGN_PROTOCOLS: ReadonlyMap<number, string> = new Map([
+  [8, 'gated'], [9, 'ra (IPv6 router advertisements)'], [10, 'mrt'], [11, 'zebra'], [12, 'BIRD'], [13, 'dnrouted'],
+  [14, 'XORP'], [15, 'ntk'], [16, 'dhcp'], [17, 'mrouted'], [18, 'keepalived'], [42, 'babel'], [99, 'Open/R'],
+  ...[186, 187, 188, 189, 190, 191, 192, 193, 194, 195, 196, 197, 198].map((n): [number, string] => [n, 'FRR (zebra)']),
+]);
 
 export type OwnerName = 'routing' | 'endpoints';
 
@@ -30,8 +40,8 @@ export interface OwnerMark {
   readonly linkKind: string;
 }
 
-export const ROUTING_MARK: OwnerMark = Object.freeze({ owner: 'routing', protocol: 196, protocolName: 'nrd', linkPrefix: 'nrd', linkKind: 'vxlan' });
-export const ENDPOINT_MARK: OwnerMark = Object.freeze({ owner: 'endpoints', protocol: 197, protocolName: 'nrd-ep', linkPrefix: 'nrdv', linkKind: 'veth' });
+export const ROUTING_MARK: OwnerMark = Object.freeze({ owner: 'routing', protocol: 220, protocolName: 'nrd', linkPrefix: 'nrd', linkKind: 'vxlan' });
+export const ENDPOINT_MARK: OwnerMark = Object.freeze({ owner: 'endpoints', protocol: 221, protocolName: 'nrd-ep', linkPrefix: 'nrdv', linkKind: 'veth' });
 
 export const OWNER_MARKS: readonly OwnerMark[] = Object.freeze([ROUTING_MARK, ENDPOINT_MARK]);
 

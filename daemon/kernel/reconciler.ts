@@ -488,6 +488,8 @@ export class Reconciler {
       }
       return;
     }
+    // Addresses are not reconciled objects; their owners (routing's guards) watch them directly.
+    if (e.kind === 'address') return;
     const r = e.route;
     if (r.table !== this.table) return;
     const k = routeKey(r);

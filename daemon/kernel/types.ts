@@ -119,6 +119,8 @@ export type KernelEvent =
   | { kind: 'neigh'; op: 'new' | 'del'; neighbour: Neighbour }
   /** RTNLGRP_NEIGH, AF_BRIDGE: an FDB entry appeared, changed or went away. */
   | { kind: 'fdb'; op: 'new' | 'del'; fdb: FdbEntry }
+  /** RTNLGRP_IPV4_IFADDR / RTNLGRP_IPV6_IFADDR: an address was added to or removed from a link. */
+  | { kind: 'address'; op: 'new' | 'del'; address: AddressInfo }
   /** Notifications were lost (ENOBUFS): anything may have changed; resync everything. */
   | { kind: 'overflow' };
 

@@ -29,9 +29,12 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { canonicalMac, canonicalPrefix, familyOf, firstAddress, parsePrefix, bytesToIp, type Prefix } from '../kernel/addr.js';
 import { Reconciler, type DesiredRouteBody, type DesiredState, type ReconcileReport, type ReconcilerOptions } from '../kernel/reconciler.js';
 import { ROUTING_MARK } from '../kernel/owners.js';
-import type { KernelPort } from '../kernel/types.js';
+import type { KernelPort, Subscription } from '../kernel/types.js';
 import { choosePath, step, type Candidate, type PathState } from './path.js';
 import type { BgpRoute, PathMode, PathSwitch, RemoteNode, RouteView, RoutingOptions } from './types.js';
+
+/** Quiet time after an address event before the connected subnets are re-read. */
+const ADDRESS_DEBOUNCE_MS = 200;
 
 /** VXLAN header overhead over an IPv4 underlay: outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14. */
 export const VXLAN_OVERHEAD_V4 = 50;
@@ -139,6 +142,8 @@ export class Router {
   private readonly rejected = new Map<string, string>();
   /** Subnets connected to any link of this node (not only the underlay): hijack guards. */
   private hostConnected: string[] = [];
+  private addressWatch: Subscription | undefined;
+  private addressTimer: unknown = null;
   private guards: Array<{ prefix: Prefix; text: string; reason: RefuseReason }> = [];
   /** Prefixes refused now as hijacks, with the reason; newly refused ones wait to be logged. */
   readonly refused = new Map<string, RefuseReason>();
@@ -196,6 +201,7 @@ export class Router {
   async start(): Promise<ReconcileReport> {
     await this.refreshUnderlay();
     this.started = true;
+    this.watchAddresses();
     await this.ensureSysctls();
     this.recompute();
     const rep = await this.reconciler.start();
@@ -212,10 +218,34 @@ export class Router {
 
   stop(): void {
     this.started = false;
+    this.addressWatch?.close();
+    this.addressWatch = undefined;
+    if (this.addressTimer !== null) this.clock.clearTimer(this.addressTimer);
+    this.addressTimer = null;
     this.reconciler.stop();
     if (this.recheckTimer !== null) this.clock.clearTimer(this.recheckTimer);
     this.recheckTimer = null;
     this.recheckAt = Infinity;
+  }
+
+  /**
+   * An address added to or removed from any link changes the connected subnets: the direct paths
+   * and the hijack guards. Re-read them (debounced: an interface coming up brings several
+   * addresses at once) and re-evaluate every prefix — addresses change rarely.
+   */
+  private watchAddresses(): void {
+    if (this.addressWatch) return;
+    this.addressWatch = this.port.subscribe((e) => {
+      if (e.kind !== 'address' || !this.started || this.addressTimer !== null) return;
+      this.addressTimer = this.clock.setTimer(() => {
+        this.addressTimer = null;
+        if (!this.started) return;
+        this.refreshUnderlay().then(
+          () => this.scheduleRecompute(),
+          (err: unknown) => this.log.warn({ err }, 'cannot re-read the underlay after an address change; keeping the last view'),
+        );
+      }, ADDRESS_DEBOUNCE_MS);
+    });
   }
 
   /** Re-read the underlay interface (address, MTU, connected subnets). */

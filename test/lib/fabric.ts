@@ -35,7 +35,7 @@ export const NODE_ASN_BASE = 64600;
 export const ETCD_ADDRESS = '192.0.2.2';
 export const ETCD_TOR_ADDRESS = '192.0.2.1';
 export const POD_GATEWAY = '169.254.1.1';
-export const ROUTE_PROTOCOL = 196;
+export const ROUTE_PROTOCOL = 220;
 export const VXLAN_DEVICE = 'nrd.vxlan';
 export const VXLAN_PORT = 4789;
 /** Node-side name of the veth to the node's pod (must not start with nrd's owned prefix "nrd"). */
@@ -367,12 +367,12 @@ export class FabricNode {
     return (await this.host.routes(args)) as KernelRoute[];
   }
 
-  /** nrd's routes in the kernel (protocol 196), main table. */
+  /** nrd's routes in the kernel (protocol 220), main table. */
   nrdRoutes(): Promise<KernelRoute[]> {
     return this.kernelRoutes(['proto', String(ROUTE_PROTOCOL)]);
   }
 
-  /** `ip route show proto 196` as text, sorted: what "identical" compares. */
+  /** `ip route show proto 220` as text, sorted: what "identical" compares. */
   async nrdRoutesText(): Promise<string> {
     const r = await this.host.ip(['route', 'show', 'proto', String(ROUTE_PROTOCOL)]);
     return r.stdout
@@ -747,9 +747,9 @@ export class RouteMonitor {
   }
 }
 
-/** Does an `ip monitor route` line concern nrd's routes (protocol 196, or one of `prefixes`)? */
+/** Does an `ip monitor route` line concern nrd's routes (protocol 220, or one of `prefixes`)? */
 export function isNrdRouteEvent(line: string, prefixes: readonly string[]): boolean {
   const body = line.replace(/^\[[^\]]*\]\s*/, '').replace(/^Deleted /, '');
-  if (/\bproto (196|nrd)\b/.test(body)) return true;
+  if (/\bproto (220|nrd)\b/.test(body)) return true;
   return prefixes.some((p) => body.startsWith(`${p} `) || body.startsWith(`blackhole ${p} `) || body.startsWith(`unreachable ${p} `));
 }

@@ -61,7 +61,18 @@ export class FakeKernel implements KernelPort {
     const link = this.byName(ifname);
     if (!link) throw new Error(`no link ${ifname}`);
     const [address, len] = cidr.split('/');
-    this.addresses.push({ ifindex: link.index, family: familyOf(address!), address: address!, prefixLen: Number(len) });
+    const a: AddressInfo = { ifindex: link.index, family: familyOf(address!), address: address!, prefixLen: Number(len) };
+    this.addresses.push(a);
+    this.emit({ kind: 'address', op: 'new', address: { ...a } });
+  }
+
+  removeAddress(ifname: string, cidr: string): void {
+    const link = this.byName(ifname);
+    const [address, len] = cidr.split('/');
+    const i = this.addresses.findIndex((a) => a.ifindex === link?.index && a.address === address && a.prefixLen === Number(len));
+    if (i < 0) throw new Error(`no address ${cidr} on ${ifname}`);
+    const [a] = this.addresses.splice(i, 1);
+    this.emit({ kind: 'address', op: 'del', address: a! });
   }
 
   /** Routes with nrd's protocol (or all), sorted, as comparable plain data. */

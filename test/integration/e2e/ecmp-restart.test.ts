@@ -1,6 +1,6 @@
 // nrd end to end on two dual-homed nodes behind two BIRD ToRs (AS 65000 and 65001): equal paths
 // through both ToRs become one multipath kernel route; restarting nrd (SIGTERM, kill -9) changes
-// no route and emits no route event; a stale protocol-196 route is removed once synced while
+// no route and emits no route event; a stale protocol-220 route is removed once synced while
 // foreign routes are left alone and a route of nrd's deleted by hand comes back; and etcd going
 // away for a while changes nothing in the kernel while readiness says degraded.
 import { test, before, after } from 'node:test';
@@ -30,7 +30,7 @@ before(async () => {
   [n1, n2] = fabric.nodes as [FabricNode, FabricNode];
 });
 
-/** Every node's protocol-196 routes, one text per node. */
+/** Every node's protocol-220 routes, one text per node. */
 const snapshot = async (): Promise<string[]> => Promise.all(fabric.nodes.map((n) => n.nrdRoutesText()));
 const allCidrs = (): string[] => fabric.nodes.map((n) => n.cidr!);
 
@@ -79,7 +79,7 @@ for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     }
     const counts = await ping.stop();
     for (const ev of [events, peerEvents]) assert.ok(ev.some((l) => l.includes('203.0.113.99')), `route monitor saw the canary: ${ev.join('\n')}`);
-    assert.equal(await n1.nrdRoutesText(), before, 'ip route show proto 196 on n1 before vs after the restart');
+    assert.equal(await n1.nrdRoutesText(), before, 'ip route show proto 220 on n1 before vs after the restart');
     const nrdEvents = events.filter((l) => isNrdRouteEvent(l, allCidrs()));
     assert.deepEqual(nrdEvents, [], `route events for nrd's routes on n1 during the restart:\n${events.join('\n')}`);
     // Graceful restart: the ToRs kept n1's routes, so n2 saw nothing either.
@@ -89,18 +89,18 @@ for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
   });
 }
 
-test('stale protocol-196 route removed once synced; foreign routes untouched; a route deleted by hand is restored', async () => {
+test('stale protocol-220 route removed once synced; foreign routes untouched; a route deleted by hand is restored', async () => {
   const gw = n1.tor1Address;
   await n1.stop('SIGTERM');
   const stale = '10.244.250.0/24';
   const foreignInPool = '10.244.251.0/24';
   const foreignOutside = '203.0.113.0/24';
   const foreignSame196Table = '10.244.252.0/24';
-  await n1.host.ip(['route', 'add', stale, 'via', gw, 'proto', '196']);
+  await n1.host.ip(['route', 'add', stale, 'via', gw, 'proto', '220']);
   await n1.host.ip(['route', 'add', foreignInPool, 'via', gw, 'proto', 'static']);
   await n1.host.ip(['route', 'add', foreignOutside, 'via', gw, 'proto', 'static']);
-  // nrd owns protocol 196 in the main table only: the same protocol in another table is not its.
-  await n1.host.ip(['route', 'add', foreignSame196Table, 'via', gw, 'proto', '196', 'table', '100']);
+  // nrd owns protocol 220 in the main table only: the same protocol in another table is not its.
+  await n1.host.ip(['route', 'add', foreignSame196Table, 'via', gw, 'proto', '220', 'table', '100']);
   try {
     await n1.start();
     await waitFor(async () => !(await n1.kernelRoute(stale)), { timeoutMs: 30_000, intervalMs: 100, what: `stale ${stale} removed` }).catch((err: unknown) => {
@@ -110,7 +110,7 @@ test('stale protocol-196 route removed once synced; foreign routes untouched; a 
     await sleep(1000);
     assert.equal((await n1.kernelRoute(foreignInPool))?.protocol, 'static', 'foreign route in the pod pool kept');
     assert.equal((await n1.kernelRoute(foreignOutside))?.protocol, 'static', 'foreign route outside the pool kept');
-    assert.ok((await n1.kernelRoutes(['table', '100'])).some((r) => r.dst === foreignSame196Table), 'protocol 196 in table 100 kept');
+    assert.ok((await n1.kernelRoutes(['table', '100'])).some((r) => r.dst === foreignSame196Table), 'protocol 220 in table 100 kept');
 
     // nrd's route to n2 and its own blackhole, deleted by hand, come back.
     const before = await n1.nrdRoutesText();

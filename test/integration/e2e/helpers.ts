@@ -1,4 +1,4 @@
-// Assertions shared by the e2e tests: what a node's kernel (protocol-196 routes) and its control
+// Assertions shared by the e2e tests: what a node's kernel (protocol-220 routes) and its control
 // API (/v1/routes) say about the path to a remote node's pod CIDR, waited for with polling.
 import assert from 'node:assert/strict';
 import { ROUTE_PROTOCOL, VXLAN_DEVICE, routeDevs, routeGateways, type ApiRoute, type FabricNode, type KernelRoute } from '../../lib/fabric.js';
@@ -11,7 +11,7 @@ export interface PathSeen {
   api: ApiRoute;
 }
 
-/** Does the kernel route implement the path (protocol 196, right devices/gateways)? */
+/** Does the kernel route implement the path (protocol 220, right devices/gateways)? */
 function kernelSays(r: KernelRoute | undefined, path: Path, gateways?: readonly string[]): boolean {
   if (!r) return false;
   if (String(r.protocol) !== String(ROUTE_PROTOCOL) && r.protocol !== 'nrd') return false;
@@ -47,7 +47,7 @@ export async function waitPath(node: FabricNode, remote: FabricNode, path: Path,
     throw new Error(
       `${(err as Error).message}\nkernel: ${JSON.stringify(last.kernel)}\napi: ${JSON.stringify(last.api)}\n` +
         `BGP view: ${JSON.stringify(await node.api(`/v1/bgp/routes?prefix=${encodeURIComponent(prefix)}`).catch((e: unknown) => String(e)))}\n` +
-        `ip route show proto 196:\n${await node.nrdRoutesText().catch((e: unknown) => String(e))}\n${node.describe()}`,
+        `ip route show proto 220:\n${await node.nrdRoutesText().catch((e: unknown) => String(e))}\n${node.describe()}`,
     );
   }
 }
@@ -66,11 +66,11 @@ export async function pingMesh(nodes: readonly FabricNode[], timeoutMs = 15_000)
   }
 }
 
-/** The own CIDR of a node is a protocol-196 blackhole in its kernel (no loops to the fabric). */
+/** The own CIDR of a node is a protocol-220 blackhole in its kernel (no loops to the fabric). */
 export async function assertOwnBlackhole(n: FabricNode): Promise<void> {
   const r = await waitFor(
     async () => (await n.kernelRoutes(['proto', String(ROUTE_PROTOCOL), 'type', 'blackhole'])).find((x) => x.dst === n.cidr),
-    { timeoutMs: 10_000, what: `${n.name}: blackhole ${n.cidr} proto 196` },
+    { timeoutMs: 10_000, what: `${n.name}: blackhole ${n.cidr} proto 220` },
   );
   assert.equal(r.type, 'blackhole');
 }

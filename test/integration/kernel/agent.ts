@@ -69,7 +69,7 @@ async function handle(req: Request): Promise<unknown> {
         family: 4 as const,
         dst: bulkPrefix(i),
         table: 254,
-        protocol: 196,
+        protocol: 220,
         type: 'unicast' as const,
         nextHops: [{ gateway: a[1] as string }],
       }));

@@ -16,7 +16,7 @@ const topo = useTopology(after, 'kovf');
 const N = 100_000;
 
 async function countProto196(h: Host): Promise<number> {
-  const r = await h.ip(['-4', 'route', 'show', 'proto', '196']);
+  const r = await h.ip(['-4', 'route', 'show', 'proto', '220']);
   return r.stdout.split('\n').filter((l) => l.trim()).length;
 }
 
@@ -31,7 +31,7 @@ test('a 100k-route batch with a subscription open: the process survives, events 
     assert.equal(await countProto196(h), N);
     // Still alive and still subscribed: a hand deletion is reported.
     await agent.call('events.count');
-    await h.ip(['route', 'del', '10.0.0.0/25', 'proto', '196']);
+    await h.ip(['route', 'del', '10.0.0.0/25', 'proto', '220']);
     const seen = await waitFor(
       async () => {
         const r = await agent.call<{ total: number; matching: KernelEvent[] }>('events.count', ['10.0.0.0/25']);
@@ -64,8 +64,8 @@ test('Router: 100k BGP changes one by one are all installed; a route deleted by 
     await agent.call('router.setBgp', [[], true]);
     await agent.call('router.bgpBulk', [N, '192.0.2.2']);
     await waitFor(async () => (await countProto196(h)) === N + 1, { what: `${N} BGP routes + the own CIDR in the FIB`, timeoutMs: 60_000, intervalMs: 500 });
-    await h.ip(['route', 'del', '10.0.0.128/25', 'proto', '196']);
-    await waitFor(async () => (await h.ip(['route', 'show', '10.0.0.128/25', 'proto', '196'])).stdout.includes('192.0.2.2'), {
+    await h.ip(['route', 'del', '10.0.0.128/25', 'proto', '220']);
+    await waitFor(async () => (await h.ip(['route', 'show', '10.0.0.128/25', 'proto', '220'])).stdout.includes('192.0.2.2'), {
       what: 'hand-deleted route put back',
       timeoutMs: 10_000,
     });

@@ -1,5 +1,5 @@
 // The real netlink KernelPort inside a network namespace: routes (replace, multipath, onlink, MTU,
-// IPv6, blackhole) all with protocol 196, delete that never matches a foreign route, a VXLAN device
+// IPv6, blackhole) all with protocol 220, delete that never matches a foreign route, a VXLAN device
 // with FDB and neighbour entries, errno names on failures, and change notifications — checked
 // against iproute2's own view (`ip -j route`, `bridge -j fdb`, `ip -j neigh`, `ip -d -j link`).
 import { test, after } from 'node:test';
@@ -22,7 +22,7 @@ const R = (dst: string, rest: Partial<Route> = {}): Route => ({
   family: dst.includes(':') ? 6 : 4,
   dst,
   table: 254,
-  protocol: 196,
+  protocol: 220,
   type: 'unicast',
   nextHops: [],
   ...rest,
@@ -37,13 +37,13 @@ test('set up one namespace with two underlay links', async () => {
   await agent.call('events.start');
 });
 
-test('routes: plain, multipath, onlink, MTU, blackhole, IPv6 — all protocol 196, replace in place', async () => {
+test('routes: plain, multipath, onlink, MTU, blackhole, IPv6 — all protocol 220, replace in place', async () => {
   await agent.port('replaceRoute', R('10.244.1.0/24', { nextHops: [{ gateway: '192.0.2.2' }], mtu: 1400 }));
   await agent.port('replaceRoute', R('10.244.2.0/24', { nextHops: [{ gateway: '192.0.2.2' }, { gateway: '198.51.100.2', weight: 3 }] }));
   await agent.port('replaceRoute', R('10.244.3.0/24', { type: 'blackhole' }));
   await agent.port('replaceRoute', R('10.244.4.0/24', { nextHops: [{ gateway: '10.244.4.0', ifindex: (await agent.port<LinkInfo>('getLink', 'eth1')).index, onlink: true }] }));
   await agent.port('replaceRoute', R('fd00:244:5::/64', { nextHops: [{ gateway: 'fd00:2::2' }] }));
-  const v4 = await ipj(['route', 'show', 'proto', '196']);
+  const v4 = await ipj(['route', 'show', 'proto', '220']);
   const byDst = new Map(v4.map((r) => [r.dst as string, r]));
   assert.equal(byDst.get('10.244.1.0/24')?.gateway, '192.0.2.2');
   assert.deepEqual((byDst.get('10.244.1.0/24')?.metrics as Array<Record<string, unknown>>)[0], { mtu: 1400 });
@@ -57,18 +57,18 @@ test('routes: plain, multipath, onlink, MTU, blackhole, IPv6 — all protocol 19
   );
   assert.equal(byDst.get('10.244.3.0/24')?.type, 'blackhole');
   assert.deepEqual(byDst.get('10.244.4.0/24')?.flags, ['onlink']);
-  const v6 = await ipj(['-6', 'route', 'show', 'proto', '196']);
+  const v6 = await ipj(['-6', 'route', 'show', 'proto', '220']);
   assert.equal(v6[0]?.dst, 'fd00:244:5::/64');
   // Replace: same key, new next hop, still one route.
   await agent.port('replaceRoute', R('10.244.1.0/24', { nextHops: [{ gateway: '198.51.100.2' }] }));
   const again = (await ipj(['route', 'show', '10.244.1.0/24'])).map((r) => r.gateway);
   assert.deepEqual(again, ['198.51.100.2']);
   // Read back through the port matches what iproute2 shows.
-  const mine = (await agent.port<Route[]>('listRoutes', 4, 254)).filter((r) => r.protocol === 196);
+  const mine = (await agent.port<Route[]>('listRoutes', 4, 254)).filter((r) => r.protocol === 220);
   assert.deepEqual(mine.map((r) => r.dst).sort(), ['10.244.1.0/24', '10.244.2.0/24', '10.244.3.0/24', '10.244.4.0/24']);
-  // Every route we wrote carries protocol 196; nothing else appeared outside the connected routes.
+  // Every route we wrote carries protocol 220; nothing else appeared outside the connected routes.
   const all = await ipj(['route', 'show', 'table', 'main']);
-  for (const r of all) assert.ok(r.protocol === 'kernel' || r.protocol === '196' || r.protocol === 'nrd', JSON.stringify(r));
+  for (const r of all) assert.ok(r.protocol === 'kernel' || r.protocol === '220' || r.protocol === 'nrd', JSON.stringify(r));
 });
 
 test('delete honours the protocol: a foreign route with the same prefix is never removed', async () => {
@@ -126,16 +126,28 @@ test('sysctl read/write in the namespace', async () => {
   assert.equal((await h.exec(['sysctl', '-n', 'net.ipv4.ip_forward'])).stdout.trim(), '1');
 });
 
-test('a route deleted by hand shows up as an RTM_DELROUTE notification with protocol 196', async () => {
+test('a route deleted by hand shows up as an RTM_DELROUTE notification with protocol 220', async () => {
   await agent.call('events.take');
-  await h.ip(['route', 'del', '10.244.2.0/24', 'proto', '196']);
+  await h.ip(['route', 'del', '10.244.2.0/24', 'proto', '220']);
   const ev = await waitFor(async () => {
     const e = await agent.call<KernelEvent[]>('events.take');
     return e.find((x) => x.kind === 'route' && x.op === 'del' && x.route.dst === '10.244.2.0/24');
   }, { what: 'DELROUTE event' });
-  assert.equal(ev.kind === 'route' && ev.route.protocol, 196);
+  assert.equal(ev.kind === 'route' && ev.route.protocol, 220);
 });
 
+
+test('an address added and removed by hand shows up as address events (the hijack guard and direct paths follow them)', async () => {
+  await agent.call('events.take');
+  const dev = (await h.exec(['ip', '-o', 'link', 'show', 'type', 'veth'])).stdout.split('\n')[0]!.split(': ')[1]!.split('@')[0]!;
+  await h.ip(['addr', 'add', '203.0.113.9/24', 'dev', dev]);
+  await h.ip(['addr', 'del', '203.0.113.9/24', 'dev', dev]);
+  const seen = await waitFor(async () => {
+    const e = (await agent.call<KernelEvent[]>('events.take')).filter((x) => x.kind === 'address' && x.address.address === '203.0.113.9');
+    return e.length >= 2 ? e : undefined;
+  }, { what: 'NEWADDR and DELADDR events' });
+  assert.deepEqual(seen.map((e) => e.kind === 'address' && [e.op, e.address.prefixLen]), [['new', 24], ['del', 24]]);
+});
 
 test('batch writes: 6000 routes across several datagrams, failures reported by index (also on an ACK-carrying last message), batch delete', async () => {
   const routes: Route[] = [];
@@ -154,11 +166,11 @@ test('batch writes: 6000 routes across several datagrams, failures reported by i
       [5999, 'ENETUNREACH', 'newRoute'],
     ],
   );
-  const mine = (await agent.port<Route[]>('listRoutes', 4, 254)).filter((r) => r.protocol === 196 && r.dst.startsWith('10.1'));
+  const mine = (await agent.port<Route[]>('listRoutes', 4, 254)).filter((r) => r.protocol === 220 && r.dst.startsWith('10.1'));
   assert.equal(mine.filter((r) => /^10\.(1\d\d)\./.test(r.dst)).length, 5997);
   const del = routes.filter((_, i) => i !== 2500 && i !== 5999 && i !== 10);
   const delFailed = await agent.port<unknown[]>('deleteRoutes', [...del, R('10.251.0.0/24')]);
   assert.deepEqual((delFailed as Array<{ index: number; error: { code: string } }>).map((f) => [f.index, f.error.code]), [[del.length, 'ESRCH']]);
-  const left = (await agent.port<Route[]>('listRoutes', 4, 254)).filter((r) => r.protocol === 196 && /^10\.(1\d\d)\./.test(r.dst));
+  const left = (await agent.port<Route[]>('listRoutes', 4, 254)).filter((r) => r.protocol === 220 && /^10\.(1\d\d)\./.test(r.dst));
   assert.equal(left.length, 0);
 });

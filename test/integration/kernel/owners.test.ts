@@ -1,5 +1,5 @@
-// Two owners of kernel objects over one real netlink port in a namespace: routing (protocol 196,
-// the nrd.vxlan device with its FDB and neighbour) and the endpoints (protocol 197, /32 and /128 host
+// Two owners of kernel objects over one real netlink port in a namespace: routing (protocol 220,
+// the nrd.vxlan device with its FDB and neighbour) and the endpoints (protocol 221, /32 and /128 host
 // routes on nrdv* veths, a permanent neighbour). Each owner's objects survive every reconcile of the
 // other, with an empty and with a full desired set; foreign objects (a static route, a foreign veth
 // with a neighbour) are never touched — checked with iproute2's own view.
@@ -35,8 +35,8 @@ const EPS = [
 
 /** What the endpoints own, as iproute2 sees it. */
 async function endpointView(): Promise<string[]> {
-  const r4 = await ipj(['route', 'show', 'proto', '197']);
-  const r6 = await ipj(['-6', 'route', 'show', 'proto', '197']);
+  const r4 = await ipj(['route', 'show', 'proto', '221']);
+  const r6 = await ipj(['-6', 'route', 'show', 'proto', '221']);
   const n = (await ipj(['neigh', 'show', 'nud', 'permanent'])).filter((x) => String(x.dev).startsWith('nrdv'));
   const links = await ipj(['link', 'show', 'type', 'veth']);
   return [
@@ -47,7 +47,7 @@ async function endpointView(): Promise<string[]> {
 }
 
 async function routingView(): Promise<string[]> {
-  const r = await ipj(['route', 'show', 'proto', '196']);
+  const r = await ipj(['route', 'show', 'proto', '220']);
   const vx = await ipj(['-d', 'link', 'show', 'type', 'vxlan']);
   const bridgeFdb = vx.length ? (JSON.parse((await h.exec(['bridge', '-j', 'fdb', 'show', 'dev', 'nrd.vxlan'])).stdout || '[]') as Array<Record<string, unknown>>) : [];
   const n = vx.length ? await ipj(['neigh', 'show', 'dev', 'nrd.vxlan', 'nud', 'permanent']) : [];

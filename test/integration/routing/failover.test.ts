@@ -3,7 +3,7 @@
 // a subnet, and VXLAN across subnets. Endpoints ping each other natively; when the native input and
 // the ToR's pod routes disappear, traffic moves to VXLAN (VXLAN device counters prove it) and comes
 // back to native after the hold-down. Then ownership: a route deleted by hand is restored, a stale
-// protocol-196 route is removed at start, foreign routes are untouched, and a restart (SIGTERM and
+// protocol-220 route is removed at start, foreign routes are untouched, and a restart (SIGTERM and
 // kill -9) emits no route event for nrd's routes.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -92,7 +92,7 @@ test('topology: ToR/switch, three nodes (two subnets), one endpoint each', async
 test('native: ECMP-capable routes via the ToR from BGP input; endpoints ping across nodes', async () => {
   for (const n of nodes) await startAgent(n);
   const [n1, n2, n3] = nodes as [Node, Node, Node];
-  const r = await n1.host.routes(['proto', '196']);
+  const r = await n1.host.routes(['proto', '220']);
   assert.deepEqual(
     r.map((x) => [x.dst, x.gateway ?? x.type]).sort(),
     [
@@ -160,17 +160,17 @@ test('failover: native input gone and ToR pod routes gone → VXLAN carries the 
 
 test('a route deleted by hand is put back', async () => {
   const [n1, n2] = nodes as [Node, Node];
-  await n1.host.ip(['route', 'del', n2.cidr, 'proto', '196']);
+  await n1.host.ip(['route', 'del', n2.cidr, 'proto', '220']);
   await waitFor(async () => (await n1.host.routes([n2.cidr]))[0]?.gateway === n1.gw, { timeoutMs: 5000, what: 'route restored' });
 });
 
 async function restartNoRouteEvents(signal: NodeJS.Signals): Promise<void> {
   const [n1] = nodes as [Node];
-  const before = await n1.host.routes(['proto', '196']);
+  const before = await n1.host.routes(['proto', '220']);
   // A running nrd would remove a stale route at once (it watches route events): stop it first.
   // Then a stale nrd route (a node that vanished while nrd was down) and a foreign one appear.
   await n1.agent!.stop(signal);
-  await n1.host.ip(['route', 'add', '10.244.99.0/24', 'via', n1.gw, 'proto', '196']);
+  await n1.host.ip(['route', 'add', '10.244.99.0/24', 'via', n1.gw, 'proto', '220']);
   await n1.host.ip(['route', 'replace', '10.98.0.0/16', 'via', n1.gw, 'proto', 'static']);
   // A second netlink listener in the namespace records every route notification during the restart.
   const mon = new Agent(n1.host);
@@ -182,12 +182,12 @@ async function restartNoRouteEvents(signal: NodeJS.Signals): Promise<void> {
   await mon.call('exit');
   const lines = events.map((e) => (e.kind === 'route' ? `${e.op} ${e.route.dst} proto ${e.route.protocol}` : ''));
   // The only route event is the deletion of the stale route.
-  assert.deepEqual(lines, ['del 10.244.99.0/24 proto 196'], `route events on restart (${signal}): ${(await n1.host.ip(['route'])).stdout}`);
-  assert.deepEqual(await n1.host.routes(['proto', '196']), before);
+  assert.deepEqual(lines, ['del 10.244.99.0/24 proto 220'], `route events on restart (${signal}): ${(await n1.host.ip(['route'])).stdout}`);
+  assert.deepEqual(await n1.host.routes(['proto', '220']), before);
   assert.equal((await n1.host.routes(['10.98.0.0/16'])).length, 1, 'foreign route untouched');
 }
 
-test('restart (SIGTERM): stale protocol-196 route removed, foreign untouched, no event for nrd routes', async () => {
+test('restart (SIGTERM): stale protocol-220 route removed, foreign untouched, no event for nrd routes', async () => {
   await restartNoRouteEvents('SIGTERM');
 });
 

@@ -26,12 +26,12 @@ test('multipath route encodes rtmsg + RTA_TABLE + RTA_DST + RTA_MULTIPATH byte f
     family: 4,
     dst: '10.244.2.0/24',
     table: 254,
-    protocol: 196,
+    protocol: 220,
     type: 'unicast',
     nextHops: [{ gateway: '192.0.2.2' }, { gateway: '198.51.100.2', weight: 2 }],
   };
   const want = hex(`
-    02 18 00 00 fe c4 00 01 00000000   # rtmsg: AF_INET, /24, table main, proto 196, scope universe, unicast, flags 0
+    02 18 00 00 fe dc 00 01 00000000   # rtmsg: AF_INET, /24, table main, proto 220, scope universe, unicast, flags 0
     0800 0f00 fe000000                 # RTA_TABLE 254
     0800 0100 0af40200                 # RTA_DST 10.244.2.0
     2400 0900                          # RTA_MULTIPATH, 36 bytes
@@ -43,7 +43,7 @@ test('multipath route encodes rtmsg + RTA_TABLE + RTA_DST + RTA_MULTIPATH byte f
   assert.deepEqual(encodeRoute(r).toString('hex'), want.toString('hex'));
   const back = decodeRoute(want)!;
   assert.equal(back.dst, '10.244.2.0/24');
-  assert.equal(back.protocol, 196);
+  assert.equal(back.protocol, 220);
   assert.deepEqual(back.nextHops, [
     { gateway: '192.0.2.2', weight: 1 },
     { gateway: '198.51.100.2', weight: 2 },
@@ -55,13 +55,13 @@ test('onlink VXLAN route sets RTNH_F_ONLINK in rtm_flags and carries RTA_OIF; MT
     family: 4,
     dst: '10.244.5.0/24',
     table: 254,
-    protocol: 196,
+    protocol: 220,
     type: 'unicast',
     mtu: 1400,
     nextHops: [{ gateway: '10.244.5.0', ifindex: 7, onlink: true }],
   });
   const want = hex(`
-    02 18 00 00 fe c4 00 01 04000000   # rtm_flags RTNH_F_ONLINK
+    02 18 00 00 fe dc 00 01 04000000   # rtm_flags RTNH_F_ONLINK
     0800 0f00 fe000000                 # RTA_TABLE
     0800 0100 0af40500                 # RTA_DST
     0c00 0800 0800 0200 78050000       # RTA_METRICS { RTAX_MTU 1400 }
@@ -73,7 +73,7 @@ test('onlink VXLAN route sets RTNH_F_ONLINK in rtm_flags and carries RTA_OIF; MT
     family: 4,
     dst: '10.244.5.0/24',
     table: 254,
-    protocol: 196,
+    protocol: 220,
     type: 'unicast',
     mtu: 1400,
     nextHops: [{ gateway: '10.244.5.0', ifindex: 7, onlink: true }],
@@ -81,10 +81,10 @@ test('onlink VXLAN route sets RTNH_F_ONLINK in rtm_flags and carries RTA_OIF; MT
 });
 
 test('route delete uses the any-scope/any-type wildcards but keeps the protocol', () => {
-  const b = encodeRouteDelete({ family: 6, dst: 'fd00:244:1::/64', table: 254, protocol: 196, type: 'unicast', metric: 1024 });
+  const b = encodeRouteDelete({ family: 6, dst: 'fd00:244:1::/64', table: 254, protocol: 220, type: 'unicast', metric: 1024 });
   assert.equal(b.readUInt8(0), 10); // AF_INET6
   assert.equal(b.readUInt8(1), 64);
-  assert.equal(b.readUInt8(5), 196); // protocol: never a wildcard
+  assert.equal(b.readUInt8(5), 220); // protocol: never a wildcard
   assert.equal(b.readUInt8(6), 255); // RT_SCOPE_NOWHERE
   assert.equal(b.readUInt8(7), 0); // any type
 });
@@ -141,14 +141,14 @@ test('route encode/decode round trip (IPv4 and IPv6, 1..4 next hops)', () => {
       (addr, len, hops, mtu) => {
         const ip = [24, 16, 8, 0].map((s) => (addr >>> s) & 255).join('.');
         const dst = canonicalPrefix(`${ip}/${len}`);
-        const r: Route = { family: 4, dst, table: 254, protocol: 196, type: 'unicast', nextHops: hops.length === 1 ? [{ gateway: hops[0]!.gateway, ifindex: hops[0]!.ifindex }] : hops.map((h) => ({ ...h })), metric: 0 };
+        const r: Route = { family: 4, dst, table: 254, protocol: 220, type: 'unicast', nextHops: hops.length === 1 ? [{ gateway: hops[0]!.gateway, ifindex: hops[0]!.ifindex }] : hops.map((h) => ({ ...h })), metric: 0 };
         if (mtu !== undefined) r.mtu = mtu;
         const back = decodeRoute(encodeRoute(r))!;
         assert.deepEqual(back, r);
       },
     ),
   );
-  const v6: Route = { family: 6, dst: 'fd00:244:1::/64', table: 1000, protocol: 196, type: 'unicast', metric: 1024, nextHops: [{ gateway: 'fd00::1', weight: 1 }, { gateway: 'fd00::2', weight: 1 }] };
+  const v6: Route = { family: 6, dst: 'fd00:244:1::/64', table: 1000, protocol: 220, type: 'unicast', metric: 1024, nextHops: [{ gateway: 'fd00::1', weight: 1 }, { gateway: 'fd00::2', weight: 1 }] };
   assert.deepEqual(decodeRoute(encodeRoute(v6)), v6);
 });
 
@@ -205,7 +205,7 @@ test('property: the batch writer produces exactly encodeRoute / encodeRouteDelet
       fc.option(fc.integer({ min: 68, max: 9000 }), { nil: undefined }),
       fc.integer({ min: 1, max: 5000 }),
       ([family, addr, len, nextHops], type, metric, mtu, table) => {
-        const r: Route = { family, dst: `${addr}/${len}`, table, protocol: 196, type, nextHops };
+        const r: Route = { family, dst: `${addr}/${len}`, table, protocol: 220, type, nextHops };
         if (metric !== undefined) r.metric = metric;
         if (mtu !== undefined) r.mtu = mtu;
         const b = Buffer.alloc(routeMaxBytes(r) + 8);
@@ -219,7 +219,7 @@ test('property: the batch writer produces exactly encodeRoute / encodeRouteDelet
     ),
   );
   // Malformed input is refused, as by encodeRoute.
-  const bad = (dst: string, family: 4 | 6 = 4) => () => writeRoute(Buffer.alloc(256), 0, { family, dst, table: 254, protocol: 196, type: 'blackhole', nextHops: [] });
+  const bad = (dst: string, family: 4 | 6 = 4) => () => writeRoute(Buffer.alloc(256), 0, { family, dst, table: 254, protocol: 220, type: 'blackhole', nextHops: [] });
   assert.throws(bad('10.0.0.0/33'));
   assert.throws(bad('10.0.0/8'));
   assert.throws(bad('fd00::/64', 4));

@@ -1,5 +1,5 @@
-// Two owners of kernel objects over one port (the fake kernel): routing's Reconciler (protocol 196,
-// nrd* VXLAN links) and the endpoints' EndpointKernelOwner (protocol 197, nrdv* veths). Each owner's
+// Two owners of kernel objects over one port (the fake kernel): routing's Reconciler (protocol 220,
+// nrd* VXLAN links) and the endpoints' EndpointKernelOwner (protocol 221, nrdv* veths). Each owner's
 // objects survive every reconcile of the other, with an empty and with a full desired set; foreign
 // (unmarked) objects are never touched; an owner deletes only its own stale objects once synced.
 import { test } from 'node:test';
@@ -64,7 +64,7 @@ const routingObjects = (k: FakeKernel) => ({
 
 test('marks: protocols differ, the longest link prefix decides, each owner owns its own kind', () => {
   assert.notEqual(ROUTING_MARK.protocol, ENDPOINT_MARK.protocol);
-  assert.equal(ROUTING_MARK.protocol, 196, 'routing keeps the protocol every earlier nrd wrote (upgrade adopts)');
+  assert.equal(ROUTING_MARK.protocol, 220, 'routing keeps the protocol every earlier nrd wrote (upgrade adopts)');
   assert.equal(linkOwnerByName('nrdv0a1')?.owner, 'endpoints');
   assert.equal(linkOwnerByName('nrd.vxlan')?.owner, 'routing');
   assert.equal(linkOwnerByName('cali123'), null);

@@ -324,6 +324,29 @@ test('a prefix inside the own CIDR or a connected subnet never becomes a kernel 
   router.stop();
 });
 
+test('an address added later extends the hijack guard: the prefix it covers is withdrawn from the kernel, and returns when the address goes', async () => {
+  const { k, clock, router } = setup('auto');
+  await router.start();
+  router.setNodes([NODE4], true); // synced inputs: deletions are allowed
+  const hop = ['192.0.2.254'];
+  router.setBgpRoutes([{ prefix: '203.0.113.0/25', nextHops: hop }, { prefix: '10.50.0.0/16', nextHops: hop }], true);
+  await settle(clock, router);
+  assert.ok(routeOf(k, '203.0.113.0/25'), 'no local subnet covers it yet');
+  k.addLink({ name: 'eth2', mtu: 1500, up: true, mac: '02:00:00:00:01:03' });
+  k.addAddress('eth2', '203.0.113.1/24');
+  clock.advance(250); // the address debounce
+  await new Promise((r) => setImmediate(r));
+  await settle(clock, router);
+  assert.equal(routeOf(k, '203.0.113.0/25'), undefined, 'now inside a connected subnet: refused');
+  assert.ok(routeOf(k, '10.50.0.0/16'));
+  k.removeAddress('eth2', '203.0.113.1/24');
+  clock.advance(250);
+  await new Promise((r) => setImmediate(r));
+  await settle(clock, router);
+  assert.ok(routeOf(k, '203.0.113.0/25'), 'the subnet is gone: installed again');
+  router.stop();
+});
+
 test('a hold-down expiry and a node change with 100k routes evaluate and write only the changed node’s prefixes', async () => {
   const { k, clock, router } = setup('auto', 3000);
   const NODE5: RemoteNode = { name: 'n5', underlay: '203.0.113.5', vtepMac: '02:00:00:00:00:05', cidrs: ['10.244.5.0/24', '10.245.5.0/24'] };

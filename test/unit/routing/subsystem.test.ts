@@ -178,7 +178,7 @@ test('reload: a mode change rewrites only the routes whose path changes; routePr
   assert.equal(n2.nextHops[0]!.onlink, true);
   assert.equal(r.sub.router!.options.mode, 'vxlan');
   await assert.rejects(
-    r.sub.reload([{ key: 'routing.routeProtocol', from: 196, to: 197 }], config({ routing: { routeProtocol: 197 } })),
+    r.sub.reload([{ key: 'routing.routeProtocol', from: 220, to: 230 }], config({ routing: { routeProtocol: 230 } })),
     /routeProtocol cannot change while nrd runs/,
   );
   // Hold-down reload: applies without any kernel write.

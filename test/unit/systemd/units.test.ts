@@ -48,9 +48,9 @@ test('nrd.service carries the contract with systemd', () => {
   for (const re of want) assert.match(s, re);
 });
 
-test('companions: networkd keeps foreign routes, iproute2 names protocol 196 nrd', () => {
+test('companions: networkd keeps foreign routes, iproute2 names protocol 220 nrd', () => {
   const networkd = readFileSync(join(unitDir, 'nrd-networkd.conf'), 'utf8');
   assert.match(networkd, /^\[Network\]\nManageForeignRoutes=no$/m);
   const protos = readFileSync(join(unitDir, 'rt_protos.d', 'nrd.conf'), 'utf8');
-  assert.match(protos, /^196\s+nrd$/m);
+  assert.match(protos, /^220\s+nrd$/m);
 });
