@@ -230,10 +230,18 @@ static __always_inline int try_ns(struct __sk_buff *skb, struct nrd_cursor c, co
  *               the stack would do, without a pass through it (and its conntrack) first;
  *   anything else (local or broadcast destination, no route, blackhole/unreachable/prohibit,
  *   MTU exceeded, forwarding disabled) -> the stack, which drops or answers with ICMP. */
+/* cfg_flags bit: hand everything leaving the node to the stack (no FIB redirect), because
+ * masquerade then runs in nftables, whose POSTROUTING hook a redirected packet never passes. */
+#define NRD_DP_F_STACK_FWD (1U << 3)
+
 static __always_inline int fib_forward(struct __sk_buff *skb, struct bpf_fib_lookup *p)
 {
 	struct bpf_redir_neigh nh = {};
-	long rc = bpf_fib_lookup(skb, p, sizeof(*p), 0);
+	long rc;
+
+	if (cfg_flags & NRD_DP_F_STACK_FWD)
+		return -1;
+	rc = bpf_fib_lookup(skb, p, sizeof(*p), 0);
 
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return -1;

@@ -21,6 +21,10 @@ import { registerBgpRoutes } from './api/bgp-routes.js';
 import { RoutingSubsystem } from './routing/subsystem.js';
 import { registerRoutingRoutes } from './api/routing-routes.js';
 import { NetlinkKernelPort } from './kernel/netlink-port.js';
+import { EndpointKernelOwner } from './kernel/endpoint-owner.js';
+import { EndpointsSubsystem } from './endpoints/subsystem.js';
+import { NetlinkPlumber } from './endpoints/plumbing.js';
+import { registerEndpointsRoutes } from './api/endpoints-routes.js';
 
 /** EX_USAGE from sysexits.h: bad command line. */
 const EX_USAGE = 64;
@@ -148,7 +152,20 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   daemon.add(state);
   daemon.add(bgp);
   daemon.add(routing);
-  const datapath = new DatapathSubsystem();
+  // Workload endpoints: veth pairs, addresses and routes inside the workloads, records through the
+  // state queries; their host routes and links are the endpoint owner's, over the same kernel port.
+  const endpoints = new EndpointsSubsystem({
+    store: {
+      local: () => state.queries.localEndpoints(),
+      create: (spec) => state.queries.createEndpoint(spec),
+      delete: (id) => state.queries.deleteEndpoint(id),
+    },
+    owner: new EndpointKernelOwner(kernel, { log: log.child({ subsystem: 'endpoints', owner: 'kernel' }) }),
+    plumber: () => new NetlinkPlumber(),
+  });
+  registerEndpointsRoutes(router, endpoints);
+  daemon.add(endpoints);
+  const datapath = new DatapathSubsystem({ metrics: metrics.registry });
   daemon.add(datapath);
   registerDatapathRoutes(router, datapath);
 

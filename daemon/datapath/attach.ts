@@ -3,9 +3,12 @@
 // through iproute2 `tc`, and XDP links (driver mode, then generic). A pinned link that still sits
 // on the same device is updated in place (bpf_link_update keeps its id, no packet sees a gap).
 //
-// Pin layout under <pinPath> (ownership is the directory, never a guess):
-//   links/<ifname>/tcx_ingress | tcx_egress | xdp_drv | xdp_skb      pinned bpf_links
-//   progs/<ifname>/tc_ingress | tc_egress                           programs held by cls_bpf
+// Pin layout under <pinPath> (ownership is the directory, never a guess). Each tc "slot" is one
+// nrd program per hook (tcx runs several in attach order; cls_bpf keeps them apart by pref):
+//   links/<ifname>/tcx_ingress | tcx_egress | xdp_drv | xdp_skb      counters slot, XDP
+//   links/<ifname>/ep_ingress                                       endpoint slot (host veths)
+//   links/<ifname>/dev_ingress | dev_egress                         netdev slot (uplink, VXLAN)
+//   progs/<ifname>/tc_<dir> | ep_tc_<dir> | dev_tc_<dir>            programs held by cls_bpf
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,6 +57,24 @@ export interface Attachment {
 /** cls_bpf filter priority and handle nrd owns on clsact ingress/egress in tc fallback mode. */
 export const NRD_TC_PREF = 0x4e52; // "NR"
 export const NRD_TC_HANDLE = 1;
+
+/** One nrd program per tc hook of an interface: its pin names and its cls_bpf pref. */
+export interface TcSlot {
+  /** Link pin prefix: links/<ifname>/<link>_<dir>. */
+  link: string;
+  /** Program pin prefix under clsact: progs/<ifname>/<prog>_<dir>. */
+  prog: string;
+  pref: number;
+}
+
+export const TC_SLOTS = {
+  /** nrd_tc counters. */
+  counters: { link: 'tcx', prog: 'tc', pref: NRD_TC_PREF },
+  /** nrd_endpoint on host-side veths. Runs before the counters under cls_bpf (lower pref). */
+  endpoint: { link: 'ep', prog: 'ep_tc', pref: NRD_TC_PREF - 2 },
+  /** nrd_netdev on the uplink and the VXLAN device. */
+  netdev: { link: 'dev', prog: 'dev_tc', pref: NRD_TC_PREF - 1 },
+} as const satisfies Record<string, TcSlot>;
 
 function checkIfname(ifname: string): void {
   // IFNAMSIZ 16 incl. NUL; '/' and whitespace are invalid in Linux interface names anyway, and
@@ -105,7 +126,9 @@ function updatePinnedLink(pin: string, ifindex: number, type: number, progFd: nu
   try {
     const info = linkInfo(fd);
     if (info.type === type && info.ifindex === ifindex) {
-      linkUpdate(fd, progFd);
+      // Already running this very program (a restart that adopted its pinned programs): leave
+      // the link alone, so a restart changes nothing that is right.
+      if (info.progId !== progInfo(progFd).id) linkUpdate(fd, progFd);
       return info.id;
     }
     try {
@@ -161,27 +184,27 @@ function tcFilters(ifname: string, dir: TcDirection): TcFilter[] {
   }
 }
 
-function pinnedTcProg(pinPath: string, ifname: string, dir: TcDirection): string {
-  return join(progDir(pinPath, ifname), `tc_${dir}`);
+function pinnedTcProg(pinPath: string, ifname: string, dir: TcDirection, slot: TcSlot): string {
+  return join(progDir(pinPath, ifname), `${slot.prog}_${dir}`);
 }
 
 /** Removes nrd's cls_bpf filter (if its pinned program marks it as ours) and the pin. */
-export function detachTcLegacy(pinPath: string, ifname: string, dir: TcDirection): boolean {
-  const pin = pinnedTcProg(pinPath, ifname, dir);
+export function detachTcLegacy(pinPath: string, ifname: string, dir: TcDirection, slot: TcSlot = TC_SLOTS.counters): boolean {
+  const pin = pinnedTcProg(pinPath, ifname, dir, slot);
   if (!existsSync(pin)) return false;
-  if (ifNameToIndex(ifname) !== 0 && tcFilters(ifname, dir).some((f) => f.pref === NRD_TC_PREF)) {
-    tc(['filter', 'del', 'dev', ifname, dir, 'pref', String(NRD_TC_PREF)]);
+  if (ifNameToIndex(ifname) !== 0 && tcFilters(ifname, dir).some((f) => f.pref === slot.pref)) {
+    tc(['filter', 'del', 'dev', ifname, dir, 'pref', String(slot.pref)]);
   }
   unlinkIfExists(pin);
   rmdirIfEmpty(progDir(pinPath, ifname));
   return true;
 }
 
-function attachTcLegacy(progFd: number, pinPath: string, ifname: string, ifindex: number, dir: TcDirection): Attachment {
-  const owned = pinnedTcProg(pinPath, ifname, dir);
-  const foreign = tcFilters(ifname, dir).find((f) => f.pref === NRD_TC_PREF);
+function attachTcLegacy(progFd: number, pinPath: string, ifname: string, ifindex: number, dir: TcDirection, slot: TcSlot): Attachment {
+  const owned = pinnedTcProg(pinPath, ifname, dir, slot);
+  const foreign = tcFilters(ifname, dir).find((f) => f.pref === slot.pref);
   if (foreign && !existsSync(owned)) {
-    throw new Error(`${ifname} ${dir}: a tc filter at pref ${NRD_TC_PREF} exists and is not nrd's`);
+    throw new Error(`${ifname} ${dir}: a tc filter at pref ${slot.pref} exists and is not nrd's`);
   }
   ensurePinSubdir(progDir(pinPath, ifname));
   // Re-pin the new program under the same name; cls_bpf holds its own reference to the old one.
@@ -192,7 +215,7 @@ function attachTcLegacy(progFd: number, pinPath: string, ifname: string, ifindex
   const qdiscs = JSON.parse(tc(['-j', 'qdisc', 'show', 'dev', ifname]) || '[]') as Array<{ kind?: string }>;
   if (!qdiscs.some((q) => q.kind === 'clsact')) tc(['qdisc', 'add', 'dev', ifname, 'clsact']);
   // `replace` swaps the program of an existing filter atomically.
-  tc(['filter', 'replace', 'dev', ifname, dir, 'pref', String(NRD_TC_PREF), 'handle', String(NRD_TC_HANDLE),
+  tc(['filter', 'replace', 'dev', ifname, dir, 'pref', String(slot.pref), 'handle', String(NRD_TC_HANDLE),
     'bpf', 'direct-action', 'object-pinned', owned]);
   const p = progInfo(progFd);
   return {
@@ -207,14 +230,15 @@ function attachTcLegacy(progFd: number, pinPath: string, ifname: string, ifindex
  * The other mechanism's nrd attachment on the same hook is removed, so a packet is never
  * counted twice.
  */
-export function attachTc(progFd: number, pinPath: string, ifname: string, dir: TcDirection, mode: TcMode = 'auto'): Attachment {
+export function attachTc(progFd: number, pinPath: string, ifname: string, dir: TcDirection, mode: TcMode = 'auto',
+  slot: TcSlot = TC_SLOTS.counters): Attachment {
   const ifindex = requireIfindex(ifname);
-  const pin = join(linkDir(pinPath, ifname), `tcx_${dir}`);
+  const pin = join(linkDir(pinPath, ifname), `${slot.link}_${dir}`);
   const p = progInfo(progFd);
   if (mode !== 'tc') {
     const id = updatePinnedLink(pin, ifindex, BPF_LINK_TYPE_TCX, progFd);
     if (id !== undefined) {
-      detachTcLegacy(pinPath, ifname, dir);
+      detachTcLegacy(pinPath, ifname, dir, slot);
       return { ifname, ifindex, hook: `tc-${dir}`, mechanism: 'tcx', pin, linkId: id, progId: p.id, progName: p.name, updated: true };
     }
     let fd: number | undefined;
@@ -228,7 +252,7 @@ export function attachTc(progFd: number, pinPath: string, ifname: string, dir: T
         ensurePinSubdir(linkDir(pinPath, ifname));
         objPin(fd, pin);
         const info = linkInfo(fd);
-        detachTcLegacy(pinPath, ifname, dir);
+        detachTcLegacy(pinPath, ifname, dir, slot);
         return { ifname, ifindex, hook: `tc-${dir}`, mechanism: 'tcx', pin, linkId: info.id, progId: p.id, progName: p.name, updated: false };
       } finally {
         closeFd(fd);
@@ -237,14 +261,14 @@ export function attachTc(progFd: number, pinPath: string, ifname: string, dir: T
   } else {
     detachPinnedLink(pin);
   }
-  return attachTcLegacy(progFd, pinPath, ifname, ifindex, dir);
+  return attachTcLegacy(progFd, pinPath, ifname, ifindex, dir, slot);
 }
 
 /** Removes nrd's program from a tc hook, whichever mechanism holds it. */
-export function detachTc(pinPath: string, ifname: string, dir: TcDirection): boolean {
+export function detachTc(pinPath: string, ifname: string, dir: TcDirection, slot: TcSlot = TC_SLOTS.counters): boolean {
   checkIfname(ifname);
-  const a = detachPinnedLink(join(linkDir(pinPath, ifname), `tcx_${dir}`));
-  const b = detachTcLegacy(pinPath, ifname, dir);
+  const a = detachPinnedLink(join(linkDir(pinPath, ifname), `${slot.link}_${dir}`));
+  const b = detachTcLegacy(pinPath, ifname, dir, slot);
   rmdirIfEmpty(linkDir(pinPath, ifname));
   return a || b;
 }
@@ -302,19 +326,22 @@ export function detachXdp(pinPath: string, ifname: string): boolean {
   return any;
 }
 
-/** Interfaces that have any nrd pin (links or cls_bpf programs) under pinPath. */
-export function pinnedInterfaces(pinPath: string): { tc: Set<string>; xdp: Set<string> } {
+/** Interfaces that have any nrd pin (links or cls_bpf programs) of the given tc slot, and XDP. */
+export function pinnedInterfaces(pinPath: string, slot: TcSlot = TC_SLOTS.counters): { tc: Set<string>; xdp: Set<string> } {
   const tcSet = new Set<string>();
   const xdpSet = new Set<string>();
   const list = (d: string): string[] => (existsSync(d) ? readdirSync(d) : []);
+  // Exact names, not prefixes: "tc_ingress" must not match the endpoint slot's "ep_tc_ingress".
+  const links = new Set([`${slot.link}_ingress`, `${slot.link}_egress`]);
+  const progs = new Set([`${slot.prog}_ingress`, `${slot.prog}_egress`]);
   for (const ifname of list(join(pinPath, 'links'))) {
     for (const f of list(linkDir(pinPath, ifname))) {
-      if (f.startsWith('tcx_')) tcSet.add(ifname);
+      if (links.has(f)) tcSet.add(ifname);
       if (f.startsWith('xdp_')) xdpSet.add(ifname);
     }
   }
   for (const ifname of list(join(pinPath, 'progs'))) {
-    if (list(progDir(pinPath, ifname)).some((f) => f.startsWith('tc_'))) tcSet.add(ifname);
+    if (list(progDir(pinPath, ifname)).some((f) => progs.has(f))) tcSet.add(ifname);
   }
   return { tc: tcSet, xdp: xdpSet };
 }

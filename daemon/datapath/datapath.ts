@@ -39,6 +39,7 @@ import {
   u32Codec,
 } from './maps.js';
 import { type LoadedObject, loadObject } from './objects.js';
+import { type EndpointDpOptions, type EndpointDpStats, type EndpointDpStatus, EndpointDatapath } from './endpoint-dp.js';
 
 export interface DatapathOptions {
   /** bpffs directory owned by nrd (config datapath.pinPath), e.g. /sys/fs/bpf/nrd. */
@@ -55,6 +56,8 @@ export interface DatapathOptions {
   xdpMode?: XdpMode;
   /** nrd_tc load-time knob cfg_flags (default NRD_TC_F_STATS). */
   tcFlags?: number;
+  /** The endpoint datapath (workload veths, uplink/VXLAN programs, masquerade); absent: none. */
+  endpointDp?: EndpointDpOptions;
 }
 
 /** The part of a logger the datapath uses: pino's Logger fits, and so does the worker's forwarder. */
@@ -72,11 +75,13 @@ export interface DatapathStatus {
   attachments: Attachment[];
   deny: { ipv4: number; ipv6: number };
   errors: Array<{ ifname: string; hook: string; error: string }>;
+  endpointDp?: EndpointDpStatus;
 }
 
 export interface DatapathStats {
   xdp: { pass: Counter; dropDeny4: Counter; dropDeny6: Counter; malformed: Counter };
   interfaces: Array<{ ifindex: number; dir: 'ingress' | 'egress'; counter: Counter }>;
+  endpointDp?: EndpointDpStats;
 }
 
 const XDP_PROG = 'nrd_xdp_prefilter';
@@ -112,6 +117,8 @@ export class Datapath {
   private attachments = new Map<string, Attachment>();
   private errors: DatapathStatus['errors'] = [];
   private lastError: string | undefined;
+  private readonly endpointDp = new EndpointDatapath();
+  private endpointDpStatus: EndpointDpStatus | undefined;
 
   constructor(private readonly log?: DatapathLog) {}
 
@@ -144,6 +151,9 @@ export class Datapath {
       this.loadObjects(o);
       this.reconcileDeny(o);
       this.reconcileAttachments(o);
+      this.endpointDpStatus = o.endpointDp
+        ? this.endpointDp.reconcile(o.pinPath, o.objectDir ?? defaultObjectDir(), o.endpointDp, o.tcMode)
+        : undefined;
     } catch (e) {
       this.lastError = (e as Error).message;
       this.log?.error({ err: e }, 'datapath reconcile failed');
@@ -265,12 +275,14 @@ export class Datapath {
     if (!o) reasons.push('not started');
     if (this.lastError) reasons.push(this.lastError.split('\n')[0]);
     for (const e of this.errors) reasons.push(`${e.ifname} ${e.hook}: ${e.error}`);
+    for (const e of this.endpointDpStatus?.errors ?? []) reasons.push(`${e.ifname} ${e.hook}: ${e.error}`);
     return {
       ready: reasons.length === 0,
       reason: reasons.length ? reasons.join('; ') : undefined,
       attachments: [...this.attachments.values()],
       deny: { ipv4, ipv6 },
       errors: [...this.errors],
+      ...(this.endpointDpStatus ? { endpointDp: this.endpointDpStatus } : {}),
     };
   }
 
@@ -297,7 +309,13 @@ export class Datapath {
         });
       }
     }
-    return { xdp, interfaces };
+    return { xdp, interfaces, ...(this.opts?.endpointDp ? { endpointDp: this.endpointDp.stats() } : {}) };
+  }
+
+  /** Removes expired masquerade flows (see masquerade.ts planNatGc). */
+  natGc(): { deletedFlows: number; deletedEntries: number; entries: number } {
+    // process.hrtime is CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
+    return this.endpointDp.natGc(process.hrtime.bigint());
   }
 
   /**
@@ -315,6 +333,8 @@ export class Datapath {
       }
       for (const obj of [this.xdpObj, this.tcObj]) obj?.unpinMaps();
     }
+    this.endpointDp.stop(o?.pinPath, opts.detach === true);
+    this.endpointDpStatus = undefined;
     for (const obj of [this.xdpObj, this.tcObj, ...this.staleObjects]) obj?.close();
     this.xdpObj = undefined;
     this.tcObj = undefined;

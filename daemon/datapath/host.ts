@@ -16,6 +16,8 @@ export interface DatapathHost {
   stats(): Promise<DatapathStats>;
   /** Closes the objects; with detach also removes links and pins (see Datapath.stop). */
   stop(opts?: { detach?: boolean }): Promise<void>;
+  /** Deletes expired masquerade flows from the NAT map. */
+  natGc(): Promise<DatapathOps['natGc']['result']>;
   /** Releases the host (ends the worker). Pins and links stay. */
   close(): Promise<void>;
 }
@@ -47,6 +49,9 @@ export class InlineDatapathHost implements DatapathHost {
   }
   async stop(opts: { detach?: boolean } = {}): Promise<void> {
     this.dp.stop(opts);
+  }
+  async natGc(): Promise<DatapathOps['natGc']['result']> {
+    return this.dp.natGc();
   }
   async close(): Promise<void> {}
 }
@@ -123,6 +128,9 @@ export class WorkerDatapathHost implements DatapathHost {
   }
   async stop(opts: { detach?: boolean } = {}): Promise<void> {
     await this.call('stop', opts);
+  }
+  natGc(): Promise<DatapathOps['natGc']['result']> {
+    return this.call('natGc', null);
   }
   async close(): Promise<void> {
     const w = this.worker;

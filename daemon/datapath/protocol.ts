@@ -13,6 +13,7 @@ export interface DatapathOps {
   status: { args: null; result: DatapathStatus };
   stats: { args: null; result: DatapathStats };
   stop: { args: { detach?: boolean }; result: null };
+  natGc: { args: null; result: { deletedFlows: number; deletedEntries: number; entries: number } };
 }
 
 export type DatapathOp = keyof DatapathOps;

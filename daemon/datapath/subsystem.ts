@@ -5,20 +5,55 @@
 // A datapath that cannot load (no bpffs at pinPath and none mountable, old kernel, verifier
 // refusal) leaves the node routing: the subsystem reports not ready with the failing call and the
 // fix, and retries; it does not stop nrd. Its HTTP view is served by api/datapath-routes.ts.
+//
+// The endpoint datapath: setEndpoints() hands over the workloads' current set (level-triggered,
+// latest wins, may come before start); nrd_endpoint goes on each host veth, nrd_netdev on the
+// uplink and the VXLAN device. Masquerade runs in nrd_netdev, or, where that cannot load or
+// attach (or datapath.masqueradeBackend is nftables), in nftables ("table inet nrd"); which one,
+// and why, is in the view. A timer deletes expired masquerade flows from the NAT map.
+import { existsSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { Counter as PromCounter, Gauge, type Registry } from 'prom-client';
 import type { ConfigChange, NrdConfig } from '../config/index.js';
+import { ENDPOINT_GATEWAY_MAC, type LocalEndpoint } from '../lib/endpoint-types.js';
+import { parseIp } from '../lib/ip.js';
 import type { Subsystem, SubsystemContext } from '../lib/subsystem.js';
 import type { Logger } from '../lib/log.js';
 import type { ReadinessReporter } from '../lib/health.js';
-import type { DatapathOptions, DatapathStats, DatapathStatus } from './datapath.js';
+import { type DatapathOptions, type DatapathStats, type DatapathStatus, defaultObjectDir } from './datapath.js';
 import { type DatapathHost, type DatapathWhere, createDatapathHost } from './host.js';
+import type { EndpointDpOptions } from './endpoint-dp.js';
+import {
+  type MasqueradeMode,
+  choosePortRange,
+  nftDeleteScript,
+  nftRuleset,
+  nftTableExists,
+  readLocalPortRange,
+  runNft,
+} from './masquerade.js';
 
 const RETRY_MS = 10_000;
+const NAT_GC_MS = 30_000;
 
 export interface DatapathSubsystemDeps {
   /** Directory holding the built *.bpf.o objects (default: the package's bpf/). */
   objectDir?: string;
   /** Where libbpf runs (default: a worker thread). */
   where?: DatapathWhere;
+  /** Registry for the nrd_datapath_… metrics. */
+  metrics?: Registry;
+  /** The nft binary (default: "nft" from PATH). */
+  nft?: string;
+  /** Masquerade source ports; default: chosen clear of ip_local_port_range at start. */
+  portRange?: { min: number; max: number };
+}
+
+/** Which masquerade is active and why. */
+export interface MasqueradeView {
+  mode: MasqueradeMode;
+  reason: string;
 }
 
 /** What GET /v1/datapath shows: the manager's status, the counters once loaded, the last error. */
@@ -26,6 +61,35 @@ export interface DatapathView {
   status: DatapathStatus | null;
   stats: DatapathStats | null;
   lastError: string | null;
+  masquerade: MasqueradeView;
+  /** Endpoints handed over, and how many have their program attached. */
+  endpoints: { wanted: number; attached: number };
+}
+
+/** The uplink: node.interface, else the interface holding node.address (in nrd's namespace). */
+export function resolveUplink(config: NrdConfig): string | undefined {
+  if (config.node.interface) return config.node.interface;
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (addrs?.some((a) => a.address === config.node.address)) return name;
+  }
+  return undefined;
+}
+
+/** The endpoint datapath's options for a config, an endpoint set and a masquerade backend. */
+export function endpointDpOptions(config: NrdConfig, endpoints: readonly LocalEndpoint[], masquerade: MasqueradeMode,
+  portRange: { min: number; max: number }, uplink: string | undefined): EndpointDpOptions {
+  const addr = parseIp(config.node.address);
+  return {
+    endpoints,
+    gwMac: ENDPOINT_GATEWAY_MAC,
+    ipv6: config.cluster.podCIDRs.some((c) => c.includes(':')),
+    netdevs: [uplink ?? '', config.routing.vxlan.device].filter((n) => n !== ''),
+    masquerade,
+    ...(addr?.family === 4 ? { nodeIp4: config.node.address } : {}),
+    portRange,
+    pools: config.cluster.podCIDRs,
+    exclude: config.datapath.masqueradeExclude,
+  };
 }
 
 export function datapathOptions(config: NrdConfig, objectDir?: string): DatapathOptions {
@@ -52,8 +116,37 @@ export class DatapathSubsystem implements Subsystem {
   private retry: NodeJS.Timeout | undefined;
   /** Attempts run one after another; stop() waits for the one in flight. */
   private queue: Promise<void> = Promise.resolve();
+  private endpoints: readonly LocalEndpoint[] = [];
+  private portRange: { min: number; max: number } | undefined;
+  /** Masquerade backend in use and why; 'bpf' until BPF proves unable. */
+  private masq: MasqueradeView = { mode: 'off', reason: 'not started' };
+  /** Set when BPF masquerade failed: the reason, kept until a config change retries BPF. */
+  private bpfMasqFailure: string | undefined;
+  private nftApplied: string | undefined;
+  private gcTimer: NodeJS.Timeout | undefined;
+  private readonly gcDeleted: PromCounter<'result'> | undefined;
 
-  constructor(private readonly deps: DatapathSubsystemDeps = {}) {}
+  constructor(private readonly deps: DatapathSubsystemDeps = {}) {
+    if (!deps.metrics) return;
+    const registers = [deps.metrics];
+    this.gcDeleted = new PromCounter({
+      name: 'nrd_datapath_nat_gc_deleted_total',
+      help: 'Masquerade flows removed from the BPF NAT map by the conntrack GC after their idle timeout.',
+      labelNames: ['result'],
+      registers,
+    });
+    this.gcDeleted.inc({ result: 'flows' }, 0);
+    this.registerStatsMetrics(deps.metrics);
+  }
+
+  /**
+   * The workloads' endpoints on this node, level-triggered: the whole set each time, the latest
+   * wins. Before start it is only kept; afterwards the datapath reconciles towards it.
+   */
+  setEndpoints(eps: readonly LocalEndpoint[]): void {
+    this.endpoints = [...eps];
+    if (this.host && !this.stopping) void this.schedule();
+  }
 
   /**
    * Runs the first attempt and waits for it, so READY=1 reports the datapath as it is; the wait
@@ -66,7 +159,70 @@ export class DatapathSubsystem implements Subsystem {
     this.config = ctx.config;
     this.stopping = false;
     this.host = createDatapathHost(this.deps.where ?? 'worker', ctx.log);
+    if (!this.deps.portRange) {
+      try {
+        this.portRange = choosePortRange(readLocalPortRange());
+      } catch (err) {
+        ctx.log.warn({ err }, 'masquerade port range: using 61000-65535');
+        this.portRange = { min: 61000, max: 65535 };
+      }
+    }
     await this.schedule();
+    this.gcTimer = setInterval(() => void this.natGc(), NAT_GC_MS);
+    this.gcTimer.unref();
+  }
+
+  private async natGc(): Promise<void> {
+    const host = this.host;
+    if (!host || !this.started || this.masq.mode !== 'bpf') return;
+    try {
+      const r = await host.natGc();
+      this.gcDeleted?.inc({ result: 'flows' }, r.deletedFlows);
+      if (r.deletedEntries) this.log?.debug({ ...r }, 'masquerade flows expired');
+    } catch (err) {
+      this.log?.warn({ err }, 'NAT map GC failed');
+    }
+  }
+
+  /** Masquerade wanted by the config: off, nftables (forced or after a BPF failure) or bpf. */
+  private wantedMasquerade(config: NrdConfig): MasqueradeView {
+    if (!config.datapath.masquerade) return { mode: 'off', reason: 'datapath.masquerade is false' };
+    if (config.datapath.masqueradeBackend === 'nftables') return { mode: 'nftables', reason: 'datapath.masqueradeBackend is nftables' };
+    if (this.bpfMasqFailure !== undefined) return { mode: 'nftables', reason: `BPF masquerade unavailable: ${this.bpfMasqFailure}` };
+    return { mode: 'bpf', reason: 'nrd_netdev on the uplink egress' };
+  }
+
+  private endpointObjectsPresent(): boolean {
+    const dir = this.deps.objectDir ?? defaultObjectDir();
+    return existsSync(join(dir, 'nrd_endpoint.bpf.o'));
+  }
+
+  private options(config: NrdConfig, masq: MasqueradeView): ReturnType<typeof datapathOptions> {
+    const opts = datapathOptions(config, this.deps.objectDir);
+    if (this.endpointObjectsPresent()) {
+      opts.endpointDp = endpointDpOptions(config, this.endpoints, masq.mode,
+        this.deps.portRange ?? this.portRange ?? { min: 61000, max: 65535 }, resolveUplink(config));
+    }
+    return opts;
+  }
+
+  /** Makes nftables match the mode: nrd's table present in nftables mode, absent otherwise. */
+  private async applyNft(config: NrdConfig, mode: MasqueradeMode): Promise<void> {
+    const nft = this.deps.nft ?? 'nft';
+    if (mode === 'nftables') {
+      const script = nftRuleset({
+        pools4: config.cluster.podCIDRs.filter((c) => !c.includes(':')),
+        exclude4: config.datapath.masqueradeExclude.filter((c) => !c.includes(':')),
+      });
+      if (script === this.nftApplied && (await nftTableExists(nft))) return;
+      await runNft(script, nft);
+      this.nftApplied = script;
+      return;
+    }
+    if (this.nftApplied !== undefined || (await nftTableExists(nft))) {
+      await runNft(nftDeleteScript(), nft);
+      this.nftApplied = undefined;
+    }
   }
 
   private schedule(): Promise<void> {
@@ -88,9 +244,20 @@ export class DatapathSubsystem implements Subsystem {
     if (!host || !config || this.stopping) return;
     let status: DatapathStatus;
     try {
-      const opts = datapathOptions(config, this.deps.objectDir);
-      status = this.started ? await host.reconcile(opts) : await host.start(opts);
+      let masq = this.wantedMasquerade(config);
+      status = this.started ? await host.reconcile(this.options(config, masq)) : await host.start(this.options(config, masq));
       this.started = true;
+      const failure = status.endpointDp?.bpfMasqueradeError;
+      if (masq.mode === 'bpf' && failure !== undefined) {
+        // Fall back: nrd_endpoint must then hand outgoing traffic to the stack (knob), so the
+        // endpoint programs are reconciled again with the new mode before nftables takes over.
+        this.bpfMasqFailure = failure;
+        this.log?.warn({ reason: failure }, 'BPF masquerade unavailable; using nftables');
+        masq = this.wantedMasquerade(config);
+        status = await host.reconcile(this.options(config, masq));
+      }
+      if (status.endpointDp || masq.mode !== 'bpf') await this.applyNft(config, masq.mode);
+      this.masq = masq;
       this.lastError = undefined;
     } catch (err) {
       this.lastError = (err as Error).message;
@@ -109,12 +276,17 @@ export class DatapathSubsystem implements Subsystem {
 
   async reload(changes: readonly ConfigChange[], next: NrdConfig): Promise<void> {
     this.config = next;
-    const mine = changes.some((c) => c.key.startsWith('datapath.') || c.key === 'node.interface');
+    const keys = ['node.interface', 'node.address', 'cluster.podCIDRs', 'routing.vxlan.device'];
+    const mine = changes.some((c) => c.key.startsWith('datapath.') || keys.includes(c.key));
+    // A config change gives BPF masquerade another chance.
+    if (mine) this.bpfMasqFailure = undefined;
     if (mine) await this.schedule();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    if (this.gcTimer) clearInterval(this.gcTimer);
+    this.gcTimer = undefined;
     if (this.retry) clearTimeout(this.retry);
     this.retry = undefined;
     await this.queue;
@@ -130,13 +302,60 @@ export class DatapathSubsystem implements Subsystem {
   /** The current view (fresh from the worker): status, counters once loaded, last error. */
   async view(): Promise<DatapathView> {
     const host = this.host;
-    if (!host) return { status: null, stats: null, lastError: this.lastError ?? null };
+    const wanted = this.endpoints.length;
+    if (!host) return { status: null, stats: null, lastError: this.lastError ?? null, masquerade: this.masq, endpoints: { wanted, attached: 0 } };
     const status = await host.status();
     const stats = this.started ? await host.stats() : null;
-    return { status, stats, lastError: this.lastError ?? null };
+    const attached = status.endpointDp?.endpoints.filter((e) => e.attachment).length ?? 0;
+    return { status, stats, lastError: this.lastError ?? null, masquerade: this.masq, endpoints: { wanted, attached } };
+  }
+
+  /** Per-endpoint packets/bytes (nrd_ep_stats) and drops per reason (nrd_dp_drops), read at scrape time. */
+  private registerStatsMetrics(registry: Registry): void {
+    const self = this;
+    const read = async () => (self.host && self.started ? (await self.host.stats()).endpointDp : undefined);
+    const byIfindex = (): Map<number, string> => new Map(self.endpoints.map((e) => [e.hostIfindex, e.id]));
+    const epCounter = (name: string, help: string, field: 'packets' | 'bytes') => new PromCounter({
+      name, help, labelNames: ['endpoint', 'direction'], registers: [registry],
+      async collect() {
+        this.reset();
+        const s = await read();
+        const ids = byIfindex();
+        for (const e of s?.endpoints ?? []) {
+          const id = ids.get(e.ifindex);
+          if (id === undefined) continue;
+          this.inc({ endpoint: id, direction: 'from' }, Number(e.counters[`from_${field}`]));
+          this.inc({ endpoint: id, direction: 'to' }, Number(e.counters[`to_${field}`]));
+        }
+      },
+    });
+    epCounter('nrd_datapath_endpoint_packets_total', 'Packets sent by (from) and delivered by BPF to (to) each local endpoint.', 'packets');
+    epCounter('nrd_datapath_endpoint_bytes_total', 'Bytes sent by (from) and delivered by BPF to (to) each local endpoint.', 'bytes');
+    new PromCounter({
+      name: 'nrd_datapath_drops_total', help: 'Packets the endpoint datapath dropped, by reason.', labelNames: ['reason'], registers: [registry],
+      async collect() {
+        this.reset();
+        const s = await read();
+        if (s) for (const [reason, c] of Object.entries(s.drops)) this.inc({ reason }, Number(c.packets));
+      },
+    });
+    new Gauge({
+      name: 'nrd_datapath_nat_entries', help: 'Entries in the BPF masquerade NAT map (two per flow).', registers: [registry],
+      async collect() {
+        const s = await read();
+        this.set(s?.natEntries ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'nrd_datapath_masquerade_mode', help: '1 for the masquerade backend in use (bpf, nftables or off).', labelNames: ['mode'], registers: [registry],
+      collect() {
+        for (const mode of ['bpf', 'nftables', 'off'] as const) this.set({ mode }, self.masq.mode === mode ? 1 : 0);
+      },
+    });
   }
 
   status(): unknown {
-    return this.lastStatus ?? { ready: false, ...(this.lastError !== undefined ? { reason: this.lastError } : {}) };
+    const base = this.lastStatus ?? { ready: false, ...(this.lastError !== undefined ? { reason: this.lastError } : {}) };
+    return { ...base, masquerade: this.masq };
   }
 }

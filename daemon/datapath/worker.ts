@@ -28,6 +28,8 @@ function serve(req: DatapathRequest): DatapathOps[DatapathRequest['op']]['result
       return datapath.status();
     case 'stats':
       return datapath.stats();
+    case 'natGc':
+      return datapath.natGc();
     case 'stop':
       datapath.stop(req.args);
       return null;
