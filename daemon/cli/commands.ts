@@ -6,6 +6,7 @@ import { formatJson, formatStatus, type OutputFormat } from './format.js';
 import { routingCommands } from './commands/routing.js';
 import { stateCommands } from './commands/state.js';
 import { bgpCommands } from './commands/bgp.js';
+import { endpointCommands } from './commands/endpoints.js';
 
 export interface CommandContext {
   socket: string;
@@ -37,7 +38,9 @@ export const commands: Command[] = [
     summary: 'summary of the node: readiness per subsystem, config, version',
     run: (ctx) => show<StatusResponse>(ctx, '/v1/status', formatStatus),
   },
-  ...stateCommands,
+  // `endpoints` is the endpoints module's: the records table plus this node's veths and states.
+  ...stateCommands.filter((c) => c.path.join(' ') !== 'endpoints'),
+  ...endpointCommands,
   ...bgpCommands,
   ...routingCommands,
 ];

@@ -2,7 +2,8 @@
 // sockets (socket(2), bind(2), sendto(2), recv(2), close(2)) and clock_gettime(2), for sd_notify(3);
 // setsockopt(2) for socket options Node's wrappers do not expose (netlink NETLINK_NO_ENOBUFS, TCP
 // MD5 signatures and GTSM in bgp/session/tcp-md5.ts), bind(2) of any sockaddr; mount(2) for the
-// bpffs the datapath needs at /sys/fs/bpf (datapath/pin-dir.ts).
+// bpffs the datapath needs at /sys/fs/bpf (datapath/pin-dir.ts); setns(2) for netlink sockets
+// opened inside a workload's network namespace (kernel/netns.ts).
 import koffi from 'koffi';
 import { errnoName } from './errno.js';
 
@@ -46,6 +47,7 @@ interface Libc {
   clockGettime: (clock: number, ts: Buffer) => number;
   setsockopt: (fd: number, level: number, name: number, val: Buffer, len: number) => number;
   mount: (source: string, target: string, fstype: string, flags: number, data: string | null) => number;
+  setns: (fd: number, nstype: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -63,6 +65,7 @@ function lib(): Libc {
     clockGettime: l.func('int clock_gettime(int clock, _Out_ void *ts)'),
     setsockopt: l.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
     mount: l.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    setns: l.func('int setns(int fd, int nstype)'),
   };
   return libc;
 }
@@ -147,4 +150,12 @@ export function trySetsockoptInt(fd: number, level: number, name: number, value:
 /** mount(2): mounts `source` of type `fstype` on `target` with MS_* flags and fs-specific data. */
 export function mount(source: string, target: string, fstype: string, flags: number, data: string | null): void {
   if (lib().mount(source, target, fstype, flags, data) < 0) fail('mount');
+}
+
+/** CLONE_NEWNET: the namespace type setns(2) checks the fd against (EINVAL when it is another). */
+export const CLONE_NEWNET = 0x40000000;
+
+/** setns(2): moves the calling thread into the namespace behind `fd` (checked against `nstype`). */
+export function setns(fd: number, nstype: number): void {
+  if (lib().setns(fd, nstype) < 0) fail('setns');
 }

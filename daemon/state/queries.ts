@@ -8,13 +8,20 @@ import type { DecommissionResponse, EndpointsResponse, NodesResponse, NodeView }
 import { StateError } from './cidr-alloc.js';
 import type { ClusterState } from './cluster-state.js';
 import { leaf } from './keys.js';
-import type { PolicyRecord, Result, ServiceRecord } from './records.js';
+import type { EndpointSpec } from './ipam.js';
+import type { EndpointRecord, PolicyRecord, Result, ServiceRecord } from './records.js';
 import { isStoreError } from './store.js';
 
 export interface StateQueries {
   nodes(): NodesResponse;
   /** Endpoints of every node, or of `node` only. */
   endpoints(node?: string): EndpointsResponse;
+  /** This node's endpoint records from the watch cache (the endpoints subsystem's view). */
+  localEndpoints(): EndpointsResponse;
+  /** An endpoint of this node: identity, addresses, reservations and record (idempotent). */
+  createEndpoint(spec: Omit<EndpointSpec, 'identity'>): Promise<EndpointRecord>;
+  /** Record, reservations and identity reference of an endpoint of this node; false if none. */
+  deleteEndpoint(id: string): Promise<boolean>;
   /** Read from etcd, not from the watch cache: an operator who just wrote one sees it. */
   listServices(): Promise<ServiceRecord[]>;
   getService(name: string): Promise<ServiceRecord>;
@@ -123,6 +130,13 @@ export function stateQueries(current: () => ClusterState | undefined, selfName: 
           .filter((e) => node === undefined || e.node === node)
           .sort((a, b) => a.node.localeCompare(b.node) || a.id.localeCompare(b.id)),
       })),
+    localEndpoints: () =>
+      now((cs) => {
+        const self = selfName();
+        return { node: self, synced: cs.endpoints.synced, endpoints: cs.endpoints.values().filter((e) => e.node === self) };
+      }),
+    createEndpoint: (spec) => run((cs) => cs.createEndpoint(spec)),
+    deleteEndpoint: (id) => run((cs) => cs.deleteEndpoint(id)),
     listServices: () => run(async (cs) => (await cs.listServices()).sort(byName)),
     getService: (name) => run(async (cs) => find(await cs.listServices(), 'service', name)),
     setService: (input) => run(async (cs) => validated(await cs.setService(input))),
