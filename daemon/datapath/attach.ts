@@ -9,6 +9,8 @@
 //   links/<ifname>/ep_ingress                                       endpoint slot (host veths)
 //   links/<ifname>/dev_ingress | dev_egress                         netdev slot (uplink, VXLAN)
 //   progs/<ifname>/tc_<dir> | ep_tc_<dir> | dev_tc_<dir>            programs held by cls_bpf
+// <ifname> is written with '.' as '%2e' and '%' as '%25': bpffs refuses any name with a dot
+// ("reserved for future use", EPERM), and interface names often have one (nrd.vxlan, eth0.100).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -91,12 +93,22 @@ function requireIfindex(ifname: string): number {
   return ifindex;
 }
 
+/** An interface name as a bpffs path segment (no dot: bpffs refuses dotted names). */
+export function pinSegment(ifname: string): string {
+  return ifname.replace(/%/g, '%25').replace(/\./g, '%2e');
+}
+
+/** The interface name a pin directory stands for. */
+export function ifnameOfPinSegment(segment: string): string {
+  return segment.replace(/%2e/g, '.').replace(/%25/g, '%');
+}
+
 function linkDir(pinPath: string, ifname: string): string {
-  return join(pinPath, 'links', ifname);
+  return join(pinPath, 'links', pinSegment(ifname));
 }
 
 function progDir(pinPath: string, ifname: string): string {
-  return join(pinPath, 'progs', ifname);
+  return join(pinPath, 'progs', pinSegment(ifname));
 }
 
 function unlinkIfExists(path: string): void {
@@ -334,13 +346,13 @@ export function pinnedInterfaces(pinPath: string, slot: TcSlot = TC_SLOTS.counte
   // Exact names, not prefixes: "tc_ingress" must not match the endpoint slot's "ep_tc_ingress".
   const links = new Set([`${slot.link}_ingress`, `${slot.link}_egress`]);
   const progs = new Set([`${slot.prog}_ingress`, `${slot.prog}_egress`]);
-  for (const ifname of list(join(pinPath, 'links'))) {
+  for (const ifname of list(join(pinPath, 'links')).map(ifnameOfPinSegment)) {
     for (const f of list(linkDir(pinPath, ifname))) {
       if (links.has(f)) tcSet.add(ifname);
       if (f.startsWith('xdp_')) xdpSet.add(ifname);
     }
   }
-  for (const ifname of list(join(pinPath, 'progs'))) {
+  for (const ifname of list(join(pinPath, 'progs')).map(ifnameOfPinSegment)) {
     if (list(progDir(pinPath, ifname)).some((f) => progs.has(f))) tcSet.add(ifname);
   }
   return { tc: tcSet, xdp: xdpSet };

@@ -178,6 +178,19 @@ describe('datapath attach in a network namespace', () => {
     assert.ok(!existsSync(join(pinPath, 'links', 'epx0')), 'epx0 pins left behind');
   });
 
+  it('attaches to an interface whose name has a dot (nrd.vxlan, eth0.100): bpffs refuses dotted names, the pin directory escapes them', () => {
+    sh('ip', ['-n', nsA, 'link', 'add', 'ep.x0', 'type', 'veth', 'peer', 'name', 'epy1']);
+    const s = start({ endpoints: ['veth0', 'ep.x0'] });
+    assert.equal(s.ready, true, s.reason);
+    assert.ok(s.attachments.some((a) => a.ifname === 'ep.x0' && a.hook === 'tc-ingress'));
+    assert.ok(existsSync(join(pinPath, 'links', 'ep%2ex0')), 'escaped pin directory');
+    // A restart finds the dotted interface back from its escaped pin directory and unpins it.
+    sh('ip', ['-n', nsA, 'link', 'del', 'ep.x0']);
+    const gone = start({ endpoints: ['veth0'] });
+    assert.equal(gone.ready, true, gone.reason);
+    assert.ok(!existsSync(join(pinPath, 'links', 'ep%2ex0')), 'ep.x0 pins left behind');
+  });
+
   it('detach removes every link, filter and pin', () => {
     agent(nsA, { action: 'stop-detach', options: opts() });
     const net = JSON.parse(nsExec(nsA, 'bpftool', ['-j', 'net', 'show', 'dev', 'veth0'])) as Array<{ xdp: unknown[]; tc: unknown[] }>;

@@ -171,3 +171,11 @@ describe('structCodec (codecs derived from one layout)', () => {
     for (const spec of Object.values(STRUCTS)) assert.equal(structCodec(spec).size, spec.size);
   });
 });
+
+it('pin path segments: an interface name with dots or percent signs round-trips and never contains a dot', async () => {
+  const { pinSegment, ifnameOfPinSegment } = await import('../../../daemon/datapath/attach.js');
+  for (const n of ['eth0', 'nrd.vxlan', 'eth0.100', 'a%2e.b', '%', '..x', 'nrdv1a2b3c4d5e6']) {
+    assert.ok(!pinSegment(n).includes('.'), n);
+    assert.equal(ifnameOfPinSegment(pinSegment(n)), n);
+  }
+});
