@@ -47,11 +47,37 @@ async function inWorkload(name: string, args: string[]): Promise<string> {
 
 /** What a network engineer would diff: links, routes of both families, nrd's etcd keys. */
 async function snapshot(): Promise<string> {
-  const links = (await sb.node.ip(['-d', 'link', 'show'])).stdout.replace(/^\s+(RX|TX).*\n.*\n/gm, '');
-  const r4 = (await sb.node.ip(['route', 'show', 'table', 'all'])).stdout;
-  const r6 = (await sb.node.ip(['-6', 'route', 'show', 'table', 'all'])).stdout;
+  // The datapath reloads its XDP program at each start (a new program id): its own tests judge that.
+  const links = (await sb.node.ip(['-d', 'link', 'show'])).stdout.replace(/^\s+prog\/xdp .*\n/gm, '');
+  // The main tables: the local table's IPv6 link-local entries come and go with DAD on their own.
+  const r4 = (await sb.node.ip(['route', 'show'])).stdout;
+  const r6 = (await sb.node.ip(['-6', 'route', 'show'])).stdout;
   const keys = sb.etcd!.etcdctl(['get', '--prefix', '/nrd/v1/', '--keys-only']).split('\n').filter((k) => k && !k.includes('/alive/')).sort().join('\n');
   return `${links}\n--\n${r4}\n--\n${r6}\n--\n${keys}`;
+}
+
+/** A snapshot once the node stopped changing (link-local addresses after DAD, the VXLAN device). */
+async function settledSnapshot(): Promise<string> {
+  let prev = await snapshot();
+  let same = 0;
+  for (let i = 0; i < 60; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = await snapshot();
+    same = now === prev ? same + 1 : 0;
+    if (same >= 3) return now;
+    prev = now;
+  }
+  throw new Error(`the node namespace did not settle: ${prev}`);
+}
+
+/** The node's IPv4 routes of the endpoint owner (filtered here: `ip route show proto 197` depends
+ * on which rt_protos names this host has for 197). */
+async function epRoutes(): Promise<string> {
+  const out = (await sb.node.ip(['route', 'show'])).stdout;
+  return out
+    .split('\n')
+    .filter((l) => /proto (nrd-ep|197)\b/.test(l))
+    .join('\n');
 }
 
 function etcdKeys(prefix: string): string[] {
@@ -153,13 +179,16 @@ test('endpoint add: eth0 with /32 and /128, default routes via the gateway, nrdv
   assert.match(again.stderr, /no endpoint web-1/);
 });
 
-test('bad input: unknown netns, not a namespace, name taken, ifname present, bad name/labels — a clear error and nothing changed', async () => {
+test('bad input: unknown netns, not a namespace, name taken, ifname present, bad name/labels — a clear error and nothing changed', async (t) => {
   const w = await workload('b');
   const ok = await nrdctl('endpoint', 'add', 'taken', '--netns', w.path);
   assert.equal(ok.code, 0, ok.stderr);
   const w2 = await workload('c');
   await run(['ip', '-n', w2.name, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
-  const before = await snapshot();
+  t.after(async () => {
+    await nrdctl('endpoint', 'del', 'taken');
+  });
+  const before = await settledSnapshot();
   const cases: Array<[string[], RegExp]> = [
     [['endpoint', 'add', 'x1', '--netns', '/run/netns/nrdt-no-such-ns'], /does not exist/],
     [['endpoint', 'add', 'x2', '--netns', '/etc/hostname'], /not a network namespace/],
@@ -176,7 +205,6 @@ test('bad input: unknown netns, not a namespace, name taken, ifname present, bad
     assert.match(r.stderr, re, args.join(' '));
   }
   assert.equal(await snapshot(), before);
-  assert.equal((await nrdctl('endpoint', 'del', 'taken')).code, 0);
 });
 
 test('delete after the workload namespace is gone leaves nothing', async () => {
@@ -188,7 +216,7 @@ test('delete after the workload namespace is gone leaves nothing', async () => {
   const d = await nrdctl('endpoint', 'del', 'gone-1');
   assert.equal(d.code, 0, d.stderr);
   assert.notEqual((await sb.node.ip(['link', 'show', ep.hostIfname], { allowFailure: true })).code, 0);
-  assert.equal((await sb.node.ip(['route', 'show', 'proto', '197'])).stdout.trim(), '');
+  assert.equal(await epRoutes(), '');
   assert.deepEqual(etcdKeys('/nrd/v1/endpoints/nrdt-node/'), []);
   assert.deepEqual(etcdKeys('/nrd/v1/ips/nrdt-node/'), []);
 });
@@ -203,7 +231,7 @@ test('an endpoint whose namespace vanished is garbage-collected (record, reserva
     intervalMs: 200,
     what: 'GC of gc-1',
   });
-  await waitFor(async () => ((await sb.node.ip(['route', 'show', 'proto', '197'])).stdout.trim() === '' ? true : undefined), { timeoutMs: 10_000, intervalMs: 200, what: 'host routes gone' });
+  await waitFor(async () => (await epRoutes() === '' ? true : undefined), { timeoutMs: 10_000, intervalMs: 200, what: 'host routes gone' });
 });
 
 test('kill -9 and restart: no link, route or etcd change; the endpoints are adopted', async () => {
@@ -211,8 +239,15 @@ test('kill -9 and restart: no link, route or etcd change; the endpoints are adop
   const b = await workload('g');
   assert.equal((await nrdctl('endpoint', 'add', 'keep-a', '--netns', a.path)).code, 0);
   assert.equal((await nrdctl('endpoint', 'add', 'keep-b', '--netns', b.path, '--ifname', 'net0')).code, 0);
-  await waitFor(async () => ((await sb.node.ip(['route', 'show', 'proto', '197'])).stdout.trim().split('\n').length === 2 ? true : undefined), { timeoutMs: 10_000, intervalMs: 100, what: 'two host routes' });
-  const wantBefore = await snapshot();
+  await waitFor(
+    async () => {
+      const out = await epRoutes();
+      if (out.split('\n').length !== 2) throw new Error(`host routes: ${out}`);
+      return true;
+    },
+    { timeoutMs: 10_000, intervalMs: 100, what: 'two host routes' },
+  );
+  const wantBefore = await settledSnapshot();
   const insideBefore = (await inWorkload(a.name, ['-d', 'addr'])) + (await inWorkload(a.name, ['route'])) + (await inWorkload(b.name, ['-6', 'route']));
   nrd.signal('SIGKILL');
   await nrd.exited;
