@@ -400,7 +400,9 @@ export class BgpSpeaker {
     for (const n of this.meshNodes) {
       const key = peerKey(n.address);
       if (out.has(key) || own.has(key)) continue;
-      out.set(key, { address: n.address, asn: n.asn ?? this.opts.asn, source: 'mesh', description: n.name });
+      const mesh: SpeakerPeer = { address: n.address, asn: n.asn ?? this.opts.asn, source: 'mesh', description: n.name };
+      if (this.opts.meshMaxPrefix) mesh.maxPrefix = { ...this.opts.meshMaxPrefix };
+      out.set(key, mesh);
     }
     return out;
   }

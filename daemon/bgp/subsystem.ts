@@ -25,6 +25,9 @@ export const STATE_NUMBER: Record<StateName, number> = { Idle: 1, Connect: 2, Ac
 
 const familyOfAddress = (a: string): 'ipv4' | 'ipv6' => (a.includes(':') ? 'ipv6' : 'ipv4');
 
+/** The max-prefix limit of node-mesh peers: bgp.peers[].maxPrefix.limit's default. */
+export const MESH_MAX_PREFIX = 50_000;
+
 /** Speaker options from the (resolved, frozen) site config. */
 export function speakerOptionsFromConfig(c: NrdConfig, extra: { restarting?: boolean } = {}): SpeakerOptions {
   const b = c.bgp;
@@ -67,6 +70,9 @@ export function speakerOptionsFromConfig(c: NrdConfig, extra: { restarting?: boo
       extraPrefixes: [...b.export.extraPrefixes],
     },
     nextHopSelf,
+    // Mesh peers are other nrd nodes, each sending its pod CIDRs and extra prefixes: the same
+    // default limit as a configured peer stops one that leaks a full table into every node.
+    meshMaxPrefix: { limit: MESH_MAX_PREFIX, action: 'teardown' },
     localPrefixes: [...c.node.podCIDRs],
     peers,
   };

@@ -96,6 +96,8 @@ export interface SpeakerOptions {
   /** Prefixes originated from the start, per family, until setLocalPrefixes replaces them. */
   localPrefixes?: string[];
   peers: SpeakerPeer[];
+  /** Max-prefix of the node-mesh peers (etcd's nodes), which have no peer config of their own. */
+  meshMaxPrefix?: MaxPrefixOptions;
   /** RFC 4456: set to reflect routes between clients (defaults to none: a node does not reflect). */
   clusterId?: string;
   /** Re-advertise learned routes (route reflector / transit); default false. */

@@ -86,3 +86,23 @@ test('max-prefix: a peer without a limit gets the default (50000, teardown); 0 t
   assert.deepEqual(p.maxPrefixFor('192.0.2.2'), { limit: 50000, action: 'teardown' });
   assert.equal(p.maxPrefixFor('192.0.2.3'), undefined);
 });
+
+test('max-prefix: node-mesh peers (no peer config of their own) get the same default as configured peers', () => {
+  const r = loadConfigText('node: {address: 192.0.2.11}\nbgp: {nodeMesh: true}\n', { env: {}, hostname: 'n1' });
+  assert.ok(r.ok, r.ok ? '' : JSON.stringify(r.issues));
+  const o = speakerOptionsFromConfig(r.config);
+  const schemaDefault = speakerOptionsFromConfig(
+    (() => {
+      const c = loadConfigText('node: {address: 192.0.2.11}\nbgp: {peers: [{address: 192.0.2.2, asn: 65010}]}\n', { env: {}, hostname: 'n1' });
+      assert.ok(c.ok);
+      return c.config;
+    })(),
+  ).peers[0]!.maxPrefix;
+  assert.deepEqual(o.meshMaxPrefix, schemaDefault, 'one default for both kinds of peer');
+  // Never started (no socket): the peer set the speaker would run with.
+  const s = new BgpSpeaker({ ...o, listen: { address: '127.0.0.1', port: 0 } });
+  s.setMeshPeers([{ name: 'n2', address: '192.0.2.12' }]);
+  const desired = (s as unknown as { desiredPeers(): Map<string, { address: string; maxPrefix?: unknown }> }).desiredPeers();
+  const mesh = [...desired.values()].find((p) => p.address === '192.0.2.12');
+  assert.deepEqual(mesh?.maxPrefix, { limit: 50000, action: 'teardown' });
+});
