@@ -112,7 +112,7 @@ export class EndpointsSubsystem implements Subsystem {
   // ---- commands and queries (the control API's) --------------------------------------------------
 
   /** Creates an endpoint; on any failure nothing is left behind. */
-  add(body: unknown): Promise<EndpointView> {
+  async add(body: unknown): Promise<EndpointView> {
     const req = validateAddRequest(body); // before queueing: bad input answers at once
     return this.exclusive(async () => {
       const plumber = this.requirePlumber();
@@ -156,7 +156,8 @@ export class EndpointsSubsystem implements Subsystem {
       const plumber = this.requirePlumber();
       const local = this.deps.store.local();
       const entry = this.known.get(name);
-      const inCache = local.endpoints.some((e) => e.id === name);
+      // Deleted here before, still in the lagging watch cache: that is not an endpoint any more.
+      const inCache = local.endpoints.some((e) => e.id === name) && !this.deleting.has(name);
       const hostIf = hostIfName(name);
       const hadLink = await plumber.remove(hostIf);
       if (entry || inCache) this.deleting.add(name);
