@@ -136,14 +136,14 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   daemon.onReload((info) => metrics.reloads.inc({ result: info.result }));
   registerCoreRoutes(router, { status: () => daemon.status(), readiness });
 
-  // Start order: api/metrics → state (etcd) → bgp → routing → datapath. Each later subsystem is
+  // Start order: api/metrics → state (etcd) → bgp → routing → endpoints → datapath. Each later subsystem is
   // one daemon.add() here, handed the router/registry it publishes on.
   const state = new StateSubsystem({ metrics: metrics.registry, version });
   registerStateRoutes(router, state.queries);
   const bgp = new BgpSubsystem({ metrics: metrics.registry });
   registerBgpRoutes(router, bgp);
-  // The one kernel port of the daemon: every owner of kernel objects (routing now; the endpoints'
-  // EndpointKernelOwner of kernel/endpoint-owner.ts next) reconciles over it under its own mark
+  // The one kernel port of the daemon: every owner of kernel objects (routing, and the endpoints'
+  // EndpointKernelOwner of kernel/endpoint-owner.ts) reconciles over it under its own mark
   // (kernel/owners.ts), so no owner's reconcile ever deletes another's objects.
   const kernel = new NetlinkKernelPort();
   const routing = new RoutingSubsystem({ port: kernel, metrics: metrics.registry });
@@ -168,6 +168,9 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   const datapath = new DatapathSubsystem({ metrics: metrics.registry });
   daemon.add(datapath);
   registerDatapathRoutes(router, datapath);
+  // endpoints → datapath: the whole set of this node's endpoints (host veth, MAC, addresses,
+  // identity) each time it changes; the datapath attaches its programs and writes its maps.
+  endpoints.onEndpoints((eps) => datapath.setEndpoints(eps));
 
   // etcd → BGP: this node's pod CIDRs are what it advertises; the other nodes are its iBGP mesh
   // (used only with bgp.nodeMesh). Both may arrive before or after the speaker starts.

@@ -15,7 +15,7 @@ import { waitFor } from '../../lib/wait.js';
 import { METRICS_PORT, NODE_ADDRESS, NRDCTL, NotifyReceiver, NrdSandbox, UPLINK, runNode, type NrdProcess } from './harness.js';
 
 /** The daemon's subsystems in start order (daemon/main.ts). */
-const SUBSYSTEMS = ['api', 'state', 'bgp', 'routing', 'datapath'];
+const SUBSYSTEMS = ['api', 'state', 'bgp', 'routing', 'endpoints', 'datapath'];
 
 // Teardown of nrd, namespaces, temp dir and bpffs, registered before anything exists.
 const sb = NrdSandbox.use(after, 'daemon');
