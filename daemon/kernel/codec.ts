@@ -59,17 +59,17 @@ const RTA_MULTIPATH = 9;
 const RTA_TABLE = 15;
 const RTAX_MTU = 2;
 const RTNH_F_ONLINK = 4;
-const RT_SCOPE_UNIVERSE = 0;
+export const RT_SCOPE_UNIVERSE = 0;
 const RT_SCOPE_LINK = 253;
 const RT_SCOPE_NOWHERE = 255;
 const RT_TABLE_UNSPEC = 0;
 
-const IFLA_ADDRESS = 1;
-const IFLA_IFNAME = 3;
-const IFLA_MTU = 4;
-const IFLA_LINKINFO = 18;
-const IFLA_INFO_KIND = 1;
-const IFLA_INFO_DATA = 2;
+export const IFLA_ADDRESS = 1;
+export const IFLA_IFNAME = 3;
+export const IFLA_MTU = 4;
+export const IFLA_LINKINFO = 18;
+export const IFLA_INFO_KIND = 1;
+export const IFLA_INFO_DATA = 2;
 const IFLA_VXLAN_ID = 1;
 const IFLA_VXLAN_LINK = 3;
 const IFLA_VXLAN_LOCAL = 4;
@@ -78,8 +78,8 @@ const IFLA_VXLAN_PORT = 15;
 const IFLA_VXLAN_LOCAL6 = 17;
 const IFF_UP = 0x1;
 
-const IFA_ADDRESS = 1;
-const IFA_LOCAL = 2;
+export const IFA_ADDRESS = 1;
+export const IFA_LOCAL = 2;
 
 const NDA_DST = 1;
 const NDA_LLADDR = 2;

@@ -18,15 +18,25 @@ import {
   AF_INET,
   AF_INET6,
   AttrWriter,
+  IFA_ADDRESS,
+  IFA_LOCAL,
+  IFLA_ADDRESS,
+  IFLA_IFNAME,
+  IFLA_INFO_DATA,
+  IFLA_INFO_KIND,
+  IFLA_LINKINFO,
+  IFLA_MTU,
   NLM_F_CREATE,
   NLM_F_EXCL,
   NLM_F_REPLACE,
   RTM_DELLINK,
   RTM_GETADDR,
   RTM_GETLINK,
+  RTM_NEWADDR,
   RTM_NEWLINK,
   RTM_NEWROUTE,
   RTM_SETLINK,
+  RT_SCOPE_UNIVERSE,
   decodeAddress,
   decodeLink,
   encodeAddrDumpRequest,
@@ -40,21 +50,11 @@ import {
 import { NetlinkKernelPort } from './netlink-port.js';
 import { isKernelError, type AddressInfo, type Family, type LinkInfo, type Route } from './types.js';
 
-const RTM_NEWADDR = 20;
-const IFLA_ADDRESS = 1;
-const IFLA_IFNAME = 3;
-const IFLA_MTU = 4;
-const IFLA_LINKINFO = 18;
-const IFLA_INFO_KIND = 1;
-const IFLA_INFO_DATA = 2;
 const IFLA_NET_NS_FD = 28;
 const VETH_INFO_PEER = 1;
-const IFA_ADDRESS = 1;
-const IFA_LOCAL = 2;
 const IFA_FLAGS = 8;
 /** IFA_F_NODAD: no duplicate address detection, the IPv6 address is usable at once. */
 const IFA_F_NODAD = 0x02;
-const RT_SCOPE_UNIVERSE = 0;
 
 /** The namespace of the calling thread (not /proc/self: that is the main thread's, the same here). */
 const OWN_NETNS = '/proc/thread-self/ns/net';
