@@ -12,6 +12,7 @@
 #define NRD_EP_IFS_MAX_ENTRIES 8192     /* host-side veths */
 #define NRD_NONAT_MAX_ENTRIES 1024      /* cluster pools + masquerade exclusions, per family */
 #define NRD_NAT4_MAX_ENTRIES 131072     /* two entries per masqueraded flow */
+#define NRD_NAT6_MAX_ENTRIES 65536      /* the same for IPv6 (keys are 2.5x the size) */
 
 /* ---- endpoints ---------------------------------------------------------------------------- */
 
@@ -102,6 +103,29 @@ struct nrd_nat4_entry {
 	__u64 created_ns;
 };
 
+/* Key of the LRU hash nrd_nat6: the IPv6 twin of nrd_nat4_key, same fields and meaning
+ * (proto IPPROTO_TCP / UDP / ICMPV6). */
+struct nrd_nat6_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport_be;
+	__u16 dport_be;
+	__u8 proto;
+	__u8 dir;
+	__u8 pad[2];
+};
+
+/* Value of nrd_nat6: as nrd_nat4_entry, with a 16-byte address. */
+struct nrd_nat6_entry {
+	__u8 addr[16];
+	__u16 port_be;
+	__u8 state;
+	__u8 flags;
+	__u8 pad[4];
+	__u64 last_seen_ns;
+	__u64 created_ns;
+};
+
 /* Connection states. TCP follows the flags seen in either direction; UDP and ICMP echo use
  * SYN for "no reply yet" and EST once a reply came back. Suggested GC timeouts: SYN 60 s,
  * EST 2 h (TCP) / 60 s (UDP) / 30 s (ICMP), FIN 30 s, CLOSED 10 s. */
@@ -116,7 +140,8 @@ struct nrd_nat4_entry {
 #define NRD_DP_F_IPV6 (1U << 0)    /* handle IPv6 (off: IPv6 is handed on to the stack untouched) */
 #define NRD_DP_F_ARP_ANY (1U << 1) /* answer every ARP request/NS from an endpoint, not only the
 				    * gateway's (probes and DAD excepted) */
-#define NRD_DP_F_MASQ (1U << 2)    /* nrd_netdev: masquerade IPv4 leaving the cluster */
+#define NRD_DP_F_MASQ (1U << 2)    /* nrd_netdev: masquerade traffic leaving the cluster (IPv4 when
+				    * node_ip4 is set, IPv6 when node_ip6 is set and NRD_DP_F_IPV6) */
 
 #define NRD_NAT_PORT_MIN_DEFAULT 61000 /* above Linux's default ip_local_port_range 32768-60999 */
 #define NRD_NAT_PORT_MAX_DEFAULT 65535

@@ -46,8 +46,7 @@ struct {
 	__type(value, struct nrd_nonat_value);
 } nrd_nonat4 SEC(".maps");
 
-/* IPv6 exclusions, for the same decision once IPv6 masquerade exists (nrd routes IPv6 pods
- * natively today); defined now so the daemon's layout and pins do not change then. */
+/* IPv6 exclusions: the same decision for IPv6 masquerade (nrd_nat6.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -97,6 +97,7 @@ export function resolveConfig(c: RawConfig, host: string): NrdConfig {
       xdpPrefilter: { deny: canonCidrs(c.datapath.xdpPrefilter.deny) },
       pinPath: c.datapath.pinPath,
     },
+    endpoints: { mtu: c.endpoints.mtu },
     api: { socket: c.api.socket, metrics: c.api.metrics },
     log: { level: c.log.level },
   };

@@ -205,6 +205,14 @@ export const CONFIG_SCHEMA: SchemaTree = {
     },
     pinPath: path('/sys/fs/bpf/nrd', 'bpffs directory where nrd pins its maps and links.'),
   },
+  endpoints: {
+    mtu: int(
+      0,
+      65535,
+      0,
+      'MTU of both ends of each workload veth; 0: auto, the uplink MTU with routing.mode native (traffic never leaves encapsulated), else the VXLAN device\'s MTU (routing.vxlan.mtu, or the uplink MTU minus 50 over an IPv4 underlay, 70 over IPv6), so that full-size packets fit into VXLAN. Applies to endpoints created (or re-plumbed) afterwards.',
+    ),
+  },
   api: {
     socket: path('/run/nrd/nrd.sock', 'Unix socket of the control API (mode 0600).', { maxBytes: 107 }),
     metrics: leaf('nrd-hostport', 'host:port', '127.0.0.1:9469', 'Prometheus /metrics listener; "" disables it.', {
@@ -268,6 +276,7 @@ export const SECTION_DOCS: Readonly<Record<string, string>> = {
   'routing.vxlan': 'The VXLAN overlay (RFC 7348).',
   datapath: 'The eBPF datapath.',
   'datapath.xdpPrefilter': 'The XDP prefilter on the uplink.',
+  endpoints: 'Workload endpoints (veth pairs into workload network namespaces).',
   api: 'The control socket and metrics.',
   log: 'Structured JSON logs on stdout.',
   maxPrefix: 'Prefix limit per peer.',

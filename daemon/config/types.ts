@@ -97,6 +97,10 @@ export interface NrdConfig {
     xdpPrefilter: { deny: string[] };
     pinPath: string;
   };
+  endpoints: {
+    /** MTU of the workload veths; 0: auto (see daemon/endpoints/model.ts endpointMtu). */
+    mtu: number;
+  };
   api: {
     socket: string;
     /** "host:port"; "" disables the metrics listener. */

@@ -32,6 +32,8 @@ export interface EndpointView {
   mac?: string;
   /** MAC the workload sees for its gateway (the host side of the veth carries it). */
   gatewayMac: string;
+  /** MTU of the veth pair (both ends), as plumbed or as the host side has it. */
+  mtu?: number;
   hostIfname: string;
   /** 0 when the host link does not exist. */
   hostIfindex: number;

@@ -116,3 +116,35 @@ export function parseLabelList(text: string): Labels | string {
   }
   return out;
 }
+
+/** VXLAN encapsulation overhead (outer IP + UDP 8 + VXLAN 8 + inner Ethernet 14), per underlay family. */
+export const VXLAN_OVERHEAD = { 4: 50, 6: 70 } as const;
+
+/** What decides the MTU of an endpoint's veth pair. */
+export interface MtuInputs {
+  /** endpoints.mtu: 0 = auto. */
+  configured: number;
+  /** routing.mode. */
+  mode: 'native' | 'vxlan' | 'auto' | 'cross-subnet';
+  /** routing.vxlan.mtu: 0 = uplink minus the overhead. */
+  vxlanMtu: number;
+  /** The uplink's MTU (undefined: not found). */
+  uplinkMtu: number | undefined;
+  /** Family of the underlay address (node.address). */
+  underlayFamily: 4 | 6;
+}
+
+/**
+ * The MTU of both ends of an endpoint's veth, as Calico and Cilium choose it: a configured value
+ * wins; with routing.mode native traffic never leaves encapsulated, so the uplink's MTU; in every
+ * other mode a packet may be redirected into the VXLAN device, so its MTU (routing.vxlan.mtu, else
+ * uplink minus 50 over IPv4, 70 over IPv6) — a full-size segment of a larger MTU would be dropped
+ * there. Undefined when the uplink is unknown and nothing is configured (the kernel's default).
+ */
+export function endpointMtu(i: MtuInputs): number | undefined {
+  if (i.configured > 0) return i.configured;
+  if (i.mode === 'native') return i.uplinkMtu;
+  if (i.vxlanMtu > 0) return i.vxlanMtu;
+  if (i.uplinkMtu === undefined) return undefined;
+  return i.uplinkMtu - VXLAN_OVERHEAD[i.underlayFamily];
+}

@@ -22,6 +22,8 @@ export interface PlumbSpec {
   /** MAC of the workload side. */
   mac: string;
   ips: readonly string[];
+  /** MTU of both ends (endpointMtu); undefined: the kernel's default. */
+  mtu?: number;
 }
 
 /** The kernel port of the endpoints subsystem (a fake stands in for it in unit tests). */
@@ -37,6 +39,8 @@ export interface EndpointPlumber {
   /** The endpoint-owned links (veths named "nrdv…") by name. */
   hostLinks(): Promise<Map<string, LinkInfo>>;
   netnsExists(path: string): boolean;
+  /** MTU of the uplink: the link named `ifname`, or ("") the one that holds `address`. */
+  uplinkMtu(ifname: string, address: string): Promise<number | undefined>;
   close(): void;
 }
 
@@ -98,7 +102,7 @@ export class NetlinkPlumber implements EndpointPlumber {
       // replaced at that path in between is caught below (the peer is not found through `ops`).
       const fd = openSync(s.netns, 'r');
       try {
-        await this.host.createVeth({ name: s.hostIf, mac: ENDPOINT_GATEWAY_MAC, peer: { name: s.ifname, mac: s.mac, netnsFd: fd } });
+        await this.host.createVeth({ name: s.hostIf, mac: ENDPOINT_GATEWAY_MAC, ...(s.mtu !== undefined ? { mtu: s.mtu } : {}), peer: { name: s.ifname, mac: s.mac, netnsFd: fd } });
         created = true;
       } catch (e) {
         if (isKernelError(e, 'EEXIST')) throw new NrdError('conflict', 'conflict', `host interface ${s.hostIf} exists already`);
@@ -128,6 +132,13 @@ export class NetlinkPlumber implements EndpointPlumber {
     } finally {
       ops.close();
     }
+  }
+
+  async uplinkMtu(ifname: string, address: string): Promise<number | undefined> {
+    if (ifname) return (await this.host.getLink(ifname))?.mtu;
+    if (!address) return undefined;
+    const a = (await this.host.listAddresses()).find((x) => x.address === address);
+    return a ? (await this.host.getLink(a.ifindex))?.mtu : undefined;
   }
 
   async remove(hostIf: string): Promise<boolean> {

@@ -14,9 +14,11 @@ import { NrdError } from '../lib/errors.js';
 import type { ReadinessReporter } from '../lib/health.js';
 import type { Logger } from '../lib/log.js';
 import type { Subsystem, SubsystemContext } from '../lib/subsystem.js';
+import type { ConfigChange, NrdConfig } from '../config/types.js';
+import { familyOf } from '../kernel/addr.js';
 import type { EndpointRecord, Labels } from '../state/records.js';
 import type { EndpointView, LocalEndpointsResponse } from './api-types.js';
-import { DEFAULT_IFNAME, hostIfName, kernelSpecs, localEndpoints, randomMac, validateAddRequest, type KnownEndpoint } from './model.js';
+import { DEFAULT_IFNAME, endpointMtu, hostIfName, kernelSpecs, localEndpoints, randomMac, validateAddRequest, type KnownEndpoint } from './model.js';
 import type { EndpointPlumber } from './plumbing.js';
 
 /** The state layer as the endpoints need it (main.ts adapts the state module's typed queries). */
@@ -51,6 +53,8 @@ interface Entry extends KnownEndpoint {
   /** Seen in the etcd watch cache at least once (before that, its absence there means nothing). */
   seen: boolean;
   error?: string;
+  /** MTU of the veth pair. */
+  mtu?: number;
 }
 
 const DEFAULT_RESYNC_MS = 2000;
@@ -70,6 +74,7 @@ export class EndpointsSubsystem implements Subsystem {
   private ready: ReadinessReporter | undefined;
   private synced = false;
   private lastReason = '';
+  private config: NrdConfig | undefined;
 
   constructor(private readonly deps: EndpointsDeps) {}
 
@@ -85,6 +90,7 @@ export class EndpointsSubsystem implements Subsystem {
   async start(ctx: SubsystemContext): Promise<void> {
     this.log = ctx.log;
     this.ready = ctx.ready;
+    this.config = ctx.config;
     this.plumber = this.deps.plumber();
     // Nothing of ours is deleted before the first synced pass: the owner starts with an empty,
     // unsynced desired set and only adopts.
@@ -94,6 +100,28 @@ export class EndpointsSubsystem implements Subsystem {
     await this.resync();
     this.timer = setInterval(() => void this.resync(), this.deps.resyncMs ?? DEFAULT_RESYNC_MS);
     this.timer.unref();
+  }
+
+  /** endpoints.mtu and the routing keys it depends on apply to endpoints plumbed from now on. */
+  reload(_changes: readonly ConfigChange[], next: NrdConfig): void {
+    this.config = next;
+  }
+
+  /** The MTU for a new veth pair (endpointMtu over the running config and the uplink). */
+  private async mtu(plumber: EndpointPlumber): Promise<number | undefined> {
+    const c = this.config;
+    if (!c?.endpoints || !c.routing || !c.node) return undefined;
+    let fam: 4 | 6 = 4;
+    try {
+      fam = familyOf(c.node.address);
+    } catch {
+      // node.address unset: the router falls back to the uplink's IPv4 address first.
+    }
+    const needUplink = !(c.endpoints.mtu > 0) && (c.routing.mode === 'native' || !(c.routing.vxlan.mtu > 0));
+    const uplinkMtu = needUplink ? await plumber.uplinkMtu(c.node.interface, c.node.address).catch(() => undefined) : undefined;
+    const mtu = endpointMtu({ configured: c.endpoints.mtu, mode: c.routing.mode, vxlanMtu: c.routing.vxlan.mtu, uplinkMtu, underlayFamily: fam });
+    if (mtu === undefined) this.log?.warn({ interface: c.node.interface, address: c.node.address }, 'uplink not found: endpoint veth keeps the kernel default MTU (set endpoints.mtu)');
+    return mtu;
   }
 
   async stop(): Promise<void> {
@@ -136,7 +164,9 @@ export class EndpointsSubsystem implements Subsystem {
       this.known.set(req.name, entry);
       this.publish();
       try {
-        entry.hostIfindex = await plumber.plumb({ hostIf, netns: req.netns, ifname: req.ifname, mac: record.mac ?? mac, ips: record.ips });
+        const mtu = await this.mtu(plumber);
+        if (mtu !== undefined) entry.mtu = mtu;
+        entry.hostIfindex = await plumber.plumb({ hostIf, netns: req.netns, ifname: req.ifname, mac: record.mac ?? mac, ips: record.ips, ...(mtu !== undefined ? { mtu } : {}) });
       } catch (e) {
         this.known.delete(req.name);
         this.publish();
@@ -196,6 +226,7 @@ export class EndpointsSubsystem implements Subsystem {
       gateways: r.ips.map((ip) => (ip.includes(':') ? ENDPOINT_GATEWAY_V6 : ENDPOINT_GATEWAY_V4)),
       ...(r.mac ? { mac: r.mac } : {}),
       gatewayMac: ENDPOINT_GATEWAY_MAC,
+      ...(e.mtu !== undefined ? { mtu: e.mtu } : {}),
       hostIfname: e.hostIf,
       hostIfindex: e.hostIfindex,
       identity: r.identity ?? 0,
@@ -276,7 +307,7 @@ export class EndpointsSubsystem implements Subsystem {
       const link = links.get(hostIf);
       const prev = this.known.get(rec.id);
       if (link) {
-        this.known.set(rec.id, { record: rec, hostIf, hostIfindex: link.index, seen: true });
+        this.known.set(rec.id, { record: rec, hostIf, hostIfindex: link.index, seen: true, mtu: link.mtu });
         continue;
       }
       if (!plumber.netnsExists(rec.netns)) {
@@ -293,7 +324,9 @@ export class EndpointsSubsystem implements Subsystem {
       this.known.set(rec.id, entry);
       this.publish();
       try {
-        entry.hostIfindex = await plumber.plumb({ hostIf, netns: rec.netns, ifname: rec.ifname ?? DEFAULT_IFNAME, mac: rec.mac ?? randomMac(), ips: rec.ips });
+        const mtu = await this.mtu(plumber);
+        if (mtu !== undefined) entry.mtu = mtu;
+        entry.hostIfindex = await plumber.plumb({ hostIf, netns: rec.netns, ifname: rec.ifname ?? DEFAULT_IFNAME, mac: rec.mac ?? randomMac(), ips: rec.ips, ...(mtu !== undefined ? { mtu } : {}) });
         this.log?.info({ endpoint: rec.id, hostIf }, 'endpoint re-plumbed');
       } catch (e) {
         entry.error = e instanceof Error ? e.message : String(e);

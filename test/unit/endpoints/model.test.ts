@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { NrdError } from '../../../daemon/lib/errors.js';
 import { ENDPOINT_MARK, linkOwnerByName } from '../../../daemon/kernel/owners.js';
-import { hostIfName, ifnameIssue, kernelSpecs, localEndpoints, parseLabelList, validateAddRequest, type KnownEndpoint } from '../../../daemon/endpoints/model.js';
+import { endpointMtu, hostIfName, ifnameIssue, kernelSpecs, localEndpoints, parseLabelList, validateAddRequest, type KnownEndpoint } from '../../../daemon/endpoints/model.js';
 import type { EndpointRecord } from '../../../daemon/state/records.js';
 
 test('hostIfName: "nrdv" + 11 hex digits of SHA-256, the same on every call and node', () => {
@@ -106,4 +106,29 @@ test('localEndpoints: the datapath contract, only endpoints with a link and a MA
     { id: 'a', hostIfname: hostIfName('a'), hostIfindex: 6, mac: '02:00:00:00:00:01', ips: ['10.244.1.2'], identity: 0 },
     { id: 'b', hostIfname: hostIfName('b'), hostIfindex: 7, mac: '02:00:00:00:00:01', ips: ['10.244.1.3'], identity: 12 },
   ]);
+});
+
+test('endpointMtu: configured > native uplink > VXLAN MTU (configured, else uplink - 50/70)', () => {
+  const base = { configured: 0, vxlanMtu: 0, uplinkMtu: 1500, underlayFamily: 4 as const };
+  assert.equal(endpointMtu({ ...base, mode: 'native' }), 1500);
+  for (const mode of ['vxlan', 'auto', 'cross-subnet'] as const) {
+    assert.equal(endpointMtu({ ...base, mode }), 1450, mode);
+    assert.equal(endpointMtu({ ...base, mode, underlayFamily: 6 }), 1430, mode);
+    assert.equal(endpointMtu({ ...base, mode, vxlanMtu: 1400 }), 1400, mode);
+    assert.equal(endpointMtu({ ...base, mode, uplinkMtu: undefined }), undefined, mode);
+    assert.equal(endpointMtu({ ...base, mode, uplinkMtu: undefined, vxlanMtu: 1400 }), 1400, mode);
+  }
+  assert.equal(endpointMtu({ ...base, mode: 'native', vxlanMtu: 1400 }), 1500, 'native never encapsulates');
+  assert.equal(endpointMtu({ ...base, mode: 'native', uplinkMtu: 9000 }), 9000);
+  assert.equal(endpointMtu({ ...base, mode: 'auto', configured: 1280 }), 1280);
+  assert.equal(endpointMtu({ ...base, mode: 'native', configured: 1280, uplinkMtu: undefined }), 1280);
+});
+
+test('endpointMtu: property — in a mode that may encapsulate, a full-size packet always fits into VXLAN', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1280, max: 65535 }), fc.constantFrom(4 as const, 6 as const), fc.constantFrom('vxlan' as const, 'auto' as const, 'cross-subnet' as const), (uplink, fam, mode) => {
+      const m = endpointMtu({ configured: 0, vxlanMtu: 0, uplinkMtu: uplink, underlayFamily: fam, mode })!;
+      assert.ok(m + (fam === 4 ? 50 : 70) <= uplink);
+    }),
+  );
 });

@@ -64,6 +64,7 @@ class FakePlumber implements EndpointPlumber {
   netnsExists(p: string): boolean {
     return this.namespaces.has(p);
   }
+  uplinkMtu = async (ifname: string, address: string): Promise<number | undefined> => (ifname === 'eth0' || address === '192.0.2.10' || address === '2001:db8::10' ? 9000 : undefined);
   close(): void {}
 }
 
@@ -173,4 +174,42 @@ test('a just-added endpoint not yet back from the watch is kept (its link is in 
   await sub.resync(); // the cache does not have it yet
   assert.deepEqual(sub.list().endpoints.map((e) => e.name), ['new']);
   assert.deepEqual(owner.last.map((s) => s.hostIf), [hostIfName('new')]);
+});
+
+/** A running config as far as the MTU choice reads it. */
+function mtuConfig(o: { mode: string; epMtu?: number; vxlanMtu?: number; address?: string; iface?: string }): never {
+  return {
+    node: { name: 'n1', address: o.address ?? '192.0.2.10', interface: o.iface ?? '', podCIDRs: [], stateDir: '/tmp' },
+    routing: { mode: o.mode, vxlan: { vni: 1, port: 4789, device: 'nrd.vxlan', mtu: o.vxlanMtu ?? 0 }, failoverHoldDown: 30, routeProtocol: 220 },
+    endpoints: { mtu: o.epMtu ?? 0 },
+  } as never;
+}
+
+test('MTU: the veth pair gets the uplink MTU in native mode, the VXLAN MTU otherwise, endpoints.mtu when set; reload applies to later endpoints', async (t) => {
+  const cases: Array<[Parameters<typeof mtuConfig>[0], number | undefined]> = [
+    [{ mode: 'native' }, 9000],
+    [{ mode: 'auto' }, 8950],
+    [{ mode: 'vxlan' }, 8950],
+    [{ mode: 'cross-subnet' }, 8950],
+    [{ mode: 'auto', address: '2001:db8::10' }, 8930],
+    [{ mode: 'auto', vxlanMtu: 1400 }, 1400],
+    [{ mode: 'native', epMtu: 1300 }, 1300],
+    [{ mode: 'auto', epMtu: 1300 }, 1300],
+    [{ mode: 'auto', address: '192.0.2.99', iface: 'eth0' }, 8950],
+    [{ mode: 'auto', address: '192.0.2.99' }, undefined],
+  ];
+  for (const [i, [cfg, want]] of cases.entries()) {
+    const { plumber, sub } = setup();
+    await sub.start({ config: mtuConfig(cfg), log: silentLogger(), ready: () => undefined });
+    t.after(() => sub.stop());
+    plumber.namespaces.add('/run/netns/w1');
+    const ep = await sub.add({ name: `e${i}`, netns: '/run/netns/w1' });
+    assert.equal(plumber.plumbed[0]!.mtu, want, JSON.stringify(cfg));
+    assert.equal(ep.mtu, want, JSON.stringify(cfg));
+    if (i === 0) {
+      sub.reload([], mtuConfig({ mode: 'vxlan' }));
+      await sub.add({ name: 'after-reload', netns: '/run/netns/w1' });
+      assert.equal(plumber.plumbed[1]!.mtu, 8950, 'reload: the next endpoint gets the new MTU');
+    }
+  }
 });
