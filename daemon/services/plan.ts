@@ -1,0 +1,253 @@
+// Service load-balancing plan: the ServiceRecords in etcd → the desired contents of the service
+// BPF maps as plain data, and the minimal map writes between two plans (the Felix delta-tracker
+// shape: desired vs applied, write only differences). A change of one service touches only that
+// service's entries, so an update costs a few map writes whatever the number of services — unlike
+// kube-proxy's iptables mode, which rewrites whole rule sets.
+//
+// Maps (C layouts next to each type; ids little-endian u32, addresses and ports network order):
+//   nrd_services  hash  nrd_svc_key (vip, port, proto) → nrd_svc_value (id, backend count, flags, rev-NAT id)
+//   nrd_backends  hash  u32 backend id → nrd_backend (address, port, proto, state)
+//   nrd_svc_slots hash-of-maps  u32 service id → inner array[M] of u32 backend id
+//   nrd_revnat    hash  u32 rev-NAT id → nrd_revnat (vip, port): the source a reply is rewritten to
+// A new connection to a service picks slots[hash(5-tuple) mod M] with Maglev (flag SVC_F_MAGLEV;
+// M is the load-time knob maglev_m), or slots[random mod backend_count] with 'random'; the
+// conntrack entry then remembers the backend id, so later packets never consult the slots again.
+//
+// Draining: a backend listed in `draining` gets no slot (no new connection) but keeps its
+// nrd_backends entry with state DRAINING, so established connections still resolve it; once the
+// caller drops it from `draining` its entry is deleted and the datapath resets what is left.
+// Writes are ordered so the datapath never follows a dangling id: backends, slots, rev-NAT,
+// then the service; deletions in the reverse order. During a shrink a new connection can still
+// land on a slot of a backend just turned DRAINING, so the datapath admits new connections only to
+// ACTIVE backends (and rejects otherwise).
+import { type Family, formatIp, ipValueToBytes, parseIp } from '../lib/ip.js';
+import { IPPROTO } from '../lib/ip-proto.js';
+import { diffKeyed, type Keyed } from '../lib/keyed-diff.js';
+import { stableIds } from '../lib/stable-hash.js';
+import type { Protocol, ServiceRecord } from '../state/records.js';
+import { buildTable, diffTables, type MaglevBackend } from './maglev.js';
+
+export type LbAlgorithm = 'maglev' | 'random';
+
+/** struct nrd_svc_key { __u32 family; __u8 addr[16]; __be16 port; __u8 proto; __u8 pad; } — 24 bytes. */
+export interface ServiceKey {
+  family: Family;
+  /** 4 or 16 network-order bytes (an IPv4 address fills addr[0..4], the rest is zero). */
+  addr: Uint8Array;
+  port: number;
+  /** IANA protocol number. */
+  proto: number;
+}
+
+/** struct nrd_svc_value { __u32 id; __u32 backend_count; __u32 flags; __u32 rev_nat_id; } — 16 bytes. */
+export interface ServiceValue {
+  id: number;
+  backendCount: number;
+  flags: number;
+  revNatId: number;
+}
+
+/** No active backend: the datapath rejects (TCP RST / ICMP unreachable) instead of black-holing. */
+export const SVC_F_NO_BACKEND = 1;
+/** Slots are a Maglev table of M entries; without it the first backend_count slots, picked at random. */
+export const SVC_F_MAGLEV = 2;
+
+export const BackendState = { ACTIVE: 0, DRAINING: 1 } as const;
+export type BackendStateValue = (typeof BackendState)[keyof typeof BackendState];
+
+/** struct nrd_backend { __u32 family; __u8 addr[16]; __be16 port; __u8 proto; __u8 state; } — 24 bytes, keyed by u32 id. */
+export interface BackendValue {
+  family: Family;
+  addr: Uint8Array;
+  port: number;
+  proto: number;
+  state: BackendStateValue;
+}
+
+/** struct nrd_revnat { __u32 family; __u8 addr[16]; __be16 port; __u8 pad[2]; } — 24 bytes, keyed by u32 rev-NAT id. */
+export interface RevNatValue {
+  family: Family;
+  addr: Uint8Array;
+  port: number;
+}
+
+export interface BackendRef {
+  ip: string;
+  port: number;
+  protocol: Protocol;
+}
+
+export interface PlanInput {
+  services: readonly ServiceRecord[];
+  /** Backends that take no new connection but keep their established ones. */
+  draining?: readonly BackendRef[];
+  lbAlgorithm: LbAlgorithm;
+  /** Maglev M: a prime, ideally ≥ 100 × the largest backend count. */
+  maglevTableSize: number;
+  /** Ids read back from the maps after a restart (service name → id, backend key text → id). */
+  previousIds?: { services?: ReadonlyMap<string, number>; backends?: ReadonlyMap<string, number> };
+}
+
+export interface ServiceEntry extends Keyed<ServiceKey, ServiceValue> {
+  name: string;
+}
+
+export interface ServicePlan {
+  /** By service key text (`family|vip|port|proto`). */
+  services: Map<string, ServiceEntry>;
+  /** By backend id (as text, for diffKeyed). */
+  backends: Map<string, Keyed<number, BackendValue>>;
+  revNat: Map<string, Keyed<number, RevNatValue>>;
+  /** Service id → slots (backend ids); absent when the service has no active backend. */
+  slots: Map<number, Uint32Array>;
+  /** Service id → what its slots were computed from; an equal source reuses the array. */
+  slotSource: Map<number, string>;
+  serviceIds: Map<string, number>;
+  /** Backend key text (`proto|ip|port`) → id. */
+  backendIds: Map<string, number>;
+  /** Services left out because another (earlier by name) has the same VIP, port and protocol. */
+  conflicts: { name: string; keptName: string }[];
+}
+
+export type ServiceOp =
+  | { op: 'set-backend'; id: number; value: BackendValue }
+  | { op: 'set-slots'; serviceId: number; slots: Uint32Array }
+  | { op: 'set-slot'; serviceId: number; slot: number; backendId: number }
+  | { op: 'set-revnat'; id: number; value: RevNatValue }
+  | { op: 'set-service'; key: ServiceKey; value: ServiceValue }
+  | { op: 'delete-service'; key: ServiceKey }
+  | { op: 'delete-revnat'; id: number }
+  | { op: 'delete-slots'; serviceId: number }
+  | { op: 'delete-backend'; id: number };
+
+// Ids are u32 in the maps; 0 means "none" (an empty slot), and the top bit is left free for the
+// datapath's own use (e.g. marking a conntrack entry), so ids live in [1, 2^31).
+const ID_MIN = 1;
+const ID_MAX = 0x7fffffff;
+const SEED_SERVICE = 0x73766331; // "svc1"
+const SEED_BACKEND = 0x62656e31; // "ben1"
+
+function addrOf(text: string): { family: Family; addr: Uint8Array; canon: string } {
+  const a = parseIp(text);
+  if (!a) throw new RangeError(`not an IP address: ${JSON.stringify(text)}`);
+  return { family: a.family, addr: ipValueToBytes(a.family, a.value), canon: formatIp(a.family, a.value) };
+}
+
+/** Key text of a backend: one id per (protocol, address, port), shared by the services using it. */
+export function backendKeyText(b: BackendRef): string {
+  return `${b.protocol}|${addrOf(b.ip).canon}|${b.port}`;
+}
+
+/** The Maglev name of a backend: "ip:port", "[ip6]:port"; the same text on every node. */
+export function maglevKey(ip: string, port: number): string {
+  const a = addrOf(ip);
+  return a.family === 4 ? `${a.canon}:${port}` : `[${a.canon}]:${port}`;
+}
+
+export function serviceKeyText(k: ServiceKey): string {
+  return `${k.family}|${Buffer.from(k.addr).toString('hex')}|${k.port}|${k.proto}`;
+}
+
+/** The desired service maps for `input`; `previous` (the plan applied last) keeps ids and reuses unchanged slot arrays. */
+export function planServices(input: PlanInput, previous?: ServicePlan): ServicePlan {
+  const draining = new Set((input.draining ?? []).map(backendKeyText));
+  // One service per (vip, port, proto): the first by name wins, deterministically on every node.
+  const byKey = new Map<string, { rec: ServiceRecord; key: ServiceKey }>();
+  const conflicts: ServicePlan['conflicts'] = [];
+  for (const rec of [...input.services].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const v = addrOf(rec.vip);
+    const key: ServiceKey = { family: v.family, addr: v.addr, port: rec.port, proto: IPPROTO[rec.protocol] };
+    const t = serviceKeyText(key);
+    const kept = byKey.get(t);
+    if (kept) conflicts.push({ name: rec.name, keptName: kept.rec.name });
+    else byKey.set(t, { rec, key });
+  }
+  const serviceIds = stableIds(
+    [...byKey.values()].map((s) => s.rec.name),
+    { min: ID_MIN, max: ID_MAX, seed: SEED_SERVICE, previous: input.previousIds?.services ?? previous?.serviceIds },
+  );
+  const allBackends = new Map<string, BackendRef>();
+  for (const { rec } of byKey.values()) for (const b of rec.backends) allBackends.set(backendKeyText({ ...b, protocol: rec.protocol }), { ...b, protocol: rec.protocol });
+  for (const b of input.draining ?? []) allBackends.set(backendKeyText(b), b);
+  const backendIds = stableIds(allBackends.keys(), {
+    min: ID_MIN, max: ID_MAX, seed: SEED_BACKEND, previous: input.previousIds?.backends ?? previous?.backendIds,
+  });
+
+  const plan: ServicePlan = {
+    services: new Map(), backends: new Map(), revNat: new Map(), slots: new Map(), slotSource: new Map(), serviceIds, backendIds, conflicts,
+  };
+  const active = new Set<string>();
+  for (const [t, { rec, key }] of byKey) {
+    const id = serviceIds.get(rec.name)!;
+    const live = rec.backends
+      .map((b) => ({ ...b, text: backendKeyText({ ...b, protocol: rec.protocol }) }))
+      .filter((b) => !draining.has(b.text));
+    for (const b of live) active.add(b.text);
+    let flags = live.length === 0 ? SVC_F_NO_BACKEND : 0;
+    if (input.lbAlgorithm === 'maglev') flags |= SVC_F_MAGLEV;
+    plan.services.set(t, { name: rec.name, key, value: { id, backendCount: live.length, flags, revNatId: id } });
+    // The rev-NAT id is the service id: one record is one (vip, port, proto), so one frontend.
+    plan.revNat.set(String(id), { key: id, value: { family: key.family, addr: key.addr, port: key.port } });
+    if (live.length === 0) continue;
+    const ids = live.map((b) => backendIds.get(b.text)!);
+    const source = `${input.lbAlgorithm}|${input.maglevTableSize}|${live.map((b, i) => `${maglevKey(b.ip, b.port)}=${ids[i]}`).join(',')}`;
+    const reuse = previous?.slotSource.get(id) === source ? previous.slots.get(id) : undefined;
+    let slots: Uint32Array;
+    if (reuse) slots = reuse;
+    else if (input.lbAlgorithm === 'maglev') {
+      const mb: MaglevBackend[] = live.map((b) => ({ key: maglevKey(b.ip, b.port) }));
+      slots = buildTable(mb, input.maglevTableSize).map((i) => ids[i]!);
+    } else {
+      // Random: the backends in key order, so every node writes the same slots.
+      slots = Uint32Array.from(live.map((b, i) => ({ k: b.text, id: ids[i]! })).sort((a, b) => (a.k < b.k ? -1 : 1)).map((x) => x.id));
+    }
+    plan.slots.set(id, slots);
+    plan.slotSource.set(id, source);
+  }
+  for (const [text, ref] of allBackends) {
+    const id = backendIds.get(text)!;
+    const a = addrOf(ref.ip);
+    const state = active.has(text) ? BackendState.ACTIVE : BackendState.DRAINING;
+    plan.backends.set(String(id), { key: id, value: { family: a.family, addr: a.addr, port: ref.port, proto: IPPROTO[ref.protocol], state } });
+  }
+  return plan;
+}
+
+/** Backends active in `prev` and absent from `next`: what a caller puts in `draining` for a while. */
+export function removedBackends(prev: ServicePlan, next: ServicePlan): string[] {
+  const out: string[] = [];
+  for (const [text, id] of prev.backendIds) {
+    if (!next.backendIds.has(text) && prev.backends.get(String(id))?.value.state === BackendState.ACTIVE) out.push(text);
+  }
+  return out;
+}
+
+/** The map writes that turn `prev` (applied) into `next` (desired), ordered as the module comment says. */
+export function diffPlan(prev: ServicePlan, next: ServicePlan): ServiceOp[] {
+  const ops: ServiceOp[] = [];
+  const be = diffKeyed(prev.backends, next.backends);
+  const rn = diffKeyed(prev.revNat, next.revNat);
+  const sv = diffKeyed(prev.services, next.services);
+  for (const e of be.set) ops.push({ op: 'set-backend', id: e.key, value: e.value });
+  for (const [id, slots] of next.slots) {
+    const old = prev.slots.get(id);
+    if (old === slots) continue;
+    if (!old || old.length !== slots.length) {
+      ops.push({ op: 'set-slots', serviceId: id, slots });
+      continue;
+    }
+    for (const s of diffTables(old, slots)) ops.push({ op: 'set-slot', serviceId: id, slot: s, backendId: slots[s]! });
+  }
+  for (const e of rn.set) ops.push({ op: 'set-revnat', id: e.key, value: e.value });
+  for (const e of sv.set) ops.push({ op: 'set-service', key: e.key, value: e.value });
+  for (const k of sv.del) ops.push({ op: 'delete-service', key: k });
+  for (const k of rn.del) ops.push({ op: 'delete-revnat', id: k });
+  for (const id of prev.slots.keys()) if (!next.slots.has(id)) ops.push({ op: 'delete-slots', serviceId: id });
+  for (const k of be.del) ops.push({ op: 'delete-backend', id: k });
+  return ops;
+}
+
+/** The plan with nothing in it: what a first start diffs against when no map is pinned. */
+export function emptyPlan(): ServicePlan {
+  return { services: new Map(), backends: new Map(), revNat: new Map(), slots: new Map(), slotSource: new Map(), serviceIds: new Map(), backendIds: new Map(), conflicts: [] };
+}
