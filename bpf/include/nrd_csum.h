@@ -38,6 +38,13 @@ static __always_inline __u16 nrd_csum_replace4(__u16 check, __u32 from, __u32 to
 	return nrd_csum_fold(sum);
 }
 
+/* Applies a sum difference (what bpf_csum_diff returns: new words minus old, unfolded) to a
+ * checksum field; used for a 16-byte IPv6 address, which no fixed-size replace covers. */
+static __always_inline __u16 nrd_csum_apply(__u16 check, __u32 diff)
+{
+	return nrd_csum_fold((__u32)(__u16)~check + (diff & 0xffff) + (diff >> 16));
+}
+
 /* Sum of len bytes (a multiple of 4, at most 512) added to seed, unfolded: bpf_csum_diff with
  * nothing removed. Used to build a checksum from scratch over a stack buffer. */
 static __always_inline __u32 nrd_csum_add(const void *buf, __u32 len, __u32 seed)

@@ -16,8 +16,8 @@ import {
   type EpIf,
   type EpKey,
   type EpValue,
-  type Nat4Entry,
-  type Nat4Key,
+  type NatEntry,
+  type NatKey,
   type NonatValue,
   DropReason,
   NRD_DP_F_ARP_ANY,
@@ -28,9 +28,12 @@ import {
   epKeyCodec,
   epValueCodec,
   ip4Knob,
+  ip6Knob,
   macKnob,
   nat4EntryCodec,
   nat4KeyCodec,
+  nat6EntryCodec,
+  nat6KeyCodec,
   nonatValueCodec,
   sumEpCounters,
 } from './endpoint-layout.js';
@@ -68,9 +71,12 @@ export interface EndpointDpOptions {
   ipv6: boolean;
   /** Uplink and VXLAN device; those missing are skipped (the VXLAN device comes and goes). */
   netdevs: readonly string[];
-  /** What masquerade should run as; 'bpf' needs nodeIp4. */
+  /** What masquerade should run as; 'bpf' needs nodeIp4 or nodeIp6 (each family masquerades
+   *  only with its own node address). */
   masquerade: 'bpf' | 'nftables' | 'off';
   nodeIp4?: string;
+  /** Only with ipv6: IPv6 masquerade is off without it. */
+  nodeIp6?: string;
   portRange: { min: number; max: number };
   /** Cluster pools (kind POOL) and exclusions (kind EXCLUDE), IPv4 and IPv6. */
   pools: readonly string[];
@@ -100,7 +106,11 @@ const DEV_OBJ = 'nrd_netdev';
 const EP_PROG = 'nrd_ep_ingress';
 const DEV_PROGS = { ingress: 'nrd_dev_ingress', egress: 'nrd_dev_egress' } as const;
 const SHARED_MAPS = ['nrd_endpoints', 'nrd_ep_ifs', 'nrd_ep_stats', 'nrd_dp_drops'] as const;
-const DEV_MAPS = [...SHARED_MAPS, 'nrd_nat4', 'nrd_nonat4', 'nrd_nonat6'] as const;
+const DEV_MAPS = [...SHARED_MAPS, 'nrd_nat4', 'nrd_nat6', 'nrd_nonat4', 'nrd_nonat6'] as const;
+const NAT_MAPS = [
+  { map: 'nrd_nat4', key: nat4KeyCodec, value: nat4EntryCodec },
+  { map: 'nrd_nat6', key: nat6KeyCodec, value: nat6EntryCodec },
+] as const;
 
 /** A loaded (or adopted) object: program and map fds by name. */
 class ProgramSet {
@@ -202,11 +212,13 @@ export class EndpointDatapath {
 
     // nrd_netdev: its failure costs BPF masquerade (the caller falls back to nftables) and the
     // direct delivery on the uplink (the kernel's routes to the veths still deliver).
-    const masq = o.masquerade === 'bpf' && o.nodeIp4 !== undefined;
+    const nodeIp6 = o.ipv6 ? o.nodeIp6 : undefined;
+    const masq = o.masquerade === 'bpf' && (o.nodeIp4 !== undefined || nodeIp6 !== undefined);
     const devKnobs: Record<string, KnobValue> = {
       gw_mac: gw,
       cfg_flags: baseFlags | (masq ? NRD_DP_F_MASQ : 0),
       node_ip4: masq && o.nodeIp4 ? ip4Knob(addrBytes(o.nodeIp4).addr) : 0,
+      node_ip6: ip6Knob(masq && nodeIp6 ? addrBytes(nodeIp6).addr : Buffer.alloc(16)),
       nat_port_min: o.portRange.min,
       nat_port_max: o.portRange.max,
     };
@@ -228,7 +240,7 @@ export class EndpointDatapath {
         if (!uplinkEgress) status.bpfMasqueradeError ??= errors.find((x) => x.ifname === o.netdevs[0])?.error ?? `${o.netdevs[0]}: not attached`;
       }
     }
-    if (o.masquerade === 'bpf' && o.nodeIp4 === undefined) status.bpfMasqueradeError = 'node.address is not IPv4';
+    if (o.masquerade === 'bpf' && !masq) status.bpfMasqueradeError = 'no node address to masquerade to (node.address, or the uplink\'s global IPv6 address)';
     prunePinnedPrograms(pinPath, EP_OBJ, this.ep.hash);
     prunePinnedPrograms(pinPath, DEV_OBJ, this.dev?.hash);
     this.lastStatus = status;
@@ -364,19 +376,27 @@ export class EndpointDatapath {
     for (const k of stats.keys()) out.endpoints.push({ ifindex: k, counters: sumEpCounters(stats.get(k) ?? []) });
     const dm = new PerCpuMap(set.mapFd('nrd_dp_drops'), u32Codec, counterCodec);
     for (const [name, idx] of Object.entries(DropReason)) drops[name as keyof typeof DropReason] = sumCounters(dm.get(idx) ?? []);
-    if (this.dev) out.natEntries = new TypedMap(this.dev.mapFd('nrd_nat4'), nat4KeyCodec, nat4EntryCodec).keys().length;
+    const dev = this.dev;
+    if (dev) for (const n of NAT_MAPS) out.natEntries += new TypedMap(dev.mapFd(n.map), n.key, n.value).keys().length;
     return out;
   }
 
-  /** Deletes expired flows from nrd_nat4 (now: CLOCK_MONOTONIC ns). */
+  /** Deletes expired flows from nrd_nat4 and nrd_nat6 (now: CLOCK_MONOTONIC ns). */
   natGc(now: bigint): { deletedFlows: number; deletedEntries: number; entries: number } {
-    if (!this.dev) return { deletedFlows: 0, deletedEntries: 0, entries: 0 };
-    const map = new TypedMap<Nat4Key, Nat4Entry>(this.dev.mapFd('nrd_nat4'), nat4KeyCodec, nat4EntryCodec);
-    const entries = map.entries();
-    const plan = planNatGc(entries, now);
-    let deleted = 0;
-    for (const k of plan.delete) if (map.delete(k)) deleted++;
-    return { deletedFlows: plan.flows, deletedEntries: deleted, entries: entries.length - deleted };
+    const r = { deletedFlows: 0, deletedEntries: 0, entries: 0 };
+    const dev = this.dev;
+    if (!dev) return r;
+    for (const n of NAT_MAPS) {
+      const map = new TypedMap<NatKey, NatEntry>(dev.mapFd(n.map), n.key, n.value);
+      const entries = map.entries();
+      const plan = planNatGc(entries, now);
+      let deleted = 0;
+      for (const k of plan.delete) if (map.delete(k)) deleted++;
+      r.deletedFlows += plan.flows;
+      r.deletedEntries += deleted;
+      r.entries += entries.length - deleted;
+    }
+    return r;
   }
 
   /** Closes fds; with detach also removes every endpoint and netdev link and the program pins. */

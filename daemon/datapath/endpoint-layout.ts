@@ -41,6 +41,20 @@ export const DP_STRUCTS = {
       fld('last_seen_ns', 8, 8, 'u64'), fld('created_ns', 16, 8, 'u64'),
     ],
   },
+  nrd_nat6_key: {
+    name: 'nrd_nat6_key', size: 40,
+    fields: [
+      fld('saddr', 0, 16, 'bytes'), fld('daddr', 16, 16, 'bytes'), fld('sport_be', 32, 2, 'bytes'), fld('dport_be', 34, 2, 'bytes'),
+      fld('proto', 36, 1, 'bytes'), fld('dir', 37, 1, 'bytes'), fld('pad', 38, 2, 'bytes'),
+    ],
+  },
+  nrd_nat6_entry: {
+    name: 'nrd_nat6_entry', size: 40,
+    fields: [
+      fld('addr', 0, 16, 'bytes'), fld('port_be', 16, 2, 'bytes'), fld('state', 18, 1, 'bytes'), fld('flags', 19, 1, 'bytes'),
+      fld('pad', 20, 4, 'bytes'), fld('last_seen_ns', 24, 8, 'u64'), fld('created_ns', 32, 8, 'u64'),
+    ],
+  },
 } as const satisfies Record<string, StructSpec>;
 
 /** Which object defines which map (both objects define the shared ones; the daemon pins them). */
@@ -52,6 +66,7 @@ export const DP_MAPS = {
   nrd_nonat4: { objects: ['nrd_netdev'], key: 'nrd_lpm4_key', value: 'nrd_nonat_value', perCpu: false },
   nrd_nonat6: { objects: ['nrd_netdev'], key: 'nrd_lpm6_key', value: 'nrd_nonat_value', perCpu: false },
   nrd_nat4: { objects: ['nrd_netdev'], key: 'nrd_nat4_key', value: 'nrd_nat4_entry', perCpu: false },
+  nrd_nat6: { objects: ['nrd_netdev'], key: 'nrd_nat6_key', value: 'nrd_nat6_entry', perCpu: false },
 } as const;
 
 /** enum nrd_drop; the keys are the metric label values. */
@@ -81,6 +96,12 @@ export function macKnob(mac: Buffer): bigint {
 export function ip4Knob(addr: Buffer): number {
   if (addr.length !== 4) throw new Error(`IPv4 address must be 4 bytes, got ${addr.length}`);
   return addr.readUInt32LE(0);
+}
+
+/** The node_ip6 knob (a u32[4] in .rodata): the 16 wire-order bytes as they lie in memory. */
+export function ip6Knob(addr: Buffer): Buffer {
+  if (addr.length !== 16) throw new Error(`IPv6 address must be 16 bytes, got ${addr.length}`);
+  return Buffer.from(addr);
 }
 
 // ---- codecs -------------------------------------------------------------------------------------
@@ -154,7 +175,8 @@ export function sumEpCounters(cs: readonly EpCounters[]): EpCounters {
 export type NonatValue = StructValue<typeof DP_STRUCTS.nrd_nonat_value>;
 export const nonatValueCodec: Codec<NonatValue> = structCodec(DP_STRUCTS.nrd_nonat_value);
 
-export interface Nat4Key {
+/** A NAT map key of either family: addresses are 4 bytes in nrd_nat4, 16 in nrd_nat6. */
+export interface NatKey {
   saddr: Buffer;
   daddr: Buffer;
   /** Host numbers here; the map holds them in network order. */
@@ -164,13 +186,20 @@ export interface Nat4Key {
   dir: number;
 }
 
-export const nat4KeyCodec: Codec<Nat4Key> = adapt(
-  structCodec(DP_STRUCTS.nrd_nat4_key),
-  (k) => ({ saddr: k.saddr, daddr: k.daddr, sport_be: be16(k.sport), dport_be: be16(k.dport), proto: u8(k.proto), dir: u8(k.dir), pad: Z2 }),
-  (r) => ({ saddr: r.saddr, daddr: r.daddr, sport: r.sport_be.readUInt16BE(0), dport: r.dport_be.readUInt16BE(0), proto: r.proto[0], dir: r.dir[0] }),
-);
+export type Nat4Key = NatKey;
 
-export interface Nat4Entry {
+// Both families' keys and values have the same fields; only the address sizes differ.
+interface RawNatKey { saddr: Buffer; daddr: Buffer; sport_be: Buffer; dport_be: Buffer; proto: Buffer; dir: Buffer }
+const natKeyEnc = (k: NatKey) =>
+  ({ saddr: k.saddr, daddr: k.daddr, sport_be: be16(k.sport), dport_be: be16(k.dport), proto: u8(k.proto), dir: u8(k.dir), pad: Z2 });
+const natKeyDec = (r: RawNatKey): NatKey =>
+  ({ saddr: r.saddr, daddr: r.daddr, sport: r.sport_be.readUInt16BE(0), dport: r.dport_be.readUInt16BE(0), proto: r.proto[0], dir: r.dir[0] });
+
+export const nat4KeyCodec: Codec<NatKey> = adapt(structCodec(DP_STRUCTS.nrd_nat4_key), natKeyEnc, natKeyDec);
+export const nat6KeyCodec: Codec<NatKey> = adapt(structCodec(DP_STRUCTS.nrd_nat6_key), natKeyEnc, natKeyDec);
+
+/** A NAT map value of either family (addr: 4 or 16 bytes). */
+export interface NatEntry {
   addr: Buffer;
   port: number;
   state: number;
@@ -179,8 +208,15 @@ export interface Nat4Entry {
   createdNs: bigint;
 }
 
-export const nat4EntryCodec: Codec<Nat4Entry> = adapt(
-  structCodec(DP_STRUCTS.nrd_nat4_entry),
-  (v) => ({ addr: v.addr, port_be: be16(v.port), state: u8(v.state), flags: u8(v.flags), last_seen_ns: v.lastSeenNs, created_ns: v.createdNs }),
-  (r) => ({ addr: r.addr, port: r.port_be.readUInt16BE(0), state: r.state[0], flags: r.flags[0], lastSeenNs: r.last_seen_ns, createdNs: r.created_ns }),
-);
+export type Nat4Entry = NatEntry;
+
+interface RawNatEntry { addr: Buffer; port_be: Buffer; state: Buffer; flags: Buffer; last_seen_ns: bigint; created_ns: bigint }
+const natEntryDec = (r: RawNatEntry): NatEntry =>
+  ({ addr: r.addr, port: r.port_be.readUInt16BE(0), state: r.state[0], flags: r.flags[0], lastSeenNs: r.last_seen_ns, createdNs: r.created_ns });
+const natEntryEnc = (v: NatEntry) =>
+  ({ addr: v.addr, port_be: be16(v.port), state: u8(v.state), flags: u8(v.flags), last_seen_ns: v.lastSeenNs, created_ns: v.createdNs });
+
+/** nrd_nat6_entry has 4 bytes of explicit padding before the u64s; nrd_nat4_entry needs none. */
+export const nat6EntryCodec: Codec<NatEntry> = adapt(structCodec(DP_STRUCTS.nrd_nat6_entry), (v) => ({ ...natEntryEnc(v), pad: Z4 }), natEntryDec);
+
+export const nat4EntryCodec: Codec<NatEntry> = adapt(structCodec(DP_STRUCTS.nrd_nat4_entry), natEntryEnc, natEntryDec);

@@ -1,12 +1,12 @@
-// Masquerade (RFC 3022 NAPT of pod IPv4 to the node address) outside the BPF programs: the choice
-// of the source-port range, the conntrack GC of the nrd_nat4 map (which BPF only ever inserts
-// into), and the nftables fallback used where nrd_netdev cannot load or attach: one table,
+// Masquerade (RFC 3022 NAPT of pod IPv4 and IPv6 to the node's addresses) outside the BPF
+// programs: the choice of the source-port range, the conntrack GC of the nrd_nat4 and nrd_nat6
+// maps (which BPF only ever inserts into), and the nftables fallback used where nrd_netdev cannot load or attach: one table,
 // `table inet nrd`, created, replaced and deleted as a whole with `nft -f` (one netlink
 // transaction each), never touching another table.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { NrdError } from '../lib/errors.js';
-import { type Nat4Entry, type Nat4Key, CtState, NatDir } from './endpoint-layout.js';
+import { type NatEntry, type NatKey, CtState, NatDir } from './endpoint-layout.js';
 
 export type MasqueradeMode = 'bpf' | 'nftables' | 'off';
 
@@ -49,7 +49,7 @@ export function choosePortRange(local: readonly [number, number]): { min: number
   return best;
 }
 
-// ---- conntrack GC of nrd_nat4 -----------------------------------------------------------------
+// ---- conntrack GC of nrd_nat4 / nrd_nat6 (one map at a time: a flow never spans both) -----------------------------------------------------------------
 
 /** Idle timeouts in seconds by state (what nrd_dp_shared.h suggests; Linux's are similar). */
 export const CT_TIMEOUTS = {
@@ -76,11 +76,11 @@ export function ctTimeoutNs(state: number, proto: number): bigint {
   }
 }
 
-const natKeyText = (k: Nat4Key): string =>
+const natKeyText = (k: NatKey): string =>
   `${k.saddr.toString('hex')}/${k.daddr.toString('hex')}/${k.sport}/${k.dport}/${k.proto}/${k.dir}`;
 
 /** The REPLY key of an OUT entry (nrd_nat4_reply_key in nrd_nat.h). */
-export function replyKey(k: Nat4Key, v: Nat4Entry): Nat4Key {
+export function replyKey(k: NatKey, v: NatEntry): NatKey {
   return { saddr: k.daddr, daddr: v.addr, sport: k.dport, dport: v.port, proto: k.proto, dir: NatDir.REPLY };
 }
 
@@ -90,10 +90,10 @@ export function replyKey(k: Nat4Key, v: Nat4Entry): Nat4Key {
  * timeout loses both entries; a REPLY entry without its OUT entry (the LRU evicted it) goes once
  * idle for the longest timeout. Both entries go together, so a port is never half-free.
  */
-export function planNatGc(entries: ReadonlyArray<readonly [Nat4Key, Nat4Entry]>, now: bigint): { delete: Nat4Key[]; flows: number } {
-  const byKey = new Map<string, Nat4Entry>();
+export function planNatGc(entries: ReadonlyArray<readonly [NatKey, NatEntry]>, now: bigint): { delete: NatKey[]; flows: number } {
+  const byKey = new Map<string, NatEntry>();
   for (const [k, v] of entries) byKey.set(natKeyText(k), v);
-  const out: Nat4Key[] = [];
+  const out: NatKey[] = [];
   const pairedReplies = new Set<string>();
   let flows = 0;
   for (const [k, v] of entries) {
@@ -125,24 +125,35 @@ export interface NftMasqueradeSpec {
   pools4: readonly string[];
   /** Further IPv4 destinations reached without masquerade (datapath.masqueradeExclude). */
   exclude4: readonly string[];
+  /** The same for IPv6 (absent: none). */
+  pools6?: readonly string[];
+  exclude6?: readonly string[];
 }
 
 /**
  * The whole nrd table as one `nft -f` script. Starts by creating then deleting the table, so
  * the script replaces it atomically whether or not it existed (one transaction: no moment
- * without the rule). IPv4 only, like the BPF masquerade: nrd routes IPv6 pods natively.
+ * without the rule). IPv4 and IPv6 alike: nftables' masquerade picks the outgoing interface's
+ * address of the packet's family, the node address the BPF side writes.
  */
 export function nftRuleset(spec: NftMasqueradeSpec): string {
   const elems = (xs: readonly string[]): string => (xs.length ? `\t\telements = { ${xs.join(', ')} }\n` : '');
-  const nonat = [...new Set([...spec.pools4, ...spec.exclude4])];
-  const rule = spec.pools4.length ? '\t\tip saddr @pools4 ip daddr != @nonat4 masquerade\n' : '';
+  const sets = (fam: '4' | '6', pools: readonly string[], exclude: readonly string[]): string => {
+    const type = fam === '4' ? 'ipv4_addr' : 'ipv6_addr';
+    const nonat = [...new Set([...pools, ...exclude])];
+    return `\tset pools${fam} {\n\t\ttype ${type}\n\t\tflags interval\n${elems(pools)}\t}\n` +
+      `\tset nonat${fam} {\n\t\ttype ${type}\n\t\tflags interval\n\t\tauto-merge\n${elems(nonat)}\t}\n`;
+  };
+  const pools6 = spec.pools6 ?? [];
+  const rules = (spec.pools4.length ? '\t\tip saddr @pools4 ip daddr != @nonat4 masquerade\n' : '') +
+    (pools6.length ? '\t\tip6 saddr @pools6 ip6 daddr != @nonat6 masquerade\n' : '');
   return (
     `table inet ${NFT_TABLE}\n` +
     `delete table inet ${NFT_TABLE}\n` +
     `table inet ${NFT_TABLE} {\n` +
-    `\tset pools4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n${elems(spec.pools4)}\t}\n` +
-    `\tset nonat4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\tauto-merge\n${elems(nonat)}\t}\n` +
-    `\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n${rule}\t}\n` +
+    sets('4', spec.pools4, spec.exclude4) +
+    sets('6', pools6, spec.exclude6 ?? []) +
+    `\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n${rules}\t}\n` +
     `}\n`
   );
 }

@@ -20,7 +20,9 @@ import {
   programSetAutoload,
 } from './libbpf.js';
 
-export type KnobValue = number | bigint | boolean;
+/** A number for an integer knob; a Buffer of exactly the variable's size for an array (bytes as
+ *  they lie in memory, e.g. an IPv6 address in wire order). */
+export type KnobValue = number | bigint | boolean | Buffer;
 
 export interface LoadObjectOptions {
   /** Path of the .bpf.o file. */
@@ -43,6 +45,11 @@ export function encodeKnobs(image: Buffer, vars: ReadonlyArray<{ name: string; o
   for (const [name, value] of Object.entries(knobs)) {
     const v = vars.find((x) => x.name === name);
     if (!v) throw new Error(`knob ${name}: no such const volatile variable in .rodata`);
+    if (Buffer.isBuffer(value)) {
+      if (value.length !== v.size) throw new Error(`knob ${name}: ${value.length} bytes given, the variable has ${v.size}`);
+      value.copy(out, v.offset);
+      continue;
+    }
     const n = typeof value === 'boolean' ? BigInt(value ? 1 : 0) : BigInt(value);
     const max = 1n << BigInt(v.size * 8);
     if (n < -(max >> 1n) || n >= max) throw new Error(`knob ${name}: ${n} does not fit in ${v.size} bytes`);

@@ -75,10 +75,24 @@ export function resolveUplink(config: NrdConfig): string | undefined {
   return undefined;
 }
 
+/**
+ * The node's IPv6 address for IPv6 masquerade: node.address when it is IPv6, else the first
+ * global address (not link-local, as the kernel lists them) of the uplink; undefined when there
+ * is none, which leaves IPv6 masquerade off. Read when the datapath reconciles, so an address
+ * added later is picked up by the next reconcile (config change or retry).
+ */
+export function nodeIp6(config: NrdConfig, uplink: string | undefined,
+  ifaces: ReturnType<typeof networkInterfaces> = networkInterfaces()): string | undefined {
+  if (parseIp(config.node.address)?.family === 6) return config.node.address;
+  if (uplink === undefined) return undefined;
+  return ifaces[uplink]?.find((a) => a.family === 'IPv6' && !a.internal && a.scopeid === 0 && !/^fe[89ab]/i.test(a.address))?.address;
+}
+
 /** The endpoint datapath's options for a config, an endpoint set and a masquerade backend. */
 export function endpointDpOptions(config: NrdConfig, endpoints: readonly LocalEndpoint[], masquerade: MasqueradeMode,
   portRange: { min: number; max: number }, uplink: string | undefined): EndpointDpOptions {
   const addr = parseIp(config.node.address);
+  const ip6 = nodeIp6(config, uplink);
   return {
     endpoints,
     gwMac: ENDPOINT_GATEWAY_MAC,
@@ -86,6 +100,7 @@ export function endpointDpOptions(config: NrdConfig, endpoints: readonly LocalEn
     netdevs: [uplink ?? '', config.routing.vxlan.device].filter((n) => n !== ''),
     masquerade,
     ...(addr?.family === 4 ? { nodeIp4: config.node.address } : {}),
+    ...(ip6 !== undefined ? { nodeIp6: ip6 } : {}),
     portRange,
     pools: config.cluster.podCIDRs,
     exclude: config.datapath.masqueradeExclude,
@@ -213,6 +228,8 @@ export class DatapathSubsystem implements Subsystem {
       const script = nftRuleset({
         pools4: config.cluster.podCIDRs.filter((c) => !c.includes(':')),
         exclude4: config.datapath.masqueradeExclude.filter((c) => !c.includes(':')),
+        pools6: config.cluster.podCIDRs.filter((c) => c.includes(':')),
+        exclude6: config.datapath.masqueradeExclude.filter((c) => c.includes(':')),
       });
       if (script === this.nftApplied && (await nftTableExists(nft))) return;
       await runNft(script, nft);

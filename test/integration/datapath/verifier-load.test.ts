@@ -10,6 +10,7 @@ import { NRD_DP_F_ARP_ANY, NRD_DP_F_IPV6, NRD_DP_F_MASQ } from '../../../daemon/
 import { loadObject, type KnobValue } from '../../../daemon/datapath/objects.js';
 import { objectDir } from './env.js';
 
+const NODE6 = Buffer.from('20010db8000000010000000000000010', 'hex'); // 2001:db8:1::10
 const PROGRAMS: Record<string, string[]> = {
   'nrd_xdp.bpf.o': ['nrd_xdp_prefilter'],
   'nrd_tc.bpf.o': ['nrd_tc_ingress', 'nrd_tc_egress'],
@@ -21,9 +22,12 @@ const VARIANTS: Record<string, Array<Record<string, KnobValue>>> = {
   'nrd_tc.bpf.o': [{}, { cfg_flags: 0 }, { cfg_flags: NRD_TC_F_STATS }],
   // IPv4-only (the IPv6 code pruned at load) and gateway-only ARP/NDP answers
   'nrd_endpoint.bpf.o': [{}, { cfg_flags: 0 }, { cfg_flags: NRD_DP_F_IPV6 }, { cfg_flags: NRD_DP_F_ARP_ANY }],
-  // masquerade off (no node address), IPv4-only with masquerade, dual stack with masquerade
+  // masquerade off (no node address), IPv4-only with masquerade, dual stack with IPv4 masquerade
+  // only (no node_ip6), dual stack with both, IPv6-only masquerade (node.address IPv6)
   'nrd_netdev.bpf.o': [{}, { cfg_flags: 0 }, { cfg_flags: NRD_DP_F_MASQ, node_ip4: 0x0a0200c0 },
-    { cfg_flags: NRD_DP_F_MASQ | NRD_DP_F_IPV6, node_ip4: 0x0a0200c0, nat_port_min: 61000, nat_port_max: 61000 }],
+    { cfg_flags: NRD_DP_F_MASQ | NRD_DP_F_IPV6, node_ip4: 0x0a0200c0, nat_port_min: 61000, nat_port_max: 61000 },
+    { cfg_flags: NRD_DP_F_MASQ | NRD_DP_F_IPV6, node_ip4: 0x0a0200c0, node_ip6: NODE6 },
+    { cfg_flags: NRD_DP_F_MASQ | NRD_DP_F_IPV6, node_ip6: NODE6 }],
 };
 
 describe('verifier load', () => {

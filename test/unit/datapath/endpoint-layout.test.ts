@@ -20,6 +20,8 @@ import {
   epValueCodec,
   nat4EntryCodec,
   nat4KeyCodec,
+  nat6EntryCodec,
+  nat6KeyCodec,
   nonatValueCodec,
 } from '../../../daemon/datapath/endpoint-layout.js';
 
@@ -38,6 +40,8 @@ const CODECS: Record<string, { readonly size: number }> = {
   nrd_nonat_value: nonatValueCodec,
   nrd_nat4_key: nat4KeyCodec,
   nrd_nat4_entry: nat4EntryCodec,
+  nrd_nat6_key: nat6KeyCodec,
+  nrd_nat6_entry: nat6EntryCodec,
   nrd_counter: counterCodec,
   nrd_lpm4_key: lpm4KeyCodec,
   nrd_lpm6_key: lpm6KeyCodec,
@@ -99,7 +103,7 @@ describe('endpoint datapath codecs against BTF', () => {
 
   for (const [objName, knobs] of [
     ['nrd_endpoint', { gw_mac: 8, cfg_flags: 4 }],
-    ['nrd_netdev', { gw_mac: 8, cfg_flags: 4, node_ip4: 4, nat_port_min: 2, nat_port_max: 2 }],
+    ['nrd_netdev', { gw_mac: 8, cfg_flags: 4, node_ip4: 4, node_ip6: 16, nat_port_min: 2, nat_port_max: 2 }],
   ] as const) {
     it(`${objName} exposes the knobs the daemon sets, with their sizes`, () => {
       const obj = objectOpenFile(objFile(objName));

@@ -7,6 +7,8 @@ import type { LocalEndpoint } from '../../../daemon/lib/endpoint-types.js';
 import { type CurrentEndpoints, desiredEndpoints, endpointNumericId, planEndpoints } from '../../../daemon/datapath/endpoints.js';
 import { choosePortRange, nftDeleteScript, nftRuleset, parseLocalPortRange, planNatGc } from '../../../daemon/datapath/masquerade.js';
 import { CtState, NatDir, type Nat4Entry, type Nat4Key } from '../../../daemon/datapath/endpoint-layout.js';
+import { nodeIp6 } from '../../../daemon/datapath/subsystem.js';
+import { type NrdConfig, loadConfigText } from '../../../daemon/config/index.js';
 
 const ep = (id: string, n: number, ips: string[]): LocalEndpoint => ({
   id, hostIfname: `nrdv${n}`, hostIfindex: 100 + n, mac: `02:00:00:00:00:0${n}`, ips, identity: 0,
@@ -87,9 +89,28 @@ describe('masquerade port range', () => {
   });
 });
 
+describe('node IPv6 address for masquerade', () => {
+  const config = (address: string): NrdConfig => {
+    const r = loadConfigText(`node: {address: "${address}"}\nbgp: {routerId: 192.0.2.1}\n`, { env: {}, hostname: 'n1' });
+    assert.ok(r.ok);
+    return r.config;
+  };
+  const addr = (address: string, scopeid = 0) =>
+    ({ address, netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6' as const, mac: '02:00:00:00:00:01', internal: false, cidr: `${address}/64`, scopeid });
+  const ifaces = { up0: [addr('fe80::1', 2), addr('2001:db8:1::10')], other: [addr('2001:db8:9::9')] };
+  it('is node.address when that is IPv6', () => {
+    assert.equal(nodeIp6(config('2001:db8:7::7'), 'up0', ifaces), '2001:db8:7::7');
+  });
+  it('is the uplink\'s global address (never its link-local) when node.address is IPv4', () => {
+    assert.equal(nodeIp6(config('192.0.2.10'), 'up0', ifaces), '2001:db8:1::10');
+    assert.equal(nodeIp6(config('192.0.2.10'), 'up0', { up0: [addr('fe80::1', 2)] }), undefined);
+    assert.equal(nodeIp6(config('192.0.2.10'), undefined, ifaces), undefined);
+  });
+});
+
 describe('nftables ruleset', () => {
   it('replaces table inet nrd as a whole, masquerading pool sources to outside destinations', () => {
-    assert.equal(nftRuleset({ pools4: ['10.244.0.0/16'], exclude4: ['192.168.0.0/16'] }), [
+    assert.equal(nftRuleset({ pools4: ['10.244.0.0/16'], exclude4: ['192.168.0.0/16'], pools6: ['fd00:244::/48'], exclude6: ['2001:db8::/32'] }), [
       'table inet nrd',
       'delete table inet nrd',
       'table inet nrd {',
@@ -104,16 +125,34 @@ describe('nftables ruleset', () => {
       '\t\tauto-merge',
       '\t\telements = { 10.244.0.0/16, 192.168.0.0/16 }',
       '\t}',
+      '\tset pools6 {',
+      '\t\ttype ipv6_addr',
+      '\t\tflags interval',
+      '\t\telements = { fd00:244::/48 }',
+      '\t}',
+      '\tset nonat6 {',
+      '\t\ttype ipv6_addr',
+      '\t\tflags interval',
+      '\t\tauto-merge',
+      '\t\telements = { fd00:244::/48, 2001:db8::/32 }',
+      '\t}',
       '\tchain postrouting {',
       '\t\ttype nat hook postrouting priority srcnat; policy accept;',
       '\t\tip saddr @pools4 ip daddr != @nonat4 masquerade',
+      '\t\tip6 saddr @pools6 ip6 daddr != @nonat6 masquerade',
       '\t}',
       '}',
       '',
     ].join('\n'));
   });
-  it('no IPv4 pool: the table exists without a rule', () => {
+  it('no pool: the table exists without a rule', () => {
     assert.doesNotMatch(nftRuleset({ pools4: [], exclude4: [] }), /masquerade|elements/);
+  });
+  it('IPv4-only pools: no ip6 rule; IPv6-only pools: no ip rule', () => {
+    assert.doesNotMatch(nftRuleset({ pools4: ['10.244.0.0/16'], exclude4: [] }), /ip6 saddr/);
+    const v6 = nftRuleset({ pools4: [], exclude4: [], pools6: ['fd00:244::/48'] });
+    assert.match(v6, /\tip6 saddr @pools6 ip6 daddr != @nonat6 masquerade\n/);
+    assert.doesNotMatch(v6, /\tip saddr/);
   });
   it('delete touches only the nrd table', () => {
     assert.equal(nftDeleteScript(), 'table inet nrd\ndelete table inet nrd\n');

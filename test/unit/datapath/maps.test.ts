@@ -116,6 +116,11 @@ describe('encodeKnobs', () => {
   it('encodes negative values in two’s complement', () => {
     assert.equal(encodeKnobs(Buffer.alloc(17), vars, { cfg_flags: -1 }).readUInt32LE(0), 0xffffffff);
   });
+  it('copies a Buffer knob (an array variable) byte for byte, and only at its exact size', () => {
+    const out = encodeKnobs(Buffer.alloc(17), vars, { cfg_wide: Buffer.from('2001db8000000001', 'hex') });
+    assert.equal(out.subarray(8, 16).toString('hex'), '2001db8000000001');
+    assert.throws(() => encodeKnobs(Buffer.alloc(17), vars, { cfg_wide: Buffer.alloc(16) }), /knob cfg_wide: 16 bytes given, the variable has 8/);
+  });
 });
 
 describe('deny list validation', () => {
