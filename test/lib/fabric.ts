@@ -30,6 +30,7 @@ export const NRD_MAIN = join(ROOT, 'dist', 'daemon', 'main.js');
 export const NRDCTL = join(ROOT, 'dist', 'daemon', 'cli', 'nrdctl.js');
 
 export const POD_POOL = '10.244.0.0/16';
+export const POD_POOL_V6 = 'fd00:244::/48';
 export const TOR_ASNS = [65000, 65001] as const;
 export const NODE_ASN_BASE = 64600;
 export const ETCD_ADDRESS = '192.0.2.2';
@@ -81,6 +82,10 @@ export interface FabricOptions {
   tor2Asn?: number;
   /** Start the node speakers in build() (default true). */
   start?: boolean;
+  /** cluster.podCIDRs of every node (default [POD_POOL]; add POD_POOL_V6 for dual stack). The
+   * underlay and the ToRs stay IPv4: IPv6 pod prefixes are not advertised to the ToR (no IPv6 next
+   * hop), so between nodes IPv6 goes over VXLAN (IPv6 inside IPv4). */
+  pools?: string[];
 }
 
 export interface Tor {
@@ -269,7 +274,7 @@ export class FabricNode {
         stateDir: join(this.dir, 'state'),
         ...(this.spec.podCIDR ? { podCIDRs: [this.spec.podCIDR] } : {}),
       },
-      cluster: { podCIDRs: [POD_POOL], nodeCIDRMaskSize: 24 },
+      cluster: { podCIDRs: o.pools ?? [POD_POOL], nodeCIDRMaskSize: 24 },
       etcd: { endpoints: [`http://${ETCD_ADDRESS}:2379`], dialTimeout: 2000 },
       bgp: {
         asn: this.asn,
