@@ -21,8 +21,8 @@
 //   order). The trie compares bits after prefixlen in memory order: identity and dir always (40),
 //   then the protocol (48), then the top k bits of the port (48 + k). So "all protocols" is
 //   prefixlen 40, "all ports of TCP" 48, port 80 exactly 64, and a range is split into at most 30
-//   aligned power-of-two blocks (rangeToPrefixes), e.g. 8000-8080 → 8000/12 … 8080/16. Value
-//   struct nrd_policy_value { __u32 flags; __u32 pad; }, flags POLICY_ALLOW.
+//   aligned power-of-two blocks (rangeToPrefixes; port/bits): 8000-8080 → 8000/10, 8064/12,
+//   8080/16. Value struct nrd_policy_value { __u32 flags; __u32 pad; }, flags POLICY_ALLOW.
 // * nrd_policy_cidr4 / nrd_policy_cidr6: one global LPM trie (nrd_lpm4_key / nrd_lpm6_key) of every
 //   prefix any policy names → a CIDR identity from the local range 0x01000000-0x01ffffff. An
 //   address's longest match P is inside exactly the named prefixes that contain P, so granting
