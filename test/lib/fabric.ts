@@ -86,6 +86,10 @@ export interface FabricOptions {
    * underlay and the ToRs stay IPv4: IPv6 pod prefixes are not advertised to the ToR (no IPv6 next
    * hop), so between nodes IPv6 goes over VXLAN (IPv6 inside IPv4). */
   pools?: string[];
+  /** IPv6 on the ToR1 links as well (node i 2001:db8:0:i::2/64, ToR …::1, IPv6 default route via
+   * the ToR, forwarding on the ToRs): a global IPv6 address on each uplink (IPv6 masquerade), while
+   * node.address, BGP and VXLAN stay IPv4. Point-to-point nodes only. */
+  underlay6?: boolean;
 }
 
 export interface Tor {
@@ -188,6 +192,11 @@ function daemonEnv(): NodeJS.ProcessEnv {
     env[k] = v;
   }
   return env;
+}
+
+/** The IPv6 underlay address of node i on its ToR1 link (host 2), or of the ToR's end (host 1). */
+export function underlay6Address(i: number, host = 2): string {
+  return `2001:db8:0:${i.toString(16)}::${host}`;
 }
 
 /** "10.244.3.0/24" → "10.244.3.10". */
@@ -529,6 +538,7 @@ export class Fabric {
     for (let t = 0; t < nTors; t++) {
       const h = await this.topo.host(`tor${t + 1}`);
       await h.sysctl('net.ipv4.ip_forward', 1);
+      if (o.underlay6) await h.sysctl('net.ipv6.conf.all.forwarding', 1);
       this.torHosts.push(h);
     }
     const tor1 = this.torHosts[0]!;
@@ -566,7 +576,9 @@ export class Fabric {
         address = `192.0.2.${8 * i + 2}`;
         torAddr = `192.0.2.${8 * i + 1}`;
         len = 29;
-        await this.topo.link(host, tor1, { nameA: 'eth0', nameB: name, addrA: `${address}/${len}`, addrB: `${torAddr}/${len}` });
+        const v6 = o.underlay6 ? { a: [`${underlay6Address(i)}/64`], b: [`${underlay6Address(i, 1)}/64`] } : { a: [], b: [] };
+        await this.topo.link(host, tor1, { nameA: 'eth0', nameB: name, addrA: [`${address}/${len}`, ...v6.a], addrB: [`${torAddr}/${len}`, ...v6.b] });
+        if (o.underlay6) await host.addRoute('::/0', { via: underlay6Address(i, 1) });
       }
       // The underlay: everything beyond the node's own link goes through ToR1.
       await host.addRoute('default', { via: torAddr });

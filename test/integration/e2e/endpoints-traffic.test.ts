@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { EndpointView } from '../../../daemon/endpoints/api-types.js';
-import { ETCD_ADDRESS, Fabric, NRDCTL, NRD_MAIN, POD_GATEWAY, POD_POOL, POD_POOL_V6, ROOT, type FabricNode } from '../../lib/fabric.js';
+import { ETCD_ADDRESS, Fabric, underlay6Address, NRDCTL, NRD_MAIN, POD_GATEWAY, POD_POOL, POD_POOL_V6, ROOT, type FabricNode } from '../../lib/fabric.js';
 import type { Host } from '../../lib/netns.js';
 import { run, spawnProcess, type ManagedProcess } from '../../lib/proc.js';
 import { waitFor } from '../../lib/wait.js';
@@ -40,6 +40,9 @@ import {
 /** The external host behind the ToR: TEST-NET-3, outside the pools, inside our namespaces only. */
 const EXT_IP = '203.0.113.2';
 const EXT_TOR_IP = '203.0.113.1';
+/** Its IPv6 address, on the underlay's documentation range (no route to the IPv6 pool). */
+const EXT_IP6 = '2001:db8:ff::2';
+const EXT_TOR_IP6 = '2001:db8:ff::1';
 const UPLINK_MTU = 1500;
 const VXLAN_MTU = UPLINK_MTU - 50;
 
@@ -48,6 +51,8 @@ const fabric = Fabric.use(after, {
   tors: 1,
   mode: 'auto',
   pools: [POD_POOL, POD_POOL_V6],
+  // A global IPv6 address on each uplink: the source of IPv6 masquerade (BGP and VXLAN stay IPv4).
+  underlay6: true,
   nodes: [{}, { site: { datapath: { masqueradeBackend: 'nftables' } } }, { bgp: false }],
 });
 
@@ -71,8 +76,9 @@ before(async () => {
   // The external host: on its own link to the ToR, with a route to the underlay only — never to
   // the pod CIDRs, so a reply reaches a pod only when the node rewrote the source.
   ext = await fabric.topo.host('ext');
-  await fabric.topo.link(ext, fabric.tors[0]!.host, { nameA: 'eth0', nameB: 'ext', addrA: `${EXT_IP}/29`, addrB: `${EXT_TOR_IP}/29` });
+  await fabric.topo.link(ext, fabric.tors[0]!.host, { nameA: 'eth0', nameB: 'ext', addrA: [`${EXT_IP}/29`, `${EXT_IP6}/64`], addrB: [`${EXT_TOR_IP}/29`, `${EXT_TOR_IP6}/64`] });
   await ext.addRoute('192.0.2.0/24', { via: EXT_TOR_IP });
+  await ext.addRoute('2001:db8::/48', { via: EXT_TOR_IP6 });
   a = await addWorkload(fabric, n1, 'epa');
   b = await addWorkload(fabric, n1, 'epb');
   c = await addWorkload(fabric, n2, 'epc');
@@ -155,22 +161,30 @@ test('cross node over VXLAN (node in another subnet, no BGP): ping, TCP with ful
   assert.deepEqual(frags, [0, 0, 0], 'IP fragments made by n1, n2, n3 during the transfers');
 });
 
-test('masquerade: an external host without a route to the pods sees the node address, and replies arrive (BPF on n1 and n3, nftables on n2)', async () => {
-  const noRoute = await ext.ip(['route', 'get', a.v4], { allowFailure: true });
-  assert.notEqual(noRoute.code, 0, `the external host must have no route to the pods: ${noRoute.stdout}`);
+test('masquerade: an external host without a route to the pods sees the node address, and replies arrive, IPv4 and IPv6 (BPF on n1 and n3, nftables on n2)', async () => {
+  for (const pod of [a.v4, a.v6!]) {
+    const noRoute = await ext.ip(['route', 'get', pod], { allowFailure: true });
+    assert.notEqual(noRoute.code, 0, `the external host must have no route to the pods: ${noRoute.stdout}`);
+  }
   const srv = serverOf(ext);
   for (const w of [a, c, d]) {
-    const before = srv.peers().length;
-    await waitPing(w, EXT_IP, `${w.ep.name} → external host`).catch(async (err: unknown) => {
-      const nft = await w.node.host.exec(['nft', 'list', 'ruleset'], { allowFailure: true });
-      throw new Error(`${(err as Error).message}\n${w.node.name} nft:\n${nft.stdout}\n${w.node.describe()}`);
-    });
-    await tcpEcho(w.host, EXT_IP, srv.port, 256 * 1024);
-    const peers = srv.peers().slice(before);
-    assert.deepEqual(peers, [w.node.address], `${w.ep.name} on ${w.node.name}: the external host saw ${peers.join(',')}`);
+    for (const [dst, source] of [[EXT_IP, w.node.address], [EXT_IP6, underlay6Address(w.node.index)]] as const) {
+      const before = srv.peers().length;
+      await waitPing(w, dst, `${w.ep.name} → external host`).catch(async (err: unknown) => {
+        const nft = await w.node.host.exec(['nft', 'list', 'ruleset'], { allowFailure: true });
+        const dp = await w.node.api('/v1/datapath').catch((e: unknown) => String(e));
+        throw new Error(`${(err as Error).message}\n${w.node.name} nft:\n${nft.stdout}\n/v1/datapath: ${JSON.stringify(dp).slice(0, 3000)}\n${w.node.describe()}`);
+      });
+      await tcpEcho(w.host, dst, srv.port, 256 * 1024);
+      const peers = srv.peers().slice(before);
+      assert.deepEqual(peers, [source], `${w.ep.name} on ${w.node.name} → ${dst}: the external host saw ${peers.join(',')}`);
+    }
   }
-  const st = await n2.api<{ status?: { masquerade?: { mode?: string } } } & Record<string, unknown>>('/v1/datapath');
-  assert.match(JSON.stringify(st), /nftables/, `n2 masquerades with nftables: ${JSON.stringify(st).slice(0, 500)}`);
+  // Where each node masquerades: BPF on the uplink (n1, n3), nftables as configured (n2).
+  for (const [n, mode] of [[n1, 'bpf'], [n2, 'nftables'], [n3, 'bpf']] as const) {
+    const v = await n.api<{ masquerade: { mode: string; reason: string }; endpoints: { wanted: number; attached: number } }>('/v1/datapath');
+    assert.equal(v.masquerade.mode, mode, `${n.name}: ${JSON.stringify(v.masquerade)}`);
+  }
   const table = await n2.host.exec(['nft', 'list', 'table', 'inet', 'nrd'], { allowFailure: true });
   assert.equal(table.code, 0, 'n2 has the nftables table inet nrd');
 });
