@@ -2,16 +2,19 @@
 // etcd, nrd nodes, each in its own network namespace), mounts the bpffs the nodes pin into,
 // records it all in the state file, and stays alive as the parent of everything it started. Once a
 // node's state layer has claimed its pod CIDR (read from its control API), the keeper gives it one
-// endpoint: a "pod" namespace on a veth, addressed from that CIDR, routed the way nrd's endpoints
-// are (169.254.1.1 gateway on the node side, a /32 route per pod).
+// endpoint made by nrd: it creates the "pod" namespace and runs `nrdctl endpoint add` into it (nrd
+// makes the veth, addresses, routes and attaches its BPF). An "external host" namespace sits
+// behind the ToR with a TCP service that answers each caller's source address, so the report can
+// show the node's masquerade.
 // SIGTERM (from `lab down`) tears the processes and namespaces down through the topology's exit
 // hook; `down` unmounts the bpffs once they are gone.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import type { EndpointView } from '../../daemon/endpoints/api-types.js';
 import { join } from 'node:path';
 import { Topology, type Host } from '../lib/netns.js';
 import { startBird } from '../lib/bird.js';
 import { startEtcd } from '../lib/etcd.js';
-import { procStartTime, type ManagedProcess } from '../lib/proc.js';
+import { procStartTime, run, type ManagedProcess } from '../lib/proc.js';
 import { waitFor } from '../lib/wait.js';
 import {
   REPO_ROOT,
@@ -19,8 +22,10 @@ import {
   TOR_ADDRESS,
   ETCD_ADDRESS,
   FABRIC_PREFIX_LEN,
-  POD_GATEWAY,
-  podAddress,
+  EXT_ADDRESS,
+  EXT_TOR_ADDRESS,
+  EXT_PREFIX_LEN,
+  EXT_PORT,
   siteFile,
   type LabPlan,
   type NodePlan,
@@ -28,6 +33,11 @@ import {
 import { writeState, type LabPodState, type LabState } from './state.js';
 import { mountBpffs } from './bpffs.js';
 import { ownCidr } from './api.js';
+
+const NRDCTL = join(REPO_ROOT, 'dist', 'daemon', 'cli', 'nrdctl.js');
+
+/** The external host's service: writes the caller's address as seen there, then closes. */
+const WHOAMI = `require('net').createServer((c) => c.end(c.remoteAddress.replace(/^::ffff:/, '') + '\\n')).listen(Number(process.argv[1]), '0.0.0.0')`;
 
 function log(msg: string): void {
   process.stdout.write(`${new Date().toISOString()} lab-keeper: ${msg}\n`);
@@ -98,6 +108,17 @@ export async function runKeeper(plan: LabPlan): Promise<void> {
     await topo.bridge(tor, 'br0', ports, { addr: `${TOR_ADDRESS}/${FABRIC_PREFIX_LEN}` });
     await tor.sysctl('net.ipv4.ip_forward', 1);
 
+    // The external host: its own link to the ToR and a route to the fabric only (never to the
+    // pod CIDRs), so its answer reaches a pod only when the node rewrote the pod's source.
+    log(`creating the external host ${plan.extNs} (${EXT_ADDRESS})`);
+    const ext = await topo.host('ext');
+    save();
+    await topo.link(ext, tor, { nameA: 'eth0', nameB: 'ext', addrA: `${EXT_ADDRESS}/${EXT_PREFIX_LEN}`, addrB: `${EXT_TOR_ADDRESS}/${EXT_PREFIX_LEN}` });
+    await ext.addRoute(`${TOR_ADDRESS.replace(/\.\d+$/, '.0')}/${FABRIC_PREFIX_LEN}`, { via: EXT_TOR_ADDRESS });
+    ext.spawn([process.execPath, '-e', WHOAMI, String(EXT_PORT)], { name: 'ext:whoami', logFile: join(plan.logDir, 'ext.log') });
+    state.ext = { ns: ext.ns, address: EXT_ADDRESS, port: EXT_PORT };
+    save();
+
     log(`starting etcd in ${plan.etcdNs} at ${plan.etcdEndpoint}`);
     const etcd = await startEtcd({ netns: etcdHost.ns, host: ETCD_ADDRESS, name: `${plan.name}-etcd` });
     topo.ownDir(etcd.baseDir);
@@ -167,7 +188,7 @@ export async function runKeeper(plan: LabPlan): Promise<void> {
     // Serially: the topology records each namespace as it is made, and save() writes that down.
     try {
       for (const [i, n] of plan.nodes.entries()) {
-        state.nodes[i]!.pod = await buildPod(plan, topo, topo.get(n.name), n);
+        state.nodes[i]!.pod = await buildPod(plan, topo, n);
         save();
         log(`${n.name}: pod ${state.nodes[i]!.pod!.ip} in ${n.pod.ns}`);
       }
@@ -184,27 +205,27 @@ export async function runKeeper(plan: LabPlan): Promise<void> {
 }
 
 /**
- * One pod for `node`: waits for the node's own CIDR (GET /v1/nodes, the `self` entry), then
- * builds the namespace and its veth. The node routes <ip>/32 onto the veth and answers for the
- * gateway 169.254.1.1 (its own /32 address on the veth); the pod has its /32, an on-link route to
- * the gateway and the default route through it, so every packet leaves through the node.
+ * One pod for `node`: waits for the node's own CIDR (GET /v1/nodes, the `self` entry), creates
+ * the namespace and asks nrd for the endpoint (`nrdctl endpoint add`, retried while the node's
+ * endpoints subsystem is not ready yet). nrd picks the address from the node's CIDR.
  */
-async function buildPod(plan: LabPlan, topo: Topology, nodeHost: Host, node: NodePlan): Promise<LabPodState> {
+async function buildPod(plan: LabPlan, topo: Topology, node: NodePlan): Promise<LabPodState> {
   const cidr = await waitFor(() => ownCidr(node.socket), {
     timeoutMs: plan.readyTimeoutMs,
     intervalMs: 250,
     what: `${node.name} to claim a pod CIDR (GET /v1/nodes on ${node.socket})`,
   });
-  const ip = podAddress(cidr);
   const pod = await topo.host(node.pod.name);
-  await topo.link(nodeHost, pod, {
-    nameA: node.pod.hostIf,
-    nameB: node.pod.podIf,
-    addrA: `${POD_GATEWAY}/32`,
-    addrB: `${ip}/32`,
+  let last = '';
+  const view = await waitFor(async () => {
+    const r = await run([process.execPath, NRDCTL, '--socket', node.socket, 'endpoint', 'add', node.pod.name, '--netns', `/run/netns/${pod.ns}`, '-o', 'json'],
+      { allowFailure: true, timeoutMs: 15_000 });
+    last = (r.stderr || r.stdout).trim();
+    return r.code === 0 ? (JSON.parse(r.stdout) as EndpointView) : undefined;
+  }, { timeoutMs: plan.readyTimeoutMs, intervalMs: 500, what: `nrdctl endpoint add ${node.pod.name} on ${node.name}` }).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}: ${last}`);
   });
-  await nodeHost.ip(['route', 'replace', `${ip}/32`, 'dev', node.pod.hostIf, 'scope', 'link']);
-  await pod.ip(['route', 'replace', POD_GATEWAY, 'dev', node.pod.podIf, 'scope', 'link']);
-  await pod.ip(['route', 'replace', 'default', 'via', POD_GATEWAY, 'dev', node.pod.podIf]);
-  return { ns: pod.ns, cidr, ip, hostIf: node.pod.hostIf, podIf: node.pod.podIf };
+  const ip = view.ips.find((a) => !a.includes(':'));
+  if (!ip) throw new Error(`${node.name}: endpoint ${node.pod.name} has no IPv4 address: ${JSON.stringify(view)}`);
+  return { ns: pod.ns, cidr, ip, hostIf: view.hostIfname, podIf: node.pod.podIf };
 }

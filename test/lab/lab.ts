@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // The nrd lab: `node dist/test/lab/lab.js [up|down|status]` (npm run lab [-- down|status]).
 // `up` starts a keeper process (fabric.ts) that builds a fabric in network namespaces (a pod per
-// node), waits until every node is ready (nrdctl status -o json) and routes every other node's pod
-// CIDR (/v1/routes), pings every pod from every other pod and from the ToR, prints what was routed
-// (report.ts) and leaves the lab up; it fails when a ping does. `down` removes it by PID and name
+// node, an endpoint made by nrd, and an external host behind the ToR), waits until every node is
+// ready (nrdctl status -o json) and routes every other node's pod CIDR (/v1/routes), pings every
+// pod from every other pod and from the ToR, connects every pod to the external host, prints the
+// endpoints, routes and results (report.ts) and leaves the lab up; it fails when a ping or the
+// masquerade check does. `down` removes it by PID and name
 // from the state file, then unmounts the lab's bpffs; `status` prints the table and the report again.
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -206,7 +208,7 @@ export async function labStatus(opts: LabOptions = {}): Promise<LabReport> {
   const missing = missingRoutes(s, traffic.nodes);
   for (const m of missing) say(`${m.node} has no route to ${m.prefix} (${m.owner})`);
   return {
-    ok: keeperAlive(s) && nodes.every((n) => n.answered) && s.pods === 'ready' && missing.length === 0 && traffic.pingsOk,
+    ok: keeperAlive(s) && nodes.every((n) => n.answered) && s.pods === 'ready' && missing.length === 0 && traffic.pingsOk && traffic.masqueradeOk,
     name: plan.name,
     nodes,
     state: s,
@@ -357,7 +359,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabReport> {
   say(formatTraffic(s, traffic));
   for (const m of missing) say(`${m.node} has no route to ${m.prefix} (${m.owner}) after ${plan.convergeTimeoutMs / 1000} s`);
   if (!converged) logs([...new Set(missing.map((m) => m.node))], () => 'routes missing');
-  const ok = converged && traffic.pingsOk;
+  const ok = converged && traffic.pingsOk && traffic.masqueradeOk;
   if (ok) {
     say(`lab ${plan.name} is up and routes pod traffic (${((Date.now() - t0) / 1000).toFixed(1)} s). Try: node ${NRDCTL} --socket ${s.nodes[0]!.socket} routes`);
     say('`npm run lab -- down` removes it');

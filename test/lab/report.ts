@@ -1,11 +1,18 @@
 // What the lab routed: each node's routes (prefix, remote node, path mode, next hops) and BGP
 // peers from its control API (/v1/routes, /v1/peers), the ToR's kernel routes (BIRD's kernel
 // protocol export, `ip -j route show proto bird`), and a ping matrix between the pods (and from
-// the ToR to every pod) with ICMP echo (ping(8)). Collection is I/O; formatting is pure.
+// the ToR to every pod) with ICMP echo (ping(8)), the endpoints nrd made on each node (`nrdctl
+// endpoints`), and one TCP connection from every pod to the external host, which answers the
+// source address it saw: the node's address when masquerade works. Collection is I/O; formatting
+// is pure.
+import { join } from 'node:path';
+import type { EndpointView } from '../../daemon/endpoints/api-types.js';
 import { run } from '../lib/proc.js';
 import { getBgpRoutes, getPeers, getRoutes, type BgpRoutesResponse, type PeersResponse, type RoutesApiResponse } from './api.js';
 import type { LabNodeState, LabPodState, LabState } from './state.js';
-import { TOR_ADDRESS } from './plan.js';
+import { REPO_ROOT, TOR_ADDRESS } from './plan.js';
+
+const NRDCTL = join(REPO_ROOT, 'dist', 'daemon', 'cli', 'nrdctl.js');
 
 export interface NodeRouting {
   name: string;
@@ -43,6 +50,25 @@ export interface PingResult {
   detail?: string;
 }
 
+/** A node's local endpoints as `nrdctl endpoints -o json` lists them. */
+export interface NodeEndpoints {
+  node: string;
+  endpoints: EndpointView[];
+  error?: string;
+}
+
+/** One pod's connection to the external host: the source address it saw. */
+export interface MasqResult {
+  from: string;
+  podAddress: string;
+  /** The node's address: what the external host must see. */
+  expected: string;
+  /** What the external host answered (undefined: no answer). */
+  seen?: string;
+  ok: boolean;
+  detail?: string;
+}
+
 export interface TrafficReport {
   nodes: NodeRouting[];
   tor: TorRoute[];
@@ -50,6 +76,10 @@ export interface TrafficReport {
   pings: PingResult[];
   /** Every pod answered every other pod and the ToR, and there are pods to test. */
   pingsOk: boolean;
+  endpoints: NodeEndpoints[];
+  masquerade: MasqResult[];
+  /** Every pod reached the external host, which saw the pod's node address. */
+  masqueradeOk: boolean;
 }
 
 const PING_COUNT = 3;
@@ -161,6 +191,38 @@ export async function pingMatrix(s: LabState): Promise<PingResult[]> {
   return Promise.all(jobs);
 }
 
+/** `nrdctl endpoints -o json` on every node: the endpoints nrd made there. */
+export async function collectEndpoints(s: LabState): Promise<NodeEndpoints[]> {
+  return Promise.all(s.nodes.map(async (n): Promise<NodeEndpoints> => {
+    const r = await run([process.execPath, NRDCTL, '--socket', n.socket, 'endpoints', '-o', 'json'], { allowFailure: true, timeoutMs: 10_000 });
+    if (r.code !== 0) return { node: n.name, endpoints: [], error: (r.stderr || r.stdout).trim().split('\n')[0] ?? `exit ${r.code}` };
+    const j = JSON.parse(r.stdout) as { local?: EndpointView[] };
+    return { node: n.name, endpoints: j.local ?? [] };
+  }));
+}
+
+/** A TCP client: connects to host:port and prints what it is sent (the external host's answer). */
+const WHOAMI_CLIENT = `const s = require('net').connect(Number(process.argv[2]), process.argv[1]); let d = '';
+s.setTimeout(3000, () => { console.error('timeout'); process.exit(1); });
+s.on('data', (b) => { d += b; }); s.on('end', () => { process.stdout.write(d); process.exit(0); });
+s.on('error', (e) => { console.error(e.message); process.exit(1); });`;
+
+/** From every pod, one connection to the external host: which source address arrived there. */
+export async function masqueradeChecks(s: LabState): Promise<MasqResult[]> {
+  const ext = s.ext;
+  if (!ext) return [];
+  return Promise.all(s.nodes.filter((n) => n.pod).map(async (n): Promise<MasqResult> => {
+    const base = { from: n.name, podAddress: n.pod!.ip, expected: n.address };
+    const r = await run(['ip', 'netns', 'exec', n.pod!.ns, process.execPath, '-e', WHOAMI_CLIENT, ext.address, String(ext.port)], {
+      allowFailure: true,
+      timeoutMs: 10_000,
+    });
+    const seen = r.code === 0 ? r.stdout.trim() : undefined;
+    const ok = seen === n.address;
+    return { ...base, ...(seen !== undefined ? { seen } : {}), ok, ...(r.code !== 0 ? { detail: r.stderr.trim() || `exit ${r.code}` } : {}) };
+  }));
+}
+
 /** Collect everything the report shows. */
 export async function collectTraffic(s: LabState, nodes?: NodeRouting[]): Promise<TrafficReport> {
   const torRoutes = async (): Promise<{ routes: TorRoute[]; error?: string }> => {
@@ -171,13 +233,18 @@ export async function collectTraffic(s: LabState, nodes?: NodeRouting[]): Promis
       return { routes: [], error: err instanceof Error ? err.message : String(err) };
     }
   };
-  const [routing, tor, pings] = await Promise.all([nodes ? Promise.resolve(nodes) : collectRouting(s), torRoutes(), pingMatrix(s)]);
+  const [routing, tor, pings, endpoints, masquerade] = await Promise.all([
+    nodes ? Promise.resolve(nodes) : collectRouting(s), torRoutes(), pingMatrix(s), collectEndpoints(s), masqueradeChecks(s),
+  ]);
   return {
     nodes: routing,
     tor: tor.routes,
     ...(tor.error !== undefined ? { torError: tor.error } : {}),
     pings,
     pingsOk: pings.length > 0 && s.nodes.every((n) => n.pod) && pings.every((p) => p.ok),
+    endpoints,
+    masquerade,
+    masqueradeOk: masquerade.length > 0 && masquerade.length === s.nodes.length && masquerade.every((m) => m.ok),
   };
 }
 
@@ -292,8 +359,28 @@ export function formatPings(s: LabState, pings: PingResult[]): string {
   return lines.join('\n');
 }
 
+/** The endpoints per node: name, addresses, nrd's host veth, state. */
+export function formatEndpoints(eps: readonly NodeEndpoints[]): string {
+  const rows = [['NODE', 'ENDPOINT', 'ADDRESSES', 'HOST VETH', 'STATE']];
+  const errors: string[] = [];
+  for (const n of eps) {
+    if (n.error) errors.push(`  ${n.node}: nrdctl endpoints failed: ${n.error}`);
+    for (const e of n.endpoints) rows.push([n.node, e.name, e.ips.join(', '), e.hostIfname, e.state]);
+  }
+  return [columns(rows, '  '), ...errors].join('\n');
+}
+
+/** One line per pod: what the external host saw as the source, against the node's address. */
+export function formatMasquerade(s: LabState, ms: readonly MasqResult[]): string {
+  if (!s.ext) return '  no external host recorded';
+  const rows = [['FROM POD', `SOURCE SEEN BY ${s.ext.address}`, 'NODE ADDRESS', '']];
+  for (const m of ms) rows.push([`${m.from} ${m.podAddress}`, m.seen ?? `no answer (${m.detail ?? '?'})`, m.expected, m.ok ? 'ok (masqueraded)' : 'FAIL']);
+  return columns(rows, '  ');
+}
+
 export function formatTraffic(s: LabState, t: TrafficReport): string {
-  const out: string[] = ['', '== routes and BGP peers per node (GET /v1/routes, /v1/peers) =='];
+  const out: string[] = ['', '== endpoints made by nrd (nrdctl endpoints) ==', formatEndpoints(t.endpoints), ''];
+  out.push('== routes and BGP peers per node (GET /v1/routes, /v1/peers) ==');
   for (const n of t.nodes) out.push(...nodeSection(n, t.nodes), '');
   out.push(modeSummary(t.nodes), '');
   out.push(`== ToR ${s.tor?.ns ?? ''} kernel routes from BIRD (proto bird) ==`);
@@ -305,5 +392,7 @@ export function formatTraffic(s: LabState, t: TrafficReport): string {
     out.push(columns(rows, '  '));
   }
   out.push('', '== pod-to-pod pings (and ToR to pod) ==', formatPings(s, t.pings));
+  out.push('', `== masquerade: each pod to the external host ${s.ext?.address ?? ''}:${s.ext?.port ?? ''} (no route back to the pods) ==`,
+    formatMasquerade(s, t.masquerade));
   return out.join('\n');
 }

@@ -11,16 +11,23 @@ export interface LabProcess {
   startTime: number | null;
 }
 
-/** A node's pod, recorded once the keeper has built it from the node's own CIDR. */
+/** A node's pod: an endpoint nrd made in a namespace the keeper created. */
 export interface LabPodState {
   ns: string;
   /** The node's own pod CIDR as its API reported it. */
   cidr: string;
-  /** The pod's address: CIDR base + 10. */
+  /** The pod's IPv4 address, as nrd assigned it from the node's CIDR. */
   ip: string;
-  /** The veth end in the node's namespace (169.254.1.1/32, route to ip/32). */
+  /** nrd's host side of the veth (nrdv…), in the node's namespace. */
   hostIf: string;
   podIf: string;
+}
+
+/** The external host behind the ToR and its "who is calling" TCP service. */
+export interface LabExtState {
+  ns: string;
+  address: string;
+  port: number;
 }
 
 export interface LabNodeState {
@@ -61,6 +68,7 @@ export interface LabState {
    * pod, 'failed' (with podsError) when a node never reported a CIDR or the build failed.
    */
   pods: 'waiting' | 'ready' | 'failed';
+  ext?: LabExtState;
   podsError?: string;
 }
 

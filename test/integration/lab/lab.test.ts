@@ -9,8 +9,8 @@ import { existsSync, mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labUp, labDown, makePlan, probeNode, type LabOptions } from '../../lab/lab.js';
-import { siteFile, podAddress, REPO_ROOT, NODE_ASN_BASE, POD_GATEWAY } from '../../lab/plan.js';
-import { parsePing, formatPings, type TorRoute } from '../../lab/report.js';
+import { siteFile, REPO_ROOT, NODE_ASN_BASE, POD_GATEWAY, EXT_ADDRESS } from '../../lab/plan.js';
+import { parsePing, formatPings, type MasqResult, type NodeEndpoints, type TorRoute } from '../../lab/report.js';
 import type { RouteEntryView } from '../../../daemon/routing/api-types.js';
 import type { LabState } from '../../lab/state.js';
 import { isBpffs, isMountPoint, unmountBpffs } from '../../lab/bpffs.js';
@@ -52,15 +52,6 @@ test('every generated lab site file passes nrd check-config', async () => {
   );
 });
 
-test('pod address is the CIDR base + 10', () => {
-  assert.equal(podAddress('10.244.3.0/24'), '10.244.3.10');
-  assert.equal(podAddress('10.244.3.77/24'), '10.244.3.10');
-  assert.equal(podAddress('10.244.255.0/24'), '10.244.255.10');
-  assert.equal(podAddress('10.244.0.0/16'), '10.244.0.10');
-  assert.throws(() => podAddress('fd00::/64'));
-  assert.throws(() => podAddress('10.0.0.0/30'));
-});
-
 test('ping summary parsing and the matrix mark failures', () => {
   const ok = '--- 10.244.45.10 ping statistics ---\n3 packets transmitted, 3 received, 0% packet loss, time 405ms\nrtt min/avg/max/mdev = 0.098/0.142/0.227/0.059 ms\n';
   assert.deepEqual(parsePing(ok), { sent: 3, received: 3, rttMs: 0.142 });
@@ -94,8 +85,8 @@ test('lab up (short): pods ping across nodes over native routes; down leaves not
   }
   const state = report.state;
   assert.ok(state, 'no state file');
-  // tor, etcd, three nodes and their three pods.
-  assert.equal((await listNamespaces(`${opts.name}-`)).length, 8);
+  // tor, etcd, the external host, three nodes and their three pods.
+  assert.equal((await listNamespaces(`${opts.name}-`)).length, 9);
   const out = lines.join('\n');
 
   // Each node in its own AS, peering with the ToR's AS 65000, Established, one prefix out and the
@@ -113,10 +104,20 @@ test('lab up (short): pods ping across nodes over native routes; down leaves not
     assert.equal(tor.prefixes.accepted, 2, `${n.name} accepted`);
   }
 
-  // Pods: one per node, addressed from the node's own CIDR, wired like nrd's endpoints.
+  // Pods: one endpoint per node made by nrd, addressed from the node's own CIDR, masqueraded to
+  // the node's address towards the external host.
   for (const n of state.nodes) {
     assert.ok(n.pod, `${n.name} has no pod`);
-    assert.equal(n.pod.ip, podAddress(n.pod.cidr));
+    const [base, len] = n.pod.cidr.split('/') as [string, string];
+    assert.equal(len, '24');
+    assert.equal(n.pod.ip.split('.').slice(0, 3).join('.'), base.split('.').slice(0, 3).join('.'), `${n.pod.ip} from ${n.pod.cidr}`);
+    assert.match(n.pod.hostIf, /^nrdv/, 'nrd made the veth');
+    const name = n.name;
+    const ip = n.pod.ip;
+    const eps: NodeEndpoints | undefined = traffic.endpoints.find((e) => e.node === name);
+    assert.deepEqual(eps?.endpoints.map((e) => [e.name, e.ips.includes(ip), e.state]), [[`${name}-pod`, true, 'ready']], `${name} endpoints`);
+    const m: MasqResult | undefined = traffic.masquerade.find((x) => x.from === name);
+    assert.equal(m?.seen, n.address, `${EXT_ADDRESS} saw ${n.name}'s pod as ${String(m?.seen)}: ${JSON.stringify(m)}`);
     const self = traffic.nodes.find((x) => x.name === n.name)!;
     assert.ok(self.routes?.routes.some((r) => r.prefix === n.pod!.cidr && r.mode === 'local'), `${n.name} does not hold ${n.pod.cidr} as local`);
     const podRoutes = (await run(['ip', '-n', n.pod.ns, '-j', 'route', 'show'])).stdout;
