@@ -58,12 +58,19 @@ interface Entry extends KnownEndpoint {
 }
 
 const DEFAULT_RESYNC_MS = 2000;
+/** How long a delete of a garbage-collected endpoint still succeeds (then: not_found). */
+const COLLECTED_TTL_MS = 10 * 60_000;
+const COLLECTED_MAX = 4096;
 
 export class EndpointsSubsystem implements Subsystem {
   readonly name = 'endpoints';
   private readonly known = new Map<string, Entry>();
   /** Deleted here, still in the watch cache: not to be adopted again. */
   private readonly deleting = new Set<string>();
+  /** Garbage-collected (namespace gone) and not yet deleted by the operator, with when: the
+   * workload's own delete (`ip netns del X; nrdctl endpoint del X`, a CNI DEL after the runtime
+   * removed the namespace) races the resync and must not answer "no endpoint" for the GC's work. */
+  private readonly collected = new Map<string, number>();
   private readonly listeners = new Set<(eps: LocalEndpoint[]) => void>();
   private lastEmitted: string | undefined;
   private lastLocal: LocalEndpoint[] = [];
@@ -194,7 +201,12 @@ export class EndpointsSubsystem implements Subsystem {
       this.known.delete(name);
       this.publish();
       const hadRecord = await this.deps.store.delete(name);
-      if (!entry && !inCache && !hadRecord && !hadLink) throw new NrdError('not_found', 'not_found', `no endpoint ${name} on node ${local.node}`);
+      const wasCollected = this.collected.delete(name);
+      if (!entry && !inCache && !hadRecord && !hadLink) {
+        if (!wasCollected) throw new NrdError('not_found', 'not_found', `no endpoint ${name} on node ${local.node}`);
+        this.log?.info({ endpoint: name, hostIf }, 'endpoint deleted (garbage-collected already: its network namespace was gone)');
+        return;
+      }
       await this.deps.owner.runNow();
       this.log?.info({ endpoint: name, hostIf }, 'endpoint deleted');
     });
@@ -276,6 +288,15 @@ export class EndpointsSubsystem implements Subsystem {
     }
   }
 
+  /** Names the GC removed, kept for COLLECTED_TTL_MS (and at most COLLECTED_MAX of them). */
+  private rememberCollected(id: string): void {
+    const now = Date.now();
+    for (const [k, at] of this.collected) if (now - at > COLLECTED_TTL_MS) this.collected.delete(k);
+    this.collected.delete(id);
+    this.collected.set(id, now);
+    while (this.collected.size > COLLECTED_MAX) this.collected.delete(this.collected.keys().next().value!);
+  }
+
   /** Recomputes the local set from etcd and the links (never throws). */
   resync(): Promise<void> {
     return this.exclusive(() => this.resyncLocked()).catch((err: unknown) => {
@@ -315,6 +336,7 @@ export class EndpointsSubsystem implements Subsystem {
         this.log?.info({ endpoint: rec.id, netns: rec.netns }, 'endpoint GC: its network namespace is gone');
         this.known.delete(rec.id);
         this.deleting.add(rec.id);
+        this.rememberCollected(rec.id);
         await this.deps.store.delete(rec.id).catch((err: unknown) => this.log?.warn({ err, endpoint: rec.id }, 'endpoint GC: delete failed (retried)'));
         continue;
       }

@@ -195,8 +195,7 @@ test('nrdctl endpoint del leaves nothing on the node: link, nrd-ep routes, map e
   assert.ok((await epRouteLines(n1)).some((l) => l.startsWith(`${b.v4} `)), (await epRouteLines(n1)).join('\n'));
   assert.ok((await mapEntriesFor(n1, b.ep.ips)).length > 0, 'nrd_endpoints holds b');
   assert.ok(etcdKeysFor(fabric, 'epb', b.ep.ips).length >= 2, 'etcd holds b');
-  for (const w of [b, c, d]) {
-    await w.node.nrdctl(['endpoint', 'del', w.ep.name]);
+  const assertGone = async (w: Workload): Promise<void> => {
     const n = w.node;
     assert.ok(!(await nrdvLinks(n)).includes(w.ep.hostIfname), `${n.name}: ${w.ep.hostIfname} left`);
     const routes = (await epRouteLines(n)).filter((l) => w.ep.ips.some((ip) => l.startsWith(`${ip} `)));
@@ -205,7 +204,19 @@ test('nrdctl endpoint del leaves nothing on the node: link, nrd-ep routes, map e
     await waitFor(async () => (await mapEntriesFor(n, w.ep.ips)).length === 0, { timeoutMs: 10_000, intervalMs: 200, what: `${n.name}: nrd_endpoints entries of ${w.ep.name} gone` });
     const shown = await run([process.execPath, NRDCTL, '--socket', n.socket, 'endpoint', 'show', w.ep.name], { allowFailure: true });
     assert.notEqual(shown.code, 0, `${w.ep.name} still shown`);
+  };
+  for (const w of [b, c]) {
+    await w.node.nrdctl(['endpoint', 'del', w.ep.name]);
+    await assertGone(w);
   }
+  // d: the workload goes first (`ip netns del` once nothing runs in it), nrd's resync collects the
+  // endpoint, and only then does the operator (or a CNI DEL) delete it: that still succeeds.
+  await serverOf(d).stop();
+  await run(['ip', 'netns', 'del', d.host.ns]);
+  await waitFor(() => etcdKeysFor(fabric, d.ep.name, d.ep.ips).length === 0, { timeoutMs: 15_000, intervalMs: 200, what: `${n3.name}: GC of ${d.ep.name}` });
+  const del = await run([process.execPath, NRDCTL, '--socket', n3.socket, 'endpoint', 'del', d.ep.name], { allowFailure: true });
+  assert.equal(del.code, 0, `nrdctl endpoint del ${d.ep.name} after the GC: ${del.stdout}${del.stderr}`);
+  await assertGone(d);
   // n2 and n3 have no endpoint left at all; n1 keeps only a.
   for (const n of [n2, n3]) {
     assert.deepEqual(await nrdvLinks(n), []);

@@ -165,6 +165,26 @@ test('resync: adopts existing links, re-plumbs a record without link, GCs one wh
   assert.deepEqual(sub.list().endpoints.map((e) => e.name), ['heal']);
 });
 
+test('delete racing the GC: the namespace went, the resync collected the endpoint, the operator\'s delete still succeeds (once)', async (t) => {
+  const { store, plumber, sub } = setup();
+  await sub.start(ctx());
+  t.after(() => sub.stop());
+  plumber.namespaces.add('/run/netns/w1');
+  const ep = await sub.add({ name: 'gone-1', netns: '/run/netns/w1' });
+  store.sync();
+  // `ip netns del w1`: the kernel removes the veth with the namespace; the resync runs first.
+  plumber.namespaces.delete('/run/netns/w1');
+  plumber.links.delete(ep.hostIfname);
+  await sub.resync();
+  assert.equal(store.records.size, 0, 'GC deleted the record');
+  await sub.delete('gone-1'); // nrdctl endpoint del gone-1: not "no endpoint gone-1"
+  await assert.rejects(sub.delete('gone-1'), (e: unknown) => e instanceof NrdError && e.kind === 'not_found');
+  store.sync();
+  await sub.resync();
+  await assert.rejects(sub.delete('gone-1'), (e: unknown) => e instanceof NrdError && e.kind === 'not_found');
+  await assert.rejects(sub.delete('never-was'), (e: unknown) => e instanceof NrdError && e.kind === 'not_found');
+});
+
 test('a just-added endpoint not yet back from the watch is kept (its link is in the owner set)', async (t) => {
   const { plumber, owner, sub } = setup();
   await sub.start(ctx());
