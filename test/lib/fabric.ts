@@ -46,6 +46,8 @@ const SEGMENT_NET = '192.0.2.192';
 const SEGMENT_LEN = 27;
 /** BIRD prefix set of what the ToRs accept and pass on: pod routes only. */
 const POD_FILTER = 'net ~ [ 10.244.0.0/16+ ]';
+/** The same for the IPv6 pool (sessions over the IPv6 underlay, FabricOptions.underlay6). */
+const POD_FILTER_V6 = 'net ~ [ fd00:244::/48+ ]';
 
 export type RoutingMode = 'native' | 'vxlan' | 'auto' | 'cross-subnet';
 /** What runs on a node: the real daemon, BIRD (a reference speaker with kernel export), or nothing. */
@@ -82,13 +84,15 @@ export interface FabricOptions {
   tor2Asn?: number;
   /** Start the node speakers in build() (default true). */
   start?: boolean;
-  /** cluster.podCIDRs of every node (default [POD_POOL]; add POD_POOL_V6 for dual stack). The
-   * underlay and the ToRs stay IPv4: IPv6 pod prefixes are not advertised to the ToR (no IPv6 next
-   * hop), so between nodes IPv6 goes over VXLAN (IPv6 inside IPv4). */
+  /** cluster.podCIDRs of every node (default [POD_POOL]; add POD_POOL_V6 for dual stack). Without
+   * underlay6 the IPv6 pod prefixes have no session to go to the ToR on (nrd has no IPv6 next hop
+   * on an IPv4 session), so between nodes IPv6 goes over VXLAN (IPv6 inside IPv4). */
   pools?: string[];
   /** IPv6 on the ToR1 links as well (node i 2001:db8:0:i::2/64, ToR …::1, IPv6 default route via
-   * the ToR, forwarding on the ToRs): a global IPv6 address on each uplink (IPv6 masquerade), while
-   * node.address, BGP and VXLAN stay IPv4. Point-to-point nodes only. */
+   * the ToR, forwarding on the ToRs): a global IPv6 address on each uplink (IPv6 masquerade), and
+   * for BGP nodes a second session with ToR1 over IPv6 (family ipv6, the IPv6 pool) beside the
+   * IPv4 one (family ipv4): IPv6 pod prefixes are routed natively. node.address and VXLAN stay
+   * IPv4. Point-to-point nodes only. */
   underlay6?: boolean;
 }
 
@@ -271,9 +275,11 @@ export class FabricNode {
   site(): string {
     const o = this.fabric.opts;
     const peers: Array<Record<string, unknown>> = [];
+    const v6 = !!o.underlay6 && !this.spec.segment;
     if (this.spec.bgp) {
-      peers.push({ address: this.tor1Address, asn: TOR_ASNS[0], description: 'tor1' });
-      if (this.tor2) peers.push({ address: this.tor2.torAddress, asn: this.fabric.tor2Asn, description: 'tor2' });
+      peers.push({ address: this.tor1Address, asn: TOR_ASNS[0], description: 'tor1', ...(v6 ? { families: ['ipv4'] } : {}) });
+      if (this.tor2) peers.push({ address: this.tor2.torAddress, asn: this.fabric.tor2Asn, description: 'tor2', ...(v6 ? { families: ['ipv4'] } : {}) });
+      if (v6) peers.push({ address: underlay6Address(this.index, 1), asn: TOR_ASNS[0], description: 'tor1-v6', families: ['ipv6'] });
     }
     let site: Record<string, unknown> = {
       node: {
@@ -289,7 +295,7 @@ export class FabricNode {
         asn: this.asn,
         routerId: this.address,
         // Dual-homed nodes take sessions on both links; the session's local address is the next hop.
-        listen: { address: '0.0.0.0', port: 179 },
+        listen: { address: v6 ? '::' : '0.0.0.0', port: 179 },
         holdTime: o.holdTime ?? 3,
         connectRetryTime: 1,
         gracefulRestart: { restartTime: 30 },
@@ -613,6 +619,20 @@ export class Fabric {
           import: { where: POD_FILTER },
           export: { where: POD_FILTER },
         });
+        if (t === 0 && o.underlay6 && !n.spec.segment) {
+          peers.push({
+            name: `${n.protocol}_6`,
+            address: underlay6Address(n.index),
+            localAddress: underlay6Address(n.index, 1),
+            asn: n.asn,
+            holdTime: o.holdTime ?? 3,
+            keepaliveTime: 1,
+            gracefulRestart: true,
+            families: ['ipv6'],
+            import: { where: POD_FILTER_V6 },
+            export: { where: POD_FILTER_V6 },
+          });
+        }
       }
       const bird = await startBird(h, {
         routerId: t === 0 ? ETCD_TOR_ADDRESS : '198.51.100.1',

@@ -1,22 +1,23 @@
 // Workload endpoints end to end with real traffic across a fabric: one BIRD ToR, etcd, three nodes
-// running nrd (routing.mode auto) with IPv4 and IPv6 pools; n1 and n2 peer with the ToR (IPv4
-// native routes over BGP), n3 has no BGP peer and is reached only over VXLAN. The underlay and the
-// ToR are IPv4 only: nrd has no IPv6 next hop to advertise for its IPv6 pod prefix, so IPv6
-// between nodes goes over VXLAN (IPv6 inside an IPv4 underlay) — also between n1 and n2, which is
-// what is tested (IPv6 native would need an IPv6 underlay in the fabric).
+// running nrd (routing.mode auto) with IPv4 and IPv6 pools. The ToR links are dual stack: n1 and n2
+// hold two sessions with the ToR, IPv4 (family ipv4) and IPv6 (family ipv6, next hop their global
+// IPv6 address), so both families are routed natively between them; n3 has no BGP peer and is
+// reached only over VXLAN (an IPv4 underlay: IPv6 pod traffic goes inside it).
 // Endpoints are made as users make them: `ip netns add`, `nrdctl endpoint add NAME --netns PATH`.
 // Checked: the gateway answers ARP (BPF, not the kernel's proxy_arp), same-node, native and VXLAN
-// ping and TCP in both families, full-size TCP segments across VXLAN (the endpoint MTU), SNAT to
-// the node's address towards an external host that has no route back to the pods (BPF on n1 and
-// n3, nftables on n2), and `nrdctl endpoint del` leaving nothing behind. Then one nrd run the way
-// the README runs it: default pin path, socket, state dir, and plain `nrdctl endpoint add`.
+// ping and TCP in both families, full-size TCP segments across VXLAN without a fragment on the
+// underlay (the endpoint MTU), SNAT to the node's address (IPv4 and IPv6) towards an external host
+// that has no route back to the pods (BPF on n1 and n3, nftables on n2), and `nrdctl endpoint del`
+// leaving nothing behind (also after the GC collected an endpoint whose namespace went first).
+// Then one nrd run the way the README runs it: default pin path, socket, state dir, and plain
+// `nrdctl endpoint add`.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { EndpointView } from '../../../daemon/endpoints/api-types.js';
-import { ETCD_ADDRESS, Fabric, underlay6Address, NRDCTL, NRD_MAIN, POD_GATEWAY, POD_POOL, POD_POOL_V6, ROOT, type FabricNode } from '../../lib/fabric.js';
+import { ETCD_ADDRESS, Fabric, VXLAN_DEVICE, underlay6Address, NRDCTL, NRD_MAIN, POD_GATEWAY, POD_POOL, POD_POOL_V6, ROOT, type FabricNode } from '../../lib/fabric.js';
 import type { Host } from '../../lib/netns.js';
 import { run, spawnProcess, type ManagedProcess } from '../../lib/proc.js';
 import { waitFor } from '../../lib/wait.js';
@@ -128,15 +129,40 @@ test('same node: ping and TCP between two endpoints, IPv4 and IPv6', async () =>
   await traffic(b, a, a.v6!, 'n1 b → n1 a (v6)');
 });
 
-test('cross node over native routes (BGP through the ToR): ping and TCP, IPv4; IPv6 between the same nodes over VXLAN', async () => {
+/** The node's own IPv6 pod CIDR (its route of mode local). */
+async function ownCidr6(n: FabricNode): Promise<string> {
+  return waitFor(async () => (await n.apiRoutes()).find((r) => r.mode === 'local' && r.prefix.includes(':'))?.prefix, { timeoutMs: 10_000, what: `${n.name}: its IPv6 CIDR` });
+}
+
+/** Wait until `n` routes `prefix` natively (BGP next hop `via`, not the VXLAN device) in the kernel and the API. */
+async function waitNative6(n: FabricNode, prefix: string, via: string): Promise<void> {
+  let last = '';
+  await waitFor(
+    async () => {
+      const k = (await n.host.ip(['-6', 'route', 'show', 'exact', prefix])).stdout.trim();
+      const api = (await n.apiRoutes()).find((r) => r.prefix === prefix);
+      last = `kernel: ${k}\napi: ${JSON.stringify(api)}`;
+      return k.includes(`via ${via}`) && !k.includes(VXLAN_DEVICE) && /proto (220|nrd)\b/.test(k) && api?.mode === 'native';
+    },
+    { timeoutMs: 20_000, intervalMs: 200, what: `${n.name}: ${prefix} native via ${via}` },
+  ).catch(async (err: unknown) => {
+    throw new Error(`${(err as Error).message}\n${last}\n${await fabric.tors[0]!.bird.birdc('show route all').catch((e: unknown) => String(e))}\n${n.describe()}`);
+  });
+}
+
+test('cross node over native routes (BGP through the ToR): ping and TCP, IPv4 and IPv6', async () => {
   await waitPath(n1, n2, 'native', { gateways: [n1.tor1Address] });
   await waitPath(n2, n1, 'native', { gateways: [n2.tor1Address] });
+  await waitNative6(n1, await ownCidr6(n2), underlay6Address(n1.index, 1));
+  await waitNative6(n2, await ownCidr6(n1), underlay6Address(n2.index, 1));
+  const tx0 = await Promise.all([n1.vxlanTxPackets(), n2.vxlanTxPackets()]);
   await traffic(a, c, c.v4, 'n1 a → n2 c (v4 native)', 1024 * 1024);
   await traffic(c, a, a.v4, 'n2 c → n1 a (v4 native)', 1024 * 1024);
-  const tx0 = await n1.vxlanTxPackets();
-  await traffic(a, c, c.v6!, 'n1 a → n2 c (v6 over VXLAN)', 1024 * 1024);
-  await traffic(c, a, a.v6!, 'n2 c → n1 a (v6 over VXLAN)');
-  assert.ok((await n1.vxlanTxPackets()) > tx0, 'IPv6 between n1 and n2 left n1 through the VXLAN device');
+  await traffic(a, c, c.v6!, 'n1 a → n2 c (v6 native)', 1024 * 1024);
+  await traffic(c, a, a.v6!, 'n2 c → n1 a (v6 native)', 1024 * 1024);
+  const tx = await Promise.all([n1.vxlanTxPackets(), n2.vxlanTxPackets()]);
+  // 4 MB each way: hundreds of packets per transfer, none of them through VXLAN.
+  assert.ok(tx[0]! - tx0[0]! < 10 && tx[1]! - tx0[1]! < 10, `VXLAN TX during native transfers: n1 ${tx[0]! - tx0[0]!}, n2 ${tx[1]! - tx0[1]!}`);
 });
 
 test('cross node over VXLAN (node in another subnet, no BGP): ping, TCP with full-size segments (1 MB, iperf3) and no fragment on the underlay, IPv4 and IPv6', async () => {
