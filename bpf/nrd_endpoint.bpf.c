@@ -24,6 +24,7 @@
 
 #include "nrd_parse.h"
 #include "nrd_endpoint.h"
+#include "nrd_lb.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -266,6 +267,13 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct nrd_cursor 
 	if (!(epif->flags & NRD_EP_IF_F_IP4) || ip->saddr != *(const __u32 *)epif->ip4)
 		return nrd_drop(skb, NRD_DROP_SPOOFED);
 	nrd_ep_count(skb->ifindex, 0, skb->len);
+	/* Service VIP -> backend, or a backend's reply -> from the VIP (nrd_lb.h). */
+	verdict = nrd_lb4(skb, &eth, &ip);
+	if (verdict != NRD_LB_GO)
+		return verdict;
+	/* Egress policy, towards the backend when the destination was a service (nrd_policy.h). */
+	if (nrd_pol_from_ep(skb, epif))
+		return TC_ACT_SHOT;
 
 	ep = nrd_ep_lookup4(ip->daddr);
 	if (ep) {
@@ -316,6 +324,12 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, struct nrd_cursor 
 	if (!(epif->flags & NRD_EP_IF_F_IP6) || !nrd_addr6_eq(&ip6->saddr, epif->ip6))
 		return nrd_drop(skb, NRD_DROP_SPOOFED);
 	nrd_ep_count(skb->ifindex, 0, skb->len);
+	verdict = nrd_lb6(skb, &eth, &ip6);
+	if (verdict != NRD_LB_GO)
+		return verdict;
+	/* Egress policy, towards the backend when the destination was a service (nrd_policy.h). */
+	if (nrd_pol_from_ep(skb, epif))
+		return TC_ACT_SHOT;
 
 	ep = nrd_ep_lookup6(&ip6->daddr);
 	if (ep) {

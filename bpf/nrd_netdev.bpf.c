@@ -30,6 +30,7 @@
 #include "nrd_endpoint.h"
 #include "nrd_nat.h"
 #include "nrd_nat6.h"
+#include "nrd_lb.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -420,6 +421,8 @@ static __always_inline int unmasq_icmp_error(struct __sk_buff *skb, struct iphdr
 /* Hands an IPv4 packet for a local endpoint into its namespace; NRD_PASS if not one of ours. */
 static __always_inline int to_endpoint4(struct __sk_buff *skb)
 {
+	/* First, before the cursor: a remote service backend's reply gets its VIP back (nrd_lb.h). */
+	int lb = nrd_lb_rev(skb, 0);
 	struct nrd_cursor c = {
 		.pos = (void *)(long)skb->data,
 		.end = (void *)(long)skb->data_end,
@@ -427,6 +430,9 @@ static __always_inline int to_endpoint4(struct __sk_buff *skb)
 	struct ethhdr *eth = nrd_pull_eth(&c);
 	struct nrd_ep_value *ep;
 	struct iphdr *ip;
+
+	if (lb)
+		return lb;
 
 	if (!eth)
 		return NRD_PASS;
@@ -571,6 +577,8 @@ static __always_inline int unmasq_icmp6_error(struct __sk_buff *skb, struct ipv6
 /* Hands an IPv6 packet for a local endpoint into its namespace; NRD_PASS if not one of ours. */
 static __always_inline int to_endpoint6(struct __sk_buff *skb)
 {
+	/* First, before the cursor: a remote service backend's reply gets its VIP back (nrd_lb.h). */
+	int lb = nrd_lb_rev(skb, 1);
 	struct nrd_cursor c = {
 		.pos = (void *)(long)skb->data,
 		.end = (void *)(long)skb->data_end,
@@ -578,6 +586,9 @@ static __always_inline int to_endpoint6(struct __sk_buff *skb)
 	struct ethhdr *eth = nrd_pull_eth(&c);
 	struct nrd_ep_value *ep;
 	struct ipv6hdr *ip6;
+
+	if (lb)
+		return lb;
 
 	if (!eth)
 		return NRD_PASS;
