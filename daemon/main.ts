@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { EX_CONFIG, checkConfigCommand, formatIssue, loadConfigFile } from './config/index.js';
 import { Daemon } from './daemon.js';
+import { DEFAULT_TARGET, cleanup, socketAnswers } from './cleanup.js';
 import { rootLogger, type LogLevel } from './lib/log.js';
 import { ReadinessRegistry } from './lib/health.js';
 import { notifierFromEnv, watchdogIntervalMs } from './lib/sdnotify.js';
@@ -34,6 +35,9 @@ const EX_SOFTWARE = 70;
 const USAGE = `Usage:
   nrd --config FILE [--set key=value ...]      run the daemon in the foreground
   nrd check-config FILE [--set key=value ...]  validate a site file: exit 0, or ${EX_CONFIG} with one line per problem
+  nrd cleanup [--config FILE]                  with nrd stopped, remove every kernel object nrd owns (routes of its
+                                               protocols, its VXLAN and endpoint links, tc filters, BPF pins,
+                                               nftables table inet nrd) and nothing else; exit 1 if any removal failed
   nrd --version | --help
 
 NRD_* environment variables and --set override the file (e.g. --set log.level=debug).
@@ -86,6 +90,13 @@ async function main(argv: string[]): Promise<number> {
     }
     return checkConfigCommand(file, sets);
   }
+  if (positionals[0] === 'cleanup') {
+    if (positionals.length > 1) {
+      process.stderr.write(`nrd: cleanup takes no arguments\n${USAGE}`);
+      return EX_USAGE;
+    }
+    return cleanupCommand(values.config, sets);
+  }
   if (positionals.length > 0) {
     process.stderr.write(`nrd: unknown command ${JSON.stringify(positionals[0])}\n${USAGE}`);
     return EX_USAGE;
@@ -95,6 +106,29 @@ async function main(argv: string[]): Promise<number> {
     return EX_USAGE;
   }
   return runDaemon(values.config, sets);
+}
+
+/** `nrd cleanup`: the site file says which protocol, pin path and socket are nrd's. */
+async function cleanupCommand(configFile: string | undefined, sets: string[]): Promise<number> {
+  let target = DEFAULT_TARGET;
+  if (configFile !== undefined) {
+    const r = loadConfigFile(configFile, { env: process.env, sets });
+    if (!r.ok) {
+      process.stderr.write(`nrd: ${configFile} is not a valid site config:\n`);
+      for (const issue of r.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+      return EX_CONFIG;
+    }
+    target = { routeProtocol: r.config.routing.routeProtocol, pinPath: r.config.datapath.pinPath, socket: r.config.api.socket };
+  }
+  // A running nrd would put everything back at its next reconcile.
+  if (await socketAnswers(target.socket)) {
+    process.stderr.write(`nrd: cleanup: nrd is running (${target.socket} answers); stop it first\n`);
+    return 1;
+  }
+  const report = cleanup(target);
+  for (const r of report.removed) process.stdout.write(`removed ${r}\n`);
+  for (const f of report.failed) process.stderr.write(`nrd: cleanup: ${f}\n`);
+  return report.failed.length ? 1 : 0;
 }
 
 async function runDaemon(configFile: string, sets: string[]): Promise<number> {
