@@ -7,7 +7,7 @@
 // functions (libbpf_strict, the 1.0 default); both are mapped here. libbpf's own log lines
 // (including the verifier log of a failed load) are captured and attached to the error.
 import koffi from 'koffi';
-import { closeSync } from 'node:fs';
+import { close as libcClose } from '../lib/libc.js';
 import { errnoName } from '../lib/errno.js';
 
 // ---- errors -------------------------------------------------------------------------------------
@@ -390,8 +390,10 @@ export function objGetInfoByFd(fd: number, size: number): Buffer {
   return info.subarray(0, Math.min(size, len[0]));
 }
 
+/** close(2) of a BPF object fd. Through libc, not node:fs: these fds were opened by libbpf, and a
+ * worker thread's fs.closeSync warns about (and tracks) fds it did not open itself. */
 export function closeFd(fd: number): void {
-  closeSync(fd);
+  libcClose(fd);
 }
 
 // ---- BPF_PROG_TEST_RUN --------------------------------------------------------------------------
