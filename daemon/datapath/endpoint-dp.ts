@@ -37,6 +37,7 @@ import {
   nonatValueCodec,
   sumEpCounters,
 } from './endpoint-layout.js';
+import { LB_MAP_NAMES } from './services-layout.js';
 import { type DesiredEndpoints, addrBytes, desiredEndpoints, parseMac, planEndpoints } from './endpoints.js';
 import { closeFd, objGet, objPin } from './libbpf.js';
 import {
@@ -105,7 +106,9 @@ const EP_OBJ = 'nrd_endpoint';
 const DEV_OBJ = 'nrd_netdev';
 const EP_PROG = 'nrd_ep_ingress';
 const DEV_PROGS = { ingress: 'nrd_dev_ingress', egress: 'nrd_dev_egress' } as const;
-const SHARED_MAPS = ['nrd_endpoints', 'nrd_ep_ifs', 'nrd_ep_stats', 'nrd_dp_drops'] as const;
+// The service maps (nrd_lb.h) too: nrd_endpoint translates, nrd_netdev reverse-translates, and
+// services.ts writes them through these pins.
+const SHARED_MAPS = ['nrd_endpoints', 'nrd_ep_ifs', 'nrd_ep_stats', 'nrd_dp_drops', ...LB_MAP_NAMES] as const;
 const DEV_MAPS = [...SHARED_MAPS, 'nrd_nat4', 'nrd_nat6', 'nrd_nonat4', 'nrd_nonat6'] as const;
 const NAT_MAPS = [
   { map: 'nrd_nat4', key: nat4KeyCodec, value: nat4EntryCodec },

@@ -5,6 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { Datapath, type DatapathLog, type DatapathOptions, type DatapathStats, type DatapathStatus } from './datapath.js';
 import { type DatapathOp, type DatapathOps, type DatapathRequest, type WorkerMessage, fromWireError } from './protocol.js';
+import { ServiceMapWriter } from './services.js';
 
 export type DatapathWhere = 'worker' | 'main-thread';
 
@@ -18,9 +19,13 @@ export interface DatapathHost {
   stop(opts?: { detach?: boolean }): Promise<void>;
   /** Deletes expired masquerade flows from the NAT map. */
   natGc(): Promise<DatapathOps['natGc']['result']>;
+  /** Service maps and the nrd_ct connection table (services.ts), over the pinned maps. */
+  lb<K extends LbOp>(op: K, args: DatapathOps[K]['args']): Promise<DatapathOps[K]['result']>;
   /** Releases the host (ends the worker). Pins and links stay. */
   close(): Promise<void>;
 }
+
+export type LbOp = 'servicesApply' | 'ctList' | 'ctFlush' | 'ctGc';
 
 export function createDatapathHost(where: DatapathWhere, log?: DatapathLog): DatapathHost {
   return where === 'worker' ? new WorkerDatapathHost(log) : new InlineDatapathHost(log);
@@ -53,7 +58,21 @@ export class InlineDatapathHost implements DatapathHost {
   async natGc(): Promise<DatapathOps['natGc']['result']> {
     return this.dp.natGc();
   }
-  async close(): Promise<void> {}
+  private readonly writers = new Map<string, ServiceMapWriter>();
+  async lb<K extends LbOp>(op: K, args: DatapathOps[K]['args']): Promise<DatapathOps[K]['result']> {
+    const a = args as DatapathOps[LbOp]['args'];
+    let w = this.writers.get(a.pinPath);
+    if (!w) this.writers.set(a.pinPath, (w = new ServiceMapWriter(a.pinPath)));
+    const now = process.hrtime.bigint();
+    const r = op === 'servicesApply' ? w.apply((a as DatapathOps['servicesApply']['args']).ops)
+      : op === 'ctList' ? w.ctList(now)
+        : op === 'ctFlush' ? w.ctFlush((a as DatapathOps['ctFlush']['args']).serviceId)
+          : w.ctGc(now);
+    return r as DatapathOps[K]['result'];
+  }
+  async close(): Promise<void> {
+    for (const w of this.writers.values()) w.close();
+  }
 }
 
 interface Pending {
@@ -131,6 +150,9 @@ export class WorkerDatapathHost implements DatapathHost {
   }
   natGc(): Promise<DatapathOps['natGc']['result']> {
     return this.call('natGc', null);
+  }
+  lb<K extends LbOp>(op: K, args: DatapathOps[K]['args']): Promise<DatapathOps[K]['result']> {
+    return this.call(op, args);
   }
   async close(): Promise<void> {
     const w = this.worker;

@@ -3,6 +3,7 @@
 // verifier take hundreds of milliseconds per object and must not hold up BGP keepalives.
 // Messages cross by structured clone (bigint counters included); errors cross as WireError and are
 // rebuilt as NrdError when they were one, so readiness reasons and API codes survive the hop.
+import type { CtRow, WireServiceOp } from './services.js';
 import { NrdError, type FailureKind } from '../lib/errors.js';
 import type { DatapathOptions, DatapathStats, DatapathStatus } from './datapath.js';
 
@@ -14,6 +15,11 @@ export interface DatapathOps {
   stats: { args: null; result: DatapathStats };
   stop: { args: { detach?: boolean }; result: null };
   natGc: { args: null; result: { deletedFlows: number; deletedEntries: number; entries: number } };
+  /** Service load balancing (services.ts): map writes, and the nrd_ct connection table. */
+  servicesApply: { args: { pinPath: string; ops: WireServiceOp[] }; result: number };
+  ctList: { args: { pinPath: string }; result: CtRow[] };
+  ctFlush: { args: { pinPath: string; serviceId?: number }; result: number };
+  ctGc: { args: { pinPath: string }; result: { deleted: number; entries: number } };
 }
 
 export type DatapathOp = keyof DatapathOps;

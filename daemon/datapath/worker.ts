@@ -5,6 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import { Datapath, type DatapathLog } from './datapath.js';
 import { type DatapathOps, type DatapathRequest, type LogLevel, type WorkerMessage, toWireError, toWireLogFields } from './protocol.js';
+import { ServiceMapWriter } from './services.js';
 
 const port = parentPort;
 if (!port) throw new Error('datapath/worker.js runs as a worker thread only');
@@ -18,6 +19,14 @@ const forward = (level: LogLevel) => (obj: object, msg?: string): void =>
 const log: DatapathLog = { debug: forward('debug'), info: forward('info'), warn: forward('warn'), error: forward('error') };
 const datapath = new Datapath(log);
 
+// The service maps are pinned by the endpoint datapath; one writer per pin path, opened lazily.
+const writers = new Map<string, ServiceMapWriter>();
+function serviceMaps(pinPath: string): ServiceMapWriter {
+  let w = writers.get(pinPath);
+  if (!w) writers.set(pinPath, (w = new ServiceMapWriter(pinPath)));
+  return w;
+}
+
 function serve(req: DatapathRequest): DatapathOps[DatapathRequest['op']]['result'] {
   switch (req.op) {
     case 'start':
@@ -30,6 +39,14 @@ function serve(req: DatapathRequest): DatapathOps[DatapathRequest['op']]['result
       return datapath.stats();
     case 'natGc':
       return datapath.natGc();
+    case 'servicesApply':
+      return serviceMaps(req.args.pinPath).apply(req.args.ops);
+    case 'ctList':
+      return serviceMaps(req.args.pinPath).ctList(process.hrtime.bigint());
+    case 'ctFlush':
+      return serviceMaps(req.args.pinPath).ctFlush(req.args.serviceId);
+    case 'ctGc':
+      return serviceMaps(req.args.pinPath).ctGc(process.hrtime.bigint());
     case 'stop':
       datapath.stop(req.args);
       return null;
