@@ -1,7 +1,10 @@
 // Helpers of the nrd-cni integration tests: the plugin binary run as a runtime runs it (child
-// process, CNI_* environment, configuration on stdin), optionally SIGKILLed mid-command.
+// process, CNI_* environment, configuration on stdin), optionally SIGKILLed mid-command; the
+// plugin and config directories and the busybox image the runtime tests give podman and containerd.
 import { spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { run } from '../../lib/proc.js';
 import { ROOT } from '../daemon/harness.js';
 
 export const NRD_CNI = join(ROOT, 'dist', 'daemon', 'cni', 'main.js');
@@ -36,4 +39,39 @@ export function runPlugin(env: Record<string, string>, stdin: string, opts: { ki
     });
     c.stdin.end(stdin);
   });
+}
+
+/**
+ * A CNI plugin directory for a runtime: nrd-cni (the compiled entry, made executable: tsc does not
+ * set the mode) and Debian's loopback plugin.
+ */
+export function cniBinDir(dir: string): string {
+  const bin = join(dir, 'cni-bin');
+  mkdirSync(bin, { recursive: true });
+  chmodSync(NRD_CNI, 0o755);
+  symlinkSync(NRD_CNI, join(bin, 'nrd-cni'));
+  symlinkSync('/usr/lib/cni/loopback', join(bin, 'loopback'));
+  return bin;
+}
+
+/** A CNI config dir holding the example conflist's shape, pointed at one node's nrd socket. */
+export function cniConfDir(dir: string, socket: string): string {
+  const conf = join(dir, 'net.d');
+  mkdirSync(conf, { recursive: true });
+  const list = { cniVersion: '1.0.0', name: 'nrd', plugins: [{ type: 'nrd-cni', socket }, { type: 'loopback' }] };
+  writeFileSync(join(conf, '10-nrd.conflist'), `${JSON.stringify(list, null, 2)}\n`);
+  return conf;
+}
+
+/** A tar of a busybox-static root filesystem (no registry, nothing pulled). */
+export async function busyboxTar(dir: string): Promise<string> {
+  const root = join(dir, 'rootfs');
+  mkdirSync(join(root, 'bin'), { recursive: true });
+  mkdirSync(join(root, 'tmp'), { recursive: true });
+  copyFileSync('/bin/busybox', join(root, 'bin', 'busybox'));
+  chmodSync(join(root, 'bin', 'busybox'), 0o755);
+  for (const a of ['sh', 'ping', 'sleep', 'ip', 'cat', 'ls']) symlinkSync('busybox', join(root, 'bin', a));
+  const tar = join(dir, 'rootfs.tar');
+  await run(['tar', '-C', root, '-cf', tar, '.']);
+  return tar;
 }
