@@ -14,7 +14,8 @@
 //            node namespace (endpoint-dp-agent, the same child the datapath integration test runs).
 // Cross node (both nrd): two node namespaces joined by a veth "wire", one endpoint each; native
 // (route to the other node's CIDR via its wire address) against VXLAN (nrd.vxlan with the FDB,
-// neighbour and onlink route nrd's router installs, endpoint veth MTU = uplink − 50 as nrd sets it).
+// neighbour and onlink route nrd's router installs, endpoint veth MTU = uplink − 50 as nrd sets it);
+// a third native pair without the XDP prefilter shows what XDP on a veth "uplink" costs here.
 // Masquerade: an endpoint opens and closes TCP connections to a server in the external namespace,
 // nrd_netdev's BPF SNAT against the nftables fallback (datapath.masqueradeBackend: nftables).
 //
@@ -273,7 +274,7 @@ async function main(): Promise<void> {
   agent(cn, cSite('auto'), cEps);
 
   // Cross node: a pair per routing mode, same wiring, nrd's routes for that mode.
-  function pair(mode: 'native' | 'vxlan'): Path {
+  function pair(mode: 'native' | 'vxlan', name: string = mode, xdp = true): Path {
     const wireNet = '192.0.2';
     const base = mode === 'native' ? 0 : 16;
     const n1 = nodeNs(mode === 'native' ? 'xn' : 'xv');
@@ -313,20 +314,24 @@ async function main(): Promise<void> {
         node: { name: `n${i + 1}`, address: under[i], interface: 'wire0' },
         cluster: { podCIDRs: [POD_POOL] },
         routing: { mode },
-        datapath: { pinPath: join(bpffs, `${mode}${i}`) },
+        datapath: { pinPath: join(bpffs, `${name}${i}`) },
       }, [endpointOf(n, 'nrdv1', eps[i]!, `ep-${i}`, pods[i]!)]);
+      // Diagnosis row: XDP on a veth makes the kernel copy every frame into XDP buffers (and takes
+      // GSO from the peer), a cost a physical uplink does not have. Unpinning the link detaches it.
+      if (!xdp) for (const pin of ['xdp_drv', 'xdp_skb']) rmSync(join(bpffs, `${name}${i}`, 'links', 'wire0', pin), { force: true });
     }
-    return { name: mode, client: eps[0]!, server: eps[1]!, dst: pods[1]! };
+    return { name, client: eps[0]!, server: eps[1]!, dst: pods[1]! };
   }
   const native = pair('native');
   const vxlan = pair('vxlan');
+  const nativeNoXdp = pair('native', 'native-noxdp', false);
 
   const same: Path[] = [
     { name: 'ceiling', client: a1, server: a2, dst: '10.99.0.2' },
     { name: 'legacy', client: b1, server: b2, dst: '10.244.0.22' },
     { name: 'nrd', client: c1, server: c2, dst: '10.244.0.12' },
   ];
-  const cross: Path[] = [native, vxlan];
+  const cross: Path[] = [native, vxlan, nativeNoXdp];
   for (const p of [...same, ...cross]) daemon(p.server, 'iperf3', ['-s', '-p', String(IPERF_PORT)]);
   daemon(cx, process.execPath, ['-e', CONN_SERVER]);
   sh('sleep', ['0.5']);
@@ -339,7 +344,7 @@ async function main(): Promise<void> {
     for (const p of MASQ_ONLY ? [] : [...same, ...cross]) {
       const s = measure(p);
       (samples[p.name] ??= []).push(s);
-      console.log(`round ${r + 1} ${p.name.padEnd(8)} ${fmt(s.gbps1)} Gbit/s (1), ${fmt(s.gbps4)} Gbit/s (4), rtt ${fmt(s.rttAvgMs, 3)}/${fmt(s.rttMdevMs, 3)} ms`);
+      console.log(`round ${r + 1} ${p.name.padEnd(12)} ${fmt(s.gbps1)} Gbit/s (1), ${fmt(s.gbps4)} Gbit/s (4), rtt ${fmt(s.rttAvgMs, 3)}/${fmt(s.rttMdevMs, 3)} ms`);
     }
     for (const backend of ['bpf', 'nftables'] as const) {
       // Nothing runs the daemon's periodic NAT GC here: run it once, so the previous round's flows
@@ -376,15 +381,16 @@ async function main(): Promise<void> {
     'nrd/ceiling': ratio('nrd', 'ceiling'),
     'nrd/legacy': ratio('nrd', 'legacy'),
     'vxlan/native': ratio('vxlan', 'native'),
+    'native/native-noxdp': ratio('native', 'native-noxdp'),
   };
 
-  console.log('\npath      Gbit/s 1  Gbit/s 4  rtt avg ms  rtt mdev ms');
+  console.log('\npath          Gbit/s 1  Gbit/s 4  rtt avg ms  rtt mdev ms');
   for (const t of table) {
-    console.log(`${t.path.padEnd(9)} ${fmt(t.gbps1).padStart(8)}  ${fmt(t.gbps4).padStart(8)}  ${fmt(t.rttAvgMs, 3).padStart(10)}  ${fmt(t.rttMdevMs, 3).padStart(11)}`);
+    console.log(`${t.path.padEnd(13)} ${fmt(t.gbps1).padStart(8)}  ${fmt(t.gbps4).padStart(8)}  ${fmt(t.rttAvgMs, 3).padStart(10)}  ${fmt(t.rttMdevMs, 3).padStart(11)}`);
   }
-  console.log('\nratio            Gbit/s 1  Gbit/s 4  rtt avg');
+  console.log('\nratio                  Gbit/s 1  Gbit/s 4  rtt avg');
   for (const [k, v] of Object.entries(ratios)) {
-    console.log(`${k.padEnd(16)} ${fmt(v.gbps1).padStart(8)}  ${fmt(v.gbps4).padStart(8)}  ${fmt(v.rttAvg).padStart(7)}`);
+    console.log(`${k.padEnd(22)} ${fmt(v.gbps1).padStart(8)}  ${fmt(v.gbps4).padStart(8)}  ${fmt(v.rttAvg).padStart(7)}`);
   }
   console.log('target: nrd/ceiling >= 0.95 (Gbit/s); machine shared and noisy during this run');
 
