@@ -21,6 +21,9 @@ import { BgpSubsystem } from './bgp/subsystem.js';
 import { registerBgpRoutes } from './api/bgp-routes.js';
 import { RoutingSubsystem } from './routing/subsystem.js';
 import { registerRoutingRoutes } from './api/routing-routes.js';
+import { BfdSubsystem, isPathFailure } from './bfd/subsystem.js';
+import { diagName } from './bfd/packet.js';
+import { registerBfdRoutes } from './api/bfd-routes.js';
 import { NetlinkKernelPort } from './kernel/netlink-port.js';
 import { EndpointKernelOwner } from './kernel/endpoint-owner.js';
 import { EndpointsSubsystem } from './endpoints/subsystem.js';
@@ -176,6 +179,19 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   registerStateRoutes(router, state.queries);
   const bgp = new BgpSubsystem({ metrics: metrics.registry });
   registerBgpRoutes(router, bgp);
+  // BFD (RFC 5880) per peer with bgp.peers[].bfd.enabled; a session going from Up to Down closes
+  // the peer's BGP session at once (RFC 5882 §3.2), which withdraws its routes: routing moves the
+  // affected nodes to VXLAN within milliseconds instead of after a hold time.
+  const bfd = new BfdSubsystem({ metrics: metrics.registry });
+  registerBfdRoutes(router, bfd);
+  bfd.onStateChange((c) => {
+    if (!isPathFailure(c)) return;
+    try {
+      bgp.resetPeer(c.peer, `BFD session down (${diagName(c.diag)})`);
+    } catch (err) {
+      log.warn({ err, peer: c.peer }, 'BFD down: BGP peer not reset');
+    }
+  });
   // The one kernel port of the daemon: every owner of kernel objects (routing, and the endpoints'
   // EndpointKernelOwner of kernel/endpoint-owner.ts) reconciles over it under its own mark
   // (kernel/owners.ts), so no owner's reconcile ever deletes another's objects.
@@ -185,6 +201,7 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   daemon.add(new ApiSubsystem({ router, metrics: metrics.registry }));
   daemon.add(state);
   daemon.add(bgp);
+  daemon.add(bfd);
   daemon.add(routing);
   // Workload endpoints: veth pairs, addresses and routes inside the workloads, records through the
   // state queries; their host routes and links are the endpoint owner's, over the same kernel port.

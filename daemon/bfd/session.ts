@@ -81,7 +81,7 @@ export type SessionEvent =
 
 export type SessionAction =
   | { type: 'send'; packet: ControlPacket; sequence: number }
-  | { type: 'stateChange'; from: BfdState; to: BfdState; diag: number }
+  | { type: 'stateChange'; from: BfdState; to: BfdState; diag: number; remoteState: BfdState }
   | { type: 'discard'; reason: string };
 
 export interface StepResult {
@@ -205,7 +205,7 @@ function setState(s: SessionState, to: BfdState, diag: number | null, now: numbe
     s.txIntervalInEffect = s.desiredMinTx;
     s.polling = false;
   }
-  actions.push({ type: 'stateChange', from, to, diag: s.localDiag });
+  actions.push({ type: 'stateChange', from, to, diag: s.localDiag, remoteState: s.remoteSessionState });
   if (to === 'Down' || to === 'AdminDown') {
     // §6.8.1: RemoteDiscr is kept while the peer is heard, so that it can come back up; the
     // detection timer clears it when the peer falls silent.

@@ -288,11 +288,14 @@ export class BgpSpeaker {
     return sent;
   }
 
-  /** Starts again a peer nrd stopped (max-prefix teardown) without waiting for a reload. */
-  resetPeer(peer: string): boolean {
+  /**
+   * Starts again a peer nrd stopped (max-prefix teardown) without waiting for a reload; also the
+   * BFD hook (RFC 5882 §3.2): the session is closed at once and its routes withdrawn.
+   */
+  resetPeer(peer: string, why = 'reset by operator'): boolean {
     const rt = this.peers.get(peerKey(peer));
     if (!rt) return false;
-    this.replacePeer(rt, rt.peer, 'reset by operator');
+    this.replacePeer(rt, rt.peer, why);
     return true;
   }
 

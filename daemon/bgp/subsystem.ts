@@ -396,7 +396,7 @@ export class BgpSubsystem implements Subsystem, BgpQueries {
     }
   }
 
-  resetPeer(address: string): void {
-    if (!this.running().resetPeer(address)) throw new NrdError('not_found', 'unknown_peer', `no BGP peer ${address}`);
+  resetPeer(address: string, why?: string): void {
+    if (!this.running().resetPeer(address, why)) throw new NrdError('not_found', 'unknown_peer', `no BGP peer ${address}`);
   }
 }

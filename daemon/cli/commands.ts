@@ -7,6 +7,7 @@ import { routingCommands } from './commands/routing.js';
 import { stateCommands } from './commands/state.js';
 import { bgpCommands } from './commands/bgp.js';
 import { endpointCommands } from './commands/endpoints.js';
+import { bfdCommands } from './commands/bfd.js';
 
 export interface CommandContext {
   socket: string;
@@ -43,6 +44,7 @@ export const commands: Command[] = [
   ...endpointCommands,
   ...bgpCommands,
   ...routingCommands,
+  ...bfdCommands,
 ];
 
 /** The command whose path is the longest prefix of the positional words, and the rest as args. */

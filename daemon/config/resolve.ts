@@ -61,6 +61,7 @@ export function resolveConfig(c: RawConfig, host: string): NrdConfig {
         maxPrefix: { limit: p.maxPrefix.limit, action: p.maxPrefix.action },
         families: p.families.length > 0 ? [...p.families] : [...poolFamilies],
         rrClient: p.rrClient,
+        bfd: { enabled: p.bfd.enabled, minTx: p.bfd.minTx, minRx: p.bfd.minRx, multiplier: p.bfd.multiplier, auth: { ...p.bfd.auth } },
       })),
       nodeMesh: b.nodeMesh,
       gracefulRestart: {

@@ -258,6 +258,17 @@ export const PEER_SCHEMA: SchemaTree = {
     docDefault: 'the families of cluster.podCIDRs',
   }),
   rrClient: bool(false, 'Treat the peer as a route-reflector client (RFC 4456); iBGP peers only.'),
+  bfd: {
+    enabled: bool(false, 'Run a BFD session (RFC 5880) with the peer: single-hop (RFC 5881, UDP 3784, TTL 255 both ways) when multihop is 1, multihop (RFC 5883, UDP 4784) otherwise. BFD Down closes the BGP session at once (RFC 5882).'),
+    minTx: int(10, 60000, 300, 'Desired minimum transmit interval once Up, in milliseconds (1 s while not Up, RFC 5880 §6.8.3).'),
+    minRx: int(10, 60000, 300, 'Required minimum receive interval, in milliseconds.'),
+    multiplier: int(1, 255, 3, 'Detect multiplier: the peer declares the session down after this many intervals without a packet.'),
+    auth: {
+      type: oneOf(['none', 'keyed-sha1', 'meticulous-keyed-sha1'], 'none', 'BFD authentication (RFC 5880 §6.7.4).'),
+      keyId: int(0, 255, 1, 'Auth Key ID sent and expected.'),
+      key: str('', 'Shared secret, 1..20 bytes when auth.type is not none.', { sensitive: true, maxBytes: 20 }),
+    },
+  },
 };
 
 /** One line per section for the docs. */
@@ -280,6 +291,8 @@ export const SECTION_DOCS: Readonly<Record<string, string>> = {
   api: 'The control socket and metrics.',
   log: 'Structured JSON logs on stdout.',
   maxPrefix: 'Prefix limit per peer.',
+  bfd: 'Bidirectional Forwarding Detection with the peer (RFC 5880).',
+  'bfd.auth': 'BFD authentication (keyed SHA1).',
 };
 
 /** Env var for a schema path: NRD_ + path in SCREAMING_SNAKE_CASE (bgp.holdTime → NRD_BGP_HOLD_TIME). */

@@ -124,6 +124,9 @@ export function checkSemantics(c: RawConfig, host: string, issues: ConfigIssue[]
     if (p.rrClient === true && !bad(`${pfx}.asn`) && !bad('bgp.asn') && !bad(`${pfx}.rrClient`) && p.asn !== c.bgp.asn) {
       add(`${pfx}.rrClient`, true, `applies to iBGP peers only (RFC 4456): this peer is AS ${p.asn}, bgp.asn is ${c.bgp.asn}`);
     }
+    if (p.bfd && p.bfd.auth.type !== 'none' && p.bfd.auth.key === '' && !bad(`${pfx}.bfd.auth.key`)) {
+      add(`${pfx}.bfd.auth.key`, '', `is required when bfd.auth.type is ${p.bfd.auth.type}`);
+    }
   });
 
   // The prefilter drops by source on the uplink: covering the pools or a peer cuts this node off.

@@ -28,6 +28,18 @@ export interface BgpPeerConfig {
   families: AddressFamily[];
   /** RFC 4456 route-reflector client (iBGP peers only). */
   rrClient: boolean;
+  /** BFD (RFC 5880) with the peer; intervals in milliseconds. */
+  bfd: BfdPeerConfig;
+}
+
+export type BfdAuthType = 'none' | 'keyed-sha1' | 'meticulous-keyed-sha1';
+
+export interface BfdPeerConfig {
+  enabled: boolean;
+  minTx: number;
+  minRx: number;
+  multiplier: number;
+  auth: { type: BfdAuthType; keyId: number; key: string };
 }
 
 export interface NrdConfig {
