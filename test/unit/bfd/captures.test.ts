@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeControl, encodeControl, verifyAuth, type AuthKey } from '../../../daemon/bfd/packet.js';
-import { toHex } from './helpers.js';
+import { toHex } from '../bgp/wire/helpers.js';
 
 interface Index {
   origin: string;

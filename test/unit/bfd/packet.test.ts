@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { BfdPacketError, decodeControl, encodeControl, verifyAuth, type AuthKey, type BfdPacketErrorCode, type ControlPacket } from '../../../daemon/bfd/packet.js';
-import { hex, toHex } from './helpers.js';
+import { hex, toHex } from '../bgp/wire/helpers.js';
 
 const base: ControlPacket = {
   diag: 0,
