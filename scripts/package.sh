@@ -128,6 +128,7 @@ doc="$st/usr/share/doc/nrd"
 install -D -m 0644 packaging/deb/copyright "$doc/copyright"
 install -m 0644 README.md "$doc/README.md"
 install -m 0644 systemd/README.md "$doc/README.systemd.md"
+install -D -m 0644 config/cni/10-nrd.conflist "$doc/examples/10-nrd.conflist"
 date="$(date -R -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")"
 printf 'nrd (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- nrd maintainers <nrd@example.org>  %s\n' \
 	"$version" "$version" "$date" | gzip -9n >"$doc/changelog.gz"

@@ -25,6 +25,32 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+const USAGE = `Usage:
+  nrd-cni                      run as a CNI plugin: CNI_COMMAND (ADD, DEL, CHECK, VERSION, GC, STATUS)
+                               and the other CNI_* variables in the environment, the network
+                               configuration on stdin; the result or error object on stdout
+  nrd-cni --help | --version
+
+A container runtime (podman, containerd, CRI-O) runs it, not a person. It asks the nrd daemon on
+this node (the configuration's "socket", default /run/nrd/nrd.sock) to create, check or delete the
+workload's endpoint. Example configuration: /usr/share/doc/nrd/examples/10-nrd.conflist.
+
+Exit status: 0, or non-zero with a CNI error object (code 11 when nrd is not running).
+`;
+
+// A person asking: answer without touching stdin or the environment (no CNI_COMMAND needed).
+const arg = process.argv[2];
+if (arg === '--help' || arg === '-h') {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+if (arg === '--version' || arg === '-V') {
+  const { readFileSync } = await import('node:fs');
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  process.stdout.write(`nrd-cni ${pkg.version ?? 'unknown'} (CNI 1.0.0, 1.1.0)\n`);
+  process.exit(0);
+}
+
 // VERSION may come without stdin data; every other command has its configuration there.
 const stdin = process.stdin.isTTY ? '' : await readStdin();
 const out = await runPlugin({ env: process.env, stdin, nrd, warn: (l) => process.stderr.write(`${l}\n`) });
