@@ -159,6 +159,20 @@ function natGc(pinPath: string): number {
   }
 }
 
+/** nat_exhausted drops (per-CPU counter summed) and nrd_nat4 entries: why a BPF round was slow. */
+function natState(pinPath: string): { exhausted: number; entries: number } {
+  const maps = join(pinPath, 'maps');
+  const drops = JSON.parse(sh('bpftool', ['-j', 'map', 'lookup', 'pinned', join(maps, 'nrd_dp_drops'), 'key', '3', '0', '0', '0'])) as
+    { formatted?: { values: Array<{ value: { packets: number } }> } };
+  const exhausted = (drops.formatted?.values ?? []).reduce((n, v) => n + v.value.packets, 0);
+  const fd = objGet(join(maps, 'nrd_nat4'));
+  try {
+    return { exhausted, entries: new TypedMap<Nat4Key, Nat4Entry>(fd, nat4KeyCodec, nat4EntryCodec).keys().length };
+  } finally {
+    closeFd(fd);
+  }
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -355,7 +369,9 @@ async function main(): Promise<void> {
       if (got.mode !== backend) throw new Error(`masquerade mode ${got.mode}, wanted ${backend}`);
       const rate = connRate(c1, '198.51.100.2');
       conns[backend].push(rate);
-      console.log(`round ${r + 1} masq ${backend.padEnd(8)} ${rate.toFixed(0)} conn/s`);
+      const nat = backend === 'bpf' ? natState(join(bpffs, 'same')) : undefined;
+      console.log(`round ${r + 1} masq ${backend.padEnd(8)} ${rate.toFixed(0)} conn/s` +
+        (nat ? ` (nrd_nat4 ${nat.entries} entries, nat_exhausted drops so far ${nat.exhausted})` : ''));
     }
   }
 
