@@ -69,11 +69,18 @@ static __always_inline int nrd_masq_dst4(__be32 daddr)
 	return bpf_map_lookup_elem(&nrd_nonat4, &k) == NULL;
 }
 
-/* The state after a packet with TCP flags (0 for UDP/ICMP) in one direction. */
+/* The state after a packet with TCP flags (0 for UDP/ICMP) in one direction. A bare SYN from the
+ * endpoint on a flow in FIN or CLOSED is a new connection reusing the tuple (a client port back
+ * from TIME_WAIT, or never in it when the server closed first): it starts over in SYN, as Linux
+ * conntrack reopens a TIME_WAIT entry. Left in FIN, the new connection would lose its mapping to
+ * the GC after the FIN timeout however long it lives. */
 static __always_inline __u8 nrd_ct_next(__u8 state, __u8 proto, __u8 flags, int reply)
 {
 	if (proto != IPPROTO_TCP)
 		return reply ? NRD_CT_EST : state;
+	if (!reply && (flags & (NRD_TCP_SYN | NRD_TCP_ACK | NRD_TCP_RST | NRD_TCP_FIN)) == NRD_TCP_SYN &&
+	    (state == NRD_CT_FIN || state == NRD_CT_CLOSED))
+		return NRD_CT_SYN;
 	if (flags & NRD_TCP_RST)
 		return NRD_CT_CLOSED;
 	if (flags & NRD_TCP_FIN)

@@ -148,6 +148,23 @@ describe('nrd_netdev masquerade (BPF_PROG_TEST_RUN)', () => {
     assert.equal(nat.get(outKey(TCP, 40000, 80))?.state, CtState.CLOSED);
   });
 
+  it('starts a new connection on a closed flow\'s tuple (client port reused) over in SYN, same port', () => {
+    const syn = (sport: number) => ipv4Packet(POD.ip4, REMOTE, TCP, tcpSegment(POD.ip4, REMOTE, sport, 80, 0x02, 9));
+    let r = progTestRun(egress, { data: syn(40000) });
+    assert.equal(r.dataOut.readUInt16BE(34), tcpPort);
+    assert.equal(nat.get(outKey(TCP, 40000, 80))?.state, CtState.SYN);
+    // Same after a graceful close (FIN): the reused tuple must not inherit the FIN timeout.
+    progTestRun(egress, { data: ipv4Packet(POD.ip4, REMOTE, TCP, tcpSegment(POD.ip4, REMOTE, 40000, 80, 0x11)) });
+    assert.equal(nat.get(outKey(TCP, 40000, 80))?.state, CtState.FIN);
+    r = progTestRun(egress, { data: syn(40000) });
+    assert.equal(r.dataOut.readUInt16BE(34), tcpPort);
+    assert.equal(nat.get(outKey(TCP, 40000, 80))?.state, CtState.SYN);
+    // A retransmitted FIN or a SYN-ACK-less segment does not reopen: only a bare SYN does.
+    progTestRun(egress, { data: ipv4Packet(POD.ip4, REMOTE, TCP, tcpSegment(POD.ip4, REMOTE, 40000, 80, 0x11)) });
+    progTestRun(egress, { data: ipv4Packet(POD.ip4, REMOTE, TCP, tcpSegment(POD.ip4, REMOTE, 40000, 80, 0x10)) });
+    assert.equal(nat.get(outKey(TCP, 40000, 80))?.state, CtState.FIN);
+  });
+
   let udpOut: Buffer = Buffer.alloc(0);
   let udpPort = 0;
   it('masquerades UDP and translates the reply back, checksums valid both ways', () => {
