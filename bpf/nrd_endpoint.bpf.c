@@ -271,9 +271,6 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct nrd_cursor 
 	verdict = nrd_lb4(skb, &eth, &ip);
 	if (verdict != NRD_LB_GO)
 		return verdict;
-	/* Egress policy, towards the backend when the destination was a service (nrd_policy.h). */
-	if (nrd_pol_from_ep(skb, epif))
-		return TC_ACT_SHOT;
 
 	ep = nrd_ep_lookup4(ip->daddr);
 	if (ep) {
@@ -327,9 +324,6 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, struct nrd_cursor 
 	verdict = nrd_lb6(skb, &eth, &ip6);
 	if (verdict != NRD_LB_GO)
 		return verdict;
-	/* Egress policy, towards the backend when the destination was a service (nrd_policy.h). */
-	if (nrd_pol_from_ep(skb, epif))
-		return TC_ACT_SHOT;
 
 	ep = nrd_ep_lookup6(&ip6->daddr);
 	if (ep) {
