@@ -12,6 +12,8 @@
 //   shared segment 192.0.2.192/27 on a bridge of ToR1: ToR .193, segment nodes .194, .195, …
 //   pods           <node CIDR base> + 10, gateway 169.254.1.1 (the node side of the veth)
 // ASNs: ToR1 65000, ToR2 65001, node i 64600+i (distinct, so eBGP through a ToR has no AS loop).
+// BFD (RFC 5880/5881, FabricOptions.bfd or per node): off by default; when on, BIRD's `protocol
+// bfd` on the ToR interface towards the node and `bfd on` (or `bfd graceful`) in its BGP protocol.
 import * as http from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -67,6 +69,22 @@ export interface FabricNodeSpec {
   speaker?: NodeSpeaker;
   /** Extra site keys merged (deeply) into the generated site. */
   site?: Record<string, unknown>;
+  /** BFD on this node's sessions with its ToRs (default FabricOptions.bfd); an object's fields win over the fabric's. */
+  bfd?: boolean | FabricBfd;
+}
+
+/** BFD (RFC 5880, single hop RFC 5881) between the nodes and their ToRs, the same on both ends. */
+export interface FabricBfd {
+  /** Desired min TX and required min RX interval, ms (default 300). */
+  intervalMs?: number;
+  /** Detect multiplier (default 3). */
+  multiplier?: number;
+  /**
+   * BIRD `bfd graceful` on the ToRs instead of `bfd on`: a BFD Down starts the graceful restart
+   * helper (the node's routes kept as stale) instead of closing the session and withdrawing them,
+   * so a crashed nrd (kill -9 sends no BFD AdminDown) keeps its traffic like it does without BFD.
+   */
+  graceful?: boolean;
 }
 
 export interface FabricOptions {
@@ -94,6 +112,8 @@ export interface FabricOptions {
    * IPv4 one (family ipv4): IPv6 pod prefixes are routed natively. node.address and VXLAN stay
    * IPv4. Point-to-point nodes only. */
   underlay6?: boolean;
+  /** BFD on the node↔ToR sessions of the BGP nodes (default off; FabricNodeSpec.bfd: false opts out). */
+  bfd?: boolean | FabricBfd;
 }
 
 export interface Tor {
@@ -271,15 +291,26 @@ export class FabricNode {
     return this.name;
   }
 
+  /** BFD settings of this node's ToR sessions, or undefined when it runs none. */
+  get bfd(): Required<FabricBfd> | undefined {
+    const f = this.fabric.opts.bfd;
+    const own = this.spec.bfd;
+    if (!this.spec.bgp || !(own ?? f)) return undefined;
+    const c = { ...(typeof f === 'object' ? f : {}), ...(typeof own === 'object' ? own : {}) };
+    return { intervalMs: c.intervalMs ?? 300, multiplier: c.multiplier ?? 3, graceful: c.graceful ?? false };
+  }
+
   /** The site file of this node's nrd. */
   site(): string {
     const o = this.fabric.opts;
     const peers: Array<Record<string, unknown>> = [];
     const v6 = !!o.underlay6 && !this.spec.segment;
+    const b = this.bfd;
+    const bfd = b ? { bfd: { enabled: true, minTx: b.intervalMs, minRx: b.intervalMs, multiplier: b.multiplier } } : {};
     if (this.spec.bgp) {
-      peers.push({ address: this.tor1Address, asn: TOR_ASNS[0], description: 'tor1', ...(v6 ? { families: ['ipv4'] } : {}) });
-      if (this.tor2) peers.push({ address: this.tor2.torAddress, asn: this.fabric.tor2Asn, description: 'tor2', ...(v6 ? { families: ['ipv4'] } : {}) });
-      if (v6) peers.push({ address: underlay6Address(this.index, 1), asn: TOR_ASNS[0], description: 'tor1-v6', families: ['ipv6'] });
+      peers.push({ address: this.tor1Address, asn: TOR_ASNS[0], description: 'tor1', ...(v6 ? { families: ['ipv4'] } : {}), ...bfd });
+      if (this.tor2) peers.push({ address: this.tor2.torAddress, asn: this.fabric.tor2Asn, description: 'tor2', ...(v6 ? { families: ['ipv4'] } : {}), ...bfd });
+      if (v6) peers.push({ address: underlay6Address(this.index, 1), asn: TOR_ASNS[0], description: 'tor1-v6', families: ['ipv6'], ...bfd });
     }
     let site: Record<string, unknown> = {
       node: {
@@ -608,6 +639,7 @@ export class Fabric {
       for (const n of this.nodes) {
         if (!n.spec.bgp) continue;
         if (t === 1 && !n.tor2) continue;
+        const bfd = n.bfd ? { extra: n.bfd.graceful ? 'bfd graceful;' : 'bfd on;' } : {};
         peers.push({
           name: n.protocol,
           address: t === 0 ? n.address : n.tor2!.address,
@@ -618,6 +650,7 @@ export class Fabric {
           gracefulRestart: true,
           import: { where: POD_FILTER },
           export: { where: POD_FILTER },
+          ...bfd,
         });
         if (t === 0 && o.underlay6 && !n.spec.segment) {
           peers.push({
@@ -631,6 +664,7 @@ export class Fabric {
             families: ['ipv6'],
             import: { where: POD_FILTER_V6 },
             export: { where: POD_FILTER_V6 },
+            ...bfd,
           });
         }
       }
@@ -640,6 +674,7 @@ export class Fabric {
         peers,
         // Learned pod CIDRs go into the ToR's FIB: it forwards pod traffic natively.
         kernel: { export: { where: 'source = RTS_BGP' } },
+        ...this.torBfdConfig(),
       });
       this.tors.push({ index: t + 1, host: h, asn, bird });
     }
@@ -648,6 +683,20 @@ export class Fabric {
     if (this.nodes.some((n) => n.spec.speaker === 'nrd')) this.bpffs = await mountTempBpffs(this.topo.prefix);
 
     if (o.start ?? true) for (const n of this.nodes) await n.start();
+  }
+
+  /**
+   * BIRD's `protocol bfd` for a ToR when any node runs BFD: each node's intervals on the ToR's
+   * interface towards it (sessions exist only for the BGP protocols that say `bfd on`).
+   */
+  private torBfdConfig(): { extraConfig?: string } {
+    const lines: string[] = [];
+    for (const n of this.nodes) {
+      const b = n.bfd;
+      if (!b) continue;
+      lines.push(`  interface "${n.spec.segment ? 'seg' : n.name}" { min rx interval ${b.intervalMs} ms; min tx interval ${b.intervalMs} ms; multiplier ${b.multiplier}; };`);
+    }
+    return lines.length ? { extraConfig: `protocol bfd {\n${[...new Set(lines)].join('\n')}\n}` } : {};
   }
 
   /** Wait until every nrd node knows its CIDR, then give each node a pod. */
