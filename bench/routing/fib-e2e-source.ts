@@ -25,12 +25,12 @@ export function prefixes(n: number): string[] {
   return out;
 }
 
-function openBytes(): Uint8Array {
+function openBytes(holdTime: number): Uint8Array {
   const m: OpenMessage = {
     type: 'open',
     version: 4,
     myAs: SOURCE_AS,
-    holdTime: 240,
+    holdTime,
     bgpId: SOURCE,
     capabilities: { multiprotocol: [{ afi: 1, safi: 1 }], routeRefresh: true, enhancedRouteRefresh: false, extendedMessage: false, fourOctetAs: SOURCE_AS, unknown: [] },
   };
@@ -46,6 +46,8 @@ export interface InjectorEvent {
   /** Every UPDATE and the End-of-RIB were handed to the kernel. */
   written?: number;
   messages?: number;
+  /** A new largest gap between two messages from the target since Established, ms (its keepalives on time?). */
+  gap?: number;
   error?: string;
 }
 
@@ -56,9 +58,11 @@ function emit(e: InjectorEvent): void {
 /**
  * The injector role (run inside the source namespace): encodes n prefixes into UPDATEs first, then
  * connects to the target, completes the OPEN exchange and writes them all plus End-of-RIB in one
- * go. Keeps the session up (and drains what the target sends) until it is killed.
+ * go. Keeps the session up (and drains what the target sends) until it is killed. It offers
+ * `holdTime` (the target sends a KEEPALIVE every third of it) and reports the largest gap between
+ * two messages of the target: a target whose event loop stalls sends its keepalives late.
  */
-export async function runInjector(n: number): Promise<void> {
+export async function runInjector(n: number, holdTime = 240): Promise<void> {
   const attrs = { origin: 0 as const, asPath: [{ type: 2 as const, asns: [SOURCE_AS] }], nextHop: SOURCE };
   const all = prefixes(n);
   const msgs: Uint8Array[] = [];
@@ -76,11 +80,18 @@ export async function runInjector(n: number): Promise<void> {
   s.on('connect', () => {
     emit({ connect: Date.now() });
     s.setNoDelay(true);
-    s.write(openBytes());
+    s.write(openBytes(holdTime));
   });
+  let last = 0;
+  let gap = 0;
   s.on('data', (d: Buffer) => {
     f.push(d);
     for (const r of f) {
+      if (up) {
+        const now = Date.now();
+        if (now - last > gap) emit({ gap: (gap = now - last) });
+        last = now;
+      }
       if (!r.ok) {
         emit({ error: r.error.reason });
         process.exit(1);
@@ -92,7 +103,8 @@ export async function runInjector(n: number): Promise<void> {
         process.exit(1);
       } else if (type === 4 && !up) {
         up = true;
-        emit({ up: Date.now() });
+        last = Date.now();
+        emit({ up: last });
         s.write(blob, () => emit({ written: Date.now() }));
       }
     }

@@ -40,6 +40,8 @@ interface Options {
   intervalMs: number;
   timeoutS: number | undefined;
   logLevel: string;
+  /** Hold time the injector offers (s): the target keepalives every third of it; the gap is measured. */
+  holdTime: number;
   /** 'no-enobufs': preload fib-e2e-no-enobufs.js into nrd (a what-if, see that file). */
   nrdEvents: 'as-is' | 'no-enobufs';
 }
@@ -65,6 +67,9 @@ interface Result {
   p90: number | undefined;
   /** Most expensive fib_triestat read during the run, ms (the probe's own cost). */
   probeMaxMs: number;
+  /** Largest gap between two messages of the target seen by the injector, ms (injector only). */
+  gapMs: number | undefined;
+  holdTime: number;
 }
 
 /** What the benchmark needs from a running target. */
@@ -144,7 +149,9 @@ async function startNrd(topo: Topology, host: Host, opts: Options, cleanup: Arra
       if (!proc.running()) throw new Error('nrd exited');
       const r = await rawRequest(socket, '/readyz', { timeoutMs: 2000 });
       const body = r.body as ReadyzResponse;
-      return body.notReady?.every((s) => s.name === 'bgp') ?? false;
+      // The datapath (BPF) plays no part in programming routes: a BPF object that does not load on
+      // this machine must not keep the routing figures from being taken.
+      return body.notReady?.every((s) => s.name === 'bgp' || s.name === 'datapath') ?? false;
     },
     { timeoutMs: 60_000, intervalMs: 100, what: 'nrd ready (all but bgp)' },
   ).catch((err: Error) => {
@@ -207,12 +214,14 @@ async function startBirdTarget(host: Host): Promise<Target> {
 interface Source {
   established: Promise<number>;
   written(): number | undefined;
+  /** Largest gap between the target's messages so far, ms (injector only). */
+  gap(): number | undefined;
   describe(): string;
 }
 
-function startInjector(host: Host, n: number): Source {
+function startInjector(host: Host, n: number, holdTime: number): Source {
   const p: ManagedProcess = host.spawn([process.execPath, '--max-old-space-size=4096', SELF], {
-    env: { ...process.env, [ROLE_ENV]: 'inject', NRDB_FIB_ROUTES: String(n) },
+    env: { ...process.env, [ROLE_ENV]: 'inject', NRDB_FIB_ROUTES: String(n), NRDB_FIB_HOLD: String(holdTime) },
     name: 'injector',
   });
   const events = () => injectorEvents(p.output());
@@ -228,6 +237,7 @@ function startInjector(host: Host, n: number): Source {
       { timeoutMs: 120_000, intervalMs: 10, what: 'injector session Established' },
     ),
     written: () => events().find((e) => e.written)?.written,
+    gap: () => events().reduce<number | undefined>((m, e) => (e.gap !== undefined && e.gap > (m ?? -1) ? e.gap : m), undefined),
     describe: () => p.describe(),
   };
 }
@@ -252,7 +262,7 @@ async function startBirdTester(host: Host, n: number): Promise<Source> {
     },
     { timeoutMs: 60_000, intervalMs: 10, what: 'BIRD tester session Established' },
   );
-  return { established, written: () => undefined, describe: () => b.process.describe() };
+  return { established, written: () => undefined, gap: () => undefined, describe: () => b.process.describe() };
 }
 
 // ---- one measurement ----------------------------------------------------------------------------
@@ -277,7 +287,7 @@ async function measure(kind: TargetKind, n: number, opts: Options): Promise<Resu
     };
     const base = probe();
     const mem0 = memoryOf(target.pid);
-    const source = opts.source === 'inject' ? startInjector(src, n) : await startBirdTester(src, n);
+    const source = opts.source === 'inject' ? startInjector(src, n, opts.holdTime) : await startBirdTester(src, n);
     const t0 = await source.established.catch((err: Error) => {
       throw new Error(`${err.message}\n${source.describe()}\n${target.describe()}`);
     });
@@ -350,6 +360,8 @@ async function measure(kind: TargetKind, n: number, opts: Options): Promise<Resu
       half: s(tHalf),
       p90: s(t90),
       probeMaxMs,
+      gapMs: source.gap(),
+      holdTime: opts.holdTime,
     };
   } finally {
     // Processes first (nrd releases its pins), then the bpffs and etcd's temp dir.
@@ -377,12 +389,13 @@ function line(r: Result, source: SourceKind): string {
     `RSS ${(r.rssBefore / MB).toFixed(0)} → ${(r.rssAfter / MB).toFixed(0)} MB (${Math.round(Math.max(0, r.rssAfter - r.rssBefore) / r.routes)} B/route), peak ${(r.peak / MB).toFixed(0)} MB`,
     `dump: ${r.dumped} routes proto ${r.target === 'nrd' ? 220 : 'bird'}`,
     `slowest FIB probe ${r.probeMaxMs.toFixed(1)} ms`,
+    ...(r.gapMs !== undefined ? [`largest gap between its BGP messages ${(r.gapMs / 1000).toFixed(2)} s (keepalive every ${(r.holdTime / 3).toFixed(0)} s)`] : []),
   ];
   return head + parts.join('; ');
 }
 
 async function main(): Promise<void> {
-  if (process.env[ROLE_ENV] === 'inject') return runInjector(Number(process.env.NRDB_FIB_ROUTES));
+  if (process.env[ROLE_ENV] === 'inject') return runInjector(Number(process.env.NRDB_FIB_ROUTES), Number(process.env.NRDB_FIB_HOLD ?? 240));
   const { values } = parseArgs({
     options: {
       routes: { type: 'string', default: '100000,1000000' },
@@ -392,6 +405,8 @@ async function main(): Promise<void> {
       timeout: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'nrd-events': { type: 'string', default: 'as-is' },
+      // Short enough that a stalled event loop shows as a late keepalive (and long stalls drop the session).
+      'hold-time': { type: 'string', default: '9' },
     },
   });
   const source = values.source as SourceKind;
@@ -403,6 +418,7 @@ async function main(): Promise<void> {
     intervalMs: Number(values.interval),
     timeoutS: values.timeout !== undefined ? Number(values.timeout) : undefined,
     logLevel: values['log-level']!,
+    holdTime: Number(values['hold-time']),
     nrdEvents: values['nrd-events'] === 'no-enobufs' ? 'no-enobufs' : 'as-is',
   };
   if (values['nrd-events'] !== opts.nrdEvents) throw new Error(`--nrd-events as-is|no-enobufs, not ${values['nrd-events']}`);

@@ -21,7 +21,6 @@ import {
   RT_TABLE_MAIN,
   defaultMetric,
   isKernelError,
-  routeKey,
   type FdbEntry,
   type KernelEvent,
   type KernelPort,
@@ -222,6 +221,14 @@ interface RoutePlan {
 
 const newPlan = (): RoutePlan => ({ write: [], writeKeys: [], isReplace: [], stale: [], staleKeys: [] });
 
+/** Route keys diffed (and their writes sent as one batch) between two turns of the event loop. */
+const ROUTE_CHUNK = 4096;
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** A deletion of something already gone (by hand, or with its link) is an outcome, not a failure. */
+const gone = (x: unknown): boolean => isKernelError(x, 'ESRCH') || isKernelError(x, 'ENOENT');
+
 export class Reconciler {
   private readonly mark: OwnerMark;
   private readonly protocol: number;
@@ -243,7 +250,7 @@ export class Reconciler {
   // kernel's routes of ours as last known (a full read-back, then our own writes and the kernel's
   // notifications), and the keys where the two may differ. A routine run looks at dirty keys only;
   // a full run (start, periodic resync, overflow, after bulk writes) reads everything back.
-  /** Desired routes by routeKey (table|dst|metric); bodies may be shared between prefixes. */
+  /** Desired routes by key (the canonical prefix, see keyOf); bodies may be shared between prefixes. */
   private routesWant = new Map<string, DesiredRouteBody>();
   /** Our routes in the kernel, by key. */
   private installed = new Map<string, Installed>();
@@ -285,11 +292,24 @@ export class Reconciler {
     this.log = opts.log;
   }
 
-  /** Kernel key of a canonical prefix, or null for a family this reconciler does not manage. */
+  /**
+   * Kernel key of a canonical prefix, or null for a family this reconciler does not manage. The
+   * table and the metric are the reconciler's own, so the key is the prefix itself: the very string
+   * the owner keys its own state by (no second ~50-byte "table|dst|metric" string per route).
+   */
   private keyOf(dst: string): string | null {
     const family: Family = dst.includes(':') ? 6 : 4;
     if (!this.families.includes(family)) return null;
-    return `${this.table}|${dst}|${defaultMetric(family)}`;
+    return dst;
+  }
+
+  /**
+   * Key of a route read back from the kernel (table already checked): its prefix, or prefix|metric
+   * for a route of ours at another metric — a key no desired route has, so it is deleted as stale.
+   */
+  private keyOfRoute(r: Route): string {
+    const metric = r.metric ?? defaultMetric(r.family);
+    return metric === defaultMetric(r.family) ? r.dst : `${r.dst}|${metric}`;
   }
 
   private markDirty(k: string): void {
@@ -363,7 +383,7 @@ export class Reconciler {
   /** The desired state as last set (routes rebuilt from the maintained map). */
   desiredState(): DesiredState {
     const routes: DesiredRoute[] = [];
-    for (const [k, b] of this.routesWant) routes.push({ ...b, dst: k.split('|')[1]! });
+    for (const [k, b] of this.routesWant) routes.push({ ...b, dst: k });
     return { ...this.desired, routes };
   }
 
@@ -492,7 +512,7 @@ export class Reconciler {
     if (e.kind === 'address') return;
     const r = e.route;
     if (r.table !== this.table) return;
-    const k = routeKey(r);
+    const k = this.keyOfRoute(r);
     if (r.protocol !== this.protocol) {
       // A foreign route took the key (a conflict now) or freed it (ours may go in).
       if (e.op === 'new') this.foreign.add(k);
@@ -539,7 +559,7 @@ export class Reconciler {
 
   /** The kernel route for a desired body at key k (devices resolved; throws if one is missing). */
   private buildRoute(k: string, b: DesiredRouteBody, ifindexOf: (dev: string) => number): Route {
-    const dst = k.slice(k.indexOf('|') + 1, k.lastIndexOf('|'));
+    const dst = k;
     const family: Family = dst.includes(':') ? 6 : 4;
     const route: Route = {
       family,
@@ -557,10 +577,12 @@ export class Reconciler {
 
   /** A selector that deletes our route at key k (RTM_DELROUTE matches the type too). */
   private selectorOf(k: string, have: Installed): RouteSelector {
-    const dst = k.slice(k.indexOf('|') + 1, k.lastIndexOf('|'));
+    const bar = k.indexOf('|');
+    const dst = bar < 0 ? k : k.slice(0, bar);
     const family: Family = dst.includes(':') ? 6 : 4;
     const type = typeof have === 'string' ? (have.slice(0, have.indexOf('|')) as Route['type']) : have.type;
-    return { family, dst, table: this.table, metric: Number(k.slice(k.lastIndexOf('|') + 1)), protocol: this.protocol, type };
+    const metric = bar < 0 ? defaultMetric(family) : Number(k.slice(bar + 1));
+    return { family, dst, table: this.table, metric, protocol: this.protocol, type };
   }
 
   /** A full run: read back, diff, write. Never throws for a single object's failure. */
@@ -586,9 +608,9 @@ export class Reconciler {
         await this.syncFdb(p);
         await this.syncNeighbours(p);
       }
-      const plan = full ? await this.diffAllRoutes(p) : this.diffDirtyRoutes(p);
-      await this.writeRoutes(p, plan);
-      if (p.synced) await this.deleteStale(p, plan);
+      if (full) await this.readBackRoutes(p);
+      await this.applyRoutes(p, full ? this.allRouteKeys() : p.dirtyNow);
+      if (p.synced) await this.deleteStale(p);
       else p.rep.deferred += p.staleNeigh.length + p.staleFdb.length + p.staleLinks.length;
     } catch (e) {
       // A failed read-back (a dump interrupted too often, ENOBUFS): report it and retry, keeping
@@ -746,8 +768,8 @@ export class Reconciler {
     p.staleNeigh = [...have].filter(([k]) => !want.has(k)).map(([, v]) => v);
   }
 
-  /** Step 4 (full pass): read back every route of the table, then diff every key. */
-  private async diffAllRoutes(p: PassState): Promise<RoutePlan> {
+  /** Step 4 (full pass): read back every route of the table (every key is diffed after it). */
+  private async readBackRoutes(p: PassState): Promise<void> {
     const installed = new Map<string, Installed>();
     const foreign = new Set<string>();
     const dumped: Route[][] = [];
@@ -755,7 +777,7 @@ export class Reconciler {
     // Events that arrived during the dumps are older than or included in them: the dump wins.
     for (const rs of dumped) {
       for (const r of rs) {
-        const k = routeKey(r);
+        const k = this.keyOfRoute(r);
         // Ownership by protocol only: another owner's routes (and everyone else's) are foreign.
         if (r.protocol !== this.protocol) {
           foreign.add(k);
@@ -779,17 +801,39 @@ export class Reconciler {
     this.deferredKeys.clear();
     this.sigs.clear();
     for (const v of installed.values()) if (typeof v === 'string') this.sigs.set(v, v);
-    const plan = newPlan();
-    for (const [k, body] of this.routesWant) this.diffRoute(p, plan, k, body, installed.get(k));
-    for (const [k, have] of installed) if (!this.routesWant.has(k)) this.diffRoute(p, plan, k, undefined, have);
-    return plan;
   }
 
-  /** Step 4 (routine pass): diff only the keys marked dirty since the last pass. */
-  private diffDirtyRoutes(p: PassState): RoutePlan {
-    const plan = newPlan();
-    for (const k of p.dirtyNow) this.diffRoute(p, plan, k, this.routesWant.get(k), this.installed.get(k));
-    return plan;
+  /** Every key a full pass diffs: the desired ones, then ours in the kernel that are not desired. */
+  private *allRouteKeys(): Generator<string> {
+    yield* this.routesWant.keys();
+    for (const k of this.installed.keys()) if (!this.routesWant.has(k)) yield k;
+  }
+
+  /**
+   * Step 4: diff the keys (all of them, or the dirty ones) and apply the writes and deletions in
+   * chunks of ROUTE_CHUNK keys, each awaited and followed by a turn of the event loop. A million
+   * routes in one synchronous diff and one batch would hold the loop for seconds (BGP keepalives
+   * and UPDATEs wait) and keep a million kernel Route objects alive at once; a chunk keeps both
+   * small, and at most one chunk's datagrams are in the kernel's hands at a time. Keys changed while
+   * a chunk is out are marked dirty and taken by the next pass.
+   */
+  private async applyRoutes(p: PassState, keys: Iterable<string>): Promise<void> {
+    let plan = newPlan();
+    let n = 0;
+    for (const k of keys) {
+      this.diffRoute(p, plan, k, this.routesWant.get(k), this.installed.get(k));
+      if (++n % ROUTE_CHUNK !== 0) continue;
+      await this.flushRoutes(p, plan);
+      plan = newPlan();
+      await yieldToLoop();
+    }
+    await this.flushRoutes(p, plan);
+  }
+
+  /** One chunk: writes, then deletions (there are deletions only when the sources are in sync). */
+  private async flushRoutes(p: PassState, plan: RoutePlan): Promise<void> {
+    await this.writeRoutes(p, plan);
+    await this.deleteRoutes(p, plan);
   }
 
   /** One key: unchanged, to write (add/replace), to delete, deferred, or a conflict. */
@@ -810,7 +854,7 @@ export class Reconciler {
     try {
       route = this.buildRoute(k, body, p.ifindexOf);
     } catch (e) {
-      p.fail(`route ${k.split('|')[1]}`, e);
+      p.fail(`route ${k}`, e);
       this.dirty.add(k);
       this.othersPending = true;
       return;
@@ -852,13 +896,9 @@ export class Reconciler {
     }
   }
 
-  /** Step 5: deletions in reverse dependency order — routes, neighbours, FDB entries, links. */
-  private async deleteStale(p: PassState, plan: RoutePlan): Promise<void> {
+  /** Step 4 (deletions): our routes no longer desired (before any neighbour, FDB entry or link goes). */
+  private async deleteRoutes(p: PassState, plan: RoutePlan): Promise<void> {
     const rep = p.rep;
-    const gone = (x: unknown): boolean => isKernelError(x, 'ESRCH') || isKernelError(x, 'ENOENT');
-    const ignoreGone = (what: string) => (x: unknown) => {
-      if (!gone(x)) p.fail(what, x);
-    };
     if (plan.stale.length) {
       const failed = new Set<number>();
       for (const f of await this.port.deleteRoutes(plan.stale)) {
@@ -873,6 +913,14 @@ export class Reconciler {
       for (let i = 0; i < plan.staleKeys.length; i++) if (!failed.has(i)) this.installed.delete(plan.staleKeys[i]!);
       rep.routes.deleted += plan.stale.length - failed.size;
     }
+  }
+
+  /** Step 5: the other deletions in reverse dependency order — neighbours, FDB entries, links. */
+  private async deleteStale(p: PassState): Promise<void> {
+    const rep = p.rep;
+    const ignoreGone = (what: string) => (x: unknown) => {
+      if (!gone(x)) p.fail(what, x);
+    };
     await Promise.all(p.staleNeigh.map((n) => this.port.deleteNeighbour(n).then(() => void rep.neighbours.deleted++, ignoreGone(`delete neighbour ${n.ip}`))));
     await Promise.all(p.staleFdb.map((e) => this.port.deleteFdb(e).then(() => void rep.fdb.deleted++, ignoreGone(`delete fdb ${e.mac}`))));
     await Promise.all(p.staleLinks.map((l) => this.port.deleteLink(l.index).then(() => void rep.links.deleted++, ignoreGone(`delete link ${l.name}`))));

@@ -402,8 +402,11 @@ export class Router {
   }
 
   setBgpSynced(synced: boolean): void {
+    if (synced === this.bgpSynced) return;
     this.bgpSynced = synced;
-    this.scheduleRecompute();
+    // End-of-RIB after a million routes must not cost a million evaluations (see applySync).
+    this.syncPending = true;
+    this.scheduleRecompute(false);
   }
 
   private inputsSynced(): boolean {
@@ -412,6 +415,13 @@ export class Router {
 
   private pending = false;
   private wasSynced = false;
+  /** Input sync changed since the last evaluation (see applySync). */
+  private syncPending = false;
+  /** Own CIDRs handed to the reconciler by the last full evaluation. */
+  private ownRouted: string[] = [];
+  /** The last path state and entry made: prefixes evaluated together share them (see share()). */
+  private lastState: PathState | undefined;
+  private lastEntry: PrefixEntry | undefined;
 
   /** Coalesce a burst of input changes in one tick into one recomputation (full unless only BGP prefixes changed). */
   private scheduleRecompute(full = true): void {
@@ -421,7 +431,11 @@ export class Router {
     queueMicrotask(() => {
       this.pending = false;
       if (this.fullPending) this.recompute();
-      else this.recomputeDirty();
+      else {
+        this.recomputeDirty();
+        if (this.syncPending) this.applySync();
+      }
+      this.syncPending = false;
     });
   }
 
@@ -476,13 +490,35 @@ export class Router {
       if (seen.has(p)) continue;
       // Gone from every source: drop it (a switch to none when it had a path).
       this.prefixes.delete(p);
+      this.reconciler.setRoute(p, undefined);
       if (e.state.current.mode !== 'none') this.recordSwitch(p, e.node, e.state.current.mode, 'none', now, []);
     }
     for (const p of [...this.refused.keys()]) if (!stillRefused.has(p)) this.refused.delete(p);
     this.flushRefusedLog();
     this.armRecheck();
     this.reconciler.setSynced(synced);
-    this.reconciler.setDesired(this.desired());
+    // Route by route rather than setDesired(desired()): the reconciler compares each body with the
+    // one it has (shared objects compare by identity) and marks only what differs, without a
+    // million-entry DesiredState and a second map of it being built on every full evaluation.
+    this.reconciler.setOthers(this.othersDesired());
+    for (const c of this.ownRouted) if (!own.has(c)) this.reconciler.setRoute(c, undefined);
+    const ownBody: DesiredRouteBody = { type: this.opts.ownCidrRoute ?? 'blackhole', nextHops: [] };
+    for (const c of this.ownCidrs) this.reconciler.setRoute(c, ownBody);
+    this.ownRouted = [...this.ownCidrs];
+    for (const [prefix, e] of this.prefixes) this.reconciler.setRoute(prefix, this.bodyOf(prefix, e.state.current));
+  }
+
+  /**
+   * Input sync changed and nothing else: no path changes. Until the sources are in sync every
+   * evaluation is a first one (the best path, no hold-down), and the first evaluation that sees
+   * them synced is a first one too, so a full evaluation here would choose what each prefix has
+   * already; only the next evaluations become steady, and the reconciler may now replace and delete.
+   */
+  private applySync(): void {
+    if (!this.started || !this.underlay) return;
+    const synced = this.inputsSynced();
+    this.wasSynced = synced;
+    this.reconciler.setSynced(synced);
   }
 
   /** One prefix's path (see step()); returns when to evaluate it again (a hold-down runs). */
@@ -502,9 +538,25 @@ export class Router {
     // at once and no hold-down starts, so a restart converges on the routes it had before.
     const r = step(steady ? prev?.state : undefined, cand, now, this.opts.holdDownMs);
     if (r.state.current.mode === 'none' && !prev) return r.recheckAt;
-    if (!prev || prev.state !== r.state || prev.node !== node) this.prefixes.set(prefix, { ...(node ? { node } : {}), state: r.state });
+    if (!prev || prev.state !== r.state || prev.node !== node) this.prefixes.set(prefix, this.share(r.state, node));
     if (r.switched && prev && steady && prev.state.current.mode !== r.state.current.mode) this.recordSwitch(prefix, node, r.switched.from, r.switched.to, now, r.state.current.nextHops);
     return r.recheckAt;
+  }
+
+  /**
+   * The entry for a new path state. Path states and entries are immutable, and a burst of BGP
+   * changes evaluates many prefixes at the same instant onto the same interned candidate: those
+   * share one state object and, without a node, one entry — so a prefix costs its map slots, not
+   * two objects of its own (a million prefixes, a few hundred objects).
+   */
+  private share(state: PathState, node: RemoteNode | undefined): PrefixEntry {
+    let st = state;
+    const last = this.lastState;
+    if (last && last !== st && last.current === st.current && last.since === st.since && last.betterSince === st.betterSince) st = last;
+    else this.lastState = st;
+    if (node) return { node, state: st };
+    if (this.lastEntry?.state === st) return this.lastEntry;
+    return (this.lastEntry = { state: st });
   }
 
   /** Re-evaluate only the prefixes whose BGP input changed and hand the reconciler their routes. */

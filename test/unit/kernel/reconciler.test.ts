@@ -236,3 +236,98 @@ test('property: any sequence of desired states (with hand deletions in between) 
     { numRuns: 60 },
   );
 });
+
+// ---- route keys and chunked writes
+
+/** The real kernel reports an IPv4 route at metric 0 without RTA_PRIORITY: no metric at all. */
+class NoMetricKernel extends FakeKernel {
+  override async listRoutes(family: 4 | 6, table: number): Promise<Route[]> {
+    return (await super.listRoutes(family, table)).map((r) => {
+      if (r.metric === 0) delete r.metric;
+      return r;
+    });
+  }
+}
+
+test('IPv4 routes read back without a metric are ours: a full resync after writing them writes nothing', async () => {
+  const k = new NoMetricKernel();
+  k.addLink({ name: 'eth0', mtu: 1500, up: true, mac: '02:00:00:00:01:01' });
+  k.addAddress('eth0', '192.0.2.1/24');
+  const r = reconciler(k);
+  r.setSynced(true);
+  for (let i = 0; i < 50; i++) r.setRoute(`10.0.${i}.0/24`, { type: 'unicast', nextHops: [{ gateway: '192.0.2.9' }] });
+  await r.runOnce();
+  assert.equal(k.dumpRoutes(NRD_PROTOCOL).length, 50);
+  const writes = k.writes.length;
+  const rep = await r.runOnce();
+  assert.equal(reportWrites(rep), 0, JSON.stringify(rep.routes));
+  assert.equal(k.writes.length, writes);
+  assert.equal(rep.unchanged, 50);
+});
+
+test('a stale route of ours at another metric is deleted; the wanted one at the default metric stays', async () => {
+  const k = kernel();
+  await k.replaceRoute({ family: 4, dst: '10.9.0.0/24', table: 254, protocol: NRD_PROTOCOL, type: 'blackhole', metric: 7, nextHops: [] });
+  const r = reconciler(k);
+  r.setSynced(true);
+  r.setRoute('10.9.0.0/24', { type: 'blackhole', nextHops: [] });
+  const rep = await r.runOnce();
+  assert.deepEqual(rep.errors, []);
+  assert.deepEqual(
+    k.dumpRoutes(NRD_PROTOCOL).map((x) => [x.dst, x.metric]),
+    [['10.9.0.0/24', 0]],
+  );
+});
+
+test('many routes go out in bounded batches, with the event loop turning between them', async () => {
+  const k = kernel();
+  const r = reconciler(k);
+  r.setSynced(true);
+  const n = 10_000;
+  const body = { type: 'unicast' as const, nextHops: [{ gateway: '192.0.2.9' }] };
+  for (let i = 0; i < n; i++) r.setRoute(`10.${i >> 8}.${i & 255}.0/24`, body);
+  let turned = false;
+  setImmediate(() => (turned = true));
+  const batchesBefore = k.batches.length;
+  const run = r.runOnce();
+  const rep = await run;
+  assert.ok(turned, 'another callback ran while the routes were being written');
+  assert.equal(rep.routes.added, n);
+  const sizes = k.batches.slice(batchesBefore).filter((b) => b.call === 'replaceRoutes').map((b) => b.size);
+  assert.ok(sizes.length >= 3, `batches: ${sizes.join(',')}`);
+  assert.ok(Math.max(...sizes) <= 4096, `batches: ${sizes.join(',')}`);
+  assert.equal(k.dumpRoutes(NRD_PROTOCOL).length, n);
+});
+
+test('property: setRoute sequences against a plain Map model — kernel and desiredState() equal the model', async () => {
+  const bodies = [
+    { type: 'unicast' as const, nextHops: [{ gateway: '192.0.2.9' }] },
+    { type: 'unicast' as const, nextHops: [{ gateway: '192.0.2.9' }, { gateway: '198.51.100.9' }] },
+    { type: 'blackhole' as const, nextHops: [] },
+  ];
+  const prefixes = ['10.0.0.0/24', '10.0.1.0/28', '10.0.1.16/28', '2001:db8::/64', '2001:db8:1::/48', '0.0.0.0/0'];
+  const op = fc.record({ p: fc.constantFrom(...prefixes), b: fc.integer({ min: -1, max: bodies.length - 1 }), run: fc.boolean() });
+  await fc.assert(
+    fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
+      const k = kernel();
+      const r = reconciler(k);
+      r.setSynced(true);
+      const model = new Map<string, (typeof bodies)[number]>();
+      for (const o of ops) {
+        const b = o.b < 0 ? undefined : bodies[o.b]!;
+        r.setRoute(o.p, b);
+        if (b) model.set(o.p, b);
+        else model.delete(o.p);
+        if (o.run) await r.runOnce();
+      }
+      await r.runOnce();
+      const want = [...model].map(([p, b]) => `${p} ${b.type} ${b.nextHops.map((h) => h.gateway).join(',')}`).sort();
+      const kern = k.dumpRoutes(NRD_PROTOCOL).map((x) => `${x.dst} ${x.type} ${x.nextHops.map((h) => h.gateway).sort().join(',')}`).sort();
+      const desired = r.desiredState().routes.map((x) => `${x.dst} ${x.type} ${x.nextHops.map((h) => h.gateway).join(',')}`).sort();
+      assert.deepEqual(kern, want);
+      assert.deepEqual(desired, want);
+      assert.equal(reportWrites(await r.runOnce()), 0, 'a second full pass finds nothing to do');
+    }),
+    { numRuns: 60 },
+  );
+});

@@ -383,3 +383,63 @@ test('a hold-down expiry and a node change with 100k routes evaluate and write o
   assert.ok(calls.length <= 3, calls.join(','));
   router.stop();
 });
+
+test('End-of-RIB after many BGP routes evaluates no prefix again; deletions are allowed from then on', async () => {
+  const { k, clock, router } = setup('native');
+  await router.start();
+  router.setNodes([], true);
+  for (let i = 0; i < 5000; i++) router.applyBgpChange({ prefix: `172.16.${i >> 8}.${i & 255}/32`, nextHops: ['192.0.2.254'] });
+  await settle(clock, router);
+  assert.equal(k.dumpRoutes(NRD_PROTOCOL).length, 5001);
+  const evals = router.evaluations;
+  const writes = k.writes.length;
+  router.setBgpSynced(true);
+  await settle(clock, router);
+  assert.equal(router.evaluations, evals, 'no prefix re-evaluated at End-of-RIB');
+  assert.equal(k.writes.length, writes, 'nothing written at End-of-RIB');
+  router.applyBgpChange({ prefix: '172.16.0.0/32', nextHops: [] });
+  await settle(clock, router);
+  assert.equal(routeOf(k, '172.16.0.0/32'), undefined, 'a withdrawal after End-of-RIB deletes the route');
+  assert.equal(k.dumpRoutes(NRD_PROTOCOL).length, 5000);
+  router.stop();
+});
+
+test('property: prefixes evaluated together share state objects, yet each shows its own path (against a plain Map model)', async () => {
+  const hopSets = [['192.0.2.254'], ['192.0.2.253', '192.0.2.254'], ['198.51.100.254'], []];
+  const prefixes = ['172.16.0.0/24', '172.16.1.0/24', '172.16.2.0/28', '172.16.2.16/28', '10.244.2.0/24'];
+  const op = fc.record({ p: fc.constantFrom(...prefixes), h: fc.integer({ min: 0, max: hopSets.length - 1 }), settle: fc.boolean(), advance: fc.integer({ min: 0, max: 3000 }) });
+  await fc.assert(
+    fc.asyncProperty(fc.array(op, { maxLength: 30 }), fc.boolean(), async (ops, syncedEarly) => {
+      const { k, clock, router } = setup('native', 1000);
+      await router.start();
+      router.setNodes([NODE2], true);
+      if (syncedEarly) router.setBgpSynced(true);
+      const model = new Map<string, string[]>();
+      for (const o of ops) {
+        const hops = hopSets[o.h]!;
+        router.applyBgpChange({ prefix: o.p, nextHops: hops });
+        if (hops.length) model.set(o.p, [...hops].sort());
+        else model.delete(o.p);
+        if (o.settle) {
+          clock.advance(o.advance);
+          await settle(clock, router);
+        }
+      }
+      router.setBgpSynced(true);
+      await settle(clock, router);
+      // Native mode: every change applies at once (no hold-down between native and none).
+      const view = router.routes().filter((v) => v.mode !== 'local');
+      assert.deepEqual(
+        view.map((v) => [v.prefix, v.nextHops]),
+        [...model].sort(([a], [b]) => (a < b ? -1 : 1)),
+      );
+      const kern = k
+        .dumpRoutes(NRD_PROTOCOL)
+        .filter((r) => r.type === 'unicast')
+        .map((r) => [r.dst, r.nextHops.map((h) => h.gateway!).sort()]);
+      assert.deepEqual(kern.sort(([a], [b]) => ((a as string) < (b as string) ? -1 : 1)), [...model].sort(([a], [b]) => (a < b ? -1 : 1)));
+      router.stop();
+    }),
+    { numRuns: 40 },
+  );
+});
