@@ -260,7 +260,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct nrd_cursor 
 	struct iphdr *ip = nrd_pull_ipv4(c);
 	struct nrd_ep_value *ep;
 	struct bpf_fib_lookup p = {};
-	int verdict;
+	int verdict, xlated = 0;
 
 	if (!ip)
 		return nrd_drop(skb, NRD_DROP_MALFORMED);
@@ -268,7 +268,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct nrd_cursor 
 		return nrd_drop(skb, NRD_DROP_SPOOFED);
 	nrd_ep_count(skb->ifindex, 0, skb->len);
 	/* Service VIP -> backend, or a backend's reply -> from the VIP (nrd_lb.h). */
-	verdict = nrd_lb4(skb, &eth, &ip);
+	verdict = nrd_lb4(skb, &eth, &ip, &xlated);
 	if (verdict != NRD_LB_GO)
 		return verdict;
 
@@ -309,7 +309,7 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, struct nrd_cursor 
 	struct ipv6hdr *ip6 = nrd_pull_ipv6(c);
 	struct nrd_ep_value *ep;
 	struct bpf_fib_lookup p = {};
-	int verdict;
+	int verdict, xlated = 0;
 
 	if (!ip6)
 		return nrd_drop(skb, NRD_DROP_MALFORMED);
@@ -321,7 +321,7 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, struct nrd_cursor 
 	if (!(epif->flags & NRD_EP_IF_F_IP6) || !nrd_addr6_eq(&ip6->saddr, epif->ip6))
 		return nrd_drop(skb, NRD_DROP_SPOOFED);
 	nrd_ep_count(skb->ifindex, 0, skb->len);
-	verdict = nrd_lb6(skb, &eth, &ip6);
+	verdict = nrd_lb6(skb, &eth, &ip6, &xlated);
 	if (verdict != NRD_LB_GO)
 		return verdict;
 

@@ -186,6 +186,80 @@ struct nrd_lb_flow {
 	__u32 tcp_ack;
 };
 
+/* Pseudo-header of IPv4 (RFC 793 §3.1) and IPv6 (RFC 8200 §8.1) for the checksums built here. */
+struct nrd_lb_ph4 {
+	__be32 src;
+	__be32 dst;
+	__u8 zero;
+	__u8 proto;
+	__be16 len;
+};
+
+struct nrd_lb_ph6 {
+	__u8 src[16];
+	__u8 dst[16];
+	__be32 len;
+	__u8 zero[3];
+	__u8 next;
+};
+
+struct nrd_lb_tcp {
+	__be16 sport;
+	__be16 dport;
+	__be32 seq;
+	__be32 ack;
+	__u8 doff; /* data offset << 4 */
+	__u8 flags;
+	__be16 win;
+	__be16 csum;
+	__be16 urg;
+};
+
+/* Every per-packet buffer of the load balancer: the flow, the map keys, the header copies of the
+ * parse and the packet a reject is built from. Why not the stack: nrd_ep_ingress inlines the
+ * load balancer, the neighbour answers and the policy check into one program with a 512-byte
+ * stack, and the LB's buffers alone took over 250 bytes of it (the frame was 504 bytes; the
+ * policy check did not fit, neither inlined nor as a subprogram, whose frame adds to the
+ * caller's). A per-CPU array needs no loader support, unlike tail calls through a PROG_ARRAY that
+ * the daemon and every test would have to fill, and it keeps one program per hook. A tc program
+ * runs to completion on its CPU (no preemption inside a BPF program, no nesting: redirects take
+ * effect after the program returns), so one slot per CPU is never shared by two packets. Fields
+ * are zeroed where the code relied on "= {}" before. Not shared between objects (not pinned):
+ * nothing survives a packet. */
+struct nrd_lb_scratch {
+	struct nrd_lb_flow f;
+	struct nrd_svc_key sk;
+	struct nrd_ct_key k;
+	struct nrd_ct_key rk;
+	struct nrd_ct_entry ne;
+	__u8 hdr[40]; /* the IPv4 or IPv6 header being parsed */
+	__u8 l4[16];
+	/* reject */
+	struct ethhdr eth;
+	__u8 mac[ETH_ALEN];
+	__u8 quote[48];
+	struct ipv6hdr ip6;
+	struct iphdr ip;
+	struct nrd_lb_ph6 ph6;
+	struct nrd_lb_ph4 ph4;
+	struct nrd_lb_tcp t;
+	__u8 icmp[8 + 28];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nrd_lb_scratch);
+} nrd_lb_scratch SEC(".maps");
+
+static __always_inline struct nrd_lb_scratch *nrd_lb_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&nrd_lb_scratch, &zero);
+}
+
 /* Connection state after one packet: like masquerade's, except that on the FWD side the client's
  * bare ACK (the third packet of the handshake) also means established. */
 static __always_inline __u8 nrd_lb_ct_next(__u8 state, const struct nrd_lb_flow *f, int reply)
@@ -201,37 +275,39 @@ static __always_inline __u8 nrd_lb_ct_next(__u8 state, const struct nrd_lb_flow 
 	return state;
 }
 
-/* Reads the 5-tuple of an IPv4/IPv6 TCP or UDP packet at l3off. Returns 0, or -1 if the packet
- * is not one the load balancer handles (other protocols, IPv4 fragments after the first, IPv6
- * with extension headers), which is then forwarded untouched. */
-static __always_inline int nrd_lb_parse(struct __sk_buff *skb, __u32 l3off, int v6, struct nrd_lb_flow *f)
+/* Reads the 5-tuple of an IPv4/IPv6 TCP or UDP packet at l3off into s->f (zeroed first). Returns
+ * 0, or -1 if the packet is not one the load balancer handles (other protocols, IPv4 fragments
+ * after the first, IPv6 with extension headers), which is then forwarded untouched. */
+static __always_inline int nrd_lb_parse(struct __sk_buff *skb, __u32 l3off, int v6, struct nrd_lb_scratch *s)
 {
-	__u8 l4[16];
+	struct nrd_lb_flow *f = &s->f;
+	__u8 *l4 = s->l4;
 	__u32 tot;
 
+	__builtin_memset(f, 0, sizeof(*f));
 	if (v6) {
-		struct ipv6hdr h;
+		struct ipv6hdr *h = (struct ipv6hdr *)s->hdr;
 
-		if (bpf_skb_load_bytes(skb, l3off, &h, sizeof(h)))
+		if (bpf_skb_load_bytes(skb, l3off, s->hdr, sizeof(*h)))
 			return -1;
-		f->proto = h.nexthdr;
-		__builtin_memcpy(f->saddr, &h.saddr, 16);
-		__builtin_memcpy(f->daddr, &h.daddr, 16);
-		f->l4off = l3off + sizeof(h);
-		tot = bpf_ntohs(h.payload_len);
+		f->proto = h->nexthdr;
+		__builtin_memcpy(f->saddr, &h->saddr, 16);
+		__builtin_memcpy(f->daddr, &h->daddr, 16);
+		f->l4off = l3off + sizeof(*h);
+		tot = bpf_ntohs(h->payload_len);
 		f->family = 6;
 	} else {
-		struct iphdr h;
+		struct iphdr *h = (struct iphdr *)s->hdr;
 
-		if (bpf_skb_load_bytes(skb, l3off, &h, sizeof(h)))
+		if (bpf_skb_load_bytes(skb, l3off, s->hdr, sizeof(*h)))
 			return -1;
-		if (h.frag_off & bpf_htons(0x1fff)) /* a later fragment carries no ports */
+		if (h->frag_off & bpf_htons(0x1fff)) /* a later fragment carries no ports */
 			return -1;
-		f->proto = h.protocol;
-		__builtin_memcpy(f->saddr, &h.saddr, 4);
-		__builtin_memcpy(f->daddr, &h.daddr, 4);
-		f->l4off = l3off + h.ihl * 4;
-		tot = bpf_ntohs(h.tot_len) - h.ihl * 4;
+		f->proto = h->protocol;
+		__builtin_memcpy(f->saddr, &h->saddr, 4);
+		__builtin_memcpy(f->daddr, &h->daddr, 4);
+		f->l4off = l3off + h->ihl * 4;
+		tot = bpf_ntohs(h->tot_len) - h->ihl * 4;
 		f->family = 4;
 	}
 	f->v6 = v6;
@@ -289,35 +365,6 @@ static __always_inline int nrd_lb_rewrite(struct __sk_buff *skb, const struct nr
 
 /* ---- rejects: TCP RST and ICMP / ICMPv6 port unreachable ------------------------------------ */
 
-struct nrd_lb_tcp {
-	__be16 sport;
-	__be16 dport;
-	__be32 seq;
-	__be32 ack;
-	__u8 doff; /* data offset << 4 */
-	__u8 flags;
-	__be16 win;
-	__be16 csum;
-	__be16 urg;
-};
-
-/* Pseudo-header of IPv4 (RFC 793 §3.1) and IPv6 (RFC 8200 §8.1) for the checksums built here. */
-struct nrd_lb_ph4 {
-	__be32 src;
-	__be32 dst;
-	__u8 zero;
-	__u8 proto;
-	__be16 len;
-};
-
-struct nrd_lb_ph6 {
-	__u8 src[16];
-	__u8 dst[16];
-	__be32 len;
-	__u8 zero[3];
-	__u8 next;
-};
-
 /* RFC 793 §3.4 reset generation for a segment to a closed port: if the segment has ACK, the RST
  * takes its seq from that ack; else seq 0 and RST|ACK acknowledging everything the segment
  * occupied (SYN and FIN count one each). */
@@ -325,6 +372,7 @@ static __always_inline void nrd_lb_rst_hdr(struct nrd_lb_tcp *t, const struct nr
 {
 	__u32 len = f->payload;
 
+	__builtin_memset(t, 0, sizeof(*t));
 	t->sport = f->dport;
 	t->dport = f->sport;
 	t->doff = 5 << 4;
@@ -343,111 +391,118 @@ static __always_inline void nrd_lb_rst_hdr(struct nrd_lb_tcp *t, const struct nr
 
 /* Builds the reject in place of the packet and sends it back out the veth it came from. The
  * reply's source is the frontend the client addressed (for the RST, the VIP:port its socket is
- * connected to; for ICMP, the address its error handling matches against). */
-static __always_inline int nrd_lb_reject(struct __sk_buff *skb, const struct nrd_lb_flow *f)
+ * connected to; for ICMP, the address its error handling matches against). All buffers are the
+ * scratch's (s->f is the packet's flow). */
+static __always_inline int nrd_lb_reject(struct __sk_buff *skb, struct nrd_lb_scratch *s)
 {
-	struct ethhdr eth;
-	__u8 quote[48];
-	__u32 qlen, sum, l3len;
-	__u8 mac[ETH_ALEN];
+	const struct nrd_lb_flow *f = &s->f;
+	struct ethhdr *eth = &s->eth;
+	struct nrd_lb_tcp *t = &s->t;
+	__u8 *quote = s->quote, *icmp = s->icmp;
+	__u32 sum, l3len;
 
-	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)))
+	if (bpf_skb_load_bytes(skb, 0, eth, sizeof(*eth)))
 		return nrd_drop(skb, NRD_DROP_MALFORMED);
-	__builtin_memcpy(eth.h_dest, eth.h_source, ETH_ALEN);
-	nrd_gw_mac(mac);
-	__builtin_memcpy(eth.h_source, mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	nrd_gw_mac(s->mac);
+	__builtin_memcpy(eth->h_source, s->mac, ETH_ALEN);
 	/* What an ICMP error quotes: the IP header and the first 8 bytes of L4 (RFC 792; for ICMPv6,
 	 * RFC 4443 §3.1 allows up to the minimum MTU, nrd quotes as much as the IPv4 case needs
 	 * for the socket lookup: addresses, protocol and ports). */
-	qlen = f->v6 ? 48 : 28;
 	if (!f->v6 && f->l4off != sizeof(struct ethhdr) + 20) /* IPv4 options: not quoted */
 		return nrd_drop(skb, NRD_DROP_MALFORMED);
-	if (bpf_skb_load_bytes(skb, sizeof(eth), quote, qlen & 0x3f))
+	if (bpf_skb_load_bytes(skb, sizeof(*eth), quote, f->v6 ? 48 : 28))
 		return nrd_drop(skb, NRD_DROP_MALFORMED);
+	__builtin_memset(icmp, 0, 8);
 
 	if (f->v6) {
-		struct ipv6hdr ip6 = { .version = 6, .hop_limit = 64 };
-		struct nrd_lb_ph6 ph = {};
-		struct nrd_lb_tcp t = {};
-		__u8 icmp[8] = {};
+		struct ipv6hdr *ip6 = &s->ip6;
+		struct nrd_lb_ph6 *ph = &s->ph6;
 
-		__builtin_memcpy(&ip6.saddr, f->daddr, 16);
-		__builtin_memcpy(&ip6.daddr, f->saddr, 16);
-		__builtin_memcpy(ph.src, f->daddr, 16);
-		__builtin_memcpy(ph.dst, f->saddr, 16);
+		__builtin_memset(ip6, 0, sizeof(*ip6));
+		__builtin_memset(ph, 0, sizeof(*ph));
+		ip6->version = 6;
+		ip6->hop_limit = 64;
+		__builtin_memcpy(&ip6->saddr, f->daddr, 16);
+		__builtin_memcpy(&ip6->daddr, f->saddr, 16);
+		__builtin_memcpy(ph->src, f->daddr, 16);
+		__builtin_memcpy(ph->dst, f->saddr, 16);
 		if (f->proto == IPPROTO_TCP) {
-			nrd_lb_rst_hdr(&t, f);
-			l3len = sizeof(t);
-			ip6.nexthdr = IPPROTO_TCP;
-			ph.next = IPPROTO_TCP;
-			ph.len = bpf_htonl(sizeof(t));
-			sum = nrd_csum_add(&ph, sizeof(ph), 0);
-			sum = nrd_csum_add(&t, sizeof(t), sum);
-			t.csum = nrd_csum_fold(sum);
+			nrd_lb_rst_hdr(t, f);
+			l3len = sizeof(*t);
+			ip6->nexthdr = IPPROTO_TCP;
+			ph->next = IPPROTO_TCP;
+			ph->len = bpf_htonl(sizeof(*t));
+			sum = nrd_csum_add(ph, sizeof(*ph), 0);
+			sum = nrd_csum_add(t, sizeof(*t), sum);
+			t->csum = nrd_csum_fold(sum);
 		} else {
 			icmp[0] = 1; /* destination unreachable */
 			icmp[1] = 4; /* port unreachable */
 			l3len = 8 + 48;
-			ip6.nexthdr = IPPROTO_ICMPV6;
-			ph.next = IPPROTO_ICMPV6;
-			ph.len = bpf_htonl(l3len);
-			sum = nrd_csum_add(&ph, sizeof(ph), 0);
+			ip6->nexthdr = IPPROTO_ICMPV6;
+			ph->next = IPPROTO_ICMPV6;
+			ph->len = bpf_htonl(l3len);
+			sum = nrd_csum_add(ph, sizeof(*ph), 0);
 			sum = nrd_csum_add(icmp, 8, sum);
 			sum = nrd_csum_add(quote, 48, sum);
 			*(__u16 *)&icmp[2] = nrd_csum_fold(sum);
 		}
-		ip6.payload_len = bpf_htons(l3len);
-		eth.h_proto = bpf_htons(ETH_P_IPV6);
-		/* Packet pointers are dead from here: only offsets and the stack copies are used. */
-		if (bpf_skb_change_tail(skb, sizeof(eth) + sizeof(ip6) + l3len, 0) ||
-		    bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) ||
-		    bpf_skb_store_bytes(skb, sizeof(eth), &ip6, sizeof(ip6), 0))
+		ip6->payload_len = bpf_htons(l3len);
+		eth->h_proto = bpf_htons(ETH_P_IPV6);
+		/* Packet pointers are dead from here: only offsets and the scratch copies are used. */
+		if (bpf_skb_change_tail(skb, sizeof(*eth) + sizeof(*ip6) + l3len, 0) ||
+		    bpf_skb_store_bytes(skb, 0, eth, sizeof(*eth), 0) ||
+		    bpf_skb_store_bytes(skb, sizeof(*eth), ip6, sizeof(*ip6), 0))
 			return nrd_drop(skb, NRD_DROP_REWRITE);
 		if (f->proto == IPPROTO_TCP) {
-			if (bpf_skb_store_bytes(skb, sizeof(eth) + sizeof(ip6), &t, sizeof(t), 0))
+			if (bpf_skb_store_bytes(skb, sizeof(*eth) + sizeof(*ip6), t, sizeof(*t), 0))
 				return nrd_drop(skb, NRD_DROP_REWRITE);
-		} else if (bpf_skb_store_bytes(skb, sizeof(eth) + sizeof(ip6), icmp, 8, 0) ||
-			   bpf_skb_store_bytes(skb, sizeof(eth) + sizeof(ip6) + 8, quote, 48, 0)) {
+		} else if (bpf_skb_store_bytes(skb, sizeof(*eth) + sizeof(*ip6), icmp, 8, 0) ||
+			   bpf_skb_store_bytes(skb, sizeof(*eth) + sizeof(*ip6) + 8, quote, 48, 0)) {
 			return nrd_drop(skb, NRD_DROP_REWRITE);
 		}
 	} else {
-		struct iphdr ip = { .version = 4, .ihl = 5, .ttl = 64 };
-		struct nrd_lb_ph4 ph = {};
-		struct nrd_lb_tcp t = {};
-		__u8 icmp[8 + 28] = {};
+		struct iphdr *ip = &s->ip;
+		struct nrd_lb_ph4 *ph = &s->ph4;
 
-		__builtin_memcpy(&ip.saddr, f->daddr, 4);
-		__builtin_memcpy(&ip.daddr, f->saddr, 4);
+		__builtin_memset(ip, 0, sizeof(*ip));
+		__builtin_memset(ph, 0, sizeof(*ph));
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->ttl = 64;
+		__builtin_memcpy(&ip->saddr, f->daddr, 4);
+		__builtin_memcpy(&ip->daddr, f->saddr, 4);
 		if (f->proto == IPPROTO_TCP) {
-			nrd_lb_rst_hdr(&t, f);
-			l3len = sizeof(t);
-			ip.protocol = IPPROTO_TCP;
-			ph.src = ip.saddr;
-			ph.dst = ip.daddr;
-			ph.proto = IPPROTO_TCP;
-			ph.len = bpf_htons(sizeof(t));
-			sum = nrd_csum_add(&ph, sizeof(ph), 0);
-			sum = nrd_csum_add(&t, sizeof(t), sum);
-			t.csum = nrd_csum_fold(sum);
+			nrd_lb_rst_hdr(t, f);
+			l3len = sizeof(*t);
+			ip->protocol = IPPROTO_TCP;
+			ph->src = ip->saddr;
+			ph->dst = ip->daddr;
+			ph->proto = IPPROTO_TCP;
+			ph->len = bpf_htons(sizeof(*t));
+			sum = nrd_csum_add(ph, sizeof(*ph), 0);
+			sum = nrd_csum_add(t, sizeof(*t), sum);
+			t->csum = nrd_csum_fold(sum);
 		} else {
 			icmp[0] = 3; /* destination unreachable */
 			icmp[1] = 3; /* port unreachable */
 			__builtin_memcpy(&icmp[8], quote, 28);
-			l3len = sizeof(icmp);
-			ip.protocol = IPPROTO_ICMP;
-			*(__u16 *)&icmp[2] = nrd_csum_fold(nrd_csum_add(icmp, sizeof(icmp), 0));
+			l3len = sizeof(s->icmp);
+			ip->protocol = IPPROTO_ICMP;
+			*(__u16 *)&icmp[2] = nrd_csum_fold(nrd_csum_add(icmp, sizeof(s->icmp), 0));
 		}
-		ip.tot_len = bpf_htons(sizeof(ip) + l3len);
-		ip.check = nrd_csum_fold(nrd_csum_add(&ip, sizeof(ip), 0));
-		eth.h_proto = bpf_htons(ETH_P_IP);
-		if (bpf_skb_change_tail(skb, sizeof(eth) + sizeof(ip) + l3len, 0) ||
-		    bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) ||
-		    bpf_skb_store_bytes(skb, sizeof(eth), &ip, sizeof(ip), 0))
+		ip->tot_len = bpf_htons(sizeof(*ip) + l3len);
+		ip->check = nrd_csum_fold(nrd_csum_add(ip, sizeof(*ip), 0));
+		eth->h_proto = bpf_htons(ETH_P_IP);
+		if (bpf_skb_change_tail(skb, sizeof(*eth) + sizeof(*ip) + l3len, 0) ||
+		    bpf_skb_store_bytes(skb, 0, eth, sizeof(*eth), 0) ||
+		    bpf_skb_store_bytes(skb, sizeof(*eth), ip, sizeof(*ip), 0))
 			return nrd_drop(skb, NRD_DROP_REWRITE);
 		if (f->proto == IPPROTO_TCP) {
-			if (bpf_skb_store_bytes(skb, sizeof(eth) + sizeof(ip), &t, sizeof(t), 0))
+			if (bpf_skb_store_bytes(skb, sizeof(*eth) + sizeof(*ip), t, sizeof(*t), 0))
 				return nrd_drop(skb, NRD_DROP_REWRITE);
-		} else if (bpf_skb_store_bytes(skb, sizeof(eth) + sizeof(ip), icmp, sizeof(icmp), 0)) {
+		} else if (bpf_skb_store_bytes(skb, sizeof(*eth) + sizeof(*ip), icmp, sizeof(s->icmp), 0)) {
 			return nrd_drop(skb, NRD_DROP_REWRITE);
 		}
 	}
@@ -512,6 +567,7 @@ static __always_inline struct nrd_backend *nrd_lb_select(const struct nrd_svc_va
 static __always_inline void nrd_lb_ct_key(struct nrd_ct_key *k, const __u8 *s, const __u8 *d, __be16 sport,
 					  __be16 dport, const struct nrd_lb_flow *f, __u8 dir)
 {
+	k->pad = 0;
 	__builtin_memcpy(k->saddr, s, 16);
 	__builtin_memcpy(k->daddr, d, 16);
 	k->sport = sport;
@@ -522,23 +578,23 @@ static __always_inline void nrd_lb_ct_key(struct nrd_ct_key *k, const __u8 *s, c
 }
 
 /* A packet from a client to a frontend (svc found): DNAT to the flow's backend. */
-static __always_inline int nrd_lb_forward(struct __sk_buff *skb, struct nrd_lb_flow *f, const struct nrd_svc_value *svc)
+static __always_inline int nrd_lb_forward(struct __sk_buff *skb, struct nrd_lb_scratch *s, const struct nrd_svc_value *svc)
 {
-	struct nrd_ct_key k = {}, rk = {};
-	struct nrd_ct_entry *e, ne = {};
+	struct nrd_lb_flow *f = &s->f;
+	struct nrd_ct_entry *e, *ne = &s->ne;
 	struct nrd_backend *be = NULL;
 	__u64 now = bpf_ktime_get_ns();
 	__u32 bid = 0;
 
-	nrd_lb_ct_key(&k, f->saddr, f->daddr, f->sport, f->dport, f, NRD_CT_DIR_FWD);
-	e = bpf_map_lookup_elem(&nrd_ct, &k);
+	nrd_lb_ct_key(&s->k, f->saddr, f->daddr, f->sport, f->dport, f, NRD_CT_DIR_FWD);
+	e = bpf_map_lookup_elem(&nrd_ct, &s->k);
 	if (e) {
 		bid = e->backend_id;
 		be = bpf_map_lookup_elem(&nrd_backends, &bid);
 		if (be && be->state == NRD_BE_DRAINING && (lb_flags & NRD_LB_F_DRAIN_RESET)) {
-			bpf_map_delete_elem(&nrd_ct, &k);
+			bpf_map_delete_elem(&nrd_ct, &s->k);
 			if (f->proto == IPPROTO_TCP)
-				return nrd_lb_reject(skb, f);
+				return nrd_lb_reject(skb, s);
 			be = NULL; /* UDP: the next datagram is a new flow to an active backend */
 		}
 		if (be) {
@@ -551,17 +607,17 @@ static __always_inline int nrd_lb_forward(struct __sk_buff *skb, struct nrd_lb_f
 		 * backend without the connection and is reset by it, which is what removal means. */
 		be = nrd_lb_select(svc, f, &bid);
 		if (!be)
-			return nrd_lb_reject(skb, f);
-		ne.backend_id = bid;
-		ne.rev_nat_id = svc->rev_nat_id;
-		ne.state = NRD_CT_SYN;
-		ne.last_seen_ns = now;
-		ne.created_ns = now;
-		ne.state = nrd_lb_ct_next(ne.state, f, 0);
+			return nrd_lb_reject(skb, s);
+		__builtin_memset(ne, 0, sizeof(*ne));
+		ne->backend_id = bid;
+		ne->rev_nat_id = svc->rev_nat_id;
+		ne->last_seen_ns = now;
+		ne->created_ns = now;
+		ne->state = nrd_lb_ct_next(NRD_CT_SYN, f, 0);
 		/* REPLY first, so a reply can never arrive before its translation exists. */
-		nrd_lb_ct_key(&rk, be->addr, f->saddr, be->port, f->sport, f, NRD_CT_DIR_REPLY);
-		if (bpf_map_update_elem(&nrd_ct, &rk, &ne, BPF_ANY) ||
-		    bpf_map_update_elem(&nrd_ct, &k, &ne, BPF_ANY))
+		nrd_lb_ct_key(&s->rk, be->addr, f->saddr, be->port, f->sport, f, NRD_CT_DIR_REPLY);
+		if (bpf_map_update_elem(&nrd_ct, &s->rk, ne, BPF_ANY) ||
+		    bpf_map_update_elem(&nrd_ct, &s->k, ne, BPF_ANY))
 			return nrd_drop(skb, NRD_DROP_REWRITE);
 	}
 	if (nrd_lb_rewrite(skb, f, sizeof(struct ethhdr), 1, be->addr, be->port))
@@ -571,15 +627,15 @@ static __always_inline int nrd_lb_forward(struct __sk_buff *skb, struct nrd_lb_f
 
 /* A reply of a service flow (REPLY entry found): src = the frontend. Returns 1 if translated,
  * 0 if it is no service flow, -1 on a rewrite failure. */
-static __always_inline int nrd_lb_reply(struct __sk_buff *skb, struct nrd_lb_flow *f)
+static __always_inline int nrd_lb_reply(struct __sk_buff *skb, struct nrd_lb_scratch *s)
 {
-	struct nrd_ct_key k = {}, fk = {};
+	struct nrd_lb_flow *f = &s->f;
 	struct nrd_ct_entry *e, *fe;
 	struct nrd_revnat *rn;
 	__u32 id;
 
-	nrd_lb_ct_key(&k, f->saddr, f->daddr, f->sport, f->dport, f, NRD_CT_DIR_REPLY);
-	e = bpf_map_lookup_elem(&nrd_ct, &k);
+	nrd_lb_ct_key(&s->k, f->saddr, f->daddr, f->sport, f->dport, f, NRD_CT_DIR_REPLY);
+	e = bpf_map_lookup_elem(&nrd_ct, &s->k);
 	if (!e)
 		return 0;
 	id = e->rev_nat_id;
@@ -589,40 +645,48 @@ static __always_inline int nrd_lb_reply(struct __sk_buff *skb, struct nrd_lb_flo
 	e->last_seen_ns = bpf_ktime_get_ns();
 	e->state = nrd_lb_ct_next(e->state, f, 1);
 	/* The FWD entry carries the state the GC reads for the client's side as well. */
-	nrd_lb_ct_key(&fk, f->daddr, rn->addr, f->dport, rn->port, f, NRD_CT_DIR_FWD);
-	fe = bpf_map_lookup_elem(&nrd_ct, &fk);
+	nrd_lb_ct_key(&s->rk, f->daddr, rn->addr, f->dport, rn->port, f, NRD_CT_DIR_FWD);
+	fe = bpf_map_lookup_elem(&nrd_ct, &s->rk);
 	if (fe)
 		fe->state = nrd_lb_ct_next(fe->state, f, 1);
 	return nrd_lb_rewrite(skb, f, sizeof(struct ethhdr), 0, rn->addr, rn->port) ? -1 : 1;
 }
 
 /* Every IP packet a local endpoint sends (after the source check), from nrd_endpoint. Returns
- * NRD_LB_GO to forward the (possibly translated) packet as usual, or a verdict. */
-static __always_inline int nrd_lb_ep(struct __sk_buff *skb, int v6)
+ * NRD_LB_GO to forward the (possibly translated) packet as usual, or a verdict. *xlated is set
+ * to 1 when the packet was translated (DNAT or reverse NAT), for the flow event. */
+static __always_inline int nrd_lb_ep(struct __sk_buff *skb, int v6, int *xlated)
 {
-	struct nrd_lb_flow f = {};
-	struct nrd_svc_key sk = {};
+	struct nrd_lb_scratch *s = nrd_lb_scratch_get();
 	struct nrd_svc_value *svc;
+	int v;
 
-	if (nrd_lb_parse(skb, sizeof(struct ethhdr), v6, &f))
+	/* The lookup of index 0 of a one-entry array cannot fail; the verifier wants the check. */
+	if (!s || nrd_lb_parse(skb, sizeof(struct ethhdr), v6, s))
 		return NRD_LB_GO;
-	sk.family = f.family;
-	__builtin_memcpy(sk.addr, f.daddr, 16);
-	sk.port = f.dport;
-	sk.proto = f.proto;
-	svc = bpf_map_lookup_elem(&nrd_services, &sk);
-	if (svc)
-		return nrd_lb_forward(skb, &f, svc);
-	if (nrd_lb_reply(skb, &f) < 0)
+	__builtin_memset(&s->sk, 0, sizeof(s->sk));
+	s->sk.family = s->f.family;
+	__builtin_memcpy(s->sk.addr, s->f.daddr, 16);
+	s->sk.port = s->f.dport;
+	s->sk.proto = s->f.proto;
+	svc = bpf_map_lookup_elem(&nrd_services, &s->sk);
+	if (svc) {
+		v = nrd_lb_forward(skb, s, svc);
+		*xlated = v == NRD_LB_GO;
+		return v;
+	}
+	v = nrd_lb_reply(skb, s);
+	if (v < 0)
 		return nrd_drop(skb, NRD_DROP_REWRITE);
+	*xlated = v;
 	return NRD_LB_GO;
 }
 
 /* nrd_endpoint's call: nrd_lb_ep, then the headers again (a rewrite invalidated them). */
-static __always_inline int nrd_lb4(struct __sk_buff *skb, struct ethhdr **eth, struct iphdr **ip)
+static __always_inline int nrd_lb4(struct __sk_buff *skb, struct ethhdr **eth, struct iphdr **ip, int *xlated)
 {
 	struct nrd_cursor c;
-	int v = nrd_lb_ep(skb, 0);
+	int v = nrd_lb_ep(skb, 0, xlated);
 
 	if (v != NRD_LB_GO)
 		return v;
@@ -635,10 +699,10 @@ static __always_inline int nrd_lb4(struct __sk_buff *skb, struct ethhdr **eth, s
 	return NRD_LB_GO;
 }
 
-static __always_inline int nrd_lb6(struct __sk_buff *skb, struct ethhdr **eth, struct ipv6hdr **ip6)
+static __always_inline int nrd_lb6(struct __sk_buff *skb, struct ethhdr **eth, struct ipv6hdr **ip6, int *xlated)
 {
 	struct nrd_cursor c;
-	int v = nrd_lb_ep(skb, 1);
+	int v = nrd_lb_ep(skb, 1, xlated);
 
 	if (v != NRD_LB_GO)
 		return v;
@@ -655,11 +719,11 @@ static __always_inline int nrd_lb6(struct __sk_buff *skb, struct ethhdr **eth, s
  * of a remote backend gets its frontend source back. Returns 0, or a drop verdict. */
 static __always_inline int nrd_lb_rev(struct __sk_buff *skb, int v6)
 {
-	struct nrd_lb_flow f = {};
+	struct nrd_lb_scratch *s = nrd_lb_scratch_get();
 
-	if (nrd_lb_parse(skb, sizeof(struct ethhdr), v6, &f))
+	if (!s || nrd_lb_parse(skb, sizeof(struct ethhdr), v6, s))
 		return 0;
-	if (nrd_lb_reply(skb, &f) < 0)
+	if (nrd_lb_reply(skb, s) < 0)
 		return nrd_drop(skb, NRD_DROP_REWRITE);
 	return 0;
 }
