@@ -340,6 +340,15 @@ export function numPossibleCpus(): number {
 export const BPF_XDP = 37;
 export const BPF_TCX_INGRESS = 46;
 export const BPF_TCX_EGRESS = 47;
+/** cgroup sock_addr hooks (enum bpf_attach_type), the target being a cgroup v2 directory fd. */
+export const BPF_CGROUP_INET4_CONNECT = 10;
+export const BPF_CGROUP_INET6_CONNECT = 11;
+export const BPF_CGROUP_UDP4_SENDMSG = 14;
+export const BPF_CGROUP_UDP6_SENDMSG = 15;
+export const BPF_CGROUP_UDP4_RECVMSG = 19;
+export const BPF_CGROUP_UDP6_RECVMSG = 20;
+export const BPF_CGROUP_INET4_GETPEERNAME = 29;
+export const BPF_CGROUP_INET6_GETPEERNAME = 30;
 
 /** XDP attach flags (linux/if_link.h). */
 export const XDP_FLAGS_UPDATE_IF_NOEXIST = 1;
@@ -464,6 +473,7 @@ export function progTestRun(progFd: number, input: TestRunInput): TestRunResult 
 // ---- object info --------------------------------------------------------------------------------
 
 /** enum bpf_link_type values nrd reads back. */
+export const BPF_LINK_TYPE_CGROUP = 3;
 export const BPF_LINK_TYPE_XDP = 6;
 export const BPF_LINK_TYPE_TCX = 11;
 
@@ -473,11 +483,14 @@ export interface LinkInfo {
   progId: number;
   /** xdp.ifindex or tcx.ifindex; 0 once the device is gone (the link is then defunct). */
   ifindex: number;
-  /** tcx.attach_type (46/47); 0 for other link types. */
+  /** tcx.attach_type (46/47) or cgroup.attach_type; 0 for other link types. */
   attachType: number;
+  /** cgroup.cgroup_id (the cgroup directory's inode number); 0n for other link types. */
+  cgroupId: bigint;
 }
 
-/** struct bpf_link_info: type, id, prog_id, then a union at offset 16 (8-byte aligned). */
+/** struct bpf_link_info: type, id, prog_id, then a union at offset 16 (8-byte aligned): tcx/xdp
+ *  ifindex @16 (tcx attach_type @20), cgroup { u64 cgroup_id @16; u32 attach_type @24 }. */
 export function linkInfo(linkFd: number): LinkInfo {
   const b = objGetInfoByFd(linkFd, 64);
   const type = b.readUInt32LE(0);
@@ -487,7 +500,8 @@ export function linkInfo(linkFd: number): LinkInfo {
     id: b.readUInt32LE(4),
     progId: b.readUInt32LE(8),
     ifindex: hasIf ? b.readUInt32LE(16) : 0,
-    attachType: type === BPF_LINK_TYPE_TCX ? b.readUInt32LE(20) : 0,
+    attachType: type === BPF_LINK_TYPE_TCX ? b.readUInt32LE(20) : type === BPF_LINK_TYPE_CGROUP ? b.readUInt32LE(24) : 0,
+    cgroupId: type === BPF_LINK_TYPE_CGROUP ? b.readBigUInt64LE(16) : 0n,
   };
 }
 
