@@ -102,6 +102,39 @@ static __always_inline void nrd_nat4_reply_key(struct nrd_nat4_key *rk, const st
 	rk->dir = NRD_NAT_DIR_REPLY;
 }
 
+/* A closed TCP flow may give its port to a new one, as Linux conntrack lets a new SYN reuse a
+ * TIME_WAIT tuple: one reset (CLOSED) at once, one that exchanged FINs after this long without a
+ * packet either way (a live half-closed flow still carries ACKs). Without it a closed flow holds
+ * its port for the FIN timeout plus a GC period, and a busy destination exhausts the range. */
+#define NRD_NAT_REUSE_FIN_IDLE_NS (1000ULL * 1000 * 1000)
+
+static __always_inline int nrd_nat_reusable(__u8 proto, __u8 state, __u64 last_seen_ns, __u64 now)
+{
+	if (proto != IPPROTO_TCP)
+		return 0;
+	return state == NRD_CT_CLOSED || (state == NRD_CT_FIN && now - last_seen_ns >= NRD_NAT_REUSE_FIN_IDLE_NS);
+}
+
+/* Takes over the port of the closed flow whose REPLY entry is at rk: deletes that flow's OUT entry
+ * (rebuilt from the REPLY entry, which names the old endpoint address and port). Returns 1 when
+ * the port is free for the caller to write. */
+static __always_inline int nrd_nat4_take_over(const struct nrd_nat4_key *rk, __u64 now)
+{
+	struct nrd_nat4_entry *old = bpf_map_lookup_elem(&nrd_nat4, rk);
+	struct nrd_nat4_key ok = {};
+
+	if (!old || !nrd_nat_reusable(rk->proto, old->state, old->last_seen_ns, now))
+		return 0;
+	__builtin_memcpy(ok.saddr, old->addr, 4);
+	__builtin_memcpy(ok.daddr, rk->saddr, 4);
+	ok.sport_be = old->port_be;
+	ok.dport_be = rk->sport_be;
+	ok.proto = rk->proto;
+	ok.dir = NRD_NAT_DIR_OUT;
+	bpf_map_delete_elem(&nrd_nat4, &ok);
+	return 1;
+}
+
 /* Creates both entries of a new flow with a random port from the range; up to NRD_NAT_RETRIES
  * picks, since a random pick in a mostly free range almost always succeeds at once and a bounded
  * loop keeps the verifier's work small. Returns the port (network order) or 0 if none was free. */
@@ -123,7 +156,8 @@ static __always_inline __be16 nrd_nat4_alloc(const struct nrd_nat4_key *k, __be3
 		__be16 port = bpf_htons((__u16)(lo + bpf_get_prandom_u32() % span));
 
 		nrd_nat4_reply_key(&rk, k, node, port);
-		if (bpf_map_update_elem(&nrd_nat4, &rk, &rv, BPF_NOEXIST))
+		if (bpf_map_update_elem(&nrd_nat4, &rk, &rv, BPF_NOEXIST) &&
+		    (!nrd_nat4_take_over(&rk, now) || bpf_map_update_elem(&nrd_nat4, &rk, &rv, BPF_ANY)))
 			continue;
 		fv.port_be = port;
 		if (bpf_map_update_elem(&nrd_nat4, k, &fv, BPF_ANY)) {

@@ -56,6 +56,24 @@ static __always_inline void nrd_nat6_reply_key(struct nrd_nat6_key *rk, const st
 }
 
 /* nrd_nat4_alloc for IPv6: both entries of a new flow, a random port from the shared range. */
+/* nrd_nat4_take_over for IPv6: frees the port of a closed TCP flow for a new one. */
+static __always_inline int nrd_nat6_take_over(const struct nrd_nat6_key *rk, __u64 now)
+{
+	struct nrd_nat6_entry *old = bpf_map_lookup_elem(&nrd_nat6, rk);
+	struct nrd_nat6_key ok = {};
+
+	if (!old || !nrd_nat_reusable(rk->proto, old->state, old->last_seen_ns, now))
+		return 0;
+	__builtin_memcpy(ok.saddr, old->addr, 16);
+	__builtin_memcpy(ok.daddr, rk->saddr, 16);
+	ok.sport_be = old->port_be;
+	ok.dport_be = rk->sport_be;
+	ok.proto = rk->proto;
+	ok.dir = NRD_NAT_DIR_OUT;
+	bpf_map_delete_elem(&nrd_nat6, &ok);
+	return 1;
+}
+
 static __always_inline __be16 nrd_nat6_alloc(const struct nrd_nat6_key *k, const struct in6_addr *node,
 					     __u8 state, __u64 now)
 {
@@ -75,7 +93,8 @@ static __always_inline __be16 nrd_nat6_alloc(const struct nrd_nat6_key *k, const
 		__be16 port = bpf_htons((__u16)(lo + bpf_get_prandom_u32() % span));
 
 		nrd_nat6_reply_key(&rk, k, node, port);
-		if (bpf_map_update_elem(&nrd_nat6, &rk, &rv, BPF_NOEXIST))
+		if (bpf_map_update_elem(&nrd_nat6, &rk, &rv, BPF_NOEXIST) &&
+		    (!nrd_nat6_take_over(&rk, now) || bpf_map_update_elem(&nrd_nat6, &rk, &rv, BPF_ANY)))
 			continue;
 		fv.port_be = port;
 		if (bpf_map_update_elem(&nrd_nat6, k, &fv, BPF_ANY)) {

@@ -276,4 +276,31 @@ describe('nrd_netdev masquerade (BPF_PROG_TEST_RUN)', () => {
     assert.equal(ok.dataOut.readUInt16BE(34), 61000);
     assert.equal(sumCounters(drops.get(DropReason.nat_exhausted) ?? []).packets, 0n);
   });
+
+  it('a closed TCP flow gives its port to a new one (reset at once, FIN after 1 s idle); a live one never does', () => {
+    const tiny = load({ ...KNOBS, nat_port_min: 61001, nat_port_max: 61001 });
+    objects.push(tiny);
+    const tnat = new TypedMap(tiny.mapFd('nrd_nat4'), nat4KeyCodec, nat4EntryCodec);
+    const syn = (sport: number) => ipv4Packet(POD.ip4, REMOTE, TCP, tcpSegment(POD.ip4, REMOTE, sport, 8080, 0x02));
+    const egressT = tiny.programFd('nrd_dev_egress');
+    assert.equal(progTestRun(egressT, { data: syn(41000) }).retval, TCX_NEXT, 'the first flow takes the only port');
+    const reply = replyKey(TCP, 8080, 61001);
+    const now = tnat.get(reply)!;
+    // A FIN seen a moment ago: the flow may still be draining, the port stays taken.
+    tnat.set(reply, { ...now, state: CtState.FIN });
+    assert.equal(progTestRun(egressT, { data: syn(41001) }).retval, TC_ACT_SHOT);
+    // The same FIN flow idle for long: its port goes to the new flow, and its OUT entry goes with it.
+    tnat.set(reply, { ...now, state: CtState.FIN, lastSeenNs: 1n });
+    const r = progTestRun(egressT, { data: syn(41002) });
+    assert.equal(r.retval, TCX_NEXT);
+    assert.equal(r.dataOut.readUInt16BE(34), 61001);
+    assert.equal(tnat.get(outKey(TCP, 41000, 8080)), undefined, 'the old flow is forgotten');
+    assert.equal(tnat.get(outKey(TCP, 41002, 8080))?.port, 61001);
+    assert.equal(tnat.get(reply)?.port, 41002, 'replies now go to the new flow');
+    // A reset flow gives its port at once.
+    tnat.set(reply, { ...tnat.get(reply)!, state: CtState.CLOSED });
+    const again = progTestRun(egressT, { data: syn(41003) });
+    assert.equal(again.retval, TCX_NEXT);
+    assert.equal(tnat.get(reply)?.port, 41003);
+  });
 });
