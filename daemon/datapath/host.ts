@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { Datapath, type DatapathLog, type DatapathOptions, type DatapathStats, type DatapathStatus } from './datapath.js';
 import { type DatapathOp, type DatapathOps, type DatapathRequest, type WorkerMessage, fromWireError } from './protocol.js';
 import { ServiceMapWriter } from './services.js';
+import { type SockReply, type SockRequest, serveSock } from './sock.js';
 
 export type DatapathWhere = 'worker' | 'main-thread';
 
@@ -21,6 +22,8 @@ export interface DatapathHost {
   natGc(): Promise<DatapathOps['natGc']['result']>;
   /** Service maps and the nrd_ct connection table (services.ts), over the pinned maps. */
   lb<K extends LbOp>(op: K, args: DatapathOps[K]['args']): Promise<DatapathOps[K]['result']>;
+  /** Socket LB: attach nrd_sock to a cgroup, or detach it (sock.ts). */
+  sock(r: SockRequest): Promise<SockReply>;
   /** Releases the host (ends the worker). Pins and links stay. */
   close(): Promise<void>;
 }
@@ -57,6 +60,9 @@ export class InlineDatapathHost implements DatapathHost {
   }
   async natGc(): Promise<DatapathOps['natGc']['result']> {
     return this.dp.natGc();
+  }
+  async sock(r: SockRequest): Promise<SockReply> {
+    return serveSock(r);
   }
   private readonly writers = new Map<string, ServiceMapWriter>();
   async lb<K extends LbOp>(op: K, args: DatapathOps[K]['args']): Promise<DatapathOps[K]['result']> {
@@ -153,6 +159,9 @@ export class WorkerDatapathHost implements DatapathHost {
   }
   lb<K extends LbOp>(op: K, args: DatapathOps[K]['args']): Promise<DatapathOps[K]['result']> {
     return this.call(op, args);
+  }
+  sock(r: SockRequest): Promise<SockReply> {
+    return this.call('sock', r);
   }
   async close(): Promise<void> {
     const w = this.worker;

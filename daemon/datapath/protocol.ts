@@ -4,6 +4,7 @@
 // Messages cross by structured clone (bigint counters included); errors cross as WireError and are
 // rebuilt as NrdError when they were one, so readiness reasons and API codes survive the hop.
 import type { CtRow, WireServiceOp } from './services.js';
+import type { SockReply, SockRequest } from './sock.js';
 import { NrdError, type FailureKind } from '../lib/errors.js';
 import type { DatapathOptions, DatapathStats, DatapathStatus } from './datapath.js';
 
@@ -20,6 +21,8 @@ export interface DatapathOps {
   ctList: { args: { pinPath: string }; result: CtRow[] };
   ctFlush: { args: { pinPath: string; serviceId?: number }; result: number };
   ctGc: { args: { pinPath: string }; result: { deleted: number; entries: number } };
+  /** Socket LB for node processes (sock.ts): cgroup links of nrd_sock. */
+  sock: { args: SockRequest; result: SockReply };
 }
 
 export type DatapathOp = keyof DatapathOps;

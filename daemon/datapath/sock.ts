@@ -216,3 +216,11 @@ export function detachSockLb(pinPath: string): boolean {
   unlinkQuiet(join(pinPath, 'maps', 'nrd_sock_revnat'));
   return any;
 }
+
+/** The datapath worker's request for socket LB (protocol.ts op 'sock'): attach, or detach all. */
+export type SockRequest = { apply: SockLbOptions } | { detach: string };
+export type SockReply = { status: SockLbStatus } | { detached: boolean };
+
+export function serveSock(r: SockRequest): SockReply {
+  return 'apply' in r ? { status: applySockLb(r.apply) } : { detached: detachSockLb(r.detach) };
+}

@@ -6,6 +6,7 @@ import { parentPort } from 'node:worker_threads';
 import { Datapath, type DatapathLog } from './datapath.js';
 import { type DatapathOps, type DatapathRequest, type LogLevel, type WorkerMessage, toWireError, toWireLogFields } from './protocol.js';
 import { ServiceMapWriter } from './services.js';
+import { serveSock } from './sock.js';
 
 const port = parentPort;
 if (!port) throw new Error('datapath/worker.js runs as a worker thread only');
@@ -47,6 +48,8 @@ function serve(req: DatapathRequest): DatapathOps[DatapathRequest['op']]['result
       return serviceMaps(req.args.pinPath).ctFlush(req.args.serviceId);
     case 'ctGc':
       return serviceMaps(req.args.pinPath).ctGc(process.hrtime.bigint());
+    case 'sock':
+      return serveSock(req.args);
     case 'stop':
       datapath.stop(req.args);
       return null;
