@@ -271,12 +271,17 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct nrd_cursor 
 	verdict = nrd_lb4(skb, &eth, &ip, &xlated);
 	if (verdict != NRD_LB_GO)
 		return verdict;
+	/* Egress policy after the DNAT: the peer is the backend. A translated reply was allowed as
+	 * its connection's forward packets were (see nrd_deliver_local). The check reads the
+	 * packet through helpers only, so eth and ip stay valid across it. */
+	if (xlated != NRD_LB_X_REVNAT && nrd_pol_from_ep(skb, epif))
+		return TC_ACT_SHOT;
 
 	ep = nrd_ep_lookup4(ip->daddr);
 	if (ep) {
 		if (nrd_ttl_dec4(ip))
 			return NRD_PASS;
-		return nrd_deliver_local(skb, eth, ep);
+		return nrd_deliver_local(skb, eth, ep, xlated == NRD_LB_X_REVNAT);
 	}
 
 	p.family = NRD_AF_INET;
@@ -324,12 +329,14 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, struct nrd_cursor 
 	verdict = nrd_lb6(skb, &eth, &ip6, &xlated);
 	if (verdict != NRD_LB_GO)
 		return verdict;
+	if (xlated != NRD_LB_X_REVNAT && nrd_pol_from_ep(skb, epif))
+		return TC_ACT_SHOT;
 
 	ep = nrd_ep_lookup6(&ip6->daddr);
 	if (ep) {
 		if (nrd_hop_dec6(ip6))
 			return NRD_PASS;
-		return nrd_deliver_local(skb, eth, ep);
+		return nrd_deliver_local(skb, eth, ep, xlated == NRD_LB_X_REVNAT);
 	}
 
 	if (ip6->hop_limit <= 1)

@@ -422,7 +422,7 @@ static __always_inline int unmasq_icmp_error(struct __sk_buff *skb, struct iphdr
 static __always_inline int to_endpoint4(struct __sk_buff *skb)
 {
 	/* First, before the cursor: a remote service backend's reply gets its VIP back (nrd_lb.h). */
-	int lb = nrd_lb_rev(skb, 0);
+	int revnat = 0, lb = nrd_lb_rev(skb, 0, &revnat);
 	struct nrd_cursor c = {
 		.pos = (void *)(long)skb->data,
 		.end = (void *)(long)skb->data_end,
@@ -442,7 +442,7 @@ static __always_inline int to_endpoint4(struct __sk_buff *skb)
 	ep = nrd_ep_lookup4(ip->daddr);
 	if (!ep || nrd_ttl_dec4(ip))
 		return NRD_PASS;
-	return nrd_deliver_local(skb, eth, ep);
+	return nrd_deliver_local(skb, eth, ep, revnat == NRD_LB_X_REVNAT);
 }
 
 /* ---- ingress: reverse masquerade, IPv6 ------------------------------------------------------ */
@@ -578,7 +578,7 @@ static __always_inline int unmasq_icmp6_error(struct __sk_buff *skb, struct ipv6
 static __always_inline int to_endpoint6(struct __sk_buff *skb)
 {
 	/* First, before the cursor: a remote service backend's reply gets its VIP back (nrd_lb.h). */
-	int lb = nrd_lb_rev(skb, 1);
+	int revnat = 0, lb = nrd_lb_rev(skb, 1, &revnat);
 	struct nrd_cursor c = {
 		.pos = (void *)(long)skb->data,
 		.end = (void *)(long)skb->data_end,
@@ -598,7 +598,7 @@ static __always_inline int to_endpoint6(struct __sk_buff *skb)
 	ep = nrd_ep_lookup6(&ip6->daddr);
 	if (!ep || nrd_hop_dec6(ip6))
 		return NRD_PASS;
-	return nrd_deliver_local(skb, eth, ep);
+	return nrd_deliver_local(skb, eth, ep, revnat == NRD_LB_X_REVNAT);
 }
 
 /* IPv6 on ingress: reverse masquerade of what is addressed to node_ip6, then local delivery. */

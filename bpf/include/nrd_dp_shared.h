@@ -62,7 +62,8 @@ enum nrd_drop {
 	NRD_DROP_SPOOFED = 2,       /* "spoofed": source is not the endpoint's own address */
 	NRD_DROP_NAT_EXHAUSTED = 3, /* "nat_exhausted": no free masquerade port after the retries */
 	NRD_DROP_REWRITE = 4,       /* "rewrite_failed": a store or checksum helper failed */
-	NRD_DROP_MAX = 5,
+	NRD_DROP_POLICY = 5,        /* "policy": denied by network policy (nrd_policy.h) */
+	NRD_DROP_MAX = 6,
 };
 
 /* ---- masquerade ---------------------------------------------------------------------------- */

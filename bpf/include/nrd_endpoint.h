@@ -148,15 +148,26 @@ static __always_inline int nrd_hop_dec6(struct ipv6hdr *ip6)
 	return 0;
 }
 
+/* The policy check needs the maps above (nrd_dp_drops) and the delivery below needs the check. */
+#include "nrd_policy.h"
+
 /* Delivers an IP packet to a local endpoint: Ethernet source = gateway MAC, destination = the
  * endpoint's MAC, then bpf_redirect_peer to the namespace side of its veth (no backlog queue,
  * no second pass through the host stack). The caller has already decremented TTL/hop limit.
  * Only valid from tc ingress; returns TC_ACT_REDIRECT (the kernel refuses the peer redirect at
- * run time on egress). */
+ * run time on egress).
+ * The endpoint's ingress policy is checked here, so same-node and remote traffic pass the same
+ * check; except (revnat set) for a reply that nrd_lb just translated back from a backend to its
+ * service address: the connection was checked on its way out (client egress, backend ingress,
+ * against the backend), and its reversed key is not the one the check recorded (the client
+ * sent to the VIP, the check saw the backend), so the reply rule could not recognise it. */
 static __always_inline int nrd_deliver_local(struct __sk_buff *skb, struct ethhdr *eth,
-					     const struct nrd_ep_value *ep)
+					     const struct nrd_ep_value *ep, int revnat)
 {
 	__u32 ifindex = ep->ifindex;
+
+	if (!revnat && nrd_pol_to_ep(skb, ep))
+		return TC_ACT_SHOT;
 
 	__builtin_memcpy(eth->h_dest, ep->mac, ETH_ALEN);
 	nrd_gw_mac(eth->h_source);

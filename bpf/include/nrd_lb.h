@@ -163,6 +163,11 @@ const volatile __u32 lb_flags = 0;
 /* nrd_lb4/6 result: carry on forwarding (the packet may have been translated). */
 #define NRD_LB_GO (-100)
 
+/* What nrd_lb4/6/rev did to a packet they let go on (*xlated). */
+#define NRD_LB_X_NONE 0
+#define NRD_LB_X_DNAT 1   /* client -> frontend became client -> backend */
+#define NRD_LB_X_REVNAT 2 /* backend -> client became frontend -> client */
+
 #define NRD_LB_TCP_FIN 0x01
 #define NRD_LB_TCP_SYN 0x02
 #define NRD_LB_TCP_RST 0x04
@@ -672,13 +677,13 @@ static __always_inline int nrd_lb_ep(struct __sk_buff *skb, int v6, int *xlated)
 	svc = bpf_map_lookup_elem(&nrd_services, &s->sk);
 	if (svc) {
 		v = nrd_lb_forward(skb, s, svc);
-		*xlated = v == NRD_LB_GO;
+		*xlated = v == NRD_LB_GO ? NRD_LB_X_DNAT : NRD_LB_X_NONE;
 		return v;
 	}
 	v = nrd_lb_reply(skb, s);
 	if (v < 0)
 		return nrd_drop(skb, NRD_DROP_REWRITE);
-	*xlated = v;
+	*xlated = v ? NRD_LB_X_REVNAT : NRD_LB_X_NONE;
 	return NRD_LB_GO;
 }
 
@@ -716,15 +721,19 @@ static __always_inline int nrd_lb6(struct __sk_buff *skb, struct ethhdr **eth, s
 }
 
 /* nrd_netdev's call before delivering a packet from another node to a local endpoint: the reply
- * of a remote backend gets its frontend source back. Returns 0, or a drop verdict. */
-static __always_inline int nrd_lb_rev(struct __sk_buff *skb, int v6)
+ * of a remote backend gets its frontend source back. Returns 0, or a drop verdict; *xlated as
+ * for nrd_lb4. */
+static __always_inline int nrd_lb_rev(struct __sk_buff *skb, int v6, int *xlated)
 {
 	struct nrd_lb_scratch *s = nrd_lb_scratch_get();
+	int v;
 
 	if (!s || nrd_lb_parse(skb, sizeof(struct ethhdr), v6, s))
 		return 0;
-	if (nrd_lb_reply(skb, s) < 0)
+	v = nrd_lb_reply(skb, s);
+	if (v < 0)
 		return nrd_drop(skb, NRD_DROP_REWRITE);
+	*xlated = v ? NRD_LB_X_REVNAT : NRD_LB_X_NONE;
 	return 0;
 }
 

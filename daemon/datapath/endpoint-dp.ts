@@ -38,6 +38,8 @@ import {
   sumEpCounters,
 } from './endpoint-layout.js';
 import { LB_MAP_NAMES } from './services-layout.js';
+import { POLICY_MAP_NAMES } from './policy-layout.js';
+import { EVENT_MAP_NAMES } from './events-layout.js';
 import { type DesiredEndpoints, addrBytes, desiredEndpoints, parseMac, planEndpoints } from './endpoints.js';
 import { closeFd, objGet, objPin } from './libbpf.js';
 import {
@@ -108,7 +110,7 @@ const EP_PROG = 'nrd_ep_ingress';
 const DEV_PROGS = { ingress: 'nrd_dev_ingress', egress: 'nrd_dev_egress' } as const;
 // The service maps (nrd_lb.h) too: nrd_endpoint translates, nrd_netdev reverse-translates, and
 // services.ts writes them through these pins.
-const SHARED_MAPS = ['nrd_endpoints', 'nrd_ep_ifs', 'nrd_ep_stats', 'nrd_dp_drops', ...LB_MAP_NAMES] as const;
+const SHARED_MAPS = ['nrd_endpoints', 'nrd_ep_ifs', 'nrd_ep_stats', 'nrd_dp_drops', ...LB_MAP_NAMES, ...POLICY_MAP_NAMES, ...EVENT_MAP_NAMES] as const;
 const DEV_MAPS = [...SHARED_MAPS, 'nrd_nat4', 'nrd_nat6', 'nrd_nonat4', 'nrd_nonat6'] as const;
 const NAT_MAPS = [
   { map: 'nrd_nat4', key: nat4KeyCodec, value: nat4EntryCodec },
