@@ -43,7 +43,8 @@ describe('datapath attach in a network namespace', () => {
   after(() => cleanup.run());
 
   const opts = (extra: Partial<DatapathOptions> = {}): DatapathOptions => ({
-    pinPath, objectDir, uplink: 'veth0', endpoints: ['veth0'], deny: [], ...extra,
+    // One unrelated deny rule: the prefilter is attached only when it has something to deny.
+    pinPath, objectDir, uplink: 'veth0', endpoints: ['veth0'], deny: ['203.0.113.99/32'], ...extra,
   });
   const start = (extra: Partial<DatapathOptions> = {}): DatapathStatus =>
     agent<AgentOut>(nsA, { action: 'start', options: opts(extra) }).status;
@@ -125,10 +126,21 @@ describe('datapath attach in a network namespace', () => {
     assert.deepEqual(denied.deny, { ipv4: 1, ipv6: 1 });
     assert.equal(ping(1), false, 'ping from a denied source got through');
     assert.ok(xdpPackets(XdpStat.DROP_DENY4) > dropsBefore);
-    const open = start({ deny: [] });
-    assert.deepEqual(open.deny, { ipv4: 0, ipv6: 0 });
+    const open = start();
+    assert.deepEqual(open.deny, { ipv4: 1, ipv6: 0 });
     assert.equal(find(open, 'xdp').linkId, find(first, 'xdp').linkId);
     assert.ok(ping(2), 'ping still fails after the deny rule was removed');
+  });
+
+  it('an empty deny list detaches the prefilter (an XDP program costs even when it passes all), a rule attaches it again', () => {
+    const empty = start({ deny: [] });
+    assert.equal(empty.ready, true, empty.reason);
+    assert.ok(!empty.attachments.some((a) => a.hook === 'xdp'), JSON.stringify(empty.attachments));
+    const net = JSON.parse(nsExec(nsA, 'bpftool', ['-j', 'net', 'show', 'dev', 'veth0'])) as Array<{ xdp: unknown[] }>;
+    assert.deepEqual(net[0].xdp, []);
+    assert.ok(ping(2));
+    const back = start();
+    assert.match(find(back, 'xdp').mechanism, /^xdp-(driver|generic)$/);
   });
 
   it('falls back to clsact + cls_bpf in tc mode, and returns to tcx', () => {
