@@ -17,6 +17,7 @@ import { DatapathSubsystem } from './datapath/subsystem.js';
 import { registerDatapathRoutes } from './api/datapath-routes.js';
 import { StateSubsystem } from './state/subsystem.js';
 import { registerStateRoutes } from './api/state-routes.js';
+import { registerCtRoutes } from './api/ct-routes.js';
 import { BgpSubsystem } from './bgp/subsystem.js';
 import { registerBgpRoutes } from './api/bgp-routes.js';
 import { RoutingSubsystem } from './routing/subsystem.js';
@@ -176,7 +177,8 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   // Start order: api/metrics → state (etcd) → bgp → routing → endpoints → datapath. Each later subsystem is
   // one daemon.add() here, handed the router/registry it publishes on.
   const state = new StateSubsystem({ metrics: metrics.registry, version });
-  registerStateRoutes(router, state.queries);
+  // GET /v1/services adds this node's datapath view (backends and their state) to the records.
+  registerStateRoutes(router, state.queries, () => datapath.serviceStatus());
   const bgp = new BgpSubsystem({ metrics: metrics.registry });
   registerBgpRoutes(router, bgp);
   // BFD (RFC 5880) per peer with bgp.peers[].bfd.enabled; a session going from Up to Down closes
@@ -222,6 +224,10 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   // endpoints → datapath: the whole set of this node's endpoints (host veth, MAC, addresses,
   // identity) each time it changes; the datapath attaches its programs and writes its maps.
   endpoints.onEndpoints((eps) => datapath.setEndpoints(eps));
+  registerCtRoutes(router, datapath);
+  // etcd → datapath: the whole set of services each time it changes; the datapath writes the
+  // load-balancing maps (a removed backend drains for services.drainSeconds).
+  state.onServices((services) => void datapath.setServices(services));
 
   // etcd → BGP: this node's pod CIDRs are what it advertises; the other nodes are its iBGP mesh
   // (used only with bgp.nodeMesh). Both may arrive before or after the speaker starts.

@@ -2,7 +2,7 @@
 // as this node sees them, services and policies read from and written to etcd (invalid input is a
 // 400 with the reason and nothing is written), and node decommission. The state module answers
 // through its typed queries and throws NrdError; the router maps the kind to the status.
-import type { DecommissionResponse, DeleteResponse, EndpointsResponse, PoliciesResponse, ServicesResponse } from '../state/api-types.js';
+import type { DecommissionResponse, DeleteResponse, EndpointsResponse, PoliciesResponse, ServiceDatapathView, ServicesResponse } from '../state/api-types.js';
 import type { StateQueries } from '../state/queries.js';
 import { ApiError, json, type ApiRequest, type Router } from './router.js';
 
@@ -18,7 +18,10 @@ function namedBody(req: ApiRequest, kind: string): unknown {
   return body;
 }
 
-export function registerStateRoutes(router: Router, state: StateQueries): void {
+/** This node's datapath view of the services, by name (the datapath subsystem's serviceStatus). */
+export type ServiceDatapathSource = () => ReadonlyMap<string, ServiceDatapathView>;
+
+export function registerStateRoutes(router: Router, state: StateQueries, datapathServices?: ServiceDatapathSource): void {
   router.get('/v1/nodes', () => json(state.nodes()));
   router.add('POST', '/v1/nodes/:name/decommission', async (req) => {
     const force = req.query.get('force') === 'true' || req.query.get('force') === '1';
@@ -26,7 +29,15 @@ export function registerStateRoutes(router: Router, state: StateQueries): void {
   });
   router.get('/v1/endpoints', (req) => json(state.endpoints(req.query.get('node') ?? undefined) satisfies EndpointsResponse));
 
-  router.get('/v1/services', async () => json({ services: await state.listServices() } satisfies ServicesResponse));
+  // Each record as in etcd plus, additively, what this node's datapath does with it.
+  router.get('/v1/services', async () => {
+    const dp = datapathServices?.() ?? new Map<string, ServiceDatapathView>();
+    const services = (await state.listServices()).map((s) => {
+      const v = dp.get(s.name);
+      return v ? { ...s, datapath: v } : s;
+    });
+    return json({ services } satisfies ServicesResponse);
+  });
   router.get('/v1/services/:name', async (req) => json(await state.getService(req.params.name!)));
   const putService = async (req: ApiRequest) => json(await state.setService(namedBody(req, 'service')));
   router.add('PUT', '/v1/services', putService);

@@ -8,6 +8,7 @@ import { stateCommands } from './commands/state.js';
 import { bgpCommands } from './commands/bgp.js';
 import { endpointCommands } from './commands/endpoints.js';
 import { bfdCommands } from './commands/bfd.js';
+import { ctCommands } from './commands/ct.js';
 
 export interface CommandContext {
   socket: string;
@@ -45,6 +46,7 @@ export const commands: Command[] = [
   ...bgpCommands,
   ...routingCommands,
   ...bfdCommands,
+  ...ctCommands,
 ];
 
 /** The command whose path is the longest prefix of the positional words, and the rest as args. */

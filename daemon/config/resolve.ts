@@ -98,6 +98,7 @@ export function resolveConfig(c: RawConfig, host: string): NrdConfig {
       xdpPrefilter: { deny: canonCidrs(c.datapath.xdpPrefilter.deny) },
       pinPath: c.datapath.pinPath,
     },
+    services: { ...c.services },
     endpoints: { mtu: c.endpoints.mtu },
     api: { socket: c.api.socket, metrics: c.api.metrics },
     log: { level: c.log.level },

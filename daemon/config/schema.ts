@@ -205,6 +205,25 @@ export const CONFIG_SCHEMA: SchemaTree = {
     },
     pinPath: path('/sys/fs/bpf/nrd', 'bpffs directory where nrd pins its maps and links.'),
   },
+  services: {
+    algorithm: oneOf(
+      ['maglev', 'random'],
+      'maglev',
+      'How a new connection to a service picks its backend: maglev (consistent hashing of the 5-tuple into a table of services.maglevTableSize slots; adding or removing a backend moves few flows, every node picks the same backend) or random (one slot per backend, picked at random per flow).',
+    ),
+    maglevTableSize: int(
+      7,
+      131071,
+      16381,
+      'Slots of each service\'s Maglev table: a prime, at least 100 times the largest backend count for an even spread. Applies to all services; a change reloads the endpoint program and rewrites every table.',
+    ),
+    drain: oneOf(
+      ['keep', 'reset'],
+      'keep',
+      'A removed backend\'s established connections: keep (they continue to it for services.drainSeconds while new ones go elsewhere) or reset (the next packet of a TCP connection to it is answered with a RST).',
+    ),
+    drainSeconds: int(0, 86400, 300, 'Seconds a removed backend keeps its established connections (drain keep) before its entry is deleted.'),
+  },
   endpoints: {
     mtu: int(
       0,
@@ -287,6 +306,7 @@ export const SECTION_DOCS: Readonly<Record<string, string>> = {
   'routing.vxlan': 'The VXLAN overlay (RFC 7348).',
   datapath: 'The eBPF datapath.',
   'datapath.xdpPrefilter': 'The XDP prefilter on the uplink.',
+  services: 'Service load balancing by the endpoint datapath (virtual IP:port to backends, DNAT at the workload\'s veth).',
   endpoints: 'Workload endpoints (veth pairs into workload network namespaces).',
   api: 'The control socket and metrics.',
   log: 'Structured JSON logs on stdout.',

@@ -1,10 +1,11 @@
 // Checks across keys that no single-key format can make: pool overlaps and mask sizes, static
 // CIDRs inside pools, peers (duplicates, self, RFC 4456 clients), etcd credential pairs, and a
-// prefilter that would cut the node off. Runs on values convict has already typed; every check
+// prefilter that would cut the node off, a Maglev table size that is not prime. Runs on values convict has already typed; every check
 // skips keys that already have an issue, so one mistake yields one line.
 import { formatIp, parseCidr, parseIp, cidrContains, cidrHasIp, cidrOverlaps, type ParsedCidr } from './net.js';
 import { nodeNameProblem } from './formats.js';
 import { ENDPOINT_MARK, FOREIGN_PROTOCOLS } from '../kernel/owners.js';
+import { isPrime } from '../services/maglev.js';
 import type { BgpPeerConfig, ConfigIssue, NrdConfig } from './types.js';
 
 /** A peer as validated, before derived defaults are filled in. */
@@ -128,6 +129,10 @@ export function checkSemantics(c: RawConfig, host: string, issues: ConfigIssue[]
       add(`${pfx}.bfd.auth.key`, '', `is required when bfd.auth.type is ${p.bfd.auth.type}`);
     }
   });
+
+  // Maglev's permutation (offset + j·skip mod M) visits every slot only when M is prime.
+  const m = c.services.maglevTableSize;
+  if (Number.isInteger(m) && !isPrime(m)) add('services.maglevTableSize', m, 'must be a prime (Maglev fills its table by permutation modulo the size); 16381 and 65521 are primes');
 
   // The prefilter drops by source on the uplink: covering the pools or a peer cuts this node off.
   cidrList('datapath.xdpPrefilter.deny', c.datapath.xdpPrefilter.deny).forEach((d, i) => {

@@ -109,6 +109,13 @@ export interface NrdConfig {
     xdpPrefilter: { deny: string[] };
     pinPath: string;
   };
+  services: {
+    algorithm: 'maglev' | 'random';
+    /** Prime (checked in semantics.ts): Maglev's permutation needs it. */
+    maglevTableSize: number;
+    drain: 'keep' | 'reset';
+    drainSeconds: number;
+  };
   endpoints: {
     /** MTU of the workload veths; 0: auto (see daemon/endpoints/model.ts endpointMtu). */
     mtu: number;

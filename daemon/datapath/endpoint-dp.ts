@@ -84,6 +84,8 @@ export interface EndpointDpOptions {
   /** Cluster pools (kind POOL) and exclusions (kind EXCLUDE), IPv4 and IPv6. */
   pools: readonly string[];
   exclude: readonly string[];
+  /** Service LB knobs of nrd_endpoint (nrd_lb.h): the Maglev table size and lb_flags. */
+  lb?: { maglevM: number; flags: number };
 }
 
 export interface EndpointDpStatus {
@@ -212,7 +214,8 @@ export class EndpointDatapath {
     const status: EndpointDpStatus = { endpoints: [], netdevs: [], bpfMasquerade: false, errors };
     const gw = macKnob(parseMac(o.gwMac));
     const baseFlags = (o.ipv6 ? NRD_DP_F_IPV6 : 0) | NRD_DP_F_ARP_ANY;
-    const epKnobs = { gw_mac: gw, cfg_flags: baseFlags | (o.masquerade === 'nftables' ? NRD_DP_F_STACK_FWD : 0) };
+    const epKnobs: Record<string, KnobValue> = { gw_mac: gw, cfg_flags: baseFlags | (o.masquerade === 'nftables' ? NRD_DP_F_STACK_FWD : 0) };
+    if (o.lb) Object.assign(epKnobs, { lb_maglev_m: o.lb.maglevM, lb_flags: o.lb.flags });
     this.ep = this.swap(this.ep, () => loadProgramSet(pinPath, objectDir, EP_OBJ, [EP_PROG], SHARED_MAPS, epKnobs));
 
     // nrd_netdev: its failure costs BPF masquerade (the caller falls back to nftables) and the

@@ -201,7 +201,20 @@ export class ServicesDatapath {
   readonly metrics: ServicesMetrics = { applies: 0, writes: 0, lastApplyWrites: 0, lastApplyMs: 0, errors: 0 };
   lastError: string | undefined;
 
-  constructor(private readonly applier: ServicesApplier, private readonly opts: ServicesOptions, private readonly now: () => number = Date.now) {}
+  constructor(private readonly applier: ServicesApplier, private opts: ServicesOptions, private readonly now: () => number = Date.now) {}
+
+  /** A config change (algorithm, table size, drain time): replans every service with it. */
+  setOptions(opts: ServicesOptions): Promise<void> {
+    this.opts = opts;
+    return this.enqueue();
+  }
+
+  /** Services and backends (by state) in the maps, for the metrics. */
+  counts(): { services: number; active: number; draining: number } {
+    let draining = 0;
+    for (const text of this.draining.keys()) if (this.applied.backendIds.has(text)) draining++;
+    return { services: this.applied.services.size, active: this.applied.backendIds.size - draining, draining };
+  }
 
   /** Level-triggered: the whole service set; resolves once the maps hold it. */
   setServices(records: readonly ServiceRecord[]): Promise<void> {

@@ -10,13 +10,19 @@
 // latest wins, may come before start); nrd_endpoint goes on each host veth, nrd_netdev on the
 // uplink and the VXLAN device. Masquerade runs in nrd_netdev, or, where that cannot load or
 // attach (or datapath.masqueradeBackend is nftables), in nftables ("table inet nrd"); which one,
-// and why, is in the view. A timer deletes expired masquerade flows from the NAT map.
+// and why, is in the view. A timer deletes expired masquerade flows from the NAT map and expired
+// service connections from nrd_ct.
+//
+// Services: setServices() hands over the whole service set (level-triggered, may come before
+// start); services.ts writes it into the maps nrd_endpoint pinned, once the endpoint datapath has
+// loaded, and replans on config changes (services.*, also the knobs lb_maglev_m and lb_flags).
 import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { Counter as PromCounter, Gauge, type Registry } from 'prom-client';
 import type { ConfigChange, NrdConfig } from '../config/index.js';
 import { ENDPOINT_GATEWAY_MAC, type LocalEndpoint } from '../lib/endpoint-types.js';
+import { NrdError } from '../lib/errors.js';
 import { parseIp } from '../lib/ip.js';
 import type { Subsystem, SubsystemContext } from '../lib/subsystem.js';
 import type { Logger } from '../lib/log.js';
@@ -24,6 +30,9 @@ import type { ReadinessReporter } from '../lib/health.js';
 import { type DatapathOptions, type DatapathStats, type DatapathStatus, defaultObjectDir } from './datapath.js';
 import { type DatapathHost, type DatapathWhere, createDatapathHost } from './host.js';
 import type { EndpointDpOptions } from './endpoint-dp.js';
+import type { ServiceRecord } from '../state/records.js';
+import { type BackendStatus, type CtRow, type ServicesOptions, ServicesDatapath } from './services.js';
+import { NRD_LB_F_DRAIN_RESET } from './services-layout.js';
 import {
   type MasqueradeMode,
   choosePortRange,
@@ -104,7 +113,14 @@ export function endpointDpOptions(config: NrdConfig, endpoints: readonly LocalEn
     portRange,
     pools: config.cluster.podCIDRs,
     exclude: config.datapath.masqueradeExclude,
+    lb: { maglevM: config.services.maglevTableSize, flags: config.services.drain === 'reset' ? NRD_LB_F_DRAIN_RESET : 0 },
   };
+}
+
+/** The service planner's options for a config. */
+export function servicesOptions(config: NrdConfig): ServicesOptions {
+  const s = config.services;
+  return { lbAlgorithm: s.algorithm, maglevTableSize: s.maglevTableSize, drainMs: s.drainSeconds * 1000 };
 }
 
 export function datapathOptions(config: NrdConfig, objectDir?: string): DatapathOptions {
@@ -140,6 +156,11 @@ export class DatapathSubsystem implements Subsystem {
   private nftApplied: string | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
   private readonly gcDeleted: PromCounter<'result'> | undefined;
+  /** The service set handed over (undefined: none yet) and its writer, once the maps exist. */
+  private serviceRecords: readonly ServiceRecord[] | undefined;
+  private services: ServicesDatapath | undefined;
+  private ctEntries = 0;
+  private ctDeleted = 0;
 
   constructor(private readonly deps: DatapathSubsystemDeps = {}) {
     if (!deps.metrics) return;
@@ -152,6 +173,7 @@ export class DatapathSubsystem implements Subsystem {
     });
     this.gcDeleted.inc({ result: 'flows' }, 0);
     this.registerStatsMetrics(deps.metrics);
+    this.registerServiceMetrics(deps.metrics);
   }
 
   /**
@@ -161,6 +183,44 @@ export class DatapathSubsystem implements Subsystem {
   setEndpoints(eps: readonly LocalEndpoint[]): void {
     this.endpoints = [...eps];
     if (this.host && !this.stopping) void this.schedule();
+  }
+
+  /**
+   * The whole service set, level-triggered like setEndpoints. Written once the endpoint datapath
+   * has pinned the service maps; until then only kept. Resolves once the maps hold the set (at
+   * once when they do not exist yet); a failed write is counted and retried with the next change.
+   */
+  setServices(records: readonly ServiceRecord[]): Promise<void> {
+    this.serviceRecords = [...records];
+    if (this.services && !this.stopping) return this.services.setServices(this.serviceRecords);
+    return Promise.resolve();
+  }
+
+  /** Per service: its id and backends with their state (active, draining); empty before the maps exist. */
+  serviceStatus(): Map<string, { id: number; backends: BackendStatus[] }> {
+    return this.services?.status() ?? new Map();
+  }
+
+  /** The service connection table (both directions of each flow), optionally one service's. */
+  async ctList(service?: string): Promise<CtRow[]> {
+    const { host, pinPath, id } = this.ctTarget(service);
+    const rows = await host.lb('ctList', { pinPath });
+    return id === undefined ? rows : rows.filter((r) => r.serviceId === id);
+  }
+
+  /** Deletes service connections (all, or one service's); returns how many entries went. */
+  async ctFlush(service?: string): Promise<number> {
+    const { host, pinPath, id } = this.ctTarget(service);
+    return host.lb('ctFlush', { pinPath, ...(id !== undefined ? { serviceId: id } : {}) });
+  }
+
+  private ctTarget(service: string | undefined): { host: DatapathHost; pinPath: string; id: number | undefined } {
+    const host = this.host;
+    if (!host || !this.services || !this.config) throw new NrdError('unavailable', 'datapath_not_loaded', 'the endpoint datapath is not loaded: no service connection table');
+    if (service === undefined) return { host, pinPath: this.config.datapath.pinPath, id: undefined };
+    const s = this.services.status().get(service);
+    if (!s) throw new NrdError('not_found', 'not_found', `no service ${service} in the datapath`);
+    return { host, pinPath: this.config.datapath.pinPath, id: s.id };
   }
 
   /**
@@ -188,6 +248,7 @@ export class DatapathSubsystem implements Subsystem {
   }
 
   private async natGc(): Promise<void> {
+    await this.ctGc();
     const host = this.host;
     if (!host || !this.started || this.masq.mode !== 'bpf') return;
     try {
@@ -197,6 +258,28 @@ export class DatapathSubsystem implements Subsystem {
     } catch (err) {
       this.log?.warn({ err }, 'NAT map GC failed');
     }
+  }
+
+  /** Expired service connections out of nrd_ct (same timeouts per state as the NAT map's). */
+  private async ctGc(): Promise<void> {
+    const host = this.host;
+    if (!host || !this.services || !this.config) return;
+    try {
+      const r = await host.lb('ctGc', { pinPath: this.config.datapath.pinPath });
+      this.ctEntries = r.entries;
+      this.ctDeleted += r.deleted;
+      if (r.deleted) this.log?.debug({ ...r }, 'service connections expired');
+    } catch (err) {
+      this.log?.warn({ err }, 'service conntrack GC failed');
+    }
+  }
+
+  /** The service writer, made once the endpoint datapath has pinned the maps. */
+  private ensureServices(host: DatapathHost, config: NrdConfig): void {
+    if (this.services) return;
+    const pinPath = config.datapath.pinPath;
+    this.services = new ServicesDatapath({ applyServiceOps: (ops) => host.lb('servicesApply', { pinPath, ops }) }, servicesOptions(config));
+    if (this.serviceRecords) void this.services.setServices(this.serviceRecords);
   }
 
   /** Masquerade wanted by the config: off, nftables (forced or after a BPF failure) or bpf. */
@@ -274,6 +357,7 @@ export class DatapathSubsystem implements Subsystem {
         status = await host.reconcile(this.options(config, masq));
       }
       if (status.endpointDp || masq.mode !== 'bpf') await this.applyNft(config, masq.mode);
+      if (status.endpointDp) this.ensureServices(host, config);
       this.masq = masq;
       this.lastError = undefined;
     } catch (err) {
@@ -294,7 +378,8 @@ export class DatapathSubsystem implements Subsystem {
   async reload(changes: readonly ConfigChange[], next: NrdConfig): Promise<void> {
     this.config = next;
     const keys = ['node.interface', 'node.address', 'cluster.podCIDRs', 'routing.vxlan.device'];
-    const mine = changes.some((c) => c.key.startsWith('datapath.') || keys.includes(c.key));
+    const mine = changes.some((c) => c.key.startsWith('datapath.') || c.key.startsWith('services.') || keys.includes(c.key));
+    if (changes.some((c) => c.key.startsWith('services.'))) void this.services?.setOptions(servicesOptions(next));
     // A config change gives BPF masquerade another chance.
     if (mine) this.bpfMasqFailure = undefined;
     if (mine) await this.schedule();
@@ -307,6 +392,8 @@ export class DatapathSubsystem implements Subsystem {
     if (this.retry) clearTimeout(this.retry);
     this.retry = undefined;
     await this.queue;
+    this.services?.close();
+    this.services = undefined;
     // Links and maps stay pinned: the next start reuses them, traffic is never interrupted.
     const host = this.host;
     this.host = undefined;
@@ -367,6 +454,67 @@ export class DatapathSubsystem implements Subsystem {
       name: 'nrd_datapath_masquerade_mode', help: '1 for the masquerade backend in use (bpf, nftables or off).', labelNames: ['mode'], registers: [registry],
       collect() {
         for (const mode of ['bpf', 'nftables', 'off'] as const) this.set({ mode }, self.masq.mode === mode ? 1 : 0);
+      },
+    });
+  }
+
+  /** Services, backends by state, and the cost of the last change, from the writer (main thread). */
+  private registerServiceMetrics(registry: Registry): void {
+    const self = this;
+    const registers = [registry];
+    new Gauge({
+      name: 'nrd_datapath_services', help: 'Services in the BPF load-balancing maps.', registers,
+      collect() {
+        this.set(self.services?.counts().services ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'nrd_datapath_service_backends', help: 'Backends in the BPF load-balancing maps, by state (a removed backend drains for services.drainSeconds).', labelNames: ['state'], registers,
+      collect() {
+        const c = self.services?.counts();
+        this.set({ state: 'active' }, c?.active ?? 0);
+        this.set({ state: 'draining' }, c?.draining ?? 0);
+      },
+    });
+    new PromCounter({
+      name: 'nrd_datapath_service_map_writes_total', help: 'Map writes and deletes made for service changes.', registers,
+      collect() {
+        this.reset();
+        this.inc(self.services?.metrics.writes ?? 0);
+      },
+    });
+    new PromCounter({
+      name: 'nrd_datapath_service_changes_total', help: 'Service-set changes applied to the maps, and failed applies.', labelNames: ['result'], registers,
+      collect() {
+        this.reset();
+        const m = self.services?.metrics;
+        this.inc({ result: 'applied' }, m?.applies ?? 0);
+        this.inc({ result: 'error' }, m?.errors ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'nrd_datapath_service_last_change_writes', help: 'Map writes the last service change took (a one-service change is a few, whatever the number of services).', registers,
+      collect() {
+        this.set(self.services?.metrics.lastApplyWrites ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'nrd_datapath_service_last_change_seconds', help: 'Time the last service change took: plan, diff and map writes.', registers,
+      collect() {
+        this.set((self.services?.metrics.lastApplyMs ?? 0) / 1000);
+      },
+    });
+    new PromCounter({
+      name: 'nrd_datapath_ct_gc_deleted_total', help: 'Service connection entries (two per flow) removed from nrd_ct by the GC after their idle timeout.', registers,
+      collect() {
+        this.reset();
+        this.inc(self.ctDeleted);
+      },
+    });
+    new Gauge({
+      name: 'nrd_datapath_ct_entries', help: 'Entries in the service connection table nrd_ct (two per flow) after the last GC.', registers,
+      collect() {
+        this.set(self.ctEntries);
       },
     });
   }

@@ -42,8 +42,16 @@ export interface EndpointsResponse {
   endpoints: EndpointRecord[];
 }
 
+/** What this node's datapath holds for a service: its id and backends with their state. */
+export interface ServiceDatapathView {
+  id: number;
+  /** Draining: removed (or being replaced), takes no new connection, keeps its established ones. */
+  backends: { ip: string; port: number; id: number; state: 'active' | 'draining' }[];
+}
+
 export interface ServicesResponse {
-  services: ServiceRecord[];
+  /** `datapath` is absent where this node's datapath does not hold the service (yet). */
+  services: (ServiceRecord & { datapath?: ServiceDatapathView })[];
 }
 
 export interface PoliciesResponse {

@@ -14,6 +14,7 @@ import { parseCidr } from './ipnet.js';
 import { createStateMetrics, type StateMetrics } from './metrics.js';
 import type { RemoteNodeView } from './node-view.js';
 import { stateQueries, type StateQueries } from './queries.js';
+import type { ServiceRecord } from './records.js';
 import type { Store } from './store.js';
 
 export type { RemoteNodeView } from './node-view.js';
@@ -27,6 +28,8 @@ export interface OwnCidrs {
 export type OwnCidrsListener = (cidrs: OwnCidrs) => void;
 /** `synced` false: the list may still be partial; never delete kernel state on it. */
 export type NodesListener = (nodes: RemoteNodeView[], synced: boolean) => void;
+/** The whole set of services (sorted by name), once the collection is listed. */
+export type ServicesListener = (services: ServiceRecord[]) => void;
 
 export interface StateSubsystemDeps {
   metrics: Registry;
@@ -98,6 +101,9 @@ export class StateSubsystem implements Subsystem {
   private readonly metrics: StateMetrics;
   private readonly cidrListeners = new Set<OwnCidrsListener>();
   private readonly nodeListeners = new Set<NodesListener>();
+  private readonly serviceListeners = new Set<ServicesListener>();
+  private lastServices: string | undefined;
+  private servicesScheduled = false;
   private ownCidrs: OwnCidrs | undefined;
   private lastNodes: { json: string; synced: boolean } | undefined;
   private everSynced = false;
@@ -137,6 +143,17 @@ export class StateSubsystem implements Subsystem {
     this.nodeListeners.add(cb);
     if (this.lastNodes) cb(JSON.parse(this.lastNodes.json) as RemoteNodeView[], this.lastNodes.synced);
     return () => this.nodeListeners.delete(cb);
+  }
+
+  /**
+   * `cb` gets the whole set of services whenever it changes, level-triggered like onNodes; only
+   * once the collection is listed (a partial list would withdraw services that exist). Called at
+   * once on subscription when a set is known. Returns an unsubscribe function.
+   */
+  onServices(cb: ServicesListener): () => void {
+    this.serviceListeners.add(cb);
+    if (this.lastServices !== undefined) cb(JSON.parse(this.lastServices) as ServiceRecord[]);
+    return () => this.serviceListeners.delete(cb);
   }
 
   /** Records this node's VXLAN device MAC in its node record (kept across state-layer restarts). */
@@ -215,6 +232,7 @@ export class StateSubsystem implements Subsystem {
     this.unsubscribe.push(
       cs.onOwnCidrs((c) => this.emitCidrs(c)),
       ...[cs.nodes, cs.alive, cs.cidrs].map((r) => r.onChange(() => this.scheduleNodes())),
+      cs.services.onChange(() => this.scheduleServices()),
     );
     this.cs = cs;
     this.metrics.attach(cs, opts.pools);
@@ -269,6 +287,31 @@ export class StateSubsystem implements Subsystem {
     });
   }
 
+  private scheduleServices(): void {
+    if (this.servicesScheduled) return;
+    this.servicesScheduled = true;
+    setImmediate(() => {
+      this.servicesScheduled = false;
+      this.emitServices();
+    });
+  }
+
+  private emitServices(): void {
+    const cs = this.cs;
+    // Until listed (also after a state-layer restart) the consumers keep the last full set.
+    if (!cs || !cs.services.synced) return;
+    const text = JSON.stringify(cs.services.values().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
+    if (text === this.lastServices) return;
+    this.lastServices = text;
+    for (const cb of this.serviceListeners) {
+      try {
+        cb(JSON.parse(text) as ServiceRecord[]);
+      } catch (err) {
+        this.log?.error({ err }, 'services consumer threw');
+      }
+    }
+  }
+
   private emitNodes(): void {
     const cs = this.cs;
     if (!cs) return;
@@ -299,6 +342,8 @@ export class StateSubsystem implements Subsystem {
     }
     // A sync that emitted nothing (an empty cluster) still has to announce "synced".
     if (cs.nodesSynced && !this.everSynced) this.scheduleNodes();
+    // Likewise an empty service collection: the datapath must hear "none" once listed.
+    if (cs.services.synced && this.lastServices === undefined) this.scheduleServices();
     const st = cs.status();
     const reason = st.ready ? undefined : st.degraded ? `degraded, working from cached state: ${st.reason}` : st.reason;
     const key = `${st.ready}|${reason}`;

@@ -135,10 +135,18 @@ export function formatEndpoints(b: EndpointsResponse): string {
 
 const backendText = (s: ServiceRecord): string => s.backends.map((x) => (x.ip.includes(':') ? `[${x.ip}]:${x.port}` : `${x.ip}:${x.port}`)).join(',');
 
+const hostPort = (ip: string, port: number): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+
+/** Backends with their datapath state when this node's datapath holds the service (draining ones included). */
+function backendStates(s: ServicesResponse['services'][number]): string {
+  if (!s.datapath) return backendText(s);
+  return s.datapath.backends.map((x) => `${hostPort(x.ip, x.port)} (${x.state})`).join(',');
+}
+
 export function formatServices(b: ServicesResponse): string {
   return formatTable(
     ['name', 'vip', 'port', 'protocol', 'backends'],
-    b.services.map((s) => [s.name, s.vip, s.port, s.protocol, backendText(s) || null]),
+    b.services.map((s) => [s.name, s.vip, s.port, s.protocol, backendStates(s) || null]),
   );
 }
 

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ENDPOINT_GATEWAY_MAC, type LocalEndpoint } from '../../../daemon/lib/endpoint-types.js';
 import type { DatapathView } from '../../../daemon/datapath/subsystem.js';
-import { Cleanup, addNetns, mountBpffs, nsExec, nsRun, objectDir, run, sh } from './env.js';
+import { Cleanup, addEndpointNs, addNetns, mountBpffs, nsExec, nsRun, objectDir, run, sh } from './env.js';
 
 const NODE_IP = '198.51.100.1';
 const EXT_IP = '198.51.100.2';
@@ -45,19 +45,7 @@ describe('endpoint datapath in namespaces', () => {
       sh('ip', ['-n', nsX, 'addr', 'add', `${EXT_IP}/24`, 'dev', 'ext0']);
       sh('ip', ['-n', nsX, 'link', 'set', 'ext0', 'up']);
       sh('ip', ['-n', nsX, 'link', 'set', 'lo', 'up']);
-      for (const e of EP) {
-        const ns = addNetns(cleanup, 'epw');
-        nsE.push(ns);
-        sh('ip', ['-n', nsN, 'link', 'add', e.host, 'address', ENDPOINT_GATEWAY_MAC, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-        sh('ip', ['-n', nsN, 'link', 'set', e.host, 'up']);
-        nsExec(nsN, 'sysctl', ['-qw', `net.ipv4.conf.${e.host}.proxy_arp=0`]);
-        sh('ip', ['-n', nsN, 'route', 'add', `${e.ip}/32`, 'dev', e.host]);
-        sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-        sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-        sh('ip', ['-n', ns, 'addr', 'add', `${e.ip}/32`, 'dev', 'eth0']);
-        sh('ip', ['-n', ns, 'route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link']);
-        sh('ip', ['-n', ns, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink']);
-      }
+      for (const e of EP) nsE.push(addEndpointNs(cleanup, nsN, ENDPOINT_GATEWAY_MAC, e));
       // The external host answers every TCP connection with the source address it saw.
       server = spawn('ip', ['netns', 'exec', nsX, process.execPath, '-e',
         "require('net').createServer((s)=>s.end(s.remoteAddress)).listen(8080,'0.0.0.0')"], { stdio: 'ignore' });

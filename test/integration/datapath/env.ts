@@ -79,3 +79,22 @@ export function agent<T>(ns: string, command: unknown): T {
 
 /** The built object directory (bpf/ at the repository root). */
 export const objectDir = fileURLToPath(new URL('../../../../bpf/', import.meta.url));
+
+/**
+ * A workload namespace behind a veth `host` in the node namespace, set up as the endpoints
+ * subsystem does: host side MAC = the gateway MAC, a /32 route to the endpoint, the endpoint's /32
+ * address and a default route via 169.254.1.1 onlink (no proxy_arp: nrd_endpoint answers ARP).
+ */
+export function addEndpointNs(cleanup: Cleanup, nsN: string, gwMac: string, e: { host: string; ip: string }, tag = 'epw'): string {
+  const ns = addNetns(cleanup, tag);
+  sh('ip', ['-n', nsN, 'link', 'add', e.host, 'address', gwMac, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+  sh('ip', ['-n', nsN, 'link', 'set', e.host, 'up']);
+  nsExec(nsN, 'sysctl', ['-qw', `net.ipv4.conf.${e.host}.proxy_arp=0`]);
+  sh('ip', ['-n', nsN, 'route', 'add', `${e.ip}/32`, 'dev', e.host]);
+  sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+  sh('ip', ['-n', ns, 'addr', 'add', `${e.ip}/32`, 'dev', 'eth0']);
+  sh('ip', ['-n', ns, 'route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link']);
+  sh('ip', ['-n', ns, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink']);
+  return ns;
+}
