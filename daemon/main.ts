@@ -15,6 +15,7 @@ import { createMetrics } from './api/metrics.js';
 import { ApiSubsystem } from './api/subsystem.js';
 import { DatapathSubsystem } from './datapath/subsystem.js';
 import { registerDatapathRoutes } from './api/datapath-routes.js';
+import { registerPolicyRoutes } from './api/policy-routes.js';
 import { StateSubsystem } from './state/subsystem.js';
 import { registerStateRoutes } from './api/state-routes.js';
 import { registerCtRoutes } from './api/ct-routes.js';
@@ -224,6 +225,10 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   // endpoints → datapath: the whole set of this node's endpoints (host veth, MAC, addresses,
   // identity) each time it changes; the datapath attaches its programs and writes its maps.
   endpoints.onEndpoints((eps) => datapath.setEndpoints(eps));
+  // etcd → datapath: policies, every endpoint of every node, identities and nodes, as full sets;
+  // the datapath compiles them into the policy maps and the ipcache and writes only the diff.
+  state.onPolicyInputs((inputs) => void datapath.setPolicyInputs(inputs));
+  registerPolicyRoutes(router, { explain: (id) => datapath.explainPolicy(id), events: datapath.events });
   registerCtRoutes(router, datapath);
   // etcd → datapath: the whole set of services each time it changes; the datapath writes the
   // load-balancing maps (a removed backend drains for services.drainSeconds).

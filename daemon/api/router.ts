@@ -21,6 +21,28 @@ export interface ApiResponse {
   status: number;
   body: unknown;
   headers?: Record<string, string>;
+  /** A streaming answer (server.ts): body is ignored, the stream writes chunks until it ends or the client goes. */
+  stream?: ApiStream;
+}
+
+/** Where a streaming answer writes: false from write() means the chunk was dropped (a slow client). */
+export interface StreamSink {
+  write(chunk: string): boolean;
+  end(): void;
+}
+
+/**
+ * A streaming answer, sent with chunked transfer (e.g. NDJSON for GET /v1/monitor). open() runs
+ * once the headers are out and returns the cleanup, which runs exactly once: when the stream ends,
+ * the client goes away, or the server closes.
+ */
+export interface ApiStream {
+  contentType: string;
+  open(sink: StreamSink): () => void;
+}
+
+export function streamResponse(stream: ApiStream, status = 200): ApiResponse {
+  return { status, body: undefined, stream };
 }
 
 export type Handler = (req: ApiRequest) => ApiResponse | Promise<ApiResponse>;

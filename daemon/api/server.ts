@@ -5,7 +5,7 @@ import * as net from 'node:net';
 import { promises as fs } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../lib/log.js';
-import { MAX_BODY_BYTES, errorBody, type Router } from './router.js';
+import { MAX_BODY_BYTES, errorBody, type ApiStream, type Router } from './router.js';
 
 // BPF counters are 64-bit (bigint): JSON numbers while exact, decimal strings beyond 2^53.
 function jsonReplacer(_key: string, value: unknown): unknown {
@@ -29,6 +29,42 @@ function send(res: http.ServerResponse, status: number, body: unknown, headers: 
     ...headers,
   });
   res.end(text);
+}
+
+/**
+ * Bytes a streaming answer may have queued for a slow reader before further chunks are dropped:
+ * a monitor that does not read must not grow the daemon's memory without bound.
+ */
+export const MAX_STREAM_BACKLOG = 1 << 20;
+
+/** Sends a streaming answer (chunked transfer) until it ends or the client goes away. */
+function sendStream(req: http.IncomingMessage, res: http.ServerResponse, status: number, stream: ApiStream, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': stream.contentType, 'cache-control': 'no-store', ...headers });
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  // Headers now, not with the first chunk: the client knows the stream is open while it is quiet.
+  res.flushHeaders();
+  let cleanup: (() => void) | undefined;
+  let closed = false;
+  const finish = (): void => {
+    if (closed) return;
+    closed = true;
+    cleanup?.();
+  };
+  res.once('close', finish);
+  cleanup = stream.open({
+    write(chunk) {
+      if (closed || res.writableEnded || res.writableLength > MAX_STREAM_BACKLOG) return false;
+      res.write(chunk);
+      return true;
+    },
+    end() {
+      if (!res.writableEnded) res.end();
+    },
+  });
+  if (closed) cleanup();
 }
 
 /** An http.Server that answers every request through the router. */
@@ -62,7 +98,8 @@ export function createApiServer(router: Router, log: Logger): http.Server {
         (r) => {
           if (r.status >= 500) log.warn({ method: raw.method, url: raw.url, status: r.status, body: r.body }, 'api request failed');
           else log.debug({ method: raw.method, url: raw.url, status: r.status }, 'api request');
-          send(res, r.status, r.body, r.headers);
+          if (r.stream) sendStream(req, res, r.status, r.stream, r.headers);
+          else send(res, r.status, r.body, r.headers);
         },
         (err: unknown) => {
           // Router.handle does not throw; this is a last line of defence.

@@ -104,3 +104,71 @@ export async function apiRequest<T>(socket: string, path: string, opts: RequestO
   if (isErrorBody(res.body)) throw new ApiRequestError(res.status, res.body.error.code, res.body.error.message, res.body);
   throw new ApiRequestError(res.status, 'unexpected', `nrd answered HTTP ${res.status}`, res.body);
 }
+
+/**
+ * A streaming GET (NDJSON, e.g. /v1/monitor): calls onLine with each parsed line as it arrives and
+ * resolves when the daemon ends the stream or `signal` aborts (the request is then closed, which
+ * is how the daemon learns the client went away). A non-2xx answer rejects with ApiRequestError.
+ * No timeout: a quiet stream is a healthy one.
+ */
+export function streamRequest(socket: string, path: string, onLine: (value: unknown) => void, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      resolve();
+      return;
+    }
+    const req = http.request({ socketPath: socket, path, method: 'GET', headers: { accept: 'application/x-ndjson' } }, (res) => {
+      const status = res.statusCode ?? 0;
+      const chunks: Buffer[] = [];
+      let partial = '';
+      res.on('data', (c: Buffer) => {
+        if (status < 200 || status >= 300) {
+          chunks.push(c);
+          return;
+        }
+        partial += c.toString('utf8');
+        let nl: number;
+        while ((nl = partial.indexOf('\n')) >= 0) {
+          const line = partial.slice(0, nl).trim();
+          partial = partial.slice(nl + 1);
+          if (line.length === 0) continue;
+          try {
+            onLine(JSON.parse(line));
+          } catch (err) {
+            req.destroy(err as Error);
+            return;
+          }
+        }
+      });
+      res.on('end', () => {
+        if (status >= 200 && status < 300) {
+          resolve();
+          return;
+        }
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // not JSON: reported as is
+        }
+        if (isErrorBody(body)) reject(new ApiRequestError(status, body.error.code, body.error.message, body));
+        else reject(new ApiRequestError(status, 'unexpected', `nrd answered HTTP ${status}`, body));
+      });
+      res.on('error', (err) => (signal?.aborted ? resolve() : reject(err)));
+    });
+    const onAbort = (): void => {
+      req.destroy();
+      resolve();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    req.on('close', () => signal?.removeEventListener('abort', onAbort));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (signal?.aborted) resolve();
+      else if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK') reject(new DaemonNotRunningError(socket, err.code));
+      else if (err.code === 'EACCES' || err.code === 'EPERM') reject(new SocketAccessError(socket));
+      else reject(err);
+    });
+    req.end();
+  });
+}

@@ -8,6 +8,7 @@ import { stateCommands } from './commands/state.js';
 import { bgpCommands } from './commands/bgp.js';
 import { endpointCommands } from './commands/endpoints.js';
 import { bfdCommands } from './commands/bfd.js';
+import { policyCommands } from './commands/policy.js';
 import { ctCommands } from './commands/ct.js';
 
 export interface CommandContext {
@@ -46,6 +47,7 @@ export const commands: Command[] = [
   ...bgpCommands,
   ...routingCommands,
   ...bfdCommands,
+  ...policyCommands,
   ...ctCommands,
 ];
 

@@ -7,6 +7,8 @@ import { Datapath, type DatapathLog, type DatapathOptions, type DatapathStats, t
 import { type DatapathOp, type DatapathOps, type DatapathRequest, type WorkerMessage, fromWireError } from './protocol.js';
 import { ServiceMapWriter } from './services.js';
 import { type SockReply, type SockRequest, serveSock } from './sock.js';
+import { PolicyMapWriter } from './policy.js';
+import { EventsWorker } from './events.js';
 
 export type DatapathWhere = 'worker' | 'main-thread';
 
@@ -22,6 +24,10 @@ export interface DatapathHost {
   natGc(): Promise<DatapathOps['natGc']['result']>;
   /** Service maps and the nrd_ct connection table (services.ts), over the pinned maps. */
   lb<K extends LbOp>(op: K, args: DatapathOps[K]['args']): Promise<DatapathOps[K]['result']>;
+  /** Identity policy writes and the flow-event ring buffer (policy.ts, events.ts). */
+  policy<K extends PolicyOp>(op: K, args: DatapathOps[K]['args']): Promise<DatapathOps[K]['result']>;
+  /** Where flow-event batches go (one listener; the latest set wins). */
+  onEvents(cb: (batch: Uint8Array) => void): void;
   /** Socket LB: attach nrd_sock to a cgroup, or detach it (sock.ts). */
   sock(r: SockRequest): Promise<SockReply>;
   /** Releases the host (ends the worker). Pins and links stay. */
@@ -29,6 +35,40 @@ export interface DatapathHost {
 }
 
 export type LbOp = 'servicesApply' | 'ctList' | 'ctFlush' | 'ctGc';
+export type PolicyOp = 'policyApply' | 'eventsStart' | 'eventsStop' | 'eventStats';
+
+/** Serves the policy and event requests on whichever thread holds libbpf. */
+export class PolicyEventsServer {
+  private readonly writers = new Map<string, PolicyMapWriter>();
+  readonly events: EventsWorker;
+
+  constructor(post: (batch: Uint8Array) => void) {
+    this.events = new EventsWorker(post);
+  }
+
+  serve<K extends PolicyOp>(op: K, args: DatapathOps[K]['args']): DatapathOps[K]['result'] {
+    type R = DatapathOps[K]['result'];
+    switch (op) {
+      case 'policyApply': {
+        const a = args as DatapathOps['policyApply']['args'];
+        let w = this.writers.get(a.pinPath);
+        if (!w) this.writers.set(a.pinPath, (w = new PolicyMapWriter(a.pinPath)));
+        return w.apply(a) as R;
+      }
+      case 'eventsStart': return this.events.start((args as DatapathOps['eventsStart']['args']).pinPath) as R;
+      case 'eventStats': return this.events.stats((args as DatapathOps['eventStats']['args']).pinPath) as R;
+      default:
+        this.events.stop();
+        return null as R;
+    }
+  }
+
+  close(): void {
+    this.events.stop();
+    for (const w of this.writers.values()) w.close();
+    this.writers.clear();
+  }
+}
 
 export function createDatapathHost(where: DatapathWhere, log?: DatapathLog): DatapathHost {
   return where === 'worker' ? new WorkerDatapathHost(log) : new InlineDatapathHost(log);
@@ -76,8 +116,17 @@ export class InlineDatapathHost implements DatapathHost {
           : w.ctGc(now);
     return r as DatapathOps[K]['result'];
   }
+  private eventsCb: ((batch: Uint8Array) => void) | undefined;
+  private readonly pol = new PolicyEventsServer((b) => this.eventsCb?.(b));
+  async policy<K extends PolicyOp>(op: K, args: DatapathOps[K]['args']): Promise<DatapathOps[K]['result']> {
+    return this.pol.serve(op, args);
+  }
+  onEvents(cb: (batch: Uint8Array) => void): void {
+    this.eventsCb = cb;
+  }
   async close(): Promise<void> {
     for (const w of this.writers.values()) w.close();
+    this.pol.close();
   }
 }
 
@@ -96,6 +145,7 @@ export class WorkerDatapathHost implements DatapathHost {
   private worker: Worker | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  private eventsCb: ((batch: Uint8Array) => void) | undefined;
 
   constructor(private readonly log?: DatapathLog) {}
 
@@ -111,6 +161,10 @@ export class WorkerDatapathHost implements DatapathHost {
   private onMessage(m: WorkerMessage): void {
     if (m.type === 'log') {
       this.log?.[m.level](m.obj, m.msg);
+      return;
+    }
+    if (m.type === 'events') {
+      this.eventsCb?.(m.batch);
       return;
     }
     const p = this.pending.get(m.id);
@@ -162,6 +216,12 @@ export class WorkerDatapathHost implements DatapathHost {
   }
   sock(r: SockRequest): Promise<SockReply> {
     return this.call('sock', r);
+  }
+  policy<K extends PolicyOp>(op: K, args: DatapathOps[K]['args']): Promise<DatapathOps[K]['result']> {
+    return this.call(op, args);
+  }
+  onEvents(cb: (batch: Uint8Array) => void): void {
+    this.eventsCb = cb;
   }
   async close(): Promise<void> {
     const w = this.worker;

@@ -5,6 +5,8 @@
 // rebuilt as NrdError when they were one, so readiness reasons and API codes survive the hop.
 import type { CtRow, WireServiceOp } from './services.js';
 import type { SockReply, SockRequest } from './sock.js';
+import type { PolicyApplyArgs } from './policy.js';
+import type { EventStats, EventsStartResult } from './events.js';
 import { NrdError, type FailureKind } from '../lib/errors.js';
 import type { DatapathOptions, DatapathStats, DatapathStatus } from './datapath.js';
 
@@ -23,6 +25,12 @@ export interface DatapathOps {
   ctGc: { args: { pinPath: string }; result: { deleted: number; entries: number } };
   /** Socket LB for node processes (sock.ts): cgroup links of nrd_sock. */
   sock: { args: SockRequest; result: SockReply };
+  /** Identity policy (policy.ts): map writes, then the revision bump. */
+  policyApply: { args: PolicyApplyArgs; result: number };
+  /** Flow events (events.ts): drain nrd_events in the worker, batches arrive as 'events' messages. */
+  eventsStart: { args: { pinPath: string }; result: EventsStartResult };
+  eventsStop: { args: null; result: null };
+  eventStats: { args: { pinPath: string }; result: EventStats };
 }
 
 export type DatapathOp = keyof DatapathOps;
@@ -45,7 +53,9 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type WorkerMessage =
   | { type: 'reply'; id: number; ok: true; result: DatapathOps[DatapathOp]['result'] }
   | { type: 'reply'; id: number; ok: false; error: WireError }
-  | { type: 'log'; level: LogLevel; obj: Record<string, unknown>; msg?: string };
+  | { type: 'log'; level: LogLevel; obj: Record<string, unknown>; msg?: string }
+  /** Flow-event records drained from the ring buffer in one round (72 bytes each, concatenated). */
+  | { type: 'events'; batch: Uint8Array };
 
 export function toWireError(e: unknown): WireError {
   if (e instanceof NrdError) return { name: e.name, message: e.message, kind: e.kind, code: e.code, detail: e.detail };

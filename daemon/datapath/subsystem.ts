@@ -30,6 +30,9 @@ import type { ReadinessReporter } from '../lib/health.js';
 import { type DatapathOptions, type DatapathStats, type DatapathStatus, defaultObjectDir } from './datapath.js';
 import { type DatapathHost, type DatapathWhere, createDatapathHost } from './host.js';
 import type { EndpointDpOptions } from './endpoint-dp.js';
+import { type EndpointPolicyView, type PolicyInputs, PolicyDatapath } from './policy.js';
+import { EventHub } from './events.js';
+import { endpointNumericId } from './endpoints.js';
 import type { ServiceRecord } from '../state/records.js';
 import { type BackendStatus, type CtRow, type ServicesOptions, ServicesDatapath } from './services.js';
 import { NRD_LB_F_DRAIN_RESET } from './services-layout.js';
@@ -156,6 +159,11 @@ export class DatapathSubsystem implements Subsystem {
   private nftApplied: string | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
   private readonly gcDeleted: PromCounter<'result'> | undefined;
+  /** Identity policy: inputs kept from any time, written once the endpoint datapath pinned its maps. */
+  private readonly policy: PolicyDatapath;
+  private policyLive = false;
+  /** Flow events of the worker's ring-buffer pump, fanned out to GET /v1/monitor. */
+  readonly events = new EventHub(() => this.eventNames());
   /** The service set handed over (undefined: none yet) and its writer, once the maps exist. */
   private serviceRecords: readonly ServiceRecord[] | undefined;
   private services: ServicesDatapath | undefined;
@@ -163,7 +171,15 @@ export class DatapathSubsystem implements Subsystem {
   private ctDeleted = 0;
 
   constructor(private readonly deps: DatapathSubsystemDeps = {}) {
+    this.policy = new PolicyDatapath({
+      applyPolicyOps: (a) => {
+        const host = this.host;
+        if (!host || !this.config) return Promise.reject(new Error('datapath not started'));
+        return host.policy('policyApply', { ...a, pinPath: this.config.datapath.pinPath });
+      },
+    }, deps.metrics, () => this.policyLive);
     if (!deps.metrics) return;
+    this.registerEventMetrics(deps.metrics);
     const registers = [deps.metrics];
     this.gcDeleted = new PromCounter({
       name: 'nrd_datapath_nat_gc_deleted_total',
@@ -221,6 +237,65 @@ export class DatapathSubsystem implements Subsystem {
     const s = this.services.status().get(service);
     if (!s) throw new NrdError('not_found', 'not_found', `no service ${service} in the datapath`);
     return { host, pinPath: this.config.datapath.pinPath, id: s.id };
+  }
+
+  /** Policies, all endpoints, identities and nodes: level-triggered, may come before start. */
+  setPolicyInputs(inputs: PolicyInputs): Promise<void> {
+    return this.policy.setInputs(inputs);
+  }
+
+  /** The effective policy of an endpoint (GET /v1/policy/:endpoint). */
+  explainPolicy(endpoint: string): EndpointPolicyView | undefined {
+    return this.policy.explain(endpoint);
+  }
+
+  private eventNames(): Map<number, string> {
+    const m = this.policy.endpointNames();
+    for (const e of this.endpoints) m.set(endpointNumericId(e.id), e.id);
+    return m;
+  }
+
+  /** Once the endpoint datapath is loaded: a full policy apply (rewrite and prune) and the event pump. */
+  private async startPolicyAndEvents(host: DatapathHost, config: NrdConfig): Promise<void> {
+    if (this.policyLive) return;
+    this.policyLive = true;
+    host.onEvents((batch) => this.events.publishRaw(batch));
+    void this.policy.sync({ full: true });
+    const r = await host.policy('eventsStart', { pinPath: config.datapath.pinPath });
+    if (!r.running) this.log?.info({ reason: r.reason }, 'flow events unavailable');
+  }
+
+  /** nrd_ev_stats (events written, lost, rate-limited) read at scrape time, and events received here. */
+  private registerEventMetrics(registry: Registry): void {
+    const self = this;
+    new PromCounter({
+      name: 'nrd_datapath_flow_events_total', help: 'Flow events by outcome in BPF: emitted to the ring buffer, lost (ring full), rate_limited (drop-event bucket empty).',
+      labelNames: ['outcome'], registers: [registry],
+      async collect() {
+        this.reset();
+        const host = self.host;
+        if (!host || !self.policyLive || !self.config) return;
+        const s = await host.policy('eventStats', { pinPath: self.config.datapath.pinPath });
+        this.inc({ outcome: 'emitted' }, Number(s.emitted));
+        this.inc({ outcome: 'lost' }, Number(s.lost));
+        this.inc({ outcome: 'rate_limited' }, Number(s.rateLimited));
+      },
+    });
+    new PromCounter({
+      name: 'nrd_datapath_flow_events_received_total', help: 'Flow events the daemon drained from the ring buffer, by type (undecodable: layout mismatch).',
+      labelNames: ['type'], registers: [registry],
+      collect() {
+        this.reset();
+        for (const [type, n] of self.events.counts.byType) this.inc({ type }, n);
+        this.inc({ type: 'undecodable' }, self.events.counts.undecodable);
+      },
+    });
+    new Gauge({
+      name: 'nrd_datapath_monitor_subscribers', help: 'Clients streaming flow events (GET /v1/monitor).', registers: [registry],
+      collect() {
+        this.set(self.events.subscribers);
+      },
+    });
   }
 
   /**
@@ -358,6 +433,7 @@ export class DatapathSubsystem implements Subsystem {
       }
       if (status.endpointDp || masq.mode !== 'bpf') await this.applyNft(config, masq.mode);
       if (status.endpointDp) this.ensureServices(host, config);
+      if (status.endpointDp) await this.startPolicyAndEvents(host, config);
       this.masq = masq;
       this.lastError = undefined;
     } catch (err) {
@@ -397,6 +473,8 @@ export class DatapathSubsystem implements Subsystem {
     // Links and maps stay pinned: the next start reuses them, traffic is never interrupted.
     const host = this.host;
     this.host = undefined;
+    // The next start rewrites the policy maps in full and restarts the pump (the worker's stop ends it).
+    this.policyLive = false;
     if (!host) return;
     if (this.started) await host.stop().catch((err: unknown) => this.log?.warn({ err }, 'datapath stop failed'));
     this.started = false;

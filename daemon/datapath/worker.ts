@@ -7,6 +7,7 @@ import { Datapath, type DatapathLog } from './datapath.js';
 import { type DatapathOps, type DatapathRequest, type LogLevel, type WorkerMessage, toWireError, toWireLogFields } from './protocol.js';
 import { ServiceMapWriter } from './services.js';
 import { serveSock } from './sock.js';
+import { PolicyEventsServer } from './host.js';
 
 const port = parentPort;
 if (!port) throw new Error('datapath/worker.js runs as a worker thread only');
@@ -27,6 +28,9 @@ function serviceMaps(pinPath: string): ServiceMapWriter {
   if (!w) writers.set(pinPath, (w = new ServiceMapWriter(pinPath)));
   return w;
 }
+
+// Policy writes and the flow-event pump; event batches are posted as they are drained.
+const policyEvents = new PolicyEventsServer((batch) => post({ type: 'events', batch }));
 
 function serve(req: DatapathRequest): DatapathOps[DatapathRequest['op']]['result'] {
   switch (req.op) {
@@ -50,7 +54,13 @@ function serve(req: DatapathRequest): DatapathOps[DatapathRequest['op']]['result
       return serviceMaps(req.args.pinPath).ctGc(process.hrtime.bigint());
     case 'sock':
       return serveSock(req.args);
+    case 'policyApply':
+    case 'eventsStart':
+    case 'eventsStop':
+    case 'eventStats':
+      return policyEvents.serve(req.op, req.args);
     case 'stop':
+      policyEvents.events.stop();
       datapath.stop(req.args);
       return null;
   }

@@ -16,6 +16,7 @@ import type { RemoteNodeView } from './node-view.js';
 import { stateQueries, type StateQueries } from './queries.js';
 import type { ServiceRecord } from './records.js';
 import type { Store } from './store.js';
+import type { EndpointRecord, IdentityRecord, NodeRecord, PolicyRecord } from './records.js';
 
 export type { RemoteNodeView } from './node-view.js';
 
@@ -26,6 +27,18 @@ export interface OwnCidrs {
 }
 
 export type OwnCidrsListener = (cidrs: OwnCidrs) => void;
+/** Everything identity policy depends on, as full sets (policy.ts in the datapath consumes it). */
+export interface PolicyInputSet {
+  localNode: string;
+  policies: PolicyRecord[];
+  /** Every endpoint of every node. */
+  endpoints: EndpointRecord[];
+  identities: IdentityRecord[];
+  nodes: NodeRecord[];
+  /** All four collections listed: a consumer may delete what is absent. */
+  synced: boolean;
+}
+export type PolicyInputsListener = (inputs: PolicyInputSet) => void;
 /** `synced` false: the list may still be partial; never delete kernel state on it. */
 export type NodesListener = (nodes: RemoteNodeView[], synced: boolean) => void;
 /** The whole set of services (sorted by name), once the collection is listed. */
@@ -101,6 +114,10 @@ export class StateSubsystem implements Subsystem {
   private readonly metrics: StateMetrics;
   private readonly cidrListeners = new Set<OwnCidrsListener>();
   private readonly nodeListeners = new Set<NodesListener>();
+  private readonly policyListeners = new Set<PolicyInputsListener>();
+  private lastPolicyInputs: string | undefined;
+  private policyScheduled = false;
+  private policyEverSynced = false;
   private readonly serviceListeners = new Set<ServicesListener>();
   private lastServices: string | undefined;
   private servicesScheduled = false;
@@ -154,6 +171,17 @@ export class StateSubsystem implements Subsystem {
     this.serviceListeners.add(cb);
     if (this.lastServices !== undefined) cb(JSON.parse(this.lastServices) as ServiceRecord[]);
     return () => this.serviceListeners.delete(cb);
+  }
+
+  /**
+   * `cb` gets the policy inputs (policies, all endpoints, identities, nodes) whenever any of them
+   * changes, level-triggered like onNodes, coalesced per tick; at once on subscription when known.
+   * After a first synced set, partial views of a restarted state layer are held back.
+   */
+  onPolicyInputs(cb: PolicyInputsListener): () => void {
+    this.policyListeners.add(cb);
+    if (this.lastPolicyInputs !== undefined) cb(JSON.parse(this.lastPolicyInputs) as PolicyInputSet);
+    return () => this.policyListeners.delete(cb);
   }
 
   /** Records this node's VXLAN device MAC in its node record (kept across state-layer restarts). */
@@ -232,6 +260,7 @@ export class StateSubsystem implements Subsystem {
     this.unsubscribe.push(
       cs.onOwnCidrs((c) => this.emitCidrs(c)),
       ...[cs.nodes, cs.alive, cs.cidrs].map((r) => r.onChange(() => this.scheduleNodes())),
+      ...[cs.policies, cs.endpoints, cs.identities, cs.nodes].map((r) => r.onChange(() => this.schedulePolicyInputs())),
       cs.services.onChange(() => this.scheduleServices()),
     );
     this.cs = cs;
@@ -308,6 +337,42 @@ export class StateSubsystem implements Subsystem {
         cb(JSON.parse(text) as ServiceRecord[]);
       } catch (err) {
         this.log?.error({ err }, 'services consumer threw');
+      }
+    }
+  }
+
+  private schedulePolicyInputs(): void {
+    if (this.policyScheduled) return;
+    this.policyScheduled = true;
+    setImmediate(() => {
+      this.policyScheduled = false;
+      this.emitPolicyInputs();
+    });
+  }
+
+  private emitPolicyInputs(): void {
+    const cs = this.cs;
+    if (!cs) return;
+    const synced = [cs.policies, cs.endpoints, cs.identities, cs.nodes].every((r) => r.synced);
+    if (!synced && this.policyEverSynced) return;
+    const byKey = <T>(r: { entries(): [string, T][] }): T[] => r.entries().sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
+    const set: PolicyInputSet = {
+      localNode: cs.status().node,
+      policies: byKey(cs.policies),
+      endpoints: byKey(cs.endpoints),
+      identities: byKey(cs.identities),
+      nodes: byKey(cs.nodes),
+      synced,
+    };
+    const text = JSON.stringify(set);
+    if (text === this.lastPolicyInputs) return;
+    this.lastPolicyInputs = text;
+    if (synced) this.policyEverSynced = true;
+    for (const cb of this.policyListeners) {
+      try {
+        cb(JSON.parse(text) as PolicyInputSet);
+      } catch (err) {
+        this.log?.error({ err }, 'policy-inputs consumer threw');
       }
     }
   }
