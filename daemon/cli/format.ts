@@ -52,6 +52,15 @@ export function formatStatus(st: StatusResponse): string {
     ['etcd', `${c.etcd.endpoints.join(', ')} (prefix ${c.etcd.prefix})`],
     ['Config', `${c.file} (loaded ${c.loadedAt}, log level ${c.logLevel})`],
   ];
+  // What the datapath runs with: the endpoint device and where masquerade happens.
+  const sub = (name: string): Record<string, unknown> | undefined => {
+    const s = st.subsystems.find((x) => x.name === name)?.status;
+    return typeof s === 'object' && s !== null ? (s as Record<string, unknown>) : undefined;
+  };
+  const device = sub('endpoints')?.device as { kind?: string; netkit?: string } | undefined;
+  if (device?.kind) kv.push(['Endpoints', `${device.kind} pairs; netkit ${device.netkit ?? 'unknown'}`]);
+  const masq = sub('datapath')?.masquerade as { mode?: string; reason?: string } | undefined;
+  if (masq?.mode) kv.push(['Masquerade', `${masq.mode}${masq.reason ? ` (${masq.reason})` : ''}`]);
   const reloads = Object.entries(st.reloads).filter(([, n]) => n > 0);
   if (reloads.length > 0 || st.lastReload) {
     const last = st.lastReload ? `; last ${st.lastReload.result} at ${st.lastReload.at}` : '';

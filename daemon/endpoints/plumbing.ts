@@ -39,6 +39,8 @@ export interface EndpointPlumber {
   /** The endpoint-owned links (veths named "nrdv…") by name. */
   hostLinks(): Promise<Map<string, LinkInfo>>;
   netnsExists(path: string): boolean;
+  /** null when the kernel can make netkit devices, else why not (the errno name). */
+  probeNetkit(): Promise<string | null>;
   /** MTU of the uplink: the link named `ifname`, or ("") the one that holds `address`. */
   uplinkMtu(ifname: string, address: string): Promise<number | undefined>;
   close(): void;
@@ -132,6 +134,11 @@ export class NetlinkPlumber implements EndpointPlumber {
     } finally {
       ops.close();
     }
+  }
+
+  /** A transient link with the endpoints' own name prefix, deleted at once. */
+  probeNetkit(): Promise<string | null> {
+    return this.host.probeLinkKind(`${ENDPOINT_MARK.linkPrefix}probe0`, 'netkit');
   }
 
   async uplinkMtu(ifname: string, address: string): Promise<number | undefined> {

@@ -94,11 +94,19 @@ export class EndpointsSubsystem implements Subsystem {
 
   // ---- lifecycle -------------------------------------------------------------------------------
 
+  /** The device endpoints are plumbed with, and whether the kernel offers netkit. */
+  private device: { kind: 'veth'; netkit: string } = { kind: 'veth', netkit: 'not probed yet' };
+
   async start(ctx: SubsystemContext): Promise<void> {
     this.log = ctx.log;
     this.ready = ctx.ready;
     this.config = ctx.config;
     this.plumber = this.deps.plumber();
+    // netkit (kernel 6.7+, a veth replacement whose BPF runs inside the device) is probed and
+    // reported; nrd plumbs veth pairs, the device its datapath is built and tested on.
+    const netkit = await this.plumber.probeNetkit().catch((e: unknown) => (e instanceof Error ? e.message : String(e)));
+    this.device = { kind: 'veth', netkit: netkit === null ? 'present (not used: nrd plumbs veth pairs)' : `absent (${netkit})` };
+    ctx.log.info(this.device, 'endpoint device');
     // Nothing of ours is deleted before the first synced pass: the owner starts with an empty,
     // unsynced desired set and only adopts.
     this.deps.owner.setEndpoints([], false);
@@ -141,7 +149,7 @@ export class EndpointsSubsystem implements Subsystem {
   }
 
   status(): unknown {
-    return { synced: this.synced, endpoints: this.known.size, notReady: [...this.known.values()].filter((e) => e.hostIfindex === 0).map((e) => e.record.id) };
+    return { device: this.device, synced: this.synced, endpoints: this.known.size, notReady: [...this.known.values()].filter((e) => e.hostIfindex === 0).map((e) => e.record.id) };
   }
 
   // ---- commands and queries (the control API's) --------------------------------------------------

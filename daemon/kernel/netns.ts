@@ -179,6 +179,17 @@ export function encodeVethCreate(s: VethSpec): Buffer {
   return w.finish();
 }
 
+/** RTM_NEWLINK payload for `ip link add NAME type KIND` with no other attribute (a probe). */
+export function encodeLinkKindProbe(name: string, kind: string): Buffer {
+  const w = new AttrWriter(64);
+  writeIfinfomsg(w);
+  w.attrString(IFLA_IFNAME, name);
+  const li = w.forkAttr(IFLA_LINKINFO);
+  w.attrString(IFLA_INFO_KIND, kind);
+  w.join(li);
+  return w.finish();
+}
+
 /** RTM_NEWADDR payload (ifaddrmsg + IFA_LOCAL/IFA_ADDRESS + IFA_FLAGS). */
 export function encodeAddress(a: AddressSpec): Buffer {
   const fam = familyOf(a.address);
@@ -213,6 +224,21 @@ export class LinkOps {
 
   createVeth(s: VethSpec): Promise<void> {
     return this.ch.write(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, encodeVethCreate(s), 'newLink');
+  }
+
+  /**
+   * Whether this kernel can create links of `kind` (e.g. "netkit"): creates `name` and deletes it
+   * again. null when it can; otherwise the errno name (EOPNOTSUPP: the kind is unknown here).
+   */
+  async probeLinkKind(name: string, kind: string): Promise<string | null> {
+    try {
+      await this.ch.write(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, encodeLinkKindProbe(name, kind), 'newLink');
+    } catch (e) {
+      return isKernelError(e) ? e.code : String(e);
+    }
+    const made = await this.getLink(name);
+    if (made) await this.deleteLink(made.index);
+    return null;
   }
 
   async getLink(nameOrIndex: string | number): Promise<LinkInfo | null> {

@@ -159,6 +159,13 @@ test('endpoint add: eth0 with /32 and /128, default routes via the gateway, nrdv
   assert.ok(rec.identity > 0);
   assert.deepEqual(etcdKeys('/nrd/v1/ips/nrdt-node/').sort(), ep.ips.map((ip) => `/nrd/v1/ips/nrdt-node/${ip}`).sort());
 
+  // nrdctl status says which device endpoints get: veth; this kernel has no netkit, and the probe
+  // leaves no link behind.
+  const s = await nrdctl('status');
+  assert.equal(s.code, 0, s.stderr);
+  assert.match(s.stdout, /^Endpoints:\s+veth pairs; netkit (absent \(E[A-Z]+\)|present)/m);
+  assert.doesNotMatch((await sb.node.ip(['-o', 'link', 'show'])).stdout, /nrdvprobe0/, 'the netkit probe left its link');
+
   // nrdctl endpoints shows the host veth and the state.
   const t = await nrdctl('endpoints');
   assert.equal(t.code, 0, t.stderr);

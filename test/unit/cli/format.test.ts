@@ -31,6 +31,22 @@ test('status summary: node, readiness with reason, config and one row per subsys
   assert.match(out, /^bgp\s+no\s+2025-01-01T00:00:01\.000Z\s+no peer established$/m);
 });
 
+test('status names the endpoint device (veth, whether netkit exists) and where masquerade runs', () => {
+  const base = sampleStatus();
+  const st = {
+    ...base,
+    subsystems: [
+      ...base.subsystems,
+      { name: 'endpoints', ready: true, since: '2025-01-01T00:00:01.000Z', status: { device: { kind: 'veth', netkit: 'absent (EOPNOTSUPP)' } } },
+      { name: 'datapath', ready: true, since: '2025-01-01T00:00:01.000Z', status: { masquerade: { mode: 'nftables', reason: 'datapath.masqueradeBackend is nftables' } } },
+    ],
+  };
+  const out = formatStatus(st);
+  assert.match(out, /^Endpoints:\s+veth pairs; netkit absent \(EOPNOTSUPP\)$/m);
+  assert.match(out, /^Masquerade:\s+nftables \(datapath\.masqueradeBackend is nftables\)$/m);
+  assert.doesNotMatch(formatStatus(base), /Masquerade|Endpoints:/);
+});
+
 test('a ready node says ready and omits an empty reload line', () => {
   const out = formatStatus(sampleStatus({ ready: true, status: 'ready (api)', reloads: { applied: 0, unchanged: 0, rejected: 0, failed: 0 } }));
   assert.match(out, /^State:\s+ready$/m);

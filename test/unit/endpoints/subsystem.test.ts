@@ -64,6 +64,7 @@ class FakePlumber implements EndpointPlumber {
   netnsExists(p: string): boolean {
     return this.namespaces.has(p);
   }
+  probeNetkit = async (): Promise<string | null> => 'EOPNOTSUPP';
   uplinkMtu = async (ifname: string, address: string): Promise<number | undefined> => (ifname === 'eth0' || address === '192.0.2.10' || address === '2001:db8::10' ? 9000 : undefined);
   close(): void {}
 }
