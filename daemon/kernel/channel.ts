@@ -79,7 +79,86 @@ function batchFail(b: Batch, index: number, error: KernelError): void {
 }
 
 /** a < b in serial arithmetic (valid while fewer than 2^31 messages are in flight). */
-const before = (a: number, b: number): boolean => ((a - b) | 0) < 0;
+export const before = (a: number, b: number): boolean => ((a - b) | 0) < 0;
+
+/** One datagram of a batch: its bytes and the sequence numbers of its first and last message. */
+export interface Datagram {
+  buf: Buffer;
+  from: number;
+  to: number;
+  count: number;
+}
+
+/**
+ * Encode `items` as netlink messages with sequence numbers first, first + 1, … packed into
+ * datagrams of up to `limit` bytes; the last message of each asks for the ACK that settles the
+ * whole datagram (see the header comment). An item whose size or encoding throws fails alone.
+ */
+export function encodeBatch<T>(
+  type: number,
+  flags: number,
+  items: readonly T[],
+  encode: (b: Buffer, off: number, item: T) => number,
+  maxBytes: (item: T) => number,
+  call: string,
+  first: number,
+  limit: number,
+  fail: (index: number, e: KernelError) => void,
+  emit: (d: Datagram) => void,
+): void {
+  const n = items.length;
+  let buf = Buffer.allocUnsafe(limit);
+  let off = 0;
+  let lastStart = -1;
+  let dgFirst = 0;
+  let dgLast = 0;
+  let msgs = 0;
+  const send = (): void => {
+    buf[lastStart + 6] = (buf[lastStart + 6]! | NLM_F_ACK) & 255;
+    emit({ buf: buf.subarray(0, off), from: dgFirst, to: dgLast, count: msgs });
+  };
+  const f = flags | NLM_F_REQUEST;
+  for (let i = 0; i < n; i++) {
+    const item = items[i]!;
+    let need: number;
+    try {
+      need = NLMSG_HDRLEN + maxBytes(item);
+    } catch (e) {
+      fail(i, new KernelError('EINVAL', osConstants.errno.EINVAL, call, e instanceof Error ? e.message : String(e)));
+      continue;
+    }
+    if (off > 0 && off + need > limit) {
+      send();
+      buf = Buffer.allocUnsafe(Math.max(limit, need));
+      off = 0;
+      msgs = 0;
+    } else if (off + need > buf.length) {
+      const bigger = Buffer.allocUnsafe(off + need);
+      buf.copy(bigger, 0, 0, off);
+      buf = bigger;
+    }
+    const seq = (first + i) >>> 0;
+    let end: number;
+    try {
+      end = encode(buf, off + NLMSG_HDRLEN, item);
+    } catch (e) {
+      fail(i, new KernelError('EINVAL', osConstants.errno.EINVAL, call, e instanceof Error ? e.message : String(e)));
+      continue;
+    }
+    const len = end - off;
+    buf.writeUInt32LE(len, off);
+    buf.writeUInt16LE(type, off + 4);
+    buf.writeUInt16LE(f, off + 6);
+    buf.writeUInt32LE(seq, off + 8);
+    buf.writeUInt32LE(0, off + 12);
+    if (msgs === 0) dgFirst = seq;
+    dgLast = seq;
+    lastStart = off;
+    off = end;
+    msgs++;
+  }
+  if (msgs > 0) send();
+}
 
 export interface ChannelOptions {
   /** Multicast groups to join (a notification channel). */
@@ -109,6 +188,11 @@ export class NetlinkChannel {
   private dumpChain: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly batchDatagram: number;
+  /** Largest datagram writeMany packs (a writer on another socket with the same buffers may use it too). */
+  get datagramLimit(): number {
+    return this.batchDatagram;
+  }
+
   /** Datagrams sent and messages packed: the bench reports them. */
   readonly stats = { datagrams: 0, messages: 0 };
   /** SO_RCVBUFFORCE took effect (overflowSafeRcvbuf channels). */
@@ -187,21 +271,12 @@ export class NetlinkChannel {
     let resolveBatch!: (f: BatchFailure[]) => void;
     const done = new Promise<BatchFailure[]>((r) => (resolveBatch = r));
     const batch: Batch = { first, count: n, call, open: [], failed: new Set(), failures: [], resolve: resolveBatch };
-    const limit = this.batchDatagram;
-    let buf = Buffer.allocUnsafe(limit);
-    let off = 0;
-    let lastStart = -1;
-    let dgFirst = 0;
-    let dgLast = 0;
-    let msgs = 0;
-    const send = (): void => {
-      // The last message of the datagram asks for the ACK that settles everything before it.
-      buf[lastStart + 6] = (buf[lastStart + 6]! | NLM_F_ACK) & 255;
-      const range = { from: dgFirst, to: dgLast };
+    encodeBatch(type, flags, items, encode, maxBytes, call, first, this.batchDatagram, (i, e) => batchFail(batch, i, e), (d) => {
+      const range = { from: d.from, to: d.to };
       batch.open.push(range);
       this.stats.datagrams++;
-      this.stats.messages += msgs;
-      this.sock.send(buf.subarray(0, off), {}, (err?: unknown) => {
+      this.stats.messages += d.count;
+      this.sock.send(d.buf, {}, (err?: unknown) => {
         if (!err) return;
         // Not sent: its messages failed, and no ACK will come for it.
         const e = kernelErrorFrom(err, call);
@@ -210,48 +285,7 @@ export class NetlinkChannel {
         if (i >= 0) batch.open.splice(i, 1);
         this.settleBatches();
       });
-    };
-    const f = flags | NLM_F_REQUEST;
-    for (let i = 0; i < n; i++) {
-      const item = items[i]!;
-      let need: number;
-      try {
-        need = NLMSG_HDRLEN + maxBytes(item);
-      } catch (e) {
-        batchFail(batch, i, new KernelError('EINVAL', osConstants.errno.EINVAL, call, e instanceof Error ? e.message : String(e)));
-        continue;
-      }
-      if (off > 0 && off + need > limit) {
-        send();
-        buf = Buffer.allocUnsafe(Math.max(limit, need));
-        off = 0;
-        msgs = 0;
-      } else if (off + need > buf.length) {
-        const bigger = Buffer.allocUnsafe(off + need);
-        buf.copy(bigger, 0, 0, off);
-        buf = bigger;
-      }
-      const seq = (first + i) >>> 0;
-      let end: number;
-      try {
-        end = encode(buf, off + NLMSG_HDRLEN, item);
-      } catch (e) {
-        batchFail(batch, i, new KernelError('EINVAL', osConstants.errno.EINVAL, call, e instanceof Error ? e.message : String(e)));
-        continue;
-      }
-      const len = end - off;
-      buf.writeUInt32LE(len, off);
-      buf.writeUInt16LE(type, off + 4);
-      buf.writeUInt16LE(f, off + 6);
-      buf.writeUInt32LE(seq, off + 8);
-      buf.writeUInt32LE(0, off + 12);
-      if (msgs === 0) dgFirst = seq;
-      dgLast = seq;
-      lastStart = off;
-      off = end;
-      msgs++;
-    }
-    if (msgs > 0) send();
+    });
     this.batches.push(batch);
     this.sock.ref();
     this.settleBatches();

@@ -2,6 +2,7 @@
 // neighbours, AF_BRIDGE FDB entries, addresses, sysctls and change notifications
 // (RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE). Acts on the caller's network namespace.
 import { NetlinkChannel } from './channel.js';
+import { RouteWriter } from './route-writer.js';
 import {
   AF_BRIDGE,
   AF_INET,
@@ -87,10 +88,29 @@ export class NetlinkKernelPort implements KernelPort {
   private readonly ch = new NetlinkChannel();
   private events: NetlinkChannel | null = null;
   private readonly handlers = new Set<(e: KernelEvent) => void>();
+  /** Route batches go through a writer thread (made at the first batch; null: it could not start). */
+  private writer: RouteWriter | null | undefined;
 
-  /** Datagrams/messages sent by the request channel (for the benchmark). */
+  /** Datagrams/messages sent by the request channel and the route writer (for the benchmark). */
   get stats(): { datagrams: number; messages: number } {
-    return this.ch.stats;
+    const w = this.writer?.stats ?? { datagrams: 0, messages: 0 };
+    return { datagrams: this.ch.stats.datagrams + w.datagrams, messages: this.ch.stats.messages + w.messages };
+  }
+
+  /**
+   * The channel for route batches: the writer thread (the kernel applies a batch inside sendmsg,
+   * seconds for a million routes, which must not be the event loop's time), or this thread's
+   * channel when the writer cannot start or has failed (a failed batch is retried by the caller).
+   */
+  private batchChannel(): Pick<NetlinkChannel, 'writeMany'> {
+    if (this.writer === undefined) {
+      try {
+        this.writer = new RouteWriter(this.ch.datagramLimit);
+      } catch {
+        this.writer = null;
+      }
+    }
+    return this.writer?.usable ? this.writer : this.ch;
   }
 
   async listRoutes(family: Family, table: number): Promise<Route[]> {
@@ -107,11 +127,11 @@ export class NetlinkKernelPort implements KernelPort {
   }
 
   replaceRoutes(routes: readonly Route[]): Promise<BatchFailure[]> {
-    return this.ch.writeMany(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, routes, writeNew, routeMaxBytes, 'newRoute');
+    return this.batchChannel().writeMany(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, routes, writeNew, routeMaxBytes, 'newRoute');
   }
 
   deleteRoutes(routes: readonly RouteSelector[]): Promise<BatchFailure[]> {
-    return this.ch.writeMany(RTM_DELROUTE, 0, routes, writeDel, delMaxBytes, 'delRoute');
+    return this.batchChannel().writeMany(RTM_DELROUTE, 0, routes, writeDel, delMaxBytes, 'delRoute');
   }
 
   async listLinks(): Promise<LinkInfo[]> {
@@ -240,6 +260,7 @@ export class NetlinkKernelPort implements KernelPort {
   }
 
   close(): void {
+    this.writer?.close();
     this.ch.close();
     this.events?.close();
     this.events = null;

@@ -152,6 +152,12 @@ export function routeMatches(want: Route, actual: Route): boolean {
   if ((want.mtu ?? 0) !== (actual.mtu ?? 0)) return false;
   if (want.type !== 'unicast') return true;
   if (want.nextHops.length !== actual.nextHops.length) return false;
+  if (want.nextHops.length === 1) {
+    // The common case, compared without the normalised copies below (a million echoes after a bulk write).
+    const w = want.nextHops[0]!;
+    const a = actual.nextHops[0]!;
+    return (w.gateway ?? '') === (a.gateway ?? '') && !!w.onlink === !!a.onlink && (w.weight ?? 1) === (a.weight ?? 1) && (w.ifindex === undefined || a.ifindex === w.ifindex);
+  }
   const left = actual.nextHops.map(normHop);
   for (const w of want.nextHops.map(normHop)) {
     const i = left.findIndex(
@@ -214,15 +220,28 @@ interface PassState {
 interface RoutePlan {
   write: Route[];
   writeKeys: string[];
+  /** Signature of each write (what `installed` holds once it is in). */
+  sigs: string[];
   isReplace: boolean[];
   stale: RouteSelector[];
   staleKeys: string[];
 }
 
-const newPlan = (): RoutePlan => ({ write: [], writeKeys: [], isReplace: [], stale: [], staleKeys: [] });
+const newPlan = (): RoutePlan => ({ write: [], writeKeys: [], sigs: [], isReplace: [], stale: [], staleKeys: [] });
+
+/** A desired body resolved against one listing of the links (see Reconciler.resolveBody). */
+interface ResolvedBody {
+  links: Map<string, LinkInfo>;
+  /** The route without its prefix (family, dst and metric are the key's). */
+  route: Route;
+  sig: string;
+}
 
 /** Route keys diffed (and their writes sent as one batch) between two turns of the event loop. */
 const ROUTE_CHUNK = 4096;
+
+/** Chunks written concurrently (bounds what waits in the kernel's and the writer's hands). */
+const ROUTE_CHUNKS_IN_FLIGHT = 2;
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -266,6 +285,8 @@ export class Reconciler {
   private othersKey = othersOf(emptyDesired());
   /** Links by name as last listed (device names in desired hops resolve through it). */
   private byName = new Map<string, LinkInfo>();
+  /** Desired bodies resolved against the current links (see resolveBody). */
+  private resolved = new WeakMap<DesiredRouteBody, ResolvedBody>();
   /** Interned route signatures (a few next-hop sets serve most routes). */
   private sigs = new Map<string, string>();
   private vxlanName: string | undefined;
@@ -527,17 +548,17 @@ export class Reconciler {
       return;
     }
     const body = this.routesWant.get(k);
-    let want: Route | undefined;
+    let want: ResolvedBody | undefined;
     if (body) {
       try {
-        want = this.buildRoute(k, body, (dev) => this.cachedIfindex(dev));
+        want = this.resolveBody(body);
       } catch {
         want = undefined;
       }
     }
     // The echo of our own write: nothing to do (the common case, 100k of them after a bulk write).
-    if (want && routeMatches(want, r)) {
-      this.installed.set(k, this.intern(routeSig(want)));
+    if (want && routeMatches(want.route, r)) {
+      this.installed.set(k, want.sig);
       return;
     }
     this.installed.set(k, r);
@@ -557,21 +578,36 @@ export class Reconciler {
     return s;
   }
 
-  /** The kernel route for a desired body at key k (devices resolved; throws if one is missing). */
-  private buildRoute(k: string, b: DesiredRouteBody, ifindexOf: (dev: string) => number): Route {
-    const dst = k;
-    const family: Family = dst.includes(':') ? 6 : 4;
+  /**
+   * A desired body resolved against the links as last listed: the kernel route minus its prefix
+   * and its signature. Cached per body object — the owner shares one body between every prefix on
+   * the same path, so a million routes resolve a handful of bodies, not a million — and made again
+   * once the links are listed again (a device's index may have changed). Throws if a device is missing.
+   */
+  private resolveBody(b: DesiredRouteBody): ResolvedBody {
+    const have = this.resolved.get(b);
+    if (have && have.links === this.byName) return have;
     const route: Route = {
-      family,
-      dst,
+      family: 4,
+      dst: '',
       table: this.table,
       protocol: this.protocol,
       type: b.type,
-      metric: defaultMetric(family),
-      nextHops: b.type === 'unicast' ? b.nextHops.map((h) => this.resolveHop(h, ifindexOf)) : [],
+      nextHops: b.type === 'unicast' ? b.nextHops.map((h) => this.resolveHop(h, (dev) => this.cachedIfindex(dev))) : [],
     };
     if (b.mtu !== undefined) route.mtu = b.mtu;
     if (b.type === 'unicast' && route.nextHops.length === 0) throw new Error('unicast route without next hop');
+    const r: ResolvedBody = { links: this.byName, route, sig: this.intern(routeSig(route)) };
+    this.resolved.set(b, r);
+    return r;
+  }
+
+  /** The kernel route for a desired body at key k (its next hops shared with the resolved body). */
+  private buildRoute(k: string, b: DesiredRouteBody): Route {
+    const { route: t } = this.resolveBody(b);
+    const family: Family = k.includes(':') ? 6 : 4;
+    const route: Route = { family, dst: k, table: this.table, protocol: this.protocol, type: t.type, metric: defaultMetric(family), nextHops: t.nextHops };
+    if (t.mtu !== undefined) route.mtu = t.mtu;
     return route;
   }
 
@@ -787,8 +823,8 @@ export class Reconciler {
         let sig: Installed = r;
         if (body) {
           try {
-            const want = this.buildRoute(k, body, p.ifindexOf);
-            if (routeMatches(want, r)) sig = this.intern(routeSig(want));
+            const want = this.resolveBody(body);
+            if (routeMatches(want.route, r)) sig = want.sig;
           } catch {
             // reported when the key is considered below
           }
@@ -820,14 +856,19 @@ export class Reconciler {
   private async applyRoutes(p: PassState, keys: Iterable<string>): Promise<void> {
     let plan = newPlan();
     let n = 0;
+    // Up to ROUTE_CHUNKS_IN_FLIGHT chunks out at once: the next one is diffed and encoded while the
+    // kernel (on the writer thread) applies the previous one. Chunks hold distinct keys.
+    const flights: Array<Promise<void>> = [];
     for (const k of keys) {
       this.diffRoute(p, plan, k, this.routesWant.get(k), this.installed.get(k));
       if (++n % ROUTE_CHUNK !== 0) continue;
-      await this.flushRoutes(p, plan);
+      flights.push(this.flushRoutes(p, plan));
       plan = newPlan();
+      if (flights.length >= ROUTE_CHUNKS_IN_FLIGHT) await flights.shift();
       await yieldToLoop();
     }
-    await this.flushRoutes(p, plan);
+    flights.push(this.flushRoutes(p, plan));
+    await Promise.all(flights);
   }
 
   /** One chunk: writes, then deletions (there are deletions only when the sources are in sync). */
@@ -850,23 +891,23 @@ export class Reconciler {
       plan.staleKeys.push(k);
       return;
     }
-    let route: Route;
+    let want: ResolvedBody;
     try {
-      route = this.buildRoute(k, body, p.ifindexOf);
+      want = this.resolveBody(body);
     } catch (e) {
       p.fail(`route ${k}`, e);
       this.dirty.add(k);
       this.othersPending = true;
       return;
     }
-    const sig = this.intern(routeSig(route));
-    if (have === sig || (typeof have === 'object' && routeMatches(route, have))) {
+    const sig = want.sig;
+    if (have === sig || (typeof have === 'object' && routeMatches(want.route, have))) {
       if (have !== sig) this.installed.set(k, sig);
       rep.unchanged++;
       return;
     }
     if (have === undefined && this.foreign.has(k)) {
-      rep.conflicts.push(`route ${route.dst} (table ${route.table}) is held by another protocol; not touched`);
+      rep.conflicts.push(`route ${k} (table ${this.table}) is held by another protocol; not touched`);
       return;
     }
     if (have !== undefined && !p.synced) {
@@ -874,8 +915,9 @@ export class Reconciler {
       this.deferredKeys.add(k);
       return;
     }
-    plan.write.push(route);
+    plan.write.push(this.buildRoute(k, body));
     plan.writeKeys.push(k);
+    plan.sigs.push(sig);
     plan.isReplace.push(have !== undefined);
   }
 
@@ -890,7 +932,7 @@ export class Reconciler {
     }
     for (let i = 0; i < plan.write.length; i++) {
       if (failed.has(i)) continue;
-      this.installed.set(plan.writeKeys[i]!, this.intern(routeSig(plan.write[i]!)));
+      this.installed.set(plan.writeKeys[i]!, plan.sigs[i]!);
       if (plan.isReplace[i]) p.rep.routes.replaced++;
       else p.rep.routes.added++;
     }

@@ -33,6 +33,9 @@ import type { KernelPort, Subscription } from '../kernel/types.js';
 import { choosePath, step, type Candidate, type PathState } from './path.js';
 import type { BgpRoute, PathMode, PathSwitch, RemoteNode, RouteView, RoutingOptions } from './types.js';
 
+/** The key of "no BGP path" in the external path cache. */
+const NO_HOPS: readonly string[] = [];
+
 /** Quiet time after an address event before the connected subnets are re-read. */
 const ADDRESS_DEBOUNCE_MS = 200;
 
@@ -133,6 +136,8 @@ export class Router {
   private cidrOwner = new Map<string, RemoteNode>();
   /** Interned path candidates and BGP next-hop sets: a few objects serve every prefix. */
   private cands = new Map<string, Candidate>();
+  /** Path of a prefix of no known node by its interned next-hop set (see externalCand). */
+  private externalCands = new Map<readonly string[], Candidate>();
   private hopSets = new Map<string, string[]>();
   /** Route bodies of native/direct candidates, shared by every prefix on that path. */
   private bodies = new WeakMap<Candidate, DesiredRouteBody>();
@@ -393,6 +398,23 @@ export class Router {
     return h;
   }
 
+  /**
+   * The path of a prefix of no known node: a function of its (interned) BGP next-hop set alone, so
+   * computed once per set — a million external routes over a few next-hop sets cost a few path
+   * choices, not a million filtered, sorted and joined copies.
+   */
+  private externalCand(hops: string[] | undefined): Candidate {
+    const key = hops ?? NO_HOPS;
+    let c = this.externalCands.get(key);
+    if (!c) {
+      c = this.internCand(
+        choosePath({ mode: this.opts.mode, bgpNextHops: hops?.filter((h) => h !== this.underlay!.address), vxlanCapable: false, connected: this.connected }),
+      );
+      this.externalCands.set(key, c);
+    }
+    return c;
+  }
+
   private internCand(c: Candidate): Candidate {
     const k = `${c.mode}|${c.nextHops.join(',')}`;
     const have = this.cands.get(k);
@@ -459,6 +481,8 @@ export class Router {
     this.fullPending = false;
     this.dirtyPrefixes.clear();
     this.bodies = new WeakMap();
+    // Mode, underlay address and hop sets may have changed: choose the external paths again.
+    this.externalCands.clear();
     if (this.cands.size > 10_000) this.cands.clear();
     if (this.hopSets.size > 10_000) this.rebuildHopSets();
     const now = this.clock.now();
@@ -524,15 +548,18 @@ export class Router {
   /** One prefix's path (see step()); returns when to evaluate it again (a hold-down runs). */
   private evaluate(prefix: string, node: RemoteNode | undefined, steady: boolean, now: number): number | undefined {
     this.evaluations++;
-    const cand = this.internCand(
-      choosePath({
-        mode: this.opts.mode,
-        bgpNextHops: this.usesBgp() ? this.bgp.get(prefix)?.filter((h) => h !== this.underlay!.address) : undefined,
-        ...(node ? { underlay: node.underlay } : {}),
-        vxlanCapable: !!node?.vtepMac,
-        connected: this.connected,
-      }),
-    );
+    const hops = this.usesBgp() ? this.bgp.get(prefix) : undefined;
+    const cand = node
+      ? this.internCand(
+          choosePath({
+            mode: this.opts.mode,
+            bgpNextHops: hops?.filter((h) => h !== this.underlay!.address),
+            underlay: node.underlay,
+            vxlanCapable: !!node.vtepMac,
+            connected: this.connected,
+          }),
+        )
+      : this.externalCand(hops);
     const prev = this.prefixes.get(prefix);
     // Until the sources are in sync every evaluation is a first one: the best path known is taken
     // at once and no hold-down starts, so a restart converges on the routes it had before.
