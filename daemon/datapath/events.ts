@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import { EVENTS_MAP, EVENT_STATS_MAP, EventStat, EventType, FLOW_EVENT_SIZE, type FlowEvent as RawFlowEvent, Translation, decodeFlowEvent as decodeRaw } from './events-layout.js';
 import { ForwardReason } from './policy-layout.js';
-import { closeFd, objGet } from './libbpf.js';
+import { closeFd, objGet, ringBufferOpen } from './libbpf.js';
 import { PerCpuMap, counterCodec, sumCounters, u32Codec } from './maps.js';
 import { DropReason } from './endpoint-layout.js';
 
@@ -296,10 +296,16 @@ export type EventsStartResult = { running: true } | { running: false; reason: st
 /** Opens the pinned nrd_events ring buffer: the libbpf ring_buffer binding (registered by its module). */
 export type RingOpener = (mapFd: number, onRecord: (rec: Uint8Array) => void) => RingReader;
 
-let ringOpener: RingOpener | undefined;
+/** libbpf's ring-buffer consumer (ring_buffer__new/__consume/__free through koffi). */
+const libbpfRing: RingOpener = (mapFd, onRecord) => {
+  const rb = ringBufferOpen(mapFd, onRecord);
+  return { consume: () => rb.consume(), close: () => rb.free() };
+};
 
-/** Registers the libbpf ring-buffer binding; until then the worker reports events as unavailable. */
-export function setRingOpener(open: RingOpener): void {
+let ringOpener: RingOpener | undefined = libbpfRing;
+
+/** Replaces the ring-buffer binding (tests); undefined: the worker reports events as unavailable. */
+export function setRingOpener(open: RingOpener | undefined): void {
   ringOpener = open;
 }
 

@@ -54,7 +54,7 @@ interface Native {
   btf_type_by_id: Fn; btf_name: Fn; btf_type_cnt: Fn; btf_resolve_size: Fn; update_elem: Fn;
   lookup_elem: Fn; delete_elem: Fn; get_next_key: Fn; link_create: Fn; link_update: Fn;
   link_detach: Fn; obj_pin: Fn; obj_get: Fn; get_info: Fn; test_run: Fn; num_cpus: Fn;
-  set_print: Fn; vsnprintf: Fn;
+  set_print: Fn; vsnprintf: Fn; ringbuf_new: Fn; ringbuf_consume: Fn; ringbuf_free: Fn;
 }
 
 let native: Native | undefined;
@@ -112,6 +112,9 @@ function lib(): Native {
     test_run: f('int bpf_prog_test_run_opts(int prog_fd, void *opts)'),
     num_cpus: f('int libbpf_num_possible_cpus(void)'),
     set_print: f('void *libbpf_set_print(void *fn)'),
+    ringbuf_new: f('void *ring_buffer__new(int map_fd, void *sample_cb, void *ctx, const void *opts)'),
+    ringbuf_consume: f('int ring_buffer__consume(void *rb)'),
+    ringbuf_free: f('void ring_buffer__free(void *rb)'),
     vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t size, const char *fmt, void *ap)') as Fn,
   };
   // libbpf prints warnings and verifier logs to stderr by default; route them into a ring that
@@ -520,5 +523,48 @@ export function progInfo(progFd: number): ProgInfo {
     type: b.readUInt32LE(0),
     id: b.readUInt32LE(4),
     name: nameBytes.subarray(0, end < 0 ? 16 : end).toString('utf8'),
+  };
+}
+
+// ---- ring buffers --------------------------------------------------------------------------------
+
+/** A BPF_MAP_TYPE_RINGBUF consumer (libbpf ring_buffer__new/__consume/__free). */
+export interface RingBuffer {
+  /** Hands every record available now to the callback; returns how many there were. */
+  consume(): number;
+  free(): void;
+}
+
+let sampleProto: ReturnType<typeof koffi.proto> | undefined;
+
+/**
+ * Opens a consumer of the ring buffer map `mapFd`. onRecord receives a copy of each record (the
+ * ring's memory is reused as soon as the callback returns). Records are delivered only from
+ * consume(), on the calling thread: no libbpf thread calls into JavaScript.
+ */
+export function ringBufferOpen(mapFd: number, onRecord: (record: Uint8Array) => void): RingBuffer {
+  const n = lib();
+  sampleProto ??= koffi.proto('int nrd_ring_sample(void *ctx, void *data, size_t size)');
+  const cb = koffi.register((_ctx: unknown, data: unknown, size: number | bigint): number => {
+    const len = Number(size);
+    onRecord(new Uint8Array(koffi.view(data, len)).slice());
+    return 0;
+  }, koffi.pointer(sampleProto));
+  let rb: bigint;
+  try {
+    rb = checkPtr<bigint>('ring_buffer__new', n.ringbuf_new(mapFd, cb, null, null), `map fd ${mapFd}`);
+  } catch (e) {
+    koffi.unregister(cb);
+    throw e;
+  }
+  let open = true;
+  return {
+    consume: () => (open ? check('ring_buffer__consume', n.ringbuf_consume(rb) as number) : 0),
+    free: () => {
+      if (!open) return;
+      open = false;
+      n.ringbuf_free(rb);
+      koffi.unregister(cb);
+    },
   };
 }

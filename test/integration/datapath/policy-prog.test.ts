@@ -5,7 +5,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { progTestRun } from '../../../daemon/datapath/libbpf.js';
+import { progTestRun, ringBufferOpen } from '../../../daemon/datapath/libbpf.js';
+import { DropReason } from '../../../daemon/datapath/endpoint-layout.js';
+import { EventType, decodeFlowEvent, type FlowEvent } from '../../../daemon/datapath/events-layout.js';
 import { TypedMap, lpm4KeyCodec, parseCidr, u32Codec } from '../../../daemon/datapath/maps.js';
 import { loadObject } from '../../../daemon/datapath/objects.js';
 import { NRD_DP_F_ARP_ANY, NRD_DP_F_IPV6, NRD_EP_IF_F_IP4, epIfCodec, epKeyCodec, epValueCodec, macKnob } from '../../../daemon/datapath/endpoint-layout.js';
@@ -52,7 +54,24 @@ describe('nrd_policy in nrd_endpoint (BPF_PROG_TEST_RUN)', () => {
       pol.delete(key);
       assert.equal(progTestRun(prog, { data: syn(40002, 80) }).retval, TC_ACT_REDIRECT, 'established flow');
       rev.set(0, 1);
-      assert.equal(progTestRun(prog, { data: syn(40002, 80) }).retval, TC_ACT_SHOT, 're-checked after the bump');
+      // The ring buffer, read the way the daemon reads it (libbpf ring_buffer__consume): drain what
+      // the runs above left, then the drop below must appear as a record with reason policy.
+      const events: FlowEvent[] = [];
+      const ring = ringBufferOpen(o.mapFd('nrd_events'), (r) => events.push(decodeFlowEvent(Buffer.from(r))));
+      try {
+        ring.consume();
+        events.length = 0;
+        assert.equal(progTestRun(prog, { data: syn(40002, 80) }).retval, TC_ACT_SHOT, 're-checked after the bump');
+        assert.ok(ring.consume() >= 1, 'no record for the policy drop');
+        const drop = events.find((e) => e.type === EventType.dropped);
+        assert.ok(drop, JSON.stringify(events, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+        assert.equal(drop.reason, DropReason.policy);
+        assert.deepEqual([drop.saddr, drop.daddr, drop.sport, drop.dport, drop.proto], [A.ip4, B.ip4, 40002, 80, 6]);
+        assert.equal(drop.srcIdentity, A.identity);
+        assert.equal(drop.dstIdentity, B.identity);
+      } finally {
+        ring.free();
+      }
     } finally {
       o.close();
     }
