@@ -15,7 +15,7 @@ import { waitFor } from '../../lib/wait.js';
 import { METRICS_PORT, NODE_ADDRESS, NRDCTL, NotifyReceiver, NrdSandbox, UPLINK, runNode, type NrdProcess } from './harness.js';
 
 /** The daemon's subsystems in start order (daemon/main.ts). */
-const SUBSYSTEMS = ['api', 'state', 'bgp', 'routing', 'endpoints', 'datapath'];
+const SUBSYSTEMS = ['api', 'state', 'bgp', 'bfd', 'routing', 'endpoints', 'datapath'];
 
 // Teardown of nrd, namespaces, temp dir and bpffs, registered before anything exists.
 const sb = NrdSandbox.use(after, 'daemon');
@@ -66,7 +66,8 @@ before(async () => {
   // A filesystem socket: an abstract name would live in the root namespace, out of nrd's reach.
   notify = new NotifyReceiver(join(sb.dir, 'notify.sock'));
   nrd = sb.spawnNrd({
-    site: sb.site({ socket, metricsPort }),
+    // One deny rule (an address nothing uses): the XDP prefilter is attached only when it has one.
+    site: sb.site({ socket, metricsPort, xdpDeny: ['203.0.113.99/32'] }),
     // 200 ms watchdog: WATCHDOG=1 every 100 ms.
     env: { NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: '200000' },
   });
@@ -178,7 +179,7 @@ test('SIGHUP with log.level debug: applied without restart, debug lines appear',
   await get('/healthz');
   assert.equal(nrd.logs.some(isApiDebug), false, 'no debug lines at info level');
   const notifyMark = notify.messages.length;
-  writeFileSync(nrd.siteFile, sb.site({ socket, metricsPort, level: 'debug' }));
+  writeFileSync(nrd.siteFile, sb.site({ socket, metricsPort, level: 'debug', xdpDeny: ['203.0.113.99/32'] }));
   nrd.signal('SIGHUP');
   const applied = await nrd.waitForLog((l) => l.msg === 'config reload applied', 'reload applied');
   assert.equal(applied.level, 'info');
@@ -199,7 +200,7 @@ test('SIGHUP with log.level debug: applied without restart, debug lines appear',
 });
 
 test('SIGHUP with a broken file: rejected with key and value logged, running config kept', async () => {
-  writeFileSync(nrd.siteFile, sb.site({ socket, metricsPort, level: 'debug', extra: 'bgp:\n  asn: not-a-number\n' }));
+  writeFileSync(nrd.siteFile, sb.site({ socket, metricsPort, level: 'debug', xdpDeny: ['203.0.113.99/32'], extra: 'bgp:\n  asn: not-a-number\n' }));
   nrd.signal('SIGHUP');
   await nrd.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('config reload rejected'), 'reload rejected');
   const issue = nrd.logs.find((l) => l.level === 'error' && typeof l.msg === 'string' && l.msg.startsWith('config issue:'));

@@ -208,6 +208,8 @@ export interface SiteOptions {
   /** etcd.endpoints; absent: the embedded etcd nrd starts itself. */
   etcdEndpoints?: readonly string[];
   level?: string;
+  /** datapath.xdpPrefilter.deny (the prefilter is attached only when it has a rule). */
+  xdpDeny?: readonly string[];
   extra?: string;
 }
 
@@ -226,6 +228,7 @@ export function siteYaml(o: SiteOptions): string {
     ...(o.etcdEndpoints ? ['etcd:', `  endpoints: [${o.etcdEndpoints.map((e) => JSON.stringify(e)).join(', ')}]`] : []),
     'datapath:',
     `  pinPath: ${o.pinPath}`,
+    ...(o.xdpDeny ? [`  xdpPrefilter: {deny: [${o.xdpDeny.map((c) => JSON.stringify(c)).join(', ')}]}`] : []),
     'api:',
     `  socket: ${o.socket}`,
     `  metrics: "${o.metricsPort === null ? '' : `127.0.0.1:${o.metricsPort}`}"`,

@@ -73,8 +73,10 @@ describe('nrd with the default pin path under ip netns exec', () => {
       },
       { timeoutMs: 30_000, intervalMs: 200, what: `datapath ready; ${nrd.describe()}` },
     );
-    const view = dp.status as { attachments: Array<{ pin: string; hook: string }> };
-    assert.ok(view.attachments.some((a) => a.hook === 'xdp' && a.pin.startsWith('/sys/fs/bpf/nrd/links/')), JSON.stringify(view));
+    // Links pinned under the default pin path: the uplink's programs (the XDP prefilter only comes
+    // with a deny rule; this site has none).
+    const view = dp.status as { endpointDp?: { netdevs: Array<{ pin: string; hook: string }> } };
+    assert.ok(view.endpointDp?.netdevs.some((a) => a.hook === 'tc-egress' && a.pin.startsWith('/sys/fs/bpf/nrd/links/')), JSON.stringify(view));
     const mounted = nrd.logs.find((l) => l.subsystem === 'datapath' && l.mountpoint === '/sys/fs/bpf');
     assert.ok(mounted, `no log line about the bpffs mount; ${JSON.stringify(nrd.logs.slice(-10))}`);
     const r = await get(socket(), '/v1/datapath');

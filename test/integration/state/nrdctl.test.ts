@@ -85,7 +85,13 @@ test('bad service and policy input through nrdctl: refused, reason printed, non-
   }
   assert.equal(revision(), rev, 'etcd revision unchanged: nothing was written');
   const list = await ctl(['service', 'list'], [], true);
-  assert.deepEqual(JSON.parse(list.stdout).services, [{ name: 'web', vip: '10.96.0.10', port: 80, protocol: 'tcp', backends: [{ ip: '10.244.1.2', port: 8080 }] }]);
+  // The record as stored; the datapath's view (additive `datapath` field) is there once the
+  // service reached the BPF maps, with the same backend active.
+  const services = JSON.parse(list.stdout).services as Array<Record<string, unknown> & { datapath?: { backends: Array<{ ip: string; port: number; state: string }> } }>;
+  assert.deepEqual(services.map(({ datapath: _dp, ...rec }) => rec), [{ name: 'web', vip: '10.96.0.10', port: 80, protocol: 'tcp', backends: [{ ip: '10.244.1.2', port: 8080 }] }]);
+  for (const s of services) {
+    if (s.datapath) assert.deepEqual(s.datapath.backends.map((b) => [b.ip, b.port, b.state]), [['10.244.1.2', 8080, 'active']]);
+  }
 });
 
 test('policy set/list/del, service del, endpoints, decommission of an unknown node (404)', async () => {
