@@ -21,6 +21,12 @@ const SECONDS = 12;
 const KILL_AT_MS = 3000;
 const PORT = 5201;
 /**
+ * The transfer is paced (iperf3 -b): an unpaced flow saturates the 2-core machine, and the losses
+ * of an overloaded CPU (thousands of retransmissions, varying widely between runs) would hide the
+ * ones a datapath stall causes. At this rate a healthy path retransmits next to nothing.
+ */
+const RATE = '400M';
+/**
  * Retransmissions allowed above the baseline run: 50 segments or half the baseline, whichever is
  * more. Two runs on a shared 2-core machine differ by a few dozen retransmissions on their own;
  * a stall of the datapath (packets dropped for the hundreds of ms a restart takes) costs hundreds.
@@ -85,7 +91,7 @@ interface IperfResult {
 }
 
 function startClient(): ManagedProcess {
-  return client.host.spawn(['iperf3', '-c', server.ip, '-p', String(PORT), '-t', String(SECONDS), '-i', '1', '-J', '--connect-timeout', '3000'], {
+  return client.host.spawn(['iperf3', '-c', server.ip, '-p', String(PORT), '-t', String(SECONDS), '-b', RATE, '-i', '1', '-J', '--connect-timeout', '3000'], {
     name: `${client.host.name}:iperf3`,
     captureBytes: 1024 * 1024,
   });
