@@ -14,13 +14,12 @@
 //  - PolicyDatapath runs on the main thread: setInputs() is level-triggered (the whole set,
 //    latest wins); it plans against the last applied state and explains an endpoint's effective
 //    rules for GET /v1/policy/:endpoint.
-import { join } from 'node:path';
+import { PinnedMaps } from './pinned-maps.js';
 import { Gauge, Histogram, type Registry } from 'prom-client';
 import { type CompiledPolicy, type PolicyKey, POLICY_ALLOW, POLICY_F_EGRESS, POLICY_F_INGRESS, compilePolicy, diffPolicy, selects } from '../policy/compile.js';
 import { type Ipcache, type IpcacheValue, type LpmKey, ReservedIdentity, buildIpcache, diffIpcache } from '../policy/ipcache.js';
 import { MIN_IDENTITY } from '../state/identities.js';
 import type { EndpointRecord, IdentityRecord, Labels, NodeRecord, PolicyPeer, PolicyPort, PolicyRecord } from '../state/records.js';
-import { closeFd, objGet } from './libbpf.js';
 import { TypedMap, lpm4KeyCodec, lpm6KeyCodec, u32Codec } from './maps.js';
 import { POLICY_MAP_NAMES, bpfPolicyKeyCodec, bpfPolicyValueCodec, ipcacheValueCodec } from './policy-layout.js';
 import { endpointNumericId } from './endpoints.js';
@@ -112,22 +111,14 @@ const WRITTEN_MAPS = POLICY_MAP_NAMES.filter((m) => m !== 'nrd_pol_ct');
 const lpm = (k: LpmKey): LpmKey => ({ family: k.family, prefixlen: k.prefixlen, addr: Buffer.from(k.addr.buffer, k.addr.byteOffset, k.addr.byteLength) });
 
 export class PolicyMapWriter {
-  private fds: Map<string, number> | undefined;
+  private readonly maps: PinnedMaps<(typeof WRITTEN_MAPS)[number]>;
 
-  constructor(private readonly pinPath: string) {}
+  constructor(pinPath: string) {
+    this.maps = new PinnedMaps(pinPath, WRITTEN_MAPS);
+  }
 
   private open() {
-    if (!this.fds) {
-      const fds = new Map<string, number>();
-      try {
-        for (const m of WRITTEN_MAPS) fds.set(m, objGet(join(this.pinPath, 'maps', m)));
-      } catch (e) {
-        for (const fd of fds.values()) closeFd(fd);
-        throw e;
-      }
-      this.fds = fds;
-    }
-    const fd = (m: (typeof WRITTEN_MAPS)[number]): number => this.fds!.get(m)!;
+    const fd = (m: (typeof WRITTEN_MAPS)[number]): number => this.maps.fd(m);
     return {
       policy: new TypedMap(fd('nrd_policy'), bpfPolicyKeyCodec, bpfPolicyValueCodec),
       epPolicy: new TypedMap(fd('nrd_ep_policy'), u32Codec, u32Codec),
@@ -218,8 +209,7 @@ export class PolicyMapWriter {
   }
 
   close(): void {
-    for (const fd of this.fds?.values() ?? []) closeFd(fd);
-    this.fds = undefined;
+    this.maps.close();
   }
 }
 

@@ -8,8 +8,8 @@
 //    set each time, idempotent); it plans against the last applied plan and sends only the diff, so
 //    one service change is a few map writes whatever the number of services. A backend that
 //    disappears stays DRAINING (no new flow, existing ones continue) for drainMs, then goes.
-import { join } from 'node:path';
-import { closeFd, objGet } from './libbpf.js';
+import { PinnedMaps } from './pinned-maps.js';
+import { formatIpBytes } from '../lib/ip.js';
 import { TypedMap, u32Codec } from './maps.js';
 import {
   type BackendRef, type LbAlgorithm, type ServiceOp, type ServicePlan, BackendState, backendKeyText, diffPlan, emptyPlan, planServices,
@@ -39,32 +39,23 @@ export interface CtRow {
   idleSeconds: number;
 }
 
-function addrText(family: 4 | 6, a: Uint8Array): string {
-  if (family === 4) return [...a.subarray(0, 4)].join('.');
-  const parts: string[] = [];
-  for (let i = 0; i < 16; i += 2) parts.push(((a[i]! << 8) | a[i + 1]!).toString(16));
-  return parts.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
-}
+/** RFC 5952 text of the 4 or 16 address bytes a map entry holds for its family. */
+const addrText = (family: 4 | 6, a: Uint8Array): string => formatIpBytes(a.subarray(0, family === 4 ? 4 : 16));
 const hostPort = (family: 4 | 6, a: Uint8Array, port: number): string =>
   family === 4 ? `${addrText(4, a)}:${port}` : `[${addrText(6, a)}]:${port}`;
 
-export class ServiceMapWriter {
-  private fds: Map<string, number> | undefined;
+/** The maps the service writer holds open (pinned by nrd_endpoint's load). */
+const SERVICE_MAPS = ['nrd_services', 'nrd_backends', 'nrd_svc_slots', 'nrd_revnat', 'nrd_ct'] as const;
 
-  constructor(private readonly pinPath: string) {}
+export class ServiceMapWriter {
+  private readonly maps: PinnedMaps<(typeof SERVICE_MAPS)[number]>;
+
+  constructor(pinPath: string) {
+    this.maps = new PinnedMaps(pinPath, SERVICE_MAPS);
+  }
 
   private open() {
-    if (!this.fds) {
-      const fds = new Map<string, number>();
-      try {
-        for (const m of ['nrd_services', 'nrd_backends', 'nrd_svc_slots', 'nrd_revnat', 'nrd_ct']) fds.set(m, objGet(join(this.pinPath, 'maps', m)));
-      } catch (e) {
-        for (const fd of fds.values()) closeFd(fd);
-        throw e;
-      }
-      this.fds = fds;
-    }
-    const fd = (m: string): number => this.fds!.get(m)!;
+    const fd = (m: (typeof SERVICE_MAPS)[number]): number => this.maps.fd(m);
     return {
       services: new TypedMap(fd('nrd_services'), svcKeyCodec, svcValueCodec),
       backends: new TypedMap(fd('nrd_backends'), u32Codec, backendCodec),
@@ -130,8 +121,7 @@ export class ServiceMapWriter {
   }
 
   close(): void {
-    for (const fd of this.fds?.values() ?? []) closeFd(fd);
-    this.fds = undefined;
+    this.maps.close();
   }
 }
 
