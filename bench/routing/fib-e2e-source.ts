@@ -113,7 +113,8 @@ export async function runInjector(n: number, holdTime = 240): Promise<void> {
     emit({ error: 'session closed by the target' });
     process.exit(1);
   });
-  setInterval(() => s.write(keepaliveBytes()), 30_000);
+  // Our own keepalives every third of the hold time we offered (the target may not accept less).
+  setInterval(() => s.write(keepaliveBytes()), Math.max(1000, (holdTime * 1000) / 3));
 }
 
 /** Parsed injector events from its captured stdout. */

@@ -130,6 +130,10 @@ export class InstrumentedPort implements KernelPort {
   subscribe(handler: (e: KernelEvent) => void): Subscription {
     return this.inner.subscribe(handler);
   }
+
+  muteRouteEvents(protocol: number, muted: boolean): void {
+    this.inner.muteRouteEvents?.(protocol, muted);
+  }
   close(): void {
     this.inner.close();
   }

@@ -88,6 +88,8 @@ export class NetlinkKernelPort implements KernelPort {
   private readonly ch = new NetlinkChannel();
   private events: NetlinkChannel | null = null;
   private readonly handlers = new Set<(e: KernelEvent) => void>();
+  /** Mute counts by rtm_protocol (see muteRouteEvents). */
+  private readonly muted = new Map<number, number>();
   /** Route batches go through a writer thread (made at the first batch; null: it could not start). */
   private writer: RouteWriter | null | undefined;
 
@@ -233,8 +235,17 @@ export class NetlinkKernelPort implements KernelPort {
     };
   }
 
+  muteRouteEvents(protocol: number, muted: boolean): void {
+    const n = (this.muted.get(protocol) ?? 0) + (muted ? 1 : -1);
+    if (n > 0) this.muted.set(protocol, n);
+    else this.muted.delete(protocol);
+  }
+
   private notify(m: RawMessage): void {
     if (m.type === RTM_NEWROUTE || m.type === RTM_DELROUTE) {
+      // rtmsg.rtm_protocol is byte 5: a muted protocol's echo is dropped before any decoding (a
+      // million of them follow a million-route write, each a Route and an attribute map otherwise).
+      if (this.muted.size && m.payload.length > 5 && this.muted.has(m.payload[5]!)) return;
       const route = decodeRoute(m.payload);
       if (route) this.emit({ kind: 'route', op: m.type === RTM_NEWROUTE ? 'new' : 'del', route });
     } else if (m.type === RTM_NEWNEIGH || m.type === RTM_DELNEIGH) {

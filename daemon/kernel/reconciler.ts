@@ -263,6 +263,8 @@ export class Reconciler {
   private timer: unknown = null;
   private periodic: unknown = null;
   private bulkTimer: unknown = null;
+  /** The bulk read-back came due while a pass ran: armed again when that pass ends. */
+  private bulkDue = false;
   private sub: Subscription | null = null;
   private stopped = true;
   // Route state as a delta tracker (Felix's deltatracker): the desired routes by kernel key, the
@@ -859,16 +861,36 @@ export class Reconciler {
     // Up to ROUTE_CHUNKS_IN_FLIGHT chunks out at once: the next one is diffed and encoded while the
     // kernel (on the writer thread) applies the previous one. Chunks hold distinct keys.
     const flights: Array<Promise<void>> = [];
-    for (const k of keys) {
-      this.diffRoute(p, plan, k, this.routesWant.get(k), this.installed.get(k));
-      if (++n % ROUTE_CHUNK !== 0) continue;
+    // A bulk write (more than a chunk of writes) mutes the echoes of our own routes and is followed
+    // by a full read-back instead: the same knowledge for one dump rather than a million decoded
+    // notifications on the event loop while BGP is busiest.
+    let writes = 0;
+    let muted = false;
+    try {
+      for (const k of keys) {
+        this.diffRoute(p, plan, k, this.routesWant.get(k), this.installed.get(k));
+        if (++n % ROUTE_CHUNK !== 0) continue;
+        writes += plan.write.length + plan.stale.length;
+        if (!muted && writes >= ROUTE_CHUNK && this.port.muteRouteEvents) {
+          this.port.muteRouteEvents(this.protocol, true);
+          muted = true;
+        }
+        const flight = this.flushRoutes(p, plan);
+        // Awaited below; marked handled now so that a failure before then is not an unhandled rejection.
+        flight.catch(() => undefined);
+        flights.push(flight);
+        plan = newPlan();
+        if (flights.length >= ROUTE_CHUNKS_IN_FLIGHT) await flights.shift();
+        await yieldToLoop();
+      }
       flights.push(this.flushRoutes(p, plan));
-      plan = newPlan();
-      if (flights.length >= ROUTE_CHUNKS_IN_FLIGHT) await flights.shift();
-      await yieldToLoop();
+      await Promise.all(flights);
+    } finally {
+      if (muted) {
+        this.port.muteRouteEvents?.(this.protocol, false);
+        if (!this.stopped) this.armBulkResync();
+      }
     }
-    flights.push(this.flushRoutes(p, plan));
-    await Promise.all(flights);
   }
 
   /** One chunk: writes, then deletions (there are deletions only when the sources are in sync). */
@@ -985,7 +1007,10 @@ export class Reconciler {
     // Bulk writes come back as as many notifications; some may have been dropped (the event socket
     // is overflow-safe, so silently): read everything back once the writing has calmed down.
     const routeWrites = rep.routes.added + rep.routes.replaced + rep.routes.deleted;
-    if (routeWrites >= (this.opts.bulkThreshold ?? 10_000) && !this.stopped) this.armBulkResync();
+    if ((routeWrites >= (this.opts.bulkThreshold ?? 10_000) || this.bulkDue) && !this.stopped) {
+      this.bulkDue = false;
+      this.armBulkResync();
+    }
     if (this.dirty.size && !this.stopped) this.schedule(rep.errors.length ? this.opts.retryMs ?? 1000 : undefined);
     else if (rep.errors.length && !this.stopped) this.schedule(this.opts.retryMs ?? 1000);
     try {
@@ -1001,6 +1026,12 @@ export class Reconciler {
     if (this.bulkTimer !== null) this.clock.clearTimer(this.bulkTimer);
     this.bulkTimer = this.clock.setTimer(() => {
       this.bulkTimer = null;
+      // Still writing (a long chunked pass): not quiet yet. A full pass now would dump and diff
+      // every route in the middle of the bulk; the pass re-arms this when it ends.
+      if (this.running) {
+        this.bulkDue = true;
+        return;
+      }
       this.resync();
     }, this.opts.bulkQuietMs ?? 2000);
   }

@@ -184,6 +184,12 @@ export interface KernelPort {
 
   /** Route (IPv4 and IPv6), link, neighbour and FDB change notifications. */
   subscribe(handler: (e: KernelEvent) => void): Subscription;
+
+  /**
+   * Optional: while muted (calls nest), route notifications of this rtm_protocol are dropped
+   * unread — the echoes of a bulk write, which its writer replaces by a full read-back afterwards.
+   */
+  muteRouteEvents?(protocol: number, muted: boolean): void;
   close(): void;
 }
 

@@ -331,3 +331,40 @@ test('property: setRoute sequences against a plain Map model — kernel and desi
     { numRuns: 60 },
   );
 });
+
+test('a bulk write mutes the echoes of its own protocol while it runs, then reads everything back', async () => {
+  const calls: Array<[number, boolean]> = [];
+  class MutingKernel extends FakeKernel {
+    muteRouteEvents(protocol: number, muted: boolean): void {
+      calls.push([protocol, muted]);
+    }
+  }
+  const k = new MutingKernel();
+  k.addLink({ name: 'eth0', mtu: 1500, up: true, mac: '02:00:00:00:01:01' });
+  k.addAddress('eth0', '192.0.2.1/24');
+  const clock = new ManualClock();
+  const r = new Reconciler(k, { log: silentLogger(), clock, resyncIntervalMs: 0, bulkQuietMs: 2000 });
+  await r.start();
+  r.setSynced(true);
+  const body = { type: 'unicast' as const, nextHops: [{ gateway: '192.0.2.9' }] };
+  // A small write does not mute.
+  for (let i = 0; i < 100; i++) r.setRoute(`10.1.0.${i}/32`, body);
+  await r.runNow();
+  assert.deepEqual(calls, []);
+  for (let i = 0; i < 10_000; i++) r.setRoute(`10.${2 + (i >> 8)}.${i & 255}.0/24`, body);
+  await r.runNow();
+  assert.deepEqual(calls, [
+    [NRD_PROTOCOL, true],
+    [NRD_PROTOCOL, false],
+  ]);
+  const full = r.totals.fullRuns;
+  clock.advance(2000);
+  // The debounce of the runs queued meanwhile: keep time moving until the read-back has run.
+  for (let i = 0; i < 500 && r.totals.fullRuns === full; i++) {
+    clock.advance(20);
+    await new Promise((res) => setImmediate(res));
+  }
+  assert.ok(r.totals.fullRuns > full, 'a full read-back follows the bulk write (its own timer)');
+  assert.equal(k.dumpRoutes(NRD_PROTOCOL).length, 10_100);
+  r.stop();
+});
