@@ -1,14 +1,13 @@
 // IP address and prefix helpers for the kernel port: text <-> bytes for rtnetlink attributes
 // (RTA_DST, RTA_GATEWAY, NDA_DST, IFA_ADDRESS) and prefix containment. IPv4 (RFC 791) and IPv6
 // (RFC 4291 text forms, RFC 5952 canonical output).
-import { isIPv4, isIPv6 } from 'node:net';
-import { formatIpBytes, maskBytesInPlace, parseIpBytes, parseIpv4Into, type Family } from '../lib/ip.js';
+import { formatIpBytes, ipFamily, maskBytesInPlace, parseIpBytes, parseIpv4Into, type Family } from '../lib/ip.js';
 
 export type { Family } from '../lib/ip.js';
 
 export function familyOf(address: string): Family {
-  if (isIPv4(address)) return 4;
-  if (isIPv6(address)) return 6;
+  const f = ipFamily(address);
+  if (f !== null) return f;
   throw new Error(`not an IP address: ${JSON.stringify(address)}`);
 }
 

@@ -2,12 +2,14 @@
 // Pure: the shell asks which of two connections to the same peer survives once it knows the
 // peer's BGP identifier (from an OPEN on either connection).
 
+import { ipv4Number } from '../../lib/ip.js';
+
 /** Who initiated a connection: `outgoing` = we connected, `incoming` = the peer connected. */
 export type Direction = 'outgoing' | 'incoming';
 
+/** A BGP identifier as an unsigned 32-bit number (the session layer checked its form). */
 function idToUint(id: string): number {
-  const p = id.split('.').map(Number);
-  return (((p[0] ?? 0) << 24) | ((p[1] ?? 0) << 16) | ((p[2] ?? 0) << 8) | (p[3] ?? 0)) >>> 0;
+  return Math.max(0, ipv4Number(id));
 }
 
 /**
