@@ -36,6 +36,7 @@ import {
   lpm6KeyCodec,
   parseCidr,
   sumCounters,
+  reconcileLpmPair,
   u32Codec,
 } from './maps.js';
 import { type LoadedObject, loadObject } from './objects.js';
@@ -193,28 +194,12 @@ export class Datapath {
   private reconcileDeny(o: DatapathOptions): void {
     const xdp = this.xdpObj;
     if (!xdp) return;
-    const desired = parseDenyList(o.deny ?? []);
+    const desired = new Map([...parseDenyList(o.deny ?? [])].map(([text, { cidr, rule }]) => [text, { cidr, value: { rule, flags: 0 } }] as const));
     const maps = {
       4: new TypedMap<Cidr, DenyValue>(xdp.mapFd('nrd_deny4'), lpm4KeyCodec, denyValueCodec),
       6: new TypedMap<Cidr, DenyValue>(xdp.mapFd('nrd_deny6'), lpm6KeyCodec, denyValueCodec),
     };
-    const seen = new Set<string>();
-    for (const map of [maps[4], maps[6]]) {
-      for (const [k, v] of map.entries()) {
-        const text = formatCidr(k);
-        const want = desired.get(text);
-        // A key with host bits set is not canonical: never written by nrd, replaced below.
-        if (!want || !want.cidr.addr.equals(k.addr)) {
-          map.delete(k);
-        } else {
-          seen.add(text);
-          if (v.rule !== want.rule) map.set(want.cidr, { rule: want.rule, flags: 0 });
-        }
-      }
-    }
-    for (const [text, { cidr, rule }] of desired) {
-      if (!seen.has(text)) maps[cidr.family].set(cidr, { rule, flags: 0 });
-    }
+    reconcileLpmPair(maps, desired, (a, b) => a.rule === b.rule);
   }
 
   private attachOne(key: string, fn: () => Attachment, ifname: string, hook: string): void {

@@ -53,6 +53,7 @@ import {
   lpm6KeyCodec,
   parseCidr,
   sumCounters,
+  reconcileLpmPair,
   u32Codec,
 } from './maps.js';
 import { type KnobValue, type LoadedObject, loadObject } from './objects.js';
@@ -326,31 +327,20 @@ export class EndpointDatapath {
 
   private reconcileNonat(o: EndpointDpOptions): void {
     const set = this.dev!;
-    const desired = new Map<string, { cidr: Cidr; kind: number }>();
+    const desired = new Map<string, { cidr: Cidr; value: NonatValue }>();
     // Pools first: a pool listed again as an exclusion stays a pool.
     for (const [list, kind] of [[o.pools, 1], [o.exclude, 2]] as const) {
       for (const text of list) {
         const cidr = parseCidr(text);
         const key = formatCidr(cidr);
-        if (!desired.has(key)) desired.set(key, { cidr, kind });
+        if (!desired.has(key)) desired.set(key, { cidr, value: { kind, reserved: 0 } });
       }
     }
     const maps = {
       4: new TypedMap<Cidr, NonatValue>(set.mapFd('nrd_nonat4'), lpm4KeyCodec, nonatValueCodec),
       6: new TypedMap<Cidr, NonatValue>(set.mapFd('nrd_nonat6'), lpm6KeyCodec, nonatValueCodec),
     };
-    const seen = new Set<string>();
-    for (const map of [maps[4], maps[6]]) {
-      for (const [k, v] of map.entries()) {
-        const want = desired.get(formatCidr(k));
-        if (!want || !want.cidr.addr.equals(k.addr)) map.delete(k);
-        else {
-          seen.add(formatCidr(k));
-          if (v.kind !== want.kind) map.set(want.cidr, { kind: want.kind, reserved: 0 });
-        }
-      }
-    }
-    for (const [text, { cidr, kind }] of desired) if (!seen.has(text)) maps[cidr.family].set(cidr, { kind, reserved: 0 });
+    reconcileLpmPair(maps, desired, (a, b) => a.kind === b.kind);
   }
 
   private reconcileNetdevs(pinPath: string, o: EndpointDpOptions, tcMode: TcMode | undefined, status: EndpointDpStatus): void {

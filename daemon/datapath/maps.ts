@@ -355,3 +355,30 @@ export class PerCpuMap<K, V> {
     return new TypedMap(this.fd, this.key, this.value).keys();
   }
 }
+
+/**
+ * Makes an IPv4 + IPv6 pair of LPM maps hold exactly `desired` (canonical CIDR text → prefix and
+ * value): entries not desired, or stored with host bits set (never written by nrd), are deleted;
+ * a changed value is rewritten; missing ones are added. Unchanged entries are not touched, so a
+ * lookup never misses during the change.
+ */
+export function reconcileLpmPair<V>(
+  maps: { 4: TypedMap<Cidr, V>; 6: TypedMap<Cidr, V> },
+  desired: ReadonlyMap<string, { cidr: Cidr; value: V }>,
+  sameValue: (a: V, b: V) => boolean,
+): void {
+  const seen = new Set<string>();
+  for (const map of [maps[4], maps[6]]) {
+    for (const [k, v] of map.entries()) {
+      const text = formatCidr(k);
+      const want = desired.get(text);
+      if (!want || !want.cidr.addr.equals(k.addr)) {
+        map.delete(k);
+      } else {
+        seen.add(text);
+        if (!sameValue(v, want.value)) map.set(want.cidr, want.value);
+      }
+    }
+  }
+  for (const [text, { cidr, value }] of desired) if (!seen.has(text)) maps[cidr.family].set(cidr, value);
+}
