@@ -223,6 +223,11 @@ export const CONFIG_SCHEMA: SchemaTree = {
       'A removed backend\'s established connections: keep (they continue to it for services.drainSeconds while new ones go elsewhere) or reset (the next packet of a TCP connection to it is answered with a RST).',
     ),
     drainSeconds: int(0, 86400, 300, 'Seconds a removed backend keeps its established connections (drain keep) before its entry is deleted.'),
+    cgroupPath: path(
+      '/sys/fs/cgroup',
+      'cgroup v2 directory whose processes (and those of every cgroup below it) reach services from the node itself: their connect() to a service IP:port goes straight to a backend (socket hooks connect, sendmsg, recvmsg, getpeername), and the application still sees the service IP:port as its peer. The default, the cgroup v2 root, covers every process on the node; narrow it (e.g. /sys/fs/cgroup/system.slice) to leave some processes\' connections untouched, such as containers that run their own proxy, or to keep the hooks out of a delegated subtree. "" disables the socket hooks (pods still reach services through the endpoint datapath). A path that is not a cgroup v2 directory is reported in the datapath status; routing is unaffected.',
+      { allowEmpty: true },
+    ),
   },
   endpoints: {
     mtu: int(
@@ -306,7 +311,7 @@ export const SECTION_DOCS: Readonly<Record<string, string>> = {
   'routing.vxlan': 'The VXLAN overlay (RFC 7348).',
   datapath: 'The eBPF datapath.',
   'datapath.xdpPrefilter': 'The XDP prefilter on the uplink.',
-  services: 'Service load balancing by the endpoint datapath (virtual IP:port to backends, DNAT at the workload\'s veth).',
+  services: 'Service load balancing by the endpoint datapath (virtual IP:port to backends, DNAT at the workload\'s veth) and, for processes on the node, by socket hooks at connect time.',
   endpoints: 'Workload endpoints (veth pairs into workload network namespaces).',
   api: 'The control socket and metrics.',
   log: 'Structured JSON logs on stdout.',

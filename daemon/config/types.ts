@@ -115,6 +115,8 @@ export interface NrdConfig {
     maglevTableSize: number;
     drain: 'keep' | 'reset';
     drainSeconds: number;
+    /** cgroup v2 directory of the socket hooks (datapath/sock.ts); "" disables them. */
+    cgroupPath: string;
   };
   endpoints: {
     /** MTU of the workload veths; 0: auto (see daemon/endpoints/model.ts endpointMtu). */

@@ -13,7 +13,7 @@
 // in place (bpf_link_update: no connect() goes untranslated meanwhile). A link on another cgroup
 // (services.cgroupPath changed) is detached and a new one created on the configured cgroup.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmdirSync, statSync, statfsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { detachPinnedLink } from './attach.js';
 import {
@@ -99,6 +99,29 @@ export function cgroupId(path: string): bigint {
   return statSync(path, { bigint: true }).ino;
 }
 
+/** statfs f_type of a cgroup v2 mount (linux/magic.h CGROUP2_SUPER_MAGIC). */
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+/**
+ * Throws a reason an operator can act on when path is not a cgroup v2 directory: the kernel's own
+ * answer (EBADF from BPF_LINK_CREATE on a cgroup v1 or plain directory) names neither the path
+ * nor the cause.
+ */
+export function assertCgroup2(path: string): void {
+  let type: number;
+  try {
+    if (!statSync(path).isDirectory()) throw new Error(`services.cgroupPath ${path} is not a directory: it must be a cgroup v2 directory such as /sys/fs/cgroup`);
+    type = statfsSync(path).type;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new Error(`services.cgroupPath ${path} does not exist: create the cgroup, or set services.cgroupPath to "" to disable the socket hooks`);
+    throw e;
+  }
+  if (type !== CGROUP2_SUPER_MAGIC) {
+    throw new Error(`services.cgroupPath ${path} is not on a cgroup v2 file system (statfs type 0x${type.toString(16)}): the socket hooks need the unified hierarchy (cgroup v1 has none; a hybrid layout mounts it at /sys/fs/cgroup/unified); set it to a cgroup2 directory, or "" to disable them`);
+  }
+}
+
 /** Program fds of this object and knob set: the pinned ones if complete, else a fresh load (pinned). */
 function programs(o: SockLbOptions, knobs: Record<string, KnobValue>): { fds: Map<SockProg, number>; adopted: boolean } {
   const path = join(o.objectDir, `${OBJ}.bpf.o`);
@@ -171,6 +194,7 @@ function keepPinnedLink(pin: string, cgId: bigint, attachType: number, progFd: n
  * stay (the next run completes them).
  */
 export function applySockLb(o: SockLbOptions): SockLbStatus {
+  assertCgroup2(o.cgroupPath);
   const cgId = cgroupId(o.cgroupPath);
   const { fds, adopted } = programs(o, { lb_maglev_m: o.lb.maglevM, lb_flags: o.lb.flags });
   const status: SockLbStatus = { cgroupPath: o.cgroupPath, cgroupId: cgId.toString(), adopted, links: [] };

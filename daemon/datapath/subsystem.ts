@@ -16,6 +16,9 @@
 // Services: setServices() hands over the whole service set (level-triggered, may come before
 // start); services.ts writes it into the maps nrd_endpoint pinned, once the endpoint datapath has
 // loaded, and replans on config changes (services.*, also the knobs lb_maglev_m and lb_flags).
+// The socket hooks (sock.ts, for processes on the node) go on services.cgroupPath once those maps
+// exist, with the same knobs; a failure to attach them is shown, never fatal, and they stay
+// attached (pinned) over a stop like the other links.
 import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +39,8 @@ import { endpointNumericId } from './endpoints.js';
 import type { ServiceRecord } from '../state/records.js';
 import { type BackendStatus, type CtRow, type ServicesOptions, ServicesDatapath } from './services.js';
 import { NRD_LB_F_DRAIN_RESET } from './services-layout.js';
+import { SockLbControl, type SockLbView } from './sock-control.js';
+import type { SockLbOptions } from './sock.js';
 import {
   type MasqueradeMode,
   choosePortRange,
@@ -76,6 +81,8 @@ export interface DatapathView {
   masquerade: MasqueradeView;
   /** Endpoints handed over, and how many have their program attached. */
   endpoints: { wanted: number; attached: number };
+  /** The socket hooks on services.cgroupPath. */
+  sockLb: SockLbView;
 }
 
 /** The uplink: node.interface, else the interface holding node.address (in nrd's namespace). */
@@ -116,8 +123,18 @@ export function endpointDpOptions(config: NrdConfig, endpoints: readonly LocalEn
     portRange,
     pools: config.cluster.podCIDRs,
     exclude: config.datapath.masqueradeExclude,
-    lb: { maglevM: config.services.maglevTableSize, flags: config.services.drain === 'reset' ? NRD_LB_F_DRAIN_RESET : 0 },
+    lb: lbKnobs(config),
   };
+}
+
+/** nrd_lb.h's knobs (lb_maglev_m, lb_flags): nrd_endpoint and nrd_sock must agree on them. */
+export function lbKnobs(config: NrdConfig): { maglevM: number; flags: number } {
+  return { maglevM: config.services.maglevTableSize, flags: config.services.drain === 'reset' ? NRD_LB_F_DRAIN_RESET : 0 };
+}
+
+/** The socket hooks' options for a config (cgroupPath "": detach). */
+export function sockLbOptions(config: NrdConfig, objectDir: string): SockLbOptions {
+  return { pinPath: config.datapath.pinPath, objectDir, cgroupPath: config.services.cgroupPath, lb: lbKnobs(config) };
 }
 
 /** The service planner's options for a config. */
@@ -169,6 +186,8 @@ export class DatapathSubsystem implements Subsystem {
   private services: ServicesDatapath | undefined;
   private ctEntries = 0;
   private ctDeleted = 0;
+  /** Socket hooks for node processes: when to attach, re-attach or detach them. */
+  private readonly sockLb = new SockLbControl();
 
   constructor(private readonly deps: DatapathSubsystemDeps = {}) {
     this.policy = new PolicyDatapath({
@@ -309,6 +328,9 @@ export class DatapathSubsystem implements Subsystem {
     this.config = ctx.config;
     this.stopping = false;
     this.host = createDatapathHost(this.deps.where ?? 'worker', ctx.log);
+    this.sockLb.log = ctx.log;
+    // A (re)start applies again: the pinned links are adopted, or repaired if they were removed.
+    this.sockLb.invalidate();
     if (!this.deps.portRange) {
       try {
         this.portRange = choosePortRange(readLocalPortRange());
@@ -433,6 +455,7 @@ export class DatapathSubsystem implements Subsystem {
       }
       if (status.endpointDp || masq.mode !== 'bpf') await this.applyNft(config, masq.mode);
       if (status.endpointDp) this.ensureServices(host, config);
+      if (status.endpointDp) await this.sockLb.sync(host, sockLbOptions(config, this.deps.objectDir ?? defaultObjectDir()));
       if (status.endpointDp) await this.startPolicyAndEvents(host, config);
       this.masq = masq;
       this.lastError = undefined;
@@ -444,7 +467,8 @@ export class DatapathSubsystem implements Subsystem {
       return;
     }
     this.lastStatus = status;
-    if (status.ready) this.ready?.({ ready: true, detail: { attachments: status.attachments.length } });
+    // The socket hooks are a detail: a node without cgroup v2 is ready to route all the same.
+    if (status.ready) this.ready?.({ ready: true, detail: { attachments: status.attachments.length, sockLb: this.sockLb.view } });
     else {
       this.ready?.({ ready: false, reason: status.reason ?? 'datapath not attached', detail: status.errors });
       this.retryLater();
@@ -455,7 +479,10 @@ export class DatapathSubsystem implements Subsystem {
     this.config = next;
     const keys = ['node.interface', 'node.address', 'cluster.podCIDRs', 'routing.vxlan.device'];
     const mine = changes.some((c) => c.key.startsWith('datapath.') || c.key.startsWith('services.') || keys.includes(c.key));
-    if (changes.some((c) => c.key.startsWith('services.'))) void this.services?.setOptions(servicesOptions(next));
+    if (changes.some((c) => c.key.startsWith('services.'))) {
+      void this.services?.setOptions(servicesOptions(next));
+      this.sockLb.invalidate();
+    }
     // A config change gives BPF masquerade another chance.
     if (mine) this.bpfMasqFailure = undefined;
     if (mine) await this.schedule();
@@ -485,11 +512,12 @@ export class DatapathSubsystem implements Subsystem {
   async view(): Promise<DatapathView> {
     const host = this.host;
     const wanted = this.endpoints.length;
-    if (!host) return { status: null, stats: null, lastError: this.lastError ?? null, masquerade: this.masq, endpoints: { wanted, attached: 0 } };
+    const sockLb = this.sockLb.view;
+    if (!host) return { status: null, stats: null, lastError: this.lastError ?? null, masquerade: this.masq, endpoints: { wanted, attached: 0 }, sockLb };
     const status = await host.status();
     const stats = this.started ? await host.stats() : null;
     const attached = status.endpointDp?.endpoints.filter((e) => e.attachment).length ?? 0;
-    return { status, stats, lastError: this.lastError ?? null, masquerade: this.masq, endpoints: { wanted, attached } };
+    return { status, stats, lastError: this.lastError ?? null, masquerade: this.masq, endpoints: { wanted, attached }, sockLb };
   }
 
   /** Per-endpoint packets/bytes (nrd_ep_stats) and drops per reason (nrd_dp_drops), read at scrape time. */
@@ -599,6 +627,6 @@ export class DatapathSubsystem implements Subsystem {
 
   status(): unknown {
     const base = this.lastStatus ?? { ready: false, ...(this.lastError !== undefined ? { reason: this.lastError } : {}) };
-    return { ...base, masquerade: this.masq };
+    return { ...base, masquerade: this.masq, sockLb: this.sockLb.view };
   }
 }

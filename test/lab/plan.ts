@@ -166,6 +166,9 @@ export function siteFile(plan: LabPlan, node: NodePlan): string {
       peers: [{ address: TOR_ADDRESS, asn: TOR_ASN }],
     },
     datapath: { pinPath: node.pinPath },
+    // Every lab node shares the machine's cgroups: the default (the cgroup v2 root) would put the
+    // socket hooks on every process of the machine, so the lab runs without them.
+    services: { cgroupPath: '' },
     api: { socket: node.socket, metrics: '' },
     log: { level: 'info' },
   };

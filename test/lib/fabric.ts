@@ -334,6 +334,9 @@ export class FabricNode {
       },
       routing: { mode: this.mode, failoverHoldDown: o.holdDown ?? 2 },
       datapath: { pinPath: this.pinPath },
+      // Not the default (the machine's root cgroup): the socket hooks would reach every process
+      // on the machine running the tests. A spec's site may name a cgroup the test owns.
+      services: { cgroupPath: '' },
       api: { socket: this.socket, metrics: '' },
       log: { level: o.logLevel ?? 'info' },
     };

@@ -210,6 +210,9 @@ export interface SiteOptions {
   level?: string;
   /** datapath.xdpPrefilter.deny (the prefilter is attached only when it has a rule). */
   xdpDeny?: readonly string[];
+  /** services.cgroupPath: a cgroup the test owns, or "" (default). Never nrd's default, the
+   *  machine's root cgroup: every process on this machine would get the test's socket hooks. */
+  cgroupPath?: string;
   extra?: string;
 }
 
@@ -229,6 +232,8 @@ export function siteYaml(o: SiteOptions): string {
     'datapath:',
     `  pinPath: ${o.pinPath}`,
     ...(o.xdpDeny ? [`  xdpPrefilter: {deny: [${o.xdpDeny.map((c) => JSON.stringify(c)).join(', ')}]}`] : []),
+    'services:',
+    `  cgroupPath: ${JSON.stringify(o.cgroupPath ?? '')}`,
     'api:',
     `  socket: ${o.socket}`,
     `  metrics: "${o.metricsPort === null ? '' : `127.0.0.1:${o.metricsPort}`}"`,

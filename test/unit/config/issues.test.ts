@@ -89,6 +89,7 @@ const CASES: Case[] = [
   { name: 'metrics with a bad IPv6', yaml: `${MINIMAL}api: {metrics: "[::zz]:9469"}`, key: 'api.metrics', value: '[::zz]:9469', message: /IPv6/ },
   { name: 'prefilter that drops pod traffic', yaml: `${MINIMAL}datapath: {xdpPrefilter: {deny: [10.0.0.0/8]}}`, key: 'datapath.xdpPrefilter.deny[0]', value: '10.0.0.0/8', message: /pod traffic/ },
   { name: 'prefilter that drops a peer', yaml: `${MINIMAL}bgp: {peers: [{address: 198.51.100.1, asn: 65000}]}\ndatapath: {xdpPrefilter: {deny: [198.51.100.0/24]}}`, key: 'datapath.xdpPrefilter.deny[0]', value: '198.51.100.0/24', message: /bgp\.peers\[0\]/ },
+  { name: 'relative socket-hook cgroup', yaml: `${MINIMAL}services: {cgroupPath: sys/fs/cgroup}`, key: 'services.cgroupPath', value: 'sys/fs/cgroup', message: /absolute path/ },
   { name: 'Maglev table size that is not prime', yaml: `${MINIMAL}services: {maglevTableSize: 16384}`, key: 'services.maglevTableSize', value: 16384, message: /prime/ },
   { name: 'unknown load-balancing algorithm', yaml: `${MINIMAL}services: {algorithm: roundrobin}`, key: 'services.algorithm', value: 'roundrobin', message: /maglev/ },
   { name: 'invalid node name', yaml: 'node: {address: 192.0.2.11, name: "node_1"}', key: 'node.name', value: 'node_1', message: /host name/ },

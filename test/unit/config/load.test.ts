@@ -29,6 +29,7 @@ test('defaults: node.name is the host name, routerId and listen.address follow n
   assert.equal(c.config.bgp.holdTime, 90);
   assert.equal(c.config.node.stateDir, '/var/lib/nrd');
   assert.equal(c.config.datapath.pinPath, '/sys/fs/bpf/nrd');
+  assert.equal(c.config.services.cgroupPath, '/sys/fs/cgroup');
   assert.equal(c.config.api.socket, '/run/nrd/nrd.sock');
   assert.equal(c.config.api.metrics, '127.0.0.1:9469');
   assert.equal(c.config.log.level, 'info');
