@@ -43,16 +43,29 @@ interface Ep {
 }
 
 // A server that answers every connection with its own name and closes: the client learns which
-// backend it reached without any state shared between them.
+// backend it reached without any state shared between them. A port written eNNNN echoes instead
+// (for connections that stay open).
 const NAME_SERVER = `
 const net = require('net');
 const [name, ...ports] = process.argv.slice(1);
 let up = 0;
 for (const p of ports) {
-  net.createServer((c) => { c.on('error', () => {}); c.end(name + '\\n'); })
-    .listen({ host: '0.0.0.0', port: Number(p) }, () => { if (++up === ports.length) console.log('LISTENING'); });
+  const echo = p.startsWith('e');
+  net.createServer((c) => { c.on('error', () => {}); if (echo) c.pipe(c); else c.end(name + '\\n'); })
+    .listen({ host: '0.0.0.0', port: Number(echo ? p.slice(1) : p) }, () => { if (++up === ports.length) console.log('LISTENING'); });
 }
 `;
+
+// One connection kept open: a byte every 100 ms, and a line "ECHOED n" for every byte back.
+const KEEPALIVE = `
+const net = require('net');
+const [addr, port] = process.argv.slice(1);
+let n = 0;
+const c = net.connect({ host: addr, port: Number(port) }, () => { console.log('CONNECTED'); setInterval(() => c.write('x'), 100); });
+c.on('data', (d) => { n += d.length; console.log('ECHOED ' + n); });
+c.on('error', (e) => { console.log('ERROR ' + e.message); process.exit(4); });
+`;
+const ECHO_PORT = 5434;
 
 // N connections one after the other, each with a short connect timeout; one result per
 // connection: the name the server sent, or TIMEOUT / ERROR <code>.
@@ -88,7 +101,7 @@ async function addEp(node: FabricNode, name: string, labels: string): Promise<Ep
   return { name, host, node, ip };
 }
 
-async function serve(ep: Ep, ports: number[]): Promise<void> {
+async function serve(ep: Ep, ports: (number | string)[]): Promise<void> {
   const proc = ep.host.spawn([process.execPath, '-e', NAME_SERVER, ep.name, ...ports.map(String)], { name: `${ep.name}:srv`, captureBytes: 16 * 1024 });
   servers.push(proc);
   await waitFor(() => proc.output().includes('LISTENING') || (!proc.running() ? Promise.reject(new Error(`server ${ep.name} exited: ${proc.output()}`)) : false), {
@@ -119,7 +132,7 @@ before(async () => {
   db = await addEp(n2, 'db', 'app=db');
   backends.push(await addEp(n1, 'be1', 'app=be'), await addEp(n2, 'be2', 'app=be'), await addEp(n2, 'be3', 'app=be'));
   await serve(web, [WEB_PORT]);
-  await serve(db, [DB_PORT, OTHER_PORT]);
+  await serve(db, [DB_PORT, OTHER_PORT, `e${ECHO_PORT}`]);
   for (const b of backends) await serve(b, [BACKEND_PORT]);
   await waitPing(web.host, db.ip, 'web → db');
 });
@@ -187,6 +200,13 @@ test('policy: db admits TCP 5432 from app=web only; replies pass; db → web una
   // Before the policy: everything connects.
   assert.deepEqual(await probe(other, db.ip, DB_PORT), ['db'], 'other → db:5432 before the policy');
 
+  // A connection other → db established before the policy: the policy's revision bump makes
+  // the datapath check it again, and nothing admits it, so its bytes stop getting through.
+  const keep = other.host.spawn([process.execPath, '-e', KEEPALIVE, db.ip, String(ECHO_PORT)], { name: 'other:keepalive', captureBytes: 64 * 1024 });
+  servers.push(keep);
+  const echoed = (): number => Number(/ECHOED (\d+)\s*$/.exec(keep.output())?.[1] ?? 0);
+  await waitFor(() => echoed() >= 3, { timeoutMs: 5000, intervalMs: 50, what: `other → db:${ECHO_PORT} echoes: ${keep.output().slice(-500)}` });
+
   const monitor = spawnProcess([process.execPath, NRDCTL, '--socket', n2.socket, 'monitor', '--verdict', 'dropped', '-o', 'json'], {
     name: 'n2:monitor',
     cwd: ROOT,
@@ -211,6 +231,14 @@ test('policy: db admits TCP 5432 from app=web only; replies pass; db → web una
     assert.ok((view.mapEntries ?? 0) > 0, JSON.stringify(view));
 
     // The denied connection first (a timeout of ~1 s, not a hang), then the allowed ones.
+    // The established connection: no more bytes back once the policy is in force.
+    const e0 = echoed();
+    await new Promise((r) => setTimeout(r, 700));
+    const e1 = echoed();
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(echoed(), e1, `other → db:${ECHO_PORT} (established before the policy) still echoes after it: ${e0} → ${e1} → ${echoed()}`);
+    await keep.stop(500);
+
     // A drop, not a refusal: the server listens on both ports, so only the datapath can make
     // the SYN go unanswered.
     assert.deepEqual(await probe(other, db.ip, DB_PORT), ['TIMEOUT'], 'other → db:5432 must be dropped');
