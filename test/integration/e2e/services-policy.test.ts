@@ -43,15 +43,15 @@ interface Ep {
 }
 
 // A server that answers every connection with its own name and closes: the client learns which
-// backend it reached without any state shared between them. A port written eNNNN echoes instead
-// (for connections that stay open).
+// backend it reached without any state shared between them; then it echoes (connections kept open
+// to it show whether their bytes still get through). A port written eNNNN only echoes.
 const NAME_SERVER = `
 const net = require('net');
 const [name, ...ports] = process.argv.slice(1);
 let up = 0;
 for (const p of ports) {
   const echo = p.startsWith('e');
-  net.createServer((c) => { c.on('error', () => {}); if (echo) c.pipe(c); else c.end(name + '\\n'); })
+  net.createServer((c) => { c.on('error', () => {}); if (!echo) c.write(name + '\\n'); c.pipe(c); })
     .listen({ host: '0.0.0.0', port: Number(echo ? p.slice(1) : p) }, () => { if (++up === ports.length) console.log('LISTENING'); });
 }
 `;
@@ -67,6 +67,28 @@ c.on('error', (e) => { console.log('ERROR ' + e.message); process.exit(4); });
 `;
 const ECHO_PORT = 5434;
 
+// Connections to addr:port until one reaches the backend named \`want\` (its first line); that one
+// is kept open like KEEPALIVE (echo servers: bytes after the name come back).
+const PINNED = `
+const net = require('net');
+const [addr, port, want] = process.argv.slice(1);
+let tries = 0;
+const attempt = () => {
+  if (++tries > 60) { console.log('NEVER ' + want); process.exit(5); }
+  const c = net.connect({ host: addr, port: Number(port) });
+  let buf = '', n = -1;
+  c.on('data', (d) => {
+    if (n >= 0) { n += d.length; console.log('ECHOED ' + n); return; }
+    buf += d;
+    if (!buf.includes('\\n')) return;
+    if (buf.trim() !== want) { c.destroy(); attempt(); return; }
+    n = 0; console.log('PINNED ' + want); setInterval(() => c.write('x'), 100);
+  });
+  c.on('error', (e) => { console.log('ERROR ' + e.message); process.exit(4); });
+};
+attempt();
+`;
+
 // N connections one after the other, each with a short connect timeout; one result per
 // connection: the name the server sent, or TIMEOUT / ERROR <code>.
 const PROBE = `
@@ -76,7 +98,7 @@ const one = () => new Promise((resolve) => {
   let data = '';
   const c = net.connect({ host: addr, port: Number(port) });
   const t = setTimeout(() => { c.destroy(); resolve('TIMEOUT'); }, Number(to));
-  c.on('data', (d) => { data += d; });
+  c.on('data', (d) => { data += d; if (data.includes('\\n')) { clearTimeout(t); c.destroy(); resolve(data.trim()); } });
   c.on('end', () => { clearTimeout(t); resolve(data.trim() || 'EMPTY'); });
   c.on('error', (e) => { clearTimeout(t); resolve('ERROR ' + (e.code || e.message)); });
 });
@@ -178,8 +200,13 @@ test('service: a VIP spreads connections over backends on both nodes; a removed 
     `a reply entry backend → client: ${JSON.stringify(mine.slice(0, 5))}`,
   );
 
-  // Remove be3: no new connection may reach it once the datapath has the new record.
+  // Remove be3: no new connection may reach it once the datapath has the new record, while a
+  // connection it already serves keeps working (draining).
   const gone = backends[2]!;
+  const pinned = other.host.spawn([process.execPath, '-e', PINNED, VIP, String(VIP_PORT), gone.name], { name: 'other:pinned', captureBytes: 64 * 1024 });
+  servers.push(pinned);
+  const echoed = (): number => Number(/ECHOED (\d+)\s*$/.exec(pinned.output())?.[1] ?? 0);
+  await waitFor(() => echoed() >= 3 || (!pinned.running() ? Promise.reject(new Error(pinned.describe())) : false), { timeoutMs: 15_000, intervalMs: 50, what: `a connection to ${gone.name} through the VIP` });
   await setService(backends.slice(0, 2));
   await waitFor(
     async () => {
@@ -189,6 +216,9 @@ test('service: a VIP spreads connections over backends on both nodes; a removed 
     },
     { timeoutMs: 15_000, intervalMs: 200, what: `n1: ${gone.name} draining or gone from echo` },
   );
+  const e0 = echoed();
+  await waitFor(() => echoed() >= e0 + 5, { timeoutMs: 3000, intervalMs: 50, what: `the connection to ${gone.name} (draining) still echoes: ${pinned.output().slice(-300)}` });
+  await pinned.stop(500);
   const after2 = tally(await probe(other, VIP, VIP_PORT, 40, 2000));
   assert.equal(after2[gone.name] ?? 0, 0, `after removing ${gone.name}: ${JSON.stringify(after2)}`);
   assert.equal((after2.be1 ?? 0) + (after2.be2 ?? 0), 40, JSON.stringify(after2));
