@@ -215,7 +215,7 @@ export const CONFIG_SCHEMA: SchemaTree = {
       7,
       131071,
       16381,
-      'Slots of each service\'s Maglev table: a prime, at least 100 times the largest backend count for an even spread. Applies to all services; a change reloads the endpoint program and rewrites every table.',
+      'Slots of each service\'s Maglev table: a prime, at least 100 times the largest backend count for an even spread. Applies to all services; a change reloads the endpoint program and rewrites every table. The slot map holds 16777216 slots in all, so the table size bounds the number of services: 1024 at the default, 10000 services need 1669 or less. Each service change writes up to this many slots.',
     ),
     drain: oneOf(
       ['keep', 'reset'],

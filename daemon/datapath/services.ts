@@ -223,7 +223,11 @@ export class ServicesDatapath {
   private async reconcile(): Promise<void> {
     const t0 = performance.now();
     const now = this.now();
-    for (const [k, d] of this.draining) if (d.until <= now) this.draining.delete(k);
+    // A drain ends when its time is up, or at once when the backend is back in a record: a backend
+    // re-added within the drain must take new flows again, not keep the service without slots.
+    const present = new Set<string>();
+    for (const r of this.records) for (const b of r.backends) present.add(backendKeyText({ ...b, protocol: r.protocol }));
+    for (const [k, d] of this.draining) if (d.until <= now || present.has(k)) this.draining.delete(k);
     const input = {
       services: this.records, lbAlgorithm: this.opts.lbAlgorithm, maglevTableSize: this.opts.maglevTableSize,
       draining: [...this.draining.values()].map((d) => d.ref),

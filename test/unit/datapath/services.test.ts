@@ -37,6 +37,27 @@ describe('ServicesDatapath', () => {
     dp.close();
   });
 
+  it('a backend (or a whole service) re-added during its drain is active again at once, with slots', async () => {
+    const t = 1000;
+    const r = new Recorder();
+    const dp = new ServicesDatapath(r, { lbAlgorithm: 'maglev', maglevTableSize: 251, drainMs: 300_000 }, () => t);
+    const both = svc(1, [['10.244.1.5', 80], ['10.244.2.5', 80]]);
+    await dp.setServices([both]);
+    await dp.setServices([svc(1, [['10.244.1.5', 80]])]);
+    assert.deepEqual(dp.status().get('svc-00001')!.backends.map((b) => `${b.ip}=${b.state}`).sort(), ['10.244.1.5=active', '10.244.2.5=draining']);
+    await dp.setServices([both]);
+    assert.deepEqual(dp.status().get('svc-00001')!.backends.map((b) => `${b.ip}=${b.state}`).sort(), ['10.244.1.5=active', '10.244.2.5=active']);
+    const be = r.batches.at(-1)!.find((o) => o.op === 'set-backend');
+    assert.equal(be?.op === 'set-backend' && be.value.state, BackendState.ACTIVE);
+    // The whole service removed (its only backend drains) and put back: slots again, no reject.
+    await dp.setServices([]);
+    await dp.setServices([both]);
+    const st = dp.status().get('svc-00001')!;
+    assert.deepEqual(st.backends.map((b) => b.state), ['active', 'active']);
+    assert.equal(dp.metrics.errors, 0);
+    dp.close();
+  });
+
   it('drains a removed backend (DRAINING, no slot), then deletes it when the drain ends', async () => {
     let t = 1000;
     const r = new Recorder();
