@@ -5,7 +5,10 @@
 // endpoint made by nrd: it creates the "pod" namespace and runs `nrdctl endpoint add` into it (nrd
 // makes the veth, addresses, routes and attaches its BPF). An "external host" namespace sits
 // behind the ToR with a TCP service that answers each caller's source address, so the report can
-// show the node's masquerade.
+// show the node's masquerade. Every pod carries labels and runs a name server (a Node one-liner
+// in its namespace, spawned and tracked by the topology like every other lab process); once all
+// pods are up the keeper sets a service over the app=web pods and a policy admitting app=web
+// only to app=db.
 // SIGTERM (from `lab down`) tears the processes and namespaces down through the topology's exit
 // hook; `down` unmounts the bpffs once they are gone.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -26,9 +29,16 @@ import {
   EXT_TOR_ADDRESS,
   EXT_PREFIX_LEN,
   EXT_PORT,
+  SERVICE_NAME,
+  SERVICE_VIP,
+  SERVICE_PORT,
+  BACKEND_PORT,
+  DB_PORT,
+  dbPolicy,
   siteFile,
   type LabPlan,
   type NodePlan,
+  type PodPlan,
 } from './plan.js';
 import { writeState, type LabPodState, type LabState } from './state.js';
 import { mountBpffs } from './bpffs.js';
@@ -38,6 +48,12 @@ const NRDCTL = join(REPO_ROOT, 'dist', 'daemon', 'cli', 'nrdctl.js');
 
 /** The external host's service: writes the caller's address as seen there, then closes. */
 const WHOAMI = `require('net').createServer((c) => c.end(c.remoteAddress.replace(/^::ffff:/, '') + '\\n')).listen(Number(process.argv[1]), '0.0.0.0')`;
+
+/** A pod's server: answers its name on every port given and closes, so a client learns which
+ *  pod it reached (through the VIP, or past the policy) with nothing shared between them. */
+const NAME_SERVER = `const net = require('net'); const [name, ...ports] = process.argv.slice(1); let up = 0;
+for (const p of ports) net.createServer((c) => { c.on('error', () => {}); c.end(name + '\\n'); })
+  .listen({ host: '0.0.0.0', port: Number(p) }, () => { if (++up === ports.length) console.log('LISTENING'); });`;
 
 function log(msg: string): void {
   process.stdout.write(`${new Date().toISOString()} lab-keeper: ${msg}\n`);
@@ -188,10 +204,17 @@ export async function runKeeper(plan: LabPlan): Promise<void> {
     // Serially: the topology records each namespace as it is made, and save() writes that down.
     try {
       for (const [i, n] of plan.nodes.entries()) {
-        state.nodes[i]!.pod = await buildPod(plan, topo, n);
+        state.nodes[i]!.pod = await buildPod(plan, topo, n, n.pod);
         save();
         log(`${n.name}: pod ${state.nodes[i]!.pod!.ip} in ${n.pod.ns}`);
+        for (const x of n.extraPods) {
+          (state.nodes[i]!.extraPods ??= []).push(await buildPod(plan, topo, n, x));
+          save();
+          log(`${n.name}: pod ${x.name} in ${x.ns}`);
+        }
       }
+      await setServiceAndPolicy(plan, state);
+      save();
       state.pods = 'ready';
     } catch (err) {
       state.pods = 'failed';
@@ -209,23 +232,66 @@ export async function runKeeper(plan: LabPlan): Promise<void> {
  * the namespace and asks nrd for the endpoint (`nrdctl endpoint add`, retried while the node's
  * endpoints subsystem is not ready yet). nrd picks the address from the node's CIDR.
  */
-async function buildPod(plan: LabPlan, topo: Topology, node: NodePlan): Promise<LabPodState> {
+async function buildPod(plan: LabPlan, topo: Topology, node: NodePlan, podPlan: PodPlan): Promise<LabPodState> {
   const cidr = await waitFor(() => ownCidr(node.socket), {
     timeoutMs: plan.readyTimeoutMs,
     intervalMs: 250,
     what: `${node.name} to claim a pod CIDR (GET /v1/nodes on ${node.socket})`,
   });
-  const pod = await topo.host(node.pod.name);
+  const pod = await topo.host(podPlan.name);
+  const labels = Object.entries(podPlan.labels).map(([k, v]) => `${k}=${v}`).join(',');
   let last = '';
   const view = await waitFor(async () => {
-    const r = await run([process.execPath, NRDCTL, '--socket', node.socket, 'endpoint', 'add', node.pod.name, '--netns', `/run/netns/${pod.ns}`, '-o', 'json'],
+    const r = await run([process.execPath, NRDCTL, '--socket', node.socket, 'endpoint', 'add', podPlan.name, '--netns', `/run/netns/${pod.ns}`, '--labels', labels, '-o', 'json'],
       { allowFailure: true, timeoutMs: 15_000 });
     last = (r.stderr || r.stdout).trim();
     return r.code === 0 ? (JSON.parse(r.stdout) as EndpointView) : undefined;
-  }, { timeoutMs: plan.readyTimeoutMs, intervalMs: 500, what: `nrdctl endpoint add ${node.pod.name} on ${node.name}` }).catch((err: unknown) => {
+  }, { timeoutMs: plan.readyTimeoutMs, intervalMs: 500, what: `nrdctl endpoint add ${podPlan.name} on ${node.name}` }).catch((err: unknown) => {
     throw new Error(`${(err as Error).message}: ${last}`);
   });
   const ip = view.ips.find((a) => !a.includes(':'));
-  if (!ip) throw new Error(`${node.name}: endpoint ${node.pod.name} has no IPv4 address: ${JSON.stringify(view)}`);
-  return { ns: pod.ns, cidr, ip, hostIf: view.hostIfname, podIf: node.pod.podIf };
+  if (!ip) throw new Error(`${node.name}: endpoint ${podPlan.name} has no IPv4 address: ${JSON.stringify(view)}`);
+  const srv = pod.spawn([process.execPath, '-e', NAME_SERVER, podPlan.name, String(BACKEND_PORT), String(DB_PORT)], {
+    name: `${podPlan.name}:server`,
+    captureBytes: 4096,
+  });
+  await waitFor(() => srv.output().includes('LISTENING') || (!srv.running() ? Promise.reject(new Error(`server of ${podPlan.name} exited: ${srv.output()}`)) : false), {
+    timeoutMs: 10_000,
+    intervalMs: 50,
+    what: `the name server in ${podPlan.name}`,
+  });
+  return {
+    name: podPlan.name,
+    labels: podPlan.labels,
+    server: { pid: srv.pid, startTime: srv.startTime },
+    ns: pod.ns,
+    cidr,
+    ip,
+    hostIf: view.hostIfname,
+    podIf: podPlan.podIf,
+  };
+}
+
+/**
+ * The service over every app=web pod and the policy on app=db, set through the first node (both
+ * are cluster records: etcd carries them to every node). Waiting for them to reach the datapaths
+ * is the report's job (report-apps.ts), so `status` checks it again.
+ */
+async function setServiceAndPolicy(plan: LabPlan, state: LabState): Promise<void> {
+  const socket = plan.nodes[0]!.socket;
+  const pods = state.nodes.flatMap((n) => [...(n.pod ? [n.pod] : []), ...(n.extraPods ?? [])]);
+  const backends = pods.filter((p) => p.labels?.app === 'web').map((p) => `${p.ip}:${BACKEND_PORT}`);
+  const nrdctl = async (args: string[]): Promise<void> => {
+    const r = await run([process.execPath, NRDCTL, '--socket', socket, ...args], { allowFailure: true, timeoutMs: 15_000 });
+    if (r.code !== 0) throw new Error(`nrdctl ${args.join(' ')}: ${(r.stderr || r.stdout).trim()}`);
+  };
+  log(`service ${SERVICE_NAME} ${SERVICE_VIP}:${SERVICE_PORT} → ${backends.join(', ')}`);
+  await nrdctl(['service', 'set', '--name', SERVICE_NAME, '--vip', SERVICE_VIP, '--port', String(SERVICE_PORT), '--protocol', 'tcp', ...backends.flatMap((b) => ['--backend', b])]);
+  state.service = { name: SERVICE_NAME, vip: SERVICE_VIP, port: SERVICE_PORT, backendPort: BACKEND_PORT, backends };
+  // In the state dir: `down` removes it with the rest.
+  const file = join(plan.stateDir, 'db-policy.json');
+  writeFileSync(file, JSON.stringify(dbPolicy(), null, 2) + '\n');
+  log(`policy ${String(dbPolicy().name)} from ${file}`);
+  await nrdctl(['policy', 'set', '-f', file]);
+  state.policy = { name: String(dbPolicy().name), file };
 }

@@ -5,7 +5,10 @@
 // ready (nrdctl status -o json) and routes every other node's pod CIDR (/v1/routes), pings every
 // pod from every other pod and from the ToR, connects every pod to the external host, prints the
 // endpoints, routes and results (report.ts) and leaves the lab up; it fails when a ping or the
-// masquerade check does. `down` removes it by PID and name
+// masquerade check does. Every pod is labelled and runs a name server; the report then counts a
+// pod's connections to the service VIP per backend and tries each pod against the app=db pod, and
+// `up` fails unless the service spreads over two backends and each pair gets the policy's verdict.
+// `down` removes it by PID and name
 // from the state file, then unmounts the lab's bpffs; `status` prints the table and the report again.
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -18,6 +21,7 @@ import { REPO_ROOT, makePlan, type LabOptions, type LabPlan } from './plan.js';
 import { readState, type LabNodeState, type LabState } from './state.js';
 import { isBpffs, isMountPoint, unmountBpffs } from './bpffs.js';
 import { runKeeper } from './fabric.js';
+import { collectApps, formatApps, type AppsReport } from './report-apps.js';
 import { collectRouting, collectTraffic, formatTraffic, missingRoutes, pendingNative, type NodeRouting, type TrafficReport } from './report.js';
 
 export { makePlan, type LabOptions } from './plan.js';
@@ -54,6 +58,8 @@ export interface LabReport {
   traffic?: TrafficReport;
   /** Remote pod CIDRs some node still had no route for when `up` stopped waiting. */
   missing?: Array<{ node: string; prefix: string; owner: string }>;
+  /** The service's spread over its backends and the policy's allowed and denied pairs. */
+  apps?: AppsReport;
 }
 
 function printer(opts: LabOptions): (line: string) => void {
@@ -207,13 +213,16 @@ export async function labStatus(opts: LabOptions = {}): Promise<LabReport> {
   say(formatTraffic(s, traffic));
   const missing = missingRoutes(s, traffic.nodes);
   for (const m of missing) say(`${m.node} has no route to ${m.prefix} (${m.owner})`);
+  const apps = await collectApps(s);
+  say(formatApps(apps));
   return {
-    ok: keeperAlive(s) && nodes.every((n) => n.answered) && s.pods === 'ready' && missing.length === 0 && traffic.pingsOk && traffic.masqueradeOk,
+    ok: keeperAlive(s) && nodes.every((n) => n.answered) && s.pods === 'ready' && missing.length === 0 && traffic.pingsOk && traffic.masqueradeOk && apps.ok,
     name: plan.name,
     nodes,
     state: s,
     traffic,
     missing,
+    apps,
   };
 }
 
@@ -359,14 +368,16 @@ export async function labUp(opts: LabOptions = {}): Promise<LabReport> {
   say(formatTraffic(s, traffic));
   for (const m of missing) say(`${m.node} has no route to ${m.prefix} (${m.owner}) after ${plan.convergeTimeoutMs / 1000} s`);
   if (!converged) logs([...new Set(missing.map((m) => m.node))], () => 'routes missing');
-  const ok = converged && traffic.pingsOk && traffic.masqueradeOk;
+  const apps = await collectApps(s);
+  say(formatApps(apps));
+  const ok = converged && traffic.pingsOk && traffic.masqueradeOk && apps.ok;
   if (ok) {
     say(`lab ${plan.name} is up and routes pod traffic (${((Date.now() - t0) / 1000).toFixed(1)} s). Try: node ${NRDCTL} --socket ${s.nodes[0]!.socket} routes`);
     say('`npm run lab -- down` removes it');
   } else {
-    say(`lab ${plan.name} is up but does not route every pod (see above); \`npm run lab -- down\` removes it`);
+    say(`lab ${plan.name} is up but does not route every pod, spread the service or enforce the policy (see above); \`npm run lab -- down\` removes it`);
   }
-  return { ok, name: plan.name, nodes: reports, state: s, traffic, missing };
+  return { ok, name: plan.name, nodes: reports, state: s, traffic, missing, apps };
 }
 
 /** Run one lab action as the CLI does; returns the process exit code. */
@@ -383,8 +394,9 @@ export async function runLab(action: 'up' | 'down' | 'status', opts: LabOptions 
 }
 
 const USAGE = `Usage: node dist/test/lab/lab.js [up|down|status] [--nodes N] [--short] [--name NAME] [--state-dir DIR]
-  up      build the lab (default), wait for the routes, ping pod to pod, print the report; exit 1 when
-          a ping fails. Reports the running lab instead when one is up already
+  up      build the lab (default), wait for the routes, ping pod to pod, try the service and the
+          policy, print the report; exit 1 when a ping fails, the service answers from fewer than
+          two backends or a pod pair's verdict is not the policy's. Reports the running lab instead when one is up already
   down    remove the lab: processes by PID, namespaces (pods included) by name, the bpffs, files
   status  print each node's nrdctl status (one readiness column per subsystem) and the report again
 `;

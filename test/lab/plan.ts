@@ -1,5 +1,6 @@
 // The lab's plan: names, addresses, ASNs and paths of the fabric (one BIRD top-of-rack router,
-// etcd, N nrd nodes with one pod each, in network namespaces), and the nrd site file each node
+// etcd, N nrd nodes with a labelled pod each, plus app=other on node1 and app=db on the last node,
+// in network namespaces), the service and policy the lab sets, and the nrd site file each node
 // gets. Pure data, no I/O.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +30,18 @@ export const EXT_PREFIX_LEN = 29;
 /** TCP port of the external host's "who is calling" service (answers the peer's address). */
 export const EXT_PORT = 7070;
 
+/** The lab's service: a VIP outside the pod and fabric ranges, backed by every app=web pod. */
+export const SERVICE_NAME = 'web';
+export const SERVICE_VIP = '10.96.0.10';
+export const SERVICE_PORT = 80;
+/** Every pod's name server listens here (the service's backend port) and on DB_PORT. */
+export const BACKEND_PORT = 8080;
+/** The port the policy opens on app=db, to app=web only. */
+export const DB_PORT = 5432;
+export const POLICY_NAME = 'db-from-web';
+/** Connections the report makes to the VIP from one pod: enough that two backends both show. */
+export const SERVICE_PROBES = 30;
+
 export interface LabOptions {
   /** Namespace prefix: namespaces are `<name>-tor`, `<name>-etcd`, `<name>-node1`, … (default nrdlab). */
   name?: string;
@@ -57,6 +70,8 @@ export interface PodPlan {
   ns: string;
   /** The interface nrd gives the workload inside its namespace. */
   podIf: string;
+  /** The endpoint's labels (`nrdctl endpoint add --labels`): what the service and policy select. */
+  labels: Record<string, string>;
 }
 
 export interface NodePlan {
@@ -76,7 +91,10 @@ export interface NodePlan {
   /** datapath.pinPath: <pinRoot>/<node>, on the lab's bpffs. */
   pinPath: string;
   logFile: string;
+  /** The node's own pod (app=web): pinged, masqueraded, a backend of the service. */
   pod: PodPlan;
+  /** More pods on the node, for the policy and the service client (node1: app=other; last node: app=db). */
+  extraPods: PodPlan[];
 }
 
 export interface LabPlan {
@@ -132,7 +150,13 @@ export function makePlan(opts: LabOptions = {}): LabPlan {
       stateDir: join(stateDir, node, 'state'),
       pinPath: join(pinRoot, node),
       logFile: join(logDir, `${node}.log`),
-      pod: { name: `${node}-pod`, ns: `${name}-${node}-pod`, podIf: 'eth0' },
+      pod: { name: `${node}-pod`, ns: `${name}-${node}-pod`, podIf: 'eth0', labels: { app: 'web' } },
+      extraPods: [
+        // The service client and the policy's denied peer, on the first node; the policy's target
+        // on the last one, so web→db crosses nodes (node1) and stays on one (the last node).
+        ...(i === 1 ? [{ name: `${node}-other`, ns: `${name}-${node}-other`, podIf: 'eth0', labels: { app: 'other' } }] : []),
+        ...(i === n ? [{ name: `${node}-db`, ns: `${name}-${node}-db`, podIf: 'eth0', labels: { app: 'db' } }] : []),
+      ],
     });
   }
   return {
@@ -151,6 +175,11 @@ export function makePlan(opts: LabOptions = {}): LabPlan {
     pinRoot,
     nodes,
   };
+}
+
+/** The policy the lab sets (`nrdctl policy set -f`): app=db admits TCP DB_PORT from app=web only. */
+export function dbPolicy(): Record<string, unknown> {
+  return { name: POLICY_NAME, selector: { app: 'db' }, ingress: [{ from: [{ labels: { app: 'web' } }], ports: [{ port: DB_PORT, protocol: 'tcp' }] }] };
 }
 
 /** The site file of one lab node (keys as in config/site.example.yaml). */

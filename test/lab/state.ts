@@ -13,6 +13,11 @@ export interface LabProcess {
 
 /** A node's pod: an endpoint nrd made in a namespace the keeper created. */
 export interface LabPodState {
+  /** Endpoint name (absent in states written before pods had labels). */
+  name?: string;
+  labels?: Record<string, string>;
+  /** The pod's name server (answers its name on BACKEND_PORT and DB_PORT), run in its namespace. */
+  server?: LabProcess;
   ns: string;
   /** The node's own pod CIDR as its API reported it. */
   cidr: string;
@@ -40,6 +45,8 @@ export interface LabNodeState {
   logFile: string;
   process?: LabProcess;
   pod?: LabPodState;
+  /** The node's other pods (the service client, the policy's target): not in the ping matrix. */
+  extraPods?: LabPodState[];
 }
 
 export interface LabState {
@@ -70,6 +77,9 @@ export interface LabState {
   pods: 'waiting' | 'ready' | 'failed';
   ext?: LabExtState;
   podsError?: string;
+  /** The service and policy the keeper set once the pods were up (nrdctl service set / policy set). */
+  service?: { name: string; vip: string; port: number; backendPort: number; backends: string[] };
+  policy?: { name: string; file: string };
 }
 
 export function readState(file: string): LabState | null {

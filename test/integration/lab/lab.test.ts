@@ -2,7 +2,10 @@
 // its real uplink and its datapath loads into the lab's bpffs; each node (own AS) routes every
 // other node's pod CIDR natively (BGP through the BIRD ToR, which installs them in its FIB), and
 // every pod answers pings from every other pod and from the ToR → down → nothing left (namespaces
-// with the pods, processes, state dir, the bpffs mount, pins). Needs the built daemon and CLI.
+// with the pods, processes, state dir, the bpffs mount, pins). The report's service lines show a
+// pod's connections to the VIP answered by backends on two nodes, its policy lines web→db
+// connected and other→db denied (with the drop's flow event); the format is checked without a
+// lab. Needs the built daemon and CLI.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
@@ -13,6 +16,7 @@ import { siteFile, REPO_ROOT, NODE_ASN_BASE, POD_GATEWAY, EXT_ADDRESS } from '..
 import { parsePing, formatPings, type MasqResult, type NodeEndpoints, type TorRoute } from '../../lab/report.js';
 import type { RouteEntryView } from '../../../daemon/routing/api-types.js';
 import type { LabState } from '../../lab/state.js';
+import { formatApps, type AppsReport } from '../../lab/report-apps.js';
 import { isBpffs, isMountPoint, unmountBpffs } from '../../lab/bpffs.js';
 import { listNamespaces } from '../../lib/netns.js';
 import { pidAlive, run } from '../../lib/proc.js';
@@ -73,6 +77,35 @@ test('ping summary parsing and the matrix mark failures', () => {
   assert.match(text, /^1\/2 pings answered/m, text);
 });
 
+test('the service and policy lines: answers per backend, each pair with the policy\'s verdict', () => {
+  const a: AppsReport = {
+    service: {
+      vip: '10.96.0.10', port: 80, client: 'node1-other', clientNode: 'node1', probes: 30, ok: true,
+      backends: [
+        { address: '10.244.1.10:8080', pod: 'node1-pod', node: 'node1', answered: 18 },
+        { address: '10.244.2.10:8080', pod: 'node2-pod', node: 'node2', answered: 12 },
+      ],
+      counts: { 'node1-pod': 18, 'node2-pod': 12 },
+    },
+    policyName: 'db-from-web',
+    policy: [
+      { from: 'node1-pod', fromApp: 'web', fromNode: 'node1', to: 'node2-db', toNode: 'node2', expected: 'allowed', got: 'node2-db', verdict: 'allowed', ok: true, dropEvent: false },
+      { from: 'node1-other', fromApp: 'other', fromNode: 'node1', to: 'node2-db', toNode: 'node2', expected: 'denied', got: 'TIMEOUT', verdict: 'denied', ok: true, dropEvent: true },
+      { from: 'node2-pod', fromApp: 'web', fromNode: 'node2', to: 'node2-db', toNode: 'node2', expected: 'allowed', got: 'TIMEOUT', verdict: 'denied', ok: false, dropEvent: false },
+    ],
+    ok: false,
+  };
+  const text = formatApps(a);
+  assert.match(text, /^== service 10\.96\.0\.10:80: /m, text);
+  assert.match(text, /^  from node1-other \(node1\): 30 connections$/m, text);
+  assert.match(text, /^  10\.244\.1\.10:8080\s+node1-pod\s+node1\s+18\/30$/m, text);
+  assert.match(text, /^  ok: 2 of 2 backends answered \(on 2 nodes\)$/m, text);
+  assert.match(text, /^  node1-pod \(node1\)\s+web\s+node2-db:5432 \(node2\)\s+allowed\s+connected \(node2-db\)\s+-\s+ok$/m, text);
+  assert.match(text, /^  node1-other \(node1\)\s+other\s+node2-db:5432 \(node2\)\s+denied\s+denied \(TIMEOUT\)\s+yes\s+ok$/m, text);
+  assert.match(text, /^  node2-pod .*FAIL$/m, text);
+  assert.match(text, /^  2\/3 pairs as the policy says/m, text);
+});
+
 test('lab up (short): pods ping across nodes over native routes; down leaves nothing', { timeout: 150_000 }, async () => {
   const report = await labUp(opts).catch((err: unknown) => {
     throw new Error(`${err instanceof Error ? err.message : String(err)}\n${lines.join('\n')}`);
@@ -85,8 +118,8 @@ test('lab up (short): pods ping across nodes over native routes; down leaves not
   }
   const state = report.state;
   assert.ok(state, 'no state file');
-  // tor, etcd, the external host, three nodes and their three pods.
-  assert.equal((await listNamespaces(`${opts.name}-`)).length, 9);
+  // tor, etcd, the external host, three nodes, their three web pods, node1's other and node3's db.
+  assert.equal((await listNamespaces(`${opts.name}-`)).length, 11);
   const out = lines.join('\n');
 
   // Each node in its own AS, peering with the ToR's AS 65000, Established, one prefix out and the
@@ -115,7 +148,10 @@ test('lab up (short): pods ping across nodes over native routes; down leaves not
     const name = n.name;
     const ip = n.pod.ip;
     const eps: NodeEndpoints | undefined = traffic.endpoints.find((e) => e.node === name);
-    assert.deepEqual(eps?.endpoints.map((e) => [e.name, e.ips.includes(ip), e.state]), [[`${name}-pod`, true, 'ready']], `${name} endpoints`);
+    const own: NodeEndpoints['endpoints'][number] | undefined = eps?.endpoints.find((e) => e.name === `${name}-pod`);
+    assert.deepEqual(own && [own.ips.includes(ip), own.state], [true, 'ready'], `${name} endpoints: ${JSON.stringify(eps)}`);
+    const extra = { node1: [`${name}-other`], node3: [`${name}-db`] }[name] ?? [];
+    assert.deepEqual(eps?.endpoints.map((e) => e.name).sort(), [`${name}-pod`, ...extra].sort(), `${name} endpoints`);
     const m: MasqResult | undefined = traffic.masquerade.find((x) => x.from === name);
     assert.equal(m?.seen, n.address, `${EXT_ADDRESS} saw ${n.name}'s pod as ${String(m?.seen)}: ${JSON.stringify(m)}`);
     const self = traffic.nodes.find((x) => x.name === n.name)!;
@@ -151,6 +187,25 @@ test('lab up (short): pods ping across nodes over native routes; down leaves not
   for (const p of traffic.pings) assert.equal(p.ok, true, `ping ${p.from} → ${p.to} (${p.toAddress}): ${p.detail}\n${out}`);
   assert.equal(traffic.pingsOk, true);
   assert.match(out, /^9\/9 pings answered/m, out);
+
+  // The service: 30 connections from node1-other, every one answered by an app=web backend, on at
+  // least two nodes. The policy: every web pod reaches node3-db, node1-other does not (dropped,
+  // and the monitor on node3 saw it).
+  const apps = report.apps;
+  assert.ok(apps?.service, `no service report:\n${out}`);
+  assert.equal(apps.service.client, 'node1-other');
+  assert.equal(apps.service.backends.length, 3, JSON.stringify(apps.service));
+  assert.equal(apps.service.backends.reduce((n, b) => n + b.answered, 0), 30, JSON.stringify(apps.service));
+  assert.ok(new Set(apps.service.backends.filter((b) => b.answered > 0).map((b) => b.node)).size >= 2, JSON.stringify(apps.service));
+  assert.match(out, /^== service 10\.96\.0\.10:80: /m, out);
+  assert.match(out, /^  ok: \d of 3 backends answered/m, out);
+  const pairs = Object.fromEntries(apps.policy.map((p) => [p.from, p]));
+  assert.deepEqual(Object.keys(pairs).sort(), ['node1-other', 'node1-pod', 'node2-pod', 'node3-pod'], JSON.stringify(apps.policy));
+  for (const w of ['node1-pod', 'node2-pod', 'node3-pod']) assert.equal(pairs[w]?.got, 'node3-db', `${w} → db: ${JSON.stringify(pairs[w])}`);
+  assert.equal(pairs['node1-other']?.got, 'TIMEOUT', JSON.stringify(pairs['node1-other']));
+  assert.equal(pairs['node1-other']?.dropEvent, true, `no drop event for other → db:\n${out}`);
+  assert.match(out, /^  4\/4 pairs as the policy says/m, out);
+  assert.equal(apps.ok, true);
 
   // The lab's own bpffs, mounted before the nodes started, under the state dir.
   const plan = makePlan(opts);
@@ -198,11 +253,14 @@ test('lab up (short): pods ping across nodes over native routes; down leaves not
     assert.equal(row.split(/\s+/)[dpCol], 'yes', row);
   }
 
+  const servers = state.nodes.flatMap((n) => [n.pod, ...(n.extraPods ?? [])].flatMap((p) => (p?.server ? [p.server] : [])));
+  assert.equal(servers.length, 5, 'a name server recorded per pod');
   const pids = [
     state.keeper,
     ...state.topology.processes,
     ...(state.etcd ? [state.etcd.process] : []),
     ...state.nodes.flatMap((n) => (n.process ? [n.process] : [])),
+    ...servers,
   ];
   assert.equal(await labDown(opts), true);
   assert.deepEqual(await listNamespaces(`${opts.name}-`), []);
