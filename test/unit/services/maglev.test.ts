@@ -99,7 +99,12 @@ describe('maglev', () => {
     console.log(`maglev disruption, M=${M}: ${fractions.join('; ')}`);
   });
 
-  it('disruption, property: removing one of N (M ≥ 100·N) moves at most 1/N + 3% of the slots', () => {
+  // Maglev is near-minimal, not minimal: removing a backend also reshuffles some slots among the
+  // others (their turns in the fill change). The average is ≈ 1/N (the test above); single cases
+  // reach ~1.5/N for a few backends (N=3: up to 0.49 seen over 1000 key sets at M=6007), so the
+  // bound of a random case is 1.6/N + 3%, which still catches a table that ignores the removal's
+  // locality (a rehash of everything moves (N-1)/N).
+  it('disruption, property: removing one of N (M ≥ 100·N) moves at most 1.6/N + 3% of the slots', () => {
     fc.assert(
       fc.property(fc.integer({ min: 2, max: 60 }), fc.nat(), fc.integer({ min: 0, max: 1000 }), (n, pick, base) => {
         const m = 6007; // prime ≥ 100·60
@@ -107,7 +112,7 @@ describe('maglev', () => {
         const gone = pick % n;
         const rest = all.filter((_, i) => i !== gone);
         const f = moved(buildTable(all, m), all, buildTable(rest, m), rest);
-        assert.ok(f <= 1 / n + 0.03, `N=${n}: ${f}`);
+        assert.ok(f <= Math.min(1, 1.6 / n + 0.03), `N=${n}: ${f}`);
       }),
       { numRuns: 40 },
     );
