@@ -231,7 +231,9 @@ export class ClusterState {
     const errs = [...this.errors.values()];
     if (down.length) {
       const since = Math.min(...down.map((h) => h.troubleSince ?? Date.now()));
-      const last = down.find((h) => h.lastError)?.lastError ?? 'no answer yet';
+      // The error that started the trouble, not the latest retry's: the text must not change
+      // while the situation does not.
+      const last = down.find((h) => h.troubleError !== undefined)?.troubleError ?? down.find((h) => h.lastError)?.lastError ?? 'no answer yet';
       // The reason stays the same while the trouble lasts (retry counts live in status()), so
       // systemd's STATUS= and the logs change only when the situation does.
       const what = /^(AUTH|PERMISSION):/.test(last) ? 'etcd refuses nrd\'s credentials' : 'etcd unreachable';

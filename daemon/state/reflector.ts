@@ -23,6 +23,8 @@ export interface CollectionHealth {
   /** Failed attempts since the last success. */
   retries: number;
   lastError?: string;
+  /** The error that started the current trouble (readiness names it: it stays while the trouble lasts). */
+  troubleError?: string;
   /** Re-lists done since start (the first list included). */
   lists: number;
   revision: number;
@@ -228,10 +230,14 @@ export class Reflector<T> {
 
   private trouble(err: unknown): void {
     const e = err instanceof Error ? err : new Error(String(err));
-    if (this.h.connected || this.h.troubleSince === undefined) this.h.troubleSince = this.now();
+    const text = isStoreError(e) ? `${e.code}: ${e.message}` : e.message;
+    if (this.h.connected || this.h.troubleSince === undefined) {
+      this.h.troubleSince = this.now();
+      this.h.troubleError = text;
+    }
     this.h.connected = false;
     this.h.retries++;
-    this.h.lastError = isStoreError(e) ? `${e.code}: ${e.message}` : e.message;
+    this.h.lastError = text;
   }
 
   /** Watch until it dies; resolves with the error. */
@@ -289,6 +295,7 @@ export class Reflector<T> {
       this.h.connected = true;
       this.h.retries = 0;
       delete this.h.troubleSince;
+      delete this.h.troubleError;
       if (!this.h.synced) {
         this.h.synced = true;
         for (const w of this.syncWaiters.splice(0)) w();
