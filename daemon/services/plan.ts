@@ -127,10 +127,23 @@ const ID_MAX = 0x7fffffff;
 const SEED_SERVICE = 0x73766331; // "svc1"
 const SEED_BACKEND = 0x62656e31; // "ben1"
 
-function addrOf(text: string): { family: Family; addr: Uint8Array; canon: string } {
+type ParsedAddr = Readonly<{ family: Family; addr: Uint8Array; canon: string }>;
+
+/** Parsed addresses by text: a replan of 10k services reads the same few thousand addresses
+ * again each time; parsing them anew was a third of its cost. Bounded: cleared when it grows
+ * past what any cluster's service set holds. */
+const addrCache = new Map<string, ParsedAddr>();
+const ADDR_CACHE_MAX = 1 << 18;
+
+function addrOf(text: string): ParsedAddr {
+  const hit = addrCache.get(text);
+  if (hit) return hit;
   const a = parseIp(text);
   if (!a) throw new RangeError(`not an IP address: ${JSON.stringify(text)}`);
-  return { family: a.family, addr: ipValueToBytes(a.family, a.value), canon: formatIp(a.family, a.value) };
+  const parsed: ParsedAddr = Object.freeze({ family: a.family, addr: ipValueToBytes(a.family, a.value), canon: formatIp(a.family, a.value) });
+  if (addrCache.size >= ADDR_CACHE_MAX) addrCache.clear();
+  addrCache.set(text, parsed);
+  return parsed;
 }
 
 /** Key text of a backend: one id per (protocol, address, port), shared by the services using it. */
