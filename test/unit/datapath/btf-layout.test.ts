@@ -4,8 +4,6 @@
 // opening an object parses the ELF without loading anything.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { type StructLayout, btfDatasecVars, btfStructLayout, btfTypeName } from '../../../daemon/datapath/btf.js';
 import {
@@ -29,13 +27,8 @@ import {
   lpm6KeyCodec,
   u32Codec,
 } from '../../../daemon/datapath/maps.js';
+import { objFile } from './objects.js';
 
-const objectDir = fileURLToPath(new URL('../../../../bpf/', import.meta.url));
-const objFile = (name: string): string => {
-  const p = join(objectDir, `${name}.bpf.o`);
-  assert.ok(existsSync(p), `${p} missing: run make -C bpf (npm run build)`);
-  return p;
-};
 
 const BPF_MAP_TYPE_PERCPU_HASH = 5;
 const BPF_MAP_TYPE_PERCPU_ARRAY = 6;

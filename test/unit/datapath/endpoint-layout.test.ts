@@ -4,8 +4,6 @@
 // No privileges needed: opening an object parses the ELF without loading anything.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { type StructLayout, btfDatasecVars, btfStructLayout, btfTypeName } from '../../../daemon/datapath/btf.js';
 import { btfFree, btfParseElf, mapInfo, objectBtf, objectClose, objectFindMapByName, objectOpenFile } from '../../../daemon/datapath/libbpf.js';
@@ -24,13 +22,8 @@ import {
   nat6KeyCodec,
   nonatValueCodec,
 } from '../../../daemon/datapath/endpoint-layout.js';
+import { objFile } from './objects.js';
 
-const objectDir = fileURLToPath(new URL('../../../../bpf/', import.meta.url));
-const objFile = (name: string): string => {
-  const p = join(objectDir, `${name}.bpf.o`);
-  assert.ok(existsSync(p), `${p} missing: run make -C bpf (npm run build)`);
-  return p;
-};
 
 const CODECS: Record<string, { readonly size: number }> = {
   nrd_ep_key: epKeyCodec,

@@ -5,9 +5,6 @@
 // No privileges needed: opening an object parses the ELF without loading anything.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 import { btfStructLayout, btfTypeName } from '../../../daemon/datapath/btf.js';
 import { btfFree, btfParseElf, mapInfo, objectBtf, objectClose, objectFindMapByName, objectOpenFile } from '../../../daemon/datapath/libbpf.js';
 import type { StructSpec } from '../../../daemon/datapath/maps.js';
@@ -15,14 +12,9 @@ import { POLICY_MAPS, POLICY_STRUCTS, bpfPolicyKeyCodec } from '../../../daemon/
 import { EVENT_STRUCTS, decodeFlowEvent } from '../../../daemon/datapath/events-layout.js';
 import { DROP_MAX, DropReason } from '../../../daemon/datapath/endpoint-layout.js';
 import { Dir } from '../../../daemon/policy/compile.js';
+import { objFile } from './objects.js';
 
-const objectDir = fileURLToPath(new URL('../../../../bpf/', import.meta.url));
 const OBJECTS = ['nrd_endpoint', 'nrd_netdev'];
-const objFile = (name: string): string => {
-  const p = join(objectDir, `${name}.bpf.o`);
-  assert.ok(existsSync(p), `${p} missing: run make -C bpf (npm run build)`);
-  return p;
-};
 const SIZES: Record<string, number> = { u32: 4, nrd_lpm4_key: 8, nrd_lpm6_key: 20 };
 for (const s of Object.values(POLICY_STRUCTS)) SIZES[s.name] = s.size;
 const STRUCTS: StructSpec[] = [...Object.values(POLICY_STRUCTS), ...Object.values(EVENT_STRUCTS)];

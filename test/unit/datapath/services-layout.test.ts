@@ -4,23 +4,15 @@
 // No privileges needed: opening an object parses the ELF without loading anything.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 import { btfDatasecVars, btfStructLayout, btfTypeName } from '../../../daemon/datapath/btf.js';
 import { btfFree, btfParseElf, mapInfo, objectBtf, objectClose, objectFindMapByName, objectOpenFile } from '../../../daemon/datapath/libbpf.js';
 import { type StructSpec, u32Codec } from '../../../daemon/datapath/maps.js';
 import {
   LB_MAPS, LB_STRUCTS, backendCodec, ctEntryCodec, ctKeyCodec, revNatCodec, slotKeyCodec, svcKeyCodec, svcValueCodec,
 } from '../../../daemon/datapath/services-layout.js';
+import { objFile } from './objects.js';
 
-const objectDir = fileURLToPath(new URL('../../../../bpf/', import.meta.url));
 const OBJECTS = ['nrd_endpoint', 'nrd_netdev'];
-const objFile = (name: string): string => {
-  const p = join(objectDir, `${name}.bpf.o`);
-  assert.ok(existsSync(p), `${p} missing: run make -C bpf (npm run build)`);
-  return p;
-};
 const CODECS: Record<string, { readonly size: number }> = {
   nrd_svc_key: svcKeyCodec, nrd_svc_value: svcValueCodec, nrd_backend: backendCodec, nrd_slot_key: slotKeyCodec,
   nrd_revnat: revNatCodec, nrd_ct_key: ctKeyCodec, nrd_ct_entry: ctEntryCodec, u32: u32Codec,
