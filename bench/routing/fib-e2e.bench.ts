@@ -3,7 +3,10 @@
 // are in the target namespace's main routing table; RSS of the target. Targets, same run, same
 // source: the real nrd daemon (etcd in its namespace, a bpffs for the datapath, routes with
 // protocol 220 through batched netlink) and BIRD 2 with a kernel protocol. Prints both and the
-// nrd/BIRD ratios.
+// nrd/BIRD ratios, and writes them to bench/results/fib-e2e.json.
+// nrd's event-loop delay over the run (perf_hooks.monitorEventLoopDelay, the
+// nrd_nodejs_eventloop_lag_{max,p99}_seconds metrics, reset at Established) is printed beside the
+// largest gap between the target's BGP messages: keepalives on time throughout is a requirement.
 // Sources: `inject` (default) writes pre-encoded UPDATEs at socket speed, so the target is what is
 // measured; `bird` is a BIRD tester exporting N static routes (≈32k routes/s, it bounds the run).
 // FIB progress is read from /proc/<pid>/net/fib_triestat every --interval ms (a trie walk in the
@@ -12,7 +15,8 @@
 // Root. node dist/bench/routing/fib-e2e.bench.js [--routes 100000,1000000] [--source inject|bird]
 //   [--targets nrd,bird] [--interval 100] [--timeout SECONDS] [--log-level info] [--nrd-events as-is|no-enobufs]
 // Env: NRDB_NRD_NODE_ARGS (extra node flags for nrd, e.g. --cpu-prof), NRDB_NRD_LOG (nrd output to a file).
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -31,6 +35,8 @@ import { INJECT_RANGE, SOURCE, SOURCE_AS, TARGET, TARGET_AS, injectorEvents, mai
 const SELF = fileURLToPath(import.meta.url);
 const ROLE_ENV = 'NRDB_FIB_ROLE';
 const NO_ENOBUFS = join(dirname(SELF), 'fib-e2e-no-enobufs.js');
+/** nrd's metrics listener, on the target namespace's loopback. */
+const METRICS_PORT = 9469;
 
 type TargetKind = 'nrd' | 'bird';
 type SourceKind = 'inject' | 'bird';
@@ -70,6 +76,15 @@ interface Result {
   /** Largest gap between two messages of the target seen by the injector, ms (injector only). */
   gapMs: number | undefined;
   holdTime: number;
+  /** nrd's event-loop delay from Established to the end of the run, ms (max, p99); nrd only. */
+  loopMaxMs: number | undefined;
+  loopP99Ms: number | undefined;
+}
+
+/** Event-loop delay since the last read (the metrics reset their histogram on each scrape), ms. */
+interface LoopDelay {
+  maxMs: number;
+  p99Ms: number;
 }
 
 /** What the benchmark needs from a running target. */
@@ -84,6 +99,19 @@ interface Target {
   describe(): string;
   /** Why the target process is gone (exit status and its last non-log lines), or undefined. */
   death(): string | undefined;
+  /** Event-loop delay since the previous call (nrd's metrics), or undefined when not known. */
+  loopDelay?(): Promise<LoopDelay | undefined>;
+}
+
+/** max and p99 of nrd_nodejs_eventloop_lag_* in a Prometheus text exposition, ms. */
+export function loopDelayOf(text: string): LoopDelay | undefined {
+  const val = (name: string): number | undefined => {
+    const m = new RegExp(`^nrd_nodejs_eventloop_lag_${name}_seconds(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'm').exec(text);
+    return m ? Number(m[1]) * 1000 : undefined;
+  };
+  const maxMs = val('max');
+  const p99Ms = val('p99');
+  return maxMs === undefined || p99Ms === undefined ? undefined : { maxMs, p99Ms };
 }
 
 // ---- targets ------------------------------------------------------------------------------------
@@ -126,7 +154,8 @@ async function startNrd(topo: Topology, host: Host, opts: Options, cleanup: Arra
     },
     routing: { mode: 'auto' },
     datapath: { pinPath: join(bpffs, 'nrd') },
-    api: { socket, metrics: '' },
+    // Metrics inside the target namespace only (the event-loop delay is read from them).
+    api: { socket, metrics: `127.0.0.1:${METRICS_PORT}` },
     log: { level: opts.logLevel },
   };
   const siteFile = join(dir, 'site.yaml');
@@ -168,6 +197,10 @@ async function startNrd(topo: Topology, host: Host, opts: Options, cleanup: Arra
     },
     describe: () => proc.describe(),
     death: () => deathOf(proc),
+    async loopDelay() {
+      const r = await host.exec(['curl', '-sf', '--max-time', '30', `http://127.0.0.1:${METRICS_PORT}/metrics`], { allowFailure: true, timeoutMs: 35_000 });
+      return loopDelayOf(r.stdout);
+    },
   };
 }
 
@@ -268,7 +301,8 @@ async function startBirdTester(host: Host, n: number): Promise<Source> {
 // ---- one measurement ----------------------------------------------------------------------------
 
 async function measure(kind: TargetKind, n: number, opts: Options): Promise<Result> {
-  const topo = new Topology('nrdb-fib');
+  // A profiled nrd (NRDB_NRD_NODE_ARGS=--cpu-prof) writes its profile on exit: give it the time.
+  const topo = new Topology('nrdb-fib', process.env.NRDB_NRD_NODE_ARGS ? { graceMs: 30_000 } : {});
   const cleanup: Array<() => Promise<void>> = [];
   try {
     const src = await topo.host('src');
@@ -291,6 +325,8 @@ async function measure(kind: TargetKind, n: number, opts: Options): Promise<Resu
     const t0 = await source.established.catch((err: Error) => {
       throw new Error(`${err.message}\n${source.describe()}\n${target.describe()}`);
     });
+    // Resets nrd's event-loop histogram: the read at the end covers Established → all in the FIB.
+    const loopStart = target.loopDelay?.().catch(() => undefined);
     const timeoutMs = (opts.timeoutS ?? 60 + n / 5000) * 1000;
     let fib = 0;
     let probeMaxMs = 0;
@@ -343,6 +379,8 @@ async function measure(kind: TargetKind, n: number, opts: Options): Promise<Resu
     // bounds the RIB time from above.
     if (tDone !== undefined && (tRib === undefined || tRib > tDone)) tRib = tDone;
     const mem1 = memoryOf(target.pid);
+    const loopReset = await loopStart;
+    const loop = loopReset ? await target.loopDelay?.().catch(() => undefined) : undefined;
     const dump = await tgt.exec(['sh', '-c', `ip -4 route show proto ${target.proto} | wc -l`], { allowFailure: true, timeoutMs: 120_000 });
     const w = source.written();
     const s = (t: number | undefined): number | undefined => (t === undefined ? undefined : (t - t0) / 1000);
@@ -362,6 +400,8 @@ async function measure(kind: TargetKind, n: number, opts: Options): Promise<Resu
       probeMaxMs,
       gapMs: source.gap(),
       holdTime: opts.holdTime,
+      loopMaxMs: loop?.maxMs,
+      loopP99Ms: loop?.p99Ms,
     };
   } finally {
     // Processes first (nrd releases its pins), then the bpffs and etcd's temp dir.
@@ -390,6 +430,7 @@ function line(r: Result, source: SourceKind): string {
     `dump: ${r.dumped} routes proto ${r.target === 'nrd' ? 220 : 'bird'}`,
     `slowest FIB probe ${r.probeMaxMs.toFixed(1)} ms`,
     ...(r.gapMs !== undefined ? [`largest gap between its BGP messages ${(r.gapMs / 1000).toFixed(2)} s (keepalive every ${(r.holdTime / 3).toFixed(0)} s)`] : []),
+    ...(r.loopMaxMs !== undefined ? [`event-loop delay max ${r.loopMaxMs.toFixed(0)} ms, p99 ${r.loopP99Ms!.toFixed(1)} ms`] : []),
   ];
   return head + parts.join('; ');
 }
@@ -426,6 +467,7 @@ async function main(): Promise<void> {
   if (opts.nrdEvents === 'no-enobufs') console.log('fib-e2e: nrd runs with NETLINK_NO_ENOBUFS preloaded on its event socket (a what-if, not nrd as shipped)');
   console.log(`fib-e2e: source ${source}, FIB polled every ${opts.intervalMs} ms via /proc/<pid>/net/fib_triestat; times from session Established`);
   let failed = false;
+  const rows: Array<Record<string, unknown>> = [];
   for (const n of sizes) {
     const results: Result[] = [];
     for (const t of targets) {
@@ -441,13 +483,49 @@ async function main(): Promise<void> {
     }
     const nrd = results.find((r) => r.target === 'nrd');
     const bird = results.find((r) => r.target === 'bird');
+    const per = (r: Result): number => Math.max(1, r.rssAfter - r.rssBefore) / r.routes;
+    const ratio = (a: number | undefined, b: number | undefined): number | null => (a !== undefined && b !== undefined && b > 0 ? a / b : null);
     if (nrd?.seconds !== undefined && bird?.seconds !== undefined) {
-      const per = (r: Result): number => Math.max(1, r.rssAfter - r.rssBefore) / r.routes;
+      const rib = ratio(nrd.ribSeconds, bird.ribSeconds);
       console.log(
-        `  ${n} routes: nrd/BIRD time to FIB ${(nrd.seconds / bird.seconds).toFixed(2)}x, ` +
-          `RSS after ${(nrd.rssAfter / bird.rssAfter).toFixed(2)}x, RSS growth per route ${(per(nrd) / per(bird)).toFixed(2)}x`,
+        `  ${n} routes: nrd/BIRD time to FIB ${(nrd.seconds / bird.seconds).toFixed(2)}x, time to RIB ${rib === null ? 'n/a' : `${rib.toFixed(2)}x`}, ` +
+          `RSS after ${(nrd.rssAfter / bird.rssAfter).toFixed(2)}x, RSS growth per route ${(per(nrd) / per(bird)).toFixed(2)}x ` +
+          `(${Math.round(per(nrd))} vs ${Math.round(per(bird))} B/route)` +
+          (nrd.loopMaxMs !== undefined ? `; nrd event-loop delay max ${nrd.loopMaxMs.toFixed(0)} ms, p99 ${nrd.loopP99Ms!.toFixed(1)} ms` : '') +
+          (nrd.gapMs !== undefined ? `; nrd's largest BGP message gap ${(nrd.gapMs / 1000).toFixed(2)} s` : ''),
       );
     }
+    rows.push({
+      routes: n,
+      nrd: nrd ?? null,
+      bird: bird ?? null,
+      ratios: {
+        fibTimeNrdOverBird: ratio(nrd?.seconds, bird?.seconds),
+        ribTimeNrdOverBird: ratio(nrd?.ribSeconds, bird?.ribSeconds),
+        bytesPerRouteNrdOverBird: nrd && bird ? per(nrd) / per(bird) : null,
+      },
+      bytesPerRoute: { nrd: nrd ? per(nrd) : null, bird: bird ? per(bird) : null },
+    });
+  }
+  // Only a full run (both targets) is a result worth keeping.
+  if (rows.some((r) => r.nrd && r.bird)) {
+    const results = join(ROOT, 'bench', 'results', 'fib-e2e.json');
+    mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+    writeFileSync(
+      results,
+      JSON.stringify(
+        {
+          bench: 'routing/fib-e2e',
+          date: new Date().toISOString(),
+          machine: { kernel: release(), cpus: cpus().length, quiet: false, note: 'shared machine, other jobs running' },
+          params: { source, holdTimeS: opts.holdTime, intervalMs: opts.intervalMs, nrdEvents: opts.nrdEvents },
+          sizes: rows,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
+    console.log(`results: ${results}`);
   }
   process.exit(failed ? 1 : 0);
 }

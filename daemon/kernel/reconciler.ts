@@ -17,6 +17,7 @@ import type { Logger } from '../lib/log.js';
 import { canonicalMac, canonicalPrefix, familyOf, parsePrefix, type Family } from './addr.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { ROUTING_MARK, ownsLink, type OwnerMark } from './owners.js';
+import { keyFamily, prefixKey, prefixText, shortKeyText, type PrefixKey } from '../lib/prefix-key.js';
 import {
   RT_TABLE_MAIN,
   defaultMetric,
@@ -206,7 +207,7 @@ interface PassState {
   synced: boolean;
   d: DesiredState;
   rep: ReconcileReport;
-  dirtyNow: Set<string>;
+  dirtyNow: Set<PrefixKey>;
   vx: LinkInfo | undefined;
   links: LinkInfo[];
   staleLinks: LinkInfo[];
@@ -219,12 +220,12 @@ interface PassState {
 /** The route writes and deletions a pass decided on (parallel arrays: a 100k batch stays flat). */
 interface RoutePlan {
   write: Route[];
-  writeKeys: string[];
+  writeKeys: PrefixKey[];
   /** Signature of each write (what `installed` holds once it is in). */
   sigs: string[];
   isReplace: boolean[];
   stale: RouteSelector[];
-  staleKeys: string[];
+  staleKeys: PrefixKey[];
 }
 
 const newPlan = (): RoutePlan => ({ write: [], writeKeys: [], sigs: [], isReplace: [], stale: [], staleKeys: [] });
@@ -271,15 +272,15 @@ export class Reconciler {
   // kernel's routes of ours as last known (a full read-back, then our own writes and the kernel's
   // notifications), and the keys where the two may differ. A routine run looks at dirty keys only;
   // a full run (start, periodic resync, overflow, after bulk writes) reads everything back.
-  /** Desired routes by key (the canonical prefix, see keyOf); bodies may be shared between prefixes. */
-  private routesWant = new Map<string, DesiredRouteBody>();
+  /** Desired routes by key (the canonical prefix's PrefixKey, see keyOf); bodies may be shared between prefixes. */
+  private routesWant = new Map<PrefixKey, DesiredRouteBody>();
   /** Our routes in the kernel, by key. */
-  private installed = new Map<string, Installed>();
+  private installed = new Map<PrefixKey, Installed>();
   /** Keys held by another protocol's route (never replaced: a conflict). */
-  private foreign = new Set<string>();
-  private dirty = new Set<string>();
+  private foreign = new Set<PrefixKey>();
+  private dirty = new Set<PrefixKey>();
   /** Keys whose replacement or deletion waits for the sources to be in sync. */
-  private deferredKeys = new Set<string>();
+  private deferredKeys = new Set<PrefixKey>();
   /** Desired routes that could not be keyed (bad prefix): reported by the next run. */
   private badRoutes: string[] = [];
   private fullPending = true;
@@ -317,25 +318,26 @@ export class Reconciler {
 
   /**
    * Kernel key of a canonical prefix, or null for a family this reconciler does not manage. The
-   * table and the metric are the reconciler's own, so the key is the prefix itself: the very string
-   * the owner keys its own state by (no second ~50-byte "table|dst|metric" string per route).
+   * table and the metric are the reconciler's own, so the key is the prefix's PrefixKey: the key
+   * the owner keys its own state by, a small integer for an IPv4 prefix up to /24 (no string per
+   * route, let alone a second "table|dst|metric" one).
    */
-  private keyOf(dst: string): string | null {
-    const family: Family = dst.includes(':') ? 6 : 4;
-    if (!this.families.includes(family)) return null;
-    return dst;
+  private keyOf(dst: PrefixKey): PrefixKey | null {
+    const k = typeof dst === 'number' ? dst : prefixKey(dst);
+    if (!this.families.includes(keyFamily(k))) return null;
+    return k;
   }
 
   /**
    * Key of a route read back from the kernel (table already checked): its prefix, or prefix|metric
    * for a route of ours at another metric — a key no desired route has, so it is deleted as stale.
    */
-  private keyOfRoute(r: Route): string {
+  private keyOfRoute(r: Route): PrefixKey {
     const metric = r.metric ?? defaultMetric(r.family);
-    return metric === defaultMetric(r.family) ? r.dst : `${r.dst}|${metric}`;
+    return metric === defaultMetric(r.family) ? prefixKey(r.dst) : `${r.dst}|${metric}`;
   }
 
-  private markDirty(k: string): void {
+  private markDirty(k: PrefixKey): void {
     this.dirty.add(k);
     this.schedule();
   }
@@ -343,10 +345,10 @@ export class Reconciler {
   /** Replace the whole desired state and schedule a run (only what differs is looked at). */
   setDesired(d: DesiredState): void {
     this.setOthers(d);
-    const next = new Map<string, DesiredRouteBody>();
+    const next = new Map<PrefixKey, DesiredRouteBody>();
     const bad: string[] = [];
     for (const r of d.routes) {
-      let k: string | null;
+      let k: PrefixKey | null;
       try {
         k = this.keyOf(canonicalPrefix(r.dst));
       } catch (e) {
@@ -387,9 +389,10 @@ export class Reconciler {
 
   /**
    * One route's desired state (undefined: no longer wanted), the routine path of a routing change:
-   * only that key is looked at by the next run. `dst` must be canonical (addr.ts canonicalPrefix).
+   * only that key is looked at by the next run. `dst` must be canonical (addr.ts canonicalPrefix),
+   * or its PrefixKey (what the routing layer holds).
    */
-  setRoute(dst: string, body: DesiredRouteBody | undefined): void {
+  setRoute(dst: PrefixKey, body: DesiredRouteBody | undefined): void {
     const k = this.keyOf(dst);
     if (k === null) return;
     const old = this.routesWant.get(k);
@@ -406,7 +409,7 @@ export class Reconciler {
   /** The desired state as last set (routes rebuilt from the maintained map). */
   desiredState(): DesiredState {
     const routes: DesiredRoute[] = [];
-    for (const [k, b] of this.routesWant) routes.push({ ...b, dst: k });
+    for (const [k, b] of this.routesWant) routes.push({ ...b, dst: prefixText(k) });
     return { ...this.desired, routes };
   }
 
@@ -605,20 +608,21 @@ export class Reconciler {
   }
 
   /** The kernel route for a desired body at key k (its next hops shared with the resolved body). */
-  private buildRoute(k: string, b: DesiredRouteBody): Route {
+  private buildRoute(k: PrefixKey, b: DesiredRouteBody): Route {
     const { route: t } = this.resolveBody(b);
-    const family: Family = k.includes(':') ? 6 : 4;
-    const route: Route = { family, dst: k, table: this.table, protocol: this.protocol, type: t.type, metric: defaultMetric(family), nextHops: t.nextHops };
+    const family: Family = keyFamily(k);
+    const route: Route = { family, dst: prefixText(k), table: this.table, protocol: this.protocol, type: t.type, metric: defaultMetric(family), nextHops: t.nextHops };
     if (t.mtu !== undefined) route.mtu = t.mtu;
     return route;
   }
 
   /** A selector that deletes our route at key k (RTM_DELROUTE matches the type too). */
-  private selectorOf(k: string, have: Installed): RouteSelector {
+  private selectorOf(k: PrefixKey, have: Installed): RouteSelector {
+    const type = typeof have === 'string' ? (have.slice(0, have.indexOf('|')) as Route['type']) : have.type;
+    if (typeof k === 'number') return { family: 4, dst: shortKeyText(k), table: this.table, metric: defaultMetric(4), protocol: this.protocol, type };
     const bar = k.indexOf('|');
     const dst = bar < 0 ? k : k.slice(0, bar);
     const family: Family = dst.includes(':') ? 6 : 4;
-    const type = typeof have === 'string' ? (have.slice(0, have.indexOf('|')) as Route['type']) : have.type;
     const metric = bar < 0 ? defaultMetric(family) : Number(k.slice(bar + 1));
     return { family, dst, table: this.table, metric, protocol: this.protocol, type };
   }
@@ -808,8 +812,8 @@ export class Reconciler {
 
   /** Step 4 (full pass): read back every route of the table (every key is diffed after it). */
   private async readBackRoutes(p: PassState): Promise<void> {
-    const installed = new Map<string, Installed>();
-    const foreign = new Set<string>();
+    const installed = new Map<PrefixKey, Installed>();
+    const foreign = new Set<PrefixKey>();
     const dumped: Route[][] = [];
     for (const f of this.families) dumped.push(await this.port.listRoutes(f, this.table));
     // Events that arrived during the dumps are older than or included in them: the dump wins.
@@ -842,7 +846,7 @@ export class Reconciler {
   }
 
   /** Every key a full pass diffs: the desired ones, then ours in the kernel that are not desired. */
-  private *allRouteKeys(): Generator<string> {
+  private *allRouteKeys(): Generator<PrefixKey> {
     yield* this.routesWant.keys();
     for (const k of this.installed.keys()) if (!this.routesWant.has(k)) yield k;
   }
@@ -855,7 +859,7 @@ export class Reconciler {
    * small, and at most one chunk's datagrams are in the kernel's hands at a time. Keys changed while
    * a chunk is out are marked dirty and taken by the next pass.
    */
-  private async applyRoutes(p: PassState, keys: Iterable<string>): Promise<void> {
+  private async applyRoutes(p: PassState, keys: Iterable<PrefixKey>): Promise<void> {
     let plan = newPlan();
     let n = 0;
     // Up to ROUTE_CHUNKS_IN_FLIGHT chunks out at once: the next one is diffed and encoded while the
@@ -900,7 +904,7 @@ export class Reconciler {
   }
 
   /** One key: unchanged, to write (add/replace), to delete, deferred, or a conflict. */
-  private diffRoute(p: PassState, plan: RoutePlan, k: string, body: DesiredRouteBody | undefined, have: Installed | undefined): void {
+  private diffRoute(p: PassState, plan: RoutePlan, k: PrefixKey, body: DesiredRouteBody | undefined, have: Installed | undefined): void {
     const rep = p.rep;
     if (!body) {
       if (have === undefined) return;
@@ -917,7 +921,7 @@ export class Reconciler {
     try {
       want = this.resolveBody(body);
     } catch (e) {
-      p.fail(`route ${k}`, e);
+      p.fail(`route ${prefixText(k)}`, e);
       this.dirty.add(k);
       this.othersPending = true;
       return;
@@ -929,7 +933,7 @@ export class Reconciler {
       return;
     }
     if (have === undefined && this.foreign.has(k)) {
-      rep.conflicts.push(`route ${k} (table ${this.table}) is held by another protocol; not touched`);
+      rep.conflicts.push(`route ${prefixText(k)} (table ${this.table}) is held by another protocol; not touched`);
       return;
     }
     if (have !== undefined && !p.synced) {

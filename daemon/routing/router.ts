@@ -30,6 +30,7 @@ import { canonicalMac, canonicalPrefix, familyOf, firstAddress, parsePrefix, byt
 import { Reconciler, type DesiredRouteBody, type DesiredState, type ReconcileReport, type ReconcilerOptions } from '../kernel/reconciler.js';
 import { ROUTING_MARK } from '../kernel/owners.js';
 import type { KernelPort, Subscription } from '../kernel/types.js';
+import { keyV4, prefixKey, prefixText, shortKeyV4, type PrefixKey } from '../lib/prefix-key.js';
 import { choosePath, step, type Candidate, type PathState } from './path.js';
 import type { BgpRoute, PathMode, PathSwitch, RemoteNode, RouteView, RoutingOptions } from './types.js';
 
@@ -102,6 +103,20 @@ function within(p: Prefix, guard: Prefix): boolean {
   return (p.bytes[full]! & mask) === guard.bytes[full];
 }
 
+/** A subnet no remote prefix may fall into; `v4`: its network address as a number (IPv4). */
+interface Guard {
+  prefix: Prefix;
+  text: string;
+  reason: RefuseReason;
+  v4?: number;
+}
+
+/** The key of a prefix as the speaker gives it (canonical text already, as a rule). */
+function keyOfText(text: string): PrefixKey {
+  const k = shortKeyV4(text);
+  return k >= 0 ? k : prefixKey(canonicalPrefix(text));
+}
+
 interface PrefixEntry {
   node?: RemoteNode;
   state: PathState;
@@ -112,10 +127,14 @@ export class Router {
   private readonly clock: Clock;
   readonly reconciler: Reconciler;
   private nodes = new Map<string, RemoteNode>();
-  private bgp = new Map<string, string[]>();
+  private bgp = new Map<PrefixKey, string[]>();
   private nodesSynced = false;
   private bgpSynced = false;
-  private readonly prefixes = new Map<string, PrefixEntry>();
+  /**
+   * Per prefix, by PrefixKey (a small integer for an IPv4 prefix up to /24: no string per route),
+   * its path entry; the BGP next hops above are keyed the same way, and so is the reconciler.
+   */
+  private readonly prefixes = new Map<PrefixKey, PrefixEntry>();
   private connected: string[] = [];
   private underlay: { index: number; mtu: number; address: string } | null = null;
   private recheckTimer: unknown = null;
@@ -124,16 +143,18 @@ export class Router {
   /** Switches by "from->to". */
   readonly switches = new Map<string, number>();
   private ownCidrs: string[];
+  /** The own CIDRs' keys (never a route towards the fabric). */
+  private ownKeys: Set<PrefixKey>;
   private ownSince: number;
   private opts: RoutingOptions;
   /** The underlay interface name in use (resolved from the address when the option is ""). */
   private underlayName = '';
   /** Prefixes whose BGP input changed since the last evaluation (the incremental path). */
-  private dirtyPrefixes = new Set<string>();
+  private dirtyPrefixes = new Set<PrefixKey>();
   /** Something other than BGP prefixes changed: the next evaluation covers every prefix. */
   private fullPending = true;
   /** Node CIDR → its node (the first node listing it wins, as in a full evaluation). */
-  private cidrOwner = new Map<string, RemoteNode>();
+  private cidrOwner = new Map<PrefixKey, RemoteNode>();
   /** Interned path candidates and BGP next-hop sets: a few objects serve every prefix. */
   private cands = new Map<string, Candidate>();
   /** Path of a prefix of no known node by its interned next-hop set (see externalCand). */
@@ -149,12 +170,12 @@ export class Router {
   private hostConnected: string[] = [];
   private addressWatch: Subscription | undefined;
   private addressTimer: unknown = null;
-  private guards: Array<{ prefix: Prefix; text: string; reason: RefuseReason }> = [];
+  private guards: Guard[] = [];
   /** Prefixes refused now as hijacks, with the reason; newly refused ones wait to be logged. */
   readonly refused = new Map<string, RefuseReason>();
   private newlyRefused: string[] = [];
   /** Hold-down expiries: time → prefixes to re-evaluate then (only those). */
-  private readonly holdDue = new Map<number, Set<string>>();
+  private readonly holdDue = new Map<number, Set<PrefixKey>>();
   /** The VXLAN device, FDB and neighbour set must be recomputed (a node changed). */
   private othersDirty = false;
 
@@ -167,6 +188,7 @@ export class Router {
     this.clock = deps.clock ?? systemClock;
     this.opts = { ...opts, vxlan: { ...opts.vxlan } };
     this.ownCidrs = opts.ownCidrs.map(canonicalPrefix);
+    this.ownKeys = new Set(this.ownCidrs.map(prefixKey));
     this.ownSince = this.clock.now();
     this.reconciler = new Reconciler(port, { mark: ROUTING_MARK, ...deps.reconciler, log: deps.log, clock: this.clock });
     this.rebuildGuards();
@@ -183,6 +205,7 @@ export class Router {
     const cur = [...this.ownCidrs].sort();
     if (next.length === cur.length && next.every((c, i) => c === cur[i])) return;
     this.ownCidrs = next;
+    this.ownKeys = new Set(next.map(prefixKey));
     this.ownSince = this.clock.now();
     this.rebuildGuards();
     this.scheduleRecompute();
@@ -282,22 +305,36 @@ export class Router {
 
   /** The subnets no remote prefix may fall into: the own CIDRs and every connected subnet. */
   private rebuildGuards(): void {
-    const g: Array<{ prefix: Prefix; text: string; reason: RefuseReason }> = [];
-    for (const c of this.ownCidrs) g.push({ prefix: parsePrefix(c), text: c, reason: 'own_cidr' });
-    for (const c of this.hostConnected) g.push({ prefix: parsePrefix(c), text: c, reason: 'connected' });
+    const g: Guard[] = [];
+    const guard = (c: string, reason: RefuseReason): Guard => {
+      const prefix = parsePrefix(c);
+      return { prefix, text: c, reason, ...(prefix.family === 4 ? { v4: prefix.bytes.readUInt32BE(0) } : {}) };
+    };
+    for (const c of this.ownCidrs) g.push(guard(c, 'own_cidr'));
+    for (const c of this.hostConnected) g.push(guard(c, 'connected'));
     this.guards = g;
   }
 
   /** Why a remote prefix must not be installed (inside a local subnet), or undefined. */
-  private refusal(prefix: string): { reason: RefuseReason; inside: string } | undefined {
+  private refusal(k: PrefixKey): { reason: RefuseReason; inside: string } | undefined {
     if (!this.guards.length) return undefined;
-    const p = parsePrefix(prefix);
+    // IPv4 (every short key): compared as numbers, no text parsed.
+    const v4 = keyV4(k);
+    if (v4) {
+      for (const g of this.guards) {
+        if (g.v4 === undefined || v4.len < g.prefix.len) continue;
+        if (g.prefix.len === 0 || (v4.addr ^ g.v4) >>> (32 - g.prefix.len) === 0) return { reason: g.reason, inside: g.text };
+      }
+      return undefined;
+    }
+    const p = parsePrefix(prefixText(k));
     for (const g of this.guards) if (within(p, g.prefix)) return { reason: g.reason, inside: g.text };
     return undefined;
   }
 
   /** Record a refused prefix (counted and logged once while it stays refused). */
-  private refuse(prefix: string, why: { reason: RefuseReason; inside: string }): void {
+  private refuse(k: PrefixKey, why: { reason: RefuseReason; inside: string }): void {
+    const prefix = prefixText(k);
     if (this.refused.get(prefix) === why.reason) return;
     this.refused.set(prefix, why.reason);
     this.newlyRefused.push(`${prefix} (inside ${why.inside}, ${why.reason})`);
@@ -346,10 +383,15 @@ export class Router {
       next.set(v.node.name, old && sameNode(old, v.node) ? old : v.node);
     }
     for (const name of [...this.rejected.keys()]) if (!seenBad.has(name)) this.rejected.delete(name);
-    const owner = new Map<string, RemoteNode>();
-    for (const n of next.values()) for (const c of n.cidrs) if (!owner.has(c)) owner.set(c, n);
+    const owner = new Map<PrefixKey, RemoteNode>();
+    for (const n of next.values()) {
+      for (const c of n.cidrs) {
+        const k = prefixKey(c);
+        if (!owner.has(k)) owner.set(k, n);
+      }
+    }
     // Only the CIDRs whose owning node changed (appeared, went, or changed) are looked at again.
-    const changed: string[] = [];
+    const changed: PrefixKey[] = [];
     for (const [c, n] of owner) if (this.cidrOwner.get(c) !== n) changed.push(c);
     for (const c of this.cidrOwner.keys()) if (!owner.has(c)) changed.push(c);
     const nodesChanged = next.size !== this.nodes.size || [...next].some(([k, n]) => this.nodes.get(k) !== n);
@@ -374,14 +416,14 @@ export class Router {
 
   /** Full snapshot of BGP best paths; `synced` after the initial table transfer (End-of-RIB). */
   setBgpRoutes(routes: readonly BgpRoute[], synced = true): void {
-    this.bgp = new Map(routes.filter((r) => r.nextHops.length).map((r) => [canonicalPrefix(r.prefix), this.internHops(r.nextHops)]));
+    this.bgp = new Map(routes.filter((r) => r.nextHops.length).map((r) => [keyOfText(r.prefix), this.internHops(r.nextHops)]));
     this.bgpSynced = this.bgpSynced || synced;
     this.scheduleRecompute();
   }
 
   /** One Loc-RIB change: new best path (next hops), or withdrawn (no next hops). */
   applyBgpChange(r: BgpRoute): void {
-    const p = canonicalPrefix(r.prefix);
+    const p = keyOfText(r.prefix);
     if (r.nextHops.length) this.bgp.set(p, this.internHops(r.nextHops));
     else this.bgp.delete(p);
     if (!this.fullPending) this.dirtyPrefixes.add(p);
@@ -389,7 +431,7 @@ export class Router {
   }
 
   private internHops(hops: readonly string[]): string[] {
-    const k = hops.join(',');
+    const k = hops.length === 1 ? hops[0]! : hops.join(',');
     let h = this.hopSets.get(k);
     if (!h) {
       h = [...hops];
@@ -491,23 +533,23 @@ export class Router {
     // choice made on half-known inputs).
     const steady = synced && this.wasSynced;
     this.wasSynced = synced;
-    const seen = new Set<string>();
+    const seen = new Set<PrefixKey>();
     this.holdDue.clear();
     this.othersDirty = false;
-    const own = new Set(this.ownCidrs);
+    const own = this.ownKeys;
     const stillRefused = new Set<string>();
-    const consider = (prefix: string, node: RemoteNode | undefined): void => {
+    const consider = (prefix: PrefixKey, node: RemoteNode | undefined): void => {
       if (own.has(prefix) || seen.has(prefix)) return;
       const why = this.refusal(prefix);
       if (why) {
-        stillRefused.add(prefix);
+        stillRefused.add(prefixText(prefix));
         this.refuse(prefix, why);
         return;
       }
       seen.add(prefix);
       this.holdUntil(prefix, this.evaluate(prefix, node, steady, now));
     };
-    for (const n of this.nodes.values()) for (const c of n.cidrs) consider(c, n);
+    for (const n of this.nodes.values()) for (const c of n.cidrs) consider(prefixKey(c), n);
     // BGP prefixes of no known node (external routes) are installed natively too.
     if (this.usesBgp()) for (const p of this.bgp.keys()) consider(p, undefined);
     for (const [p, e] of this.prefixes) {
@@ -525,7 +567,8 @@ export class Router {
     // one it has (shared objects compare by identity) and marks only what differs, without a
     // million-entry DesiredState and a second map of it being built on every full evaluation.
     this.reconciler.setOthers(this.othersDesired());
-    for (const c of this.ownRouted) if (!own.has(c)) this.reconciler.setRoute(c, undefined);
+    const ownText = new Set(this.ownCidrs);
+    for (const c of this.ownRouted) if (!ownText.has(c)) this.reconciler.setRoute(c, undefined);
     const ownBody: DesiredRouteBody = { type: this.opts.ownCidrRoute ?? 'blackhole', nextHops: [] };
     for (const c of this.ownCidrs) this.reconciler.setRoute(c, ownBody);
     this.ownRouted = [...this.ownCidrs];
@@ -546,7 +589,7 @@ export class Router {
   }
 
   /** One prefix's path (see step()); returns when to evaluate it again (a hold-down runs). */
-  private evaluate(prefix: string, node: RemoteNode | undefined, steady: boolean, now: number): number | undefined {
+  private evaluate(prefix: PrefixKey, node: RemoteNode | undefined, steady: boolean, now: number): number | undefined {
     this.evaluations++;
     const hops = this.usesBgp() ? this.bgp.get(prefix) : undefined;
     const cand = node
@@ -599,11 +642,11 @@ export class Router {
       this.reconciler.setOthers(this.othersDesired());
     }
     for (const p of dirty) {
-      if (this.ownCidrs.includes(p)) continue;
+      if (this.ownKeys.has(p)) continue;
       const node = this.cidrOwner.get(p);
       const why = node || (this.usesBgp() && this.bgp.has(p)) ? this.refusal(p) : undefined;
       if (why) this.refuse(p, why);
-      else this.refused.delete(p);
+      else if (this.refused.size) this.refused.delete(prefixText(p));
       if (why || (!node && !(this.usesBgp() && this.bgp.has(p)))) {
         // Gone from every source: drop it (a switch to none when it had a path).
         const e = this.prefixes.get(p);
@@ -623,7 +666,7 @@ export class Router {
   }
 
   /** Remember that `prefix` is to be evaluated again at `at` (its hold-down ends then). */
-  private holdUntil(prefix: string, at: number | undefined): void {
+  private holdUntil(prefix: PrefixKey, at: number | undefined): void {
     if (at === undefined) return;
     let set = this.holdDue.get(at);
     if (!set) this.holdDue.set(at, (set = new Set()));
@@ -636,8 +679,8 @@ export class Router {
   }
 
   /** The kernel route for a prefix on a path; native and direct bodies are shared per path. */
-  private bodyOf(prefix: string, cur: Candidate): DesiredRouteBody | undefined {
-    if (cur.mode === 'vxlan') return { type: 'unicast', nextHops: [{ gateway: firstAddress(prefix), dev: this.opts.vxlan.device, onlink: true }] };
+  private bodyOf(prefix: PrefixKey, cur: Candidate): DesiredRouteBody | undefined {
+    if (cur.mode === 'vxlan') return { type: 'unicast', nextHops: [{ gateway: firstAddress(prefixText(prefix)), dev: this.opts.vxlan.device, onlink: true }] };
     if (cur.mode !== 'native' && cur.mode !== 'direct') return undefined;
     let b = this.bodies.get(cur);
     if (!b) {
@@ -650,9 +693,10 @@ export class Router {
     return b;
   }
 
-  private recordSwitch(prefix: string, node: RemoteNode | undefined, from: PathMode | 'none', to: PathMode | 'none', at: number, nextHops: string[]): void {
-    const k = `${from}->${to}`;
-    this.switches.set(k, (this.switches.get(k) ?? 0) + 1);
+  private recordSwitch(k: PrefixKey, node: RemoteNode | undefined, from: PathMode | 'none', to: PathMode | 'none', at: number, nextHops: string[]): void {
+    const prefix = prefixText(k);
+    const sk = `${from}->${to}`;
+    this.switches.set(sk, (this.switches.get(sk) ?? 0) + 1);
     this.log.info({ prefix, node: node?.name, from, to, nextHops }, 'path switch');
     this.deps.onSwitch?.({ prefix, ...(node ? { node: node.name } : {}), from, to, at });
   }
@@ -686,7 +730,7 @@ export class Router {
     for (const c of this.ownCidrs) d.routes.push({ dst: c, type: this.opts.ownCidrRoute ?? 'blackhole', nextHops: [] });
     for (const [prefix, e] of this.prefixes) {
       const b = this.bodyOf(prefix, e.state.current);
-      if (b) d.routes.push({ dst: prefix, ...b });
+      if (b) d.routes.push({ dst: prefixText(prefix), ...b });
     }
     return d;
   }
@@ -743,7 +787,7 @@ export class Router {
     for (const [prefix, e] of this.prefixes) {
       if (e.state.current.mode === 'none') continue;
       out.push({
-        prefix,
+        prefix: prefixText(prefix),
         ...(e.node ? { node: e.node.name } : {}),
         mode: e.state.current.mode,
         nextHops: [...e.state.current.nextHops],

@@ -3,6 +3,7 @@
 // front. Incremental: a path change recomputes only its own prefix, and a prefix with a single
 // candidate (most of a full table) needs no decision run at all.
 import type { FamilyKey } from '../types.js';
+import { shortKeyV4 } from '../../lib/prefix-key.js';
 import { decide, decidePair, NO_ROUTE, PAIR_BOTH_ECMP, PAIR_SECOND_BEST, type DecisionOptions, type Selection } from './decision.js';
 import { DIRTY, GONE, samePath, type Path, type PathOwner } from './path.js';
 
@@ -97,51 +98,8 @@ function ordered(paths: readonly Path[], sel: Selection): Path[] {
   return out;
 }
 
-/**
- * Small-integer key of an IPv4 prefix of length ≤ 24 in canonical text ("a.b.c.0/len", host bits
- * zero, no leading zeros): (len << 24) | first three octets, or -1. Such keys are Smis: a Map
- * lookup hashes and compares them without touching a string (a full table is mostly ≤ /24, and
- * string-keyed lookups cost a cache miss per compared key).
- */
-export function shortKeyV4(t: string): number {
-  const n = t.length;
-  let v = 0;
-  let o = 0;
-  let d = 0;
-  let dots = 0;
-  let i = 0;
-  for (; i < n; i++) {
-    const c = t.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      if (d === 1 && o === 0) return -1;
-      o = o * 10 + (c - 48);
-      if (++d > 3 || o > 255) return -1;
-    } else if (c === 46) {
-      if (d === 0 || dots === 3) return -1;
-      v = (v << 8) | o;
-      o = 0;
-      d = 0;
-      dots++;
-    } else if (c === 47) {
-      break;
-    } else {
-      return -1;
-    }
-  }
-  // Lengths ≤ 24 leave the fourth octet zero, written "0".
-  if (dots !== 3 || d !== 1 || o !== 0 || i >= n - 1) return -1;
-  let len = 0;
-  let ld = 0;
-  for (i++; i < n; i++) {
-    const c = t.charCodeAt(i);
-    if (c < 48 || c > 57 || (ld === 1 && len === 0)) return -1;
-    len = len * 10 + (c - 48);
-    if (++ld > 2) return -1;
-  }
-  if (ld === 0 || len > 24) return -1;
-  if ((v & ((1 << (24 - len)) - 1)) !== 0) return -1;
-  return (len << 24) | v;
-}
+/** Short IPv4 keys (shared with routing and the kernel reconciler: daemon/lib/prefix-key.ts). */
+export { shortKeyV4 };
 
 const FRESH_CHUNK = 8192;
 

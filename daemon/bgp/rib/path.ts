@@ -2,6 +2,7 @@
 // came from, its interned attributes and next hops, and the RFC 4724 stale mark.
 import type { PathAttributes } from '../types.js';
 import type { PathSource } from './peer.js';
+import { shortKeyText } from '../../lib/prefix-key.js';
 
 /** Whoever holds a set of paths: a peer's RIB state, or the node itself. `info` may be re-pointed. */
 export interface PathOwner {
@@ -145,10 +146,7 @@ export class Path {
 const DOTTED: string[] = [];
 for (let i = 0; i < 256; i++) DOTTED.push(`${i}.`);
 
-/** The text of a short IPv4 key ((length << 24) | first three octets): "a.b.c.0/len". */
-export function shortKeyText(k: number): string {
-  return `${DOTTED[(k >>> 16) & 0xff]!}${DOTTED[(k >>> 8) & 0xff]!}${DOTTED[k & 0xff]!}0/${k >>> 24}`;
-}
+export { shortKeyText };
 
 /** Canonical text of an IPv4 prefix: unsigned 32-bit address (host bits zero) and length. */
 export function ipv4PrefixText(v: number, len: number): string {

@@ -10,6 +10,7 @@ import { Router } from '../../../daemon/routing/router.js';
 import { bgpRouteOf } from '../../../daemon/routing/types.js';
 import type { PathSwitch, RemoteNode, RoutingMode, RoutingOptions } from '../../../daemon/routing/types.js';
 import { NRD_PROTOCOL } from '../../../daemon/kernel/types.js';
+import { canonicalPrefix, parsePrefix } from '../../../daemon/kernel/addr.js';
 import { FakeKernel, ManualClock } from '../../lib/fake-kernel.js';
 
 const connected = ['192.0.2.0/24'];
@@ -441,5 +442,43 @@ test('property: prefixes evaluated together share state objects, yet each shows 
       router.stop();
     }),
     { numRuns: 40 },
+  );
+});
+
+test('property: the hijack guard (compared as numbers for IPv4) refuses exactly the prefixes inside the own CIDR or a connected subnet', async () => {
+  // Guards: own 10.244.1.0/24, connected 192.0.2.0/24 and 198.51.100.0/24 (see setup()).
+  const guards = ['10.244.1.0/24', '192.0.2.0/24', '198.51.100.0/24'].map(parsePrefix);
+  const inside = (c: string): boolean => {
+    const p = parsePrefix(c);
+    return guards.some((g) => p.len >= g.len && (g.len === 0 || p.bytes.readUInt32BE(0) >>> (32 - g.len) === g.bytes.readUInt32BE(0) >>> (32 - g.len)));
+  };
+  const near = fc.constantFrom(0x0af40100, 0xc0000200, 0xc6336400, 0x0a000000, 0xc0000000, 0);
+  const prefix = fc
+    .tuple(near, fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 0, max: 32 }))
+    .map(([base, low, len]) => canonicalPrefix(`${((base ^ (low << 4)) >>> 24) & 255}.${((base ^ (low << 4)) >>> 16) & 255}.${((base ^ (low << 4)) >>> 8) & 255}.${(base ^ (low << 4)) & 255}/${len}`));
+  await fc.assert(
+    // The own CIDR itself is the local blackhole, neither a route towards the fabric nor refused.
+    fc.asyncProperty(fc.uniqueArray(prefix.filter((p) => p !== '10.244.1.0/24'), { maxLength: 25 }), fc.boolean(), async (ps, incremental) => {
+      const { k, clock, router } = setup('native');
+      await router.start();
+      router.setNodes([], true);
+      const hop = ['192.0.2.254'];
+      if (incremental) {
+        router.setBgpSynced(true);
+        for (const p of ps) router.applyBgpChange({ prefix: p, nextHops: hop });
+      } else {
+        router.setBgpRoutes(ps.map((p) => ({ prefix: p, nextHops: hop })), true);
+      }
+      await settle(clock, router);
+      const installed = k
+        .dumpRoutes(NRD_PROTOCOL)
+        .filter((r) => r.type === 'unicast')
+        .map((r) => r.dst)
+        .sort();
+      assert.deepEqual(installed, ps.filter((p) => !inside(p)).sort());
+      assert.deepEqual([...router.refused.keys()].sort(), ps.filter(inside).sort());
+      router.stop();
+    }),
+    { numRuns: 60 },
   );
 });
