@@ -182,13 +182,20 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   registerStateRoutes(router, state.queries, () => datapath.serviceStatus());
   const bgp = new BgpSubsystem({ metrics: metrics.registry });
   registerBgpRoutes(router, bgp);
-  // BFD (RFC 5880) per peer with bgp.peers[].bfd.enabled; a session going from Up to Down closes
-  // the peer's BGP session at once (RFC 5882 §3.2), which withdraws its routes: routing moves the
-  // affected nodes to VXLAN within milliseconds instead of after a hold time.
+  // BFD (RFC 5880) per peer with bgp.peers[].bfd.enabled and per node-mesh peer with
+  // bgp.nodeMeshBfd.enabled: a session going from Up to Down closes the peer's BGP session at once
+  // (RFC 5882 §3.2), which withdraws its routes: routing moves the affected nodes to VXLAN within
+  // milliseconds instead of after a hold time. With routing.bfd.enabled, one single-hop session per
+  // node a direct path reaches: Up → Down makes that direct path unusable (VXLAN at once), Up again
+  // brings it back after the failback hold-down.
   const bfd = new BfdSubsystem({ metrics: metrics.registry });
   registerBfdRoutes(router, bfd);
   bfd.onStateChange((c) => {
-    if (!isPathFailure(c)) return;
+    if (c.purposes.includes('node')) {
+      if (isPathFailure(c)) routing.setDirectDown(c.peer, true);
+      else if (c.to === 'Up') routing.setDirectDown(c.peer, false);
+    }
+    if (!isPathFailure(c) || !(c.purposes.includes('peer') || c.purposes.includes('mesh'))) return;
     try {
       bgp.resetPeer(c.peer, `BFD session down (${diagName(c.diag)})`);
     } catch (err) {
@@ -255,6 +262,10 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
     );
   });
   routing.onVtepMac((mac) => state.setVtepMac(mac));
+  // routing → BFD: the nodes a direct path reaches get routing.bfd's sessions; etcd → BFD: the
+  // node-mesh peers get bgp.nodeMeshBfd's.
+  routing.onDirectNodes((nodes) => bfd.setDirectNodes(nodes));
+  state.onNodes((nodes) => bfd.setMeshNodes(nodes.map((n) => ({ name: n.name, address: n.address }))));
 
   // BGP → routing: the Loc-RIB change set (best path and ECMP set per prefix); routing turns it
   // into native routes itself.

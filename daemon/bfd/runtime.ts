@@ -63,7 +63,7 @@ export class BfdRuntime {
       else if (e.spec.minTx !== s.minTx || e.spec.minRx !== s.minRx || e.spec.multiplier !== s.multiplier) {
         e.spec = s;
         this.run(e, { type: 'SetParameters', desiredMinTx: s.minTx * 1000, requiredMinRx: s.minRx * 1000, detectMult: s.multiplier });
-      }
+      } else e.spec = s; // purposes and node name: shown, no protocol effect
     }
   }
 
@@ -127,7 +127,7 @@ export class BfdRuntime {
       } else if (a.type === 'stateChange') {
         e.since = this.clock.wallTime();
         e.stateChanges++;
-        this.emit({ type: 'state', peer: e.spec.peer, from: a.from, to: a.to, diag: a.diag, remoteState: a.remoteState, at: e.since });
+        this.emit({ type: 'state', peer: e.spec.peer, multihop: e.spec.multihop, from: a.from, to: a.to, diag: a.diag, remoteState: a.remoteState, at: e.since });
       }
     }
     this.arm(e);
@@ -156,6 +156,8 @@ export class BfdRuntime {
       return {
         peer: e.spec.peer,
         multihop: e.spec.multihop,
+        purposes: [...e.spec.purposes],
+        ...(e.spec.node !== undefined ? { node: e.spec.node } : {}),
         state: s.sessionState,
         remoteState: s.remoteSessionState,
         localDiscriminator: s.config.localDiscr,

@@ -1,8 +1,9 @@
-// The BFD subsystem on the main thread: turns bgp.peers[].bfd into session specs, runs the worker
-// thread (worker.ts) that owns the sockets and timers, relays its state changes to listeners (the
-// BGP hook in main.ts: RFC 5882 §3.2, a session going Down tears its BGP session down at once),
-// and publishes nrd_bfd_session_state / nrd_bfd_state_changes_total and GET /v1/bfd
-// (daemon/api/bfd-routes.ts).
+// The BFD subsystem on the main thread: turns bgp.peers[].bfd, bgp.nodeMeshBfd and routing.bfd
+// into session specs (specs.ts; the mesh and direct nodes come from main.ts), runs the worker
+// thread (worker.ts) that owns the sockets and timers, relays its state changes to listeners
+// (main.ts: RFC 5882 §3.2, a peer or mesh session going Down tears its BGP session down at once; a
+// node session going Down makes the direct path to that node unusable), and publishes
+// nrd_bfd_session_state / nrd_bfd_state_changes_total and GET /v1/bfd (daemon/api/bfd-routes.ts).
 //
 // Only a transition from Up to Down is reported as a failure: RFC 5882 §3.2 says a session that
 // goes AdminDown on the remote side (diag 7, or the peer's AdminDown state) does not mean the path
@@ -16,11 +17,16 @@ import type { Subsystem, SubsystemContext } from '../lib/subsystem.js';
 import type { ReadinessReporter } from '../lib/health.js';
 import { NrdError } from '../lib/errors.js';
 import { STATE, diagName, type BfdState } from './packet.js';
-import type { BfdSessionSpec, BfdSessionView, FromWorker, ToWorker } from './types.js';
+import type { BfdPurpose, BfdSessionSpec, BfdSessionView, FromWorker, ToWorker } from './types.js';
+import { NO_TARGETS, sessionKey, sessionSpecs, type BfdNodeTarget, type BfdTargets } from './specs.js';
 import type { WorkerOptions } from './worker.js';
 
 export interface BfdStateChange {
   peer: string;
+  multihop: boolean;
+  /** What the session is for (peer, mesh: reset BGP; node: the direct path's liveness). */
+  purposes: BfdPurpose[];
+  node?: string;
   from: BfdState;
   to: BfdState;
   diag: number;
@@ -39,16 +45,9 @@ export interface BfdQueries {
   sessions(): Promise<{ sessions: BfdSessionView[] }>;
 }
 
-/** Session specs of the peers with bfd.enabled (multihop when the peer is more than one hop away). */
-export function sessionSpecs(c: NrdConfig): BfdSessionSpec[] {
-  return c.bgp.peers
-    .filter((p) => p.bfd.enabled)
-    .map((p) => {
-      const s: BfdSessionSpec = { peer: p.address, multihop: p.multihop > 1, minTx: p.bfd.minTx, minRx: p.bfd.minRx, multiplier: p.bfd.multiplier };
-      if (p.bfd.auth.type !== 'none') s.auth = { type: p.bfd.auth.type, keyId: p.bfd.auth.keyId, key: p.bfd.auth.key };
-      return s;
-    });
-}
+export { sessionSpecs };
+
+const purposeLabel = (s: BfdSessionSpec): string => s.purposes.join(',');
 
 export interface BfdSubsystemDeps {
   metrics: Registry;
@@ -62,27 +61,35 @@ export class BfdSubsystem implements Subsystem, BfdQueries {
   private log: Logger | undefined;
   private ready: ReadinessReporter | undefined;
   private specs: BfdSessionSpec[] = [];
-  private readonly states = new Map<string, BfdState>();
+  private config: NrdConfig | undefined;
+  private targets: BfdTargets = NO_TARGETS;
+  /** State per session key (sessionKey), with the spec it was reported for. */
+  private readonly states = new Map<string, { spec: BfdSessionSpec; state: BfdState }>();
   private readonly listeners = new Set<(c: BfdStateChange) => void>();
   private readonly pending = new Map<number, (s: BfdSessionView[]) => void>();
   private nextId = 1;
   private closed: (() => void) | null = null;
   private stopping = false;
-  private readonly changes: Counter<'peer' | 'to'>;
+  private readonly changes: Counter<'peer' | 'purpose' | 'to'>;
 
   constructor(private readonly deps: BfdSubsystemDeps) {
     const self = this;
     new Gauge({
       name: 'nrd_bfd_session_state',
       help: 'BFD session state per peer (RFC 5880 numbering): 0 AdminDown, 1 Down, 2 Init, 3 Up.',
-      labelNames: ['peer'],
+      labelNames: ['peer', 'purpose'],
       registers: [deps.metrics],
       collect() {
         this.reset();
-        for (const [peer, st] of self.states) this.set({ peer }, STATE[st]);
+        for (const { spec, state } of self.states.values()) this.set({ peer: spec.peer, purpose: purposeLabel(spec) }, STATE[state]);
       },
     });
-    this.changes = new Counter({ name: 'nrd_bfd_state_changes_total', help: 'BFD session state changes, per peer and new state.', labelNames: ['peer', 'to'], registers: [deps.metrics] });
+    this.changes = new Counter({
+      name: 'nrd_bfd_state_changes_total',
+      help: 'BFD session state changes, per peer, purpose (peer, mesh, node; comma-separated when a session serves several) and new state.',
+      labelNames: ['peer', 'purpose', 'to'],
+      registers: [deps.metrics],
+    });
   }
 
   /** Called on every state change; `from: 'Up', to: 'Down'` is a path failure. */
@@ -94,20 +101,43 @@ export class BfdSubsystem implements Subsystem, BfdQueries {
   start(ctx: SubsystemContext): void {
     this.log = ctx.log;
     this.ready = ctx.ready;
-    this.apply(sessionSpecs(ctx.config));
+    this.config = ctx.config;
+    this.apply(sessionSpecs(ctx.config, this.targets));
   }
 
   reload(changes: readonly ConfigChange[], next: NrdConfig): void {
-    if (!changes.some((c) => c.key.startsWith('bgp.peers'))) return;
-    this.apply(sessionSpecs(next));
+    this.config = next;
+    if (!changes.some((c) => /^(bgp\.(peers|nodeMesh)|routing\.(bfd|mode)|node\.address)/.test(c.key))) return;
+    this.apply(sessionSpecs(next, this.targets));
+  }
+
+  /** The node-mesh peers (every other node in etcd): multihop sessions with bgp.nodeMeshBfd. */
+  setMeshNodes(nodes: readonly BfdNodeTarget[]): void {
+    this.setTargets({ ...this.targets, mesh: [...nodes] });
+  }
+
+  /** The nodes a direct path reaches (routing): single-hop sessions with routing.bfd. */
+  setDirectNodes(nodes: readonly BfdNodeTarget[]): void {
+    this.setTargets({ ...this.targets, direct: [...nodes] });
+  }
+
+  private setTargets(t: BfdTargets): void {
+    this.targets = t;
+    if (!this.config) return;
+    const next = sessionSpecs(this.config, t);
+    if (JSON.stringify(next) !== JSON.stringify(this.specs)) this.apply(next);
   }
 
   private apply(specs: BfdSessionSpec[]): void {
     this.specs = specs;
-    const peers = new Set(specs.map((s) => s.peer));
-    for (const p of [...this.states.keys()]) if (!peers.has(p)) this.states.delete(p);
-    for (const s of specs) if (!this.states.has(s.peer)) this.states.set(s.peer, 'Down');
-    if (specs.length > 0 && !this.worker) this.spawn();
+    const keys = new Map(specs.map((s) => [sessionKey(s.peer, s.multihop), s]));
+    for (const k of [...this.states.keys()]) if (!keys.has(k)) this.states.delete(k);
+    for (const [k, s] of keys) this.states.set(k, { spec: s, state: this.states.get(k)?.state ?? 'Down' });
+    if (specs.length === 0 && !this.worker) {
+      this.report();
+      return;
+    }
+    if (!this.worker) this.spawn();
     this.post({ type: 'configure', sessions: specs });
     this.report();
   }
@@ -142,12 +172,17 @@ export class BfdSubsystem implements Subsystem, BfdQueries {
         this.log?.info({ sockets: m.sockets }, 'BFD sockets open');
         break;
       case 'state': {
-        this.states.set(m.peer, m.to);
-        this.changes.inc({ peer: m.peer, to: m.to });
-        const fields = { peer: m.peer, from: m.from, to: m.to, diag: diagName(m.diag) };
+        const entry = this.states.get(sessionKey(m.peer, m.multihop));
+        if (!entry) break; // removed meanwhile
+        entry.state = m.to;
+        const spec = entry.spec;
+        this.changes.inc({ peer: m.peer, purpose: purposeLabel(spec), to: m.to });
+        const fields = { peer: m.peer, multihop: m.multihop, purposes: spec.purposes, node: spec.node, from: m.from, to: m.to, diag: diagName(m.diag) };
         if (m.from === 'Up') this.log?.warn(fields, 'BFD session left Up');
         else this.log?.info(fields, 'BFD session state change');
-        for (const fn of this.listeners) fn({ peer: m.peer, from: m.from, to: m.to, diag: m.diag, remoteState: m.remoteState });
+        const change: BfdStateChange = { peer: m.peer, multihop: m.multihop, purposes: [...spec.purposes], from: m.from, to: m.to, diag: m.diag, remoteState: m.remoteState };
+        if (spec.node !== undefined) change.node = spec.node;
+        for (const fn of this.listeners) fn(change);
         this.report();
         break;
       }
@@ -165,14 +200,14 @@ export class BfdSubsystem implements Subsystem, BfdQueries {
   }
 
   private report(): void {
-    const notUp = [...this.states].filter(([, s]) => s !== 'Up').map(([peer, state]) => ({ peer, state }));
+    const notUp = [...this.states.values()].filter((e) => e.state !== 'Up').map((e) => ({ peer: e.spec.peer, purposes: e.spec.purposes, state: e.state }));
     // BFD never holds readiness back: BGP's readiness already names a peer that is not Established.
     this.ready?.({ ready: true, detail: { sessions: this.states.size, notUp } });
   }
 
   async sessions(): Promise<{ sessions: BfdSessionView[] }> {
     const w = this.worker;
-    if (!w) throw new NrdError('unavailable', 'bfd_not_running', 'no BFD session is configured (bgp.peers[].bfd.enabled)');
+    if (!w) throw new NrdError('unavailable', 'bfd_not_running', 'no BFD session is configured (bgp.peers[].bfd, bgp.nodeMeshBfd or routing.bfd enabled)');
     const id = this.nextId++;
     const views = await new Promise<BfdSessionView[]>((resolve, reject) => {
       const t = setTimeout(() => {
@@ -205,6 +240,6 @@ export class BfdSubsystem implements Subsystem, BfdQueries {
   }
 
   status(): unknown {
-    return { running: this.worker !== null, sessions: Object.fromEntries(this.states) };
+    return { running: this.worker !== null, sessions: Object.fromEntries([...this.states].map(([k, e]) => [k, { purposes: e.spec.purposes, state: e.state }])) };
   }
 }

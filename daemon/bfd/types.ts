@@ -2,6 +2,13 @@
 // session view the control API shows (GET /v1/bfd). Plain data: they cross postMessage.
 import type { BfdState } from './packet.js';
 
+/**
+ * What a session is for: `peer` a bgp.peers[] entry (Down resets its BGP session), `mesh` a
+ * node-mesh BGP peer (bgp.nodeMeshBfd: the same), `node` the direct path to another node
+ * (routing.bfd: Down moves that node to VXLAN).
+ */
+export type BfdPurpose = 'peer' | 'mesh' | 'node';
+
 export interface BfdSessionSpec {
   /** The peer's address: also the session key (one session per peer and hop mode). */
   peer: string;
@@ -12,6 +19,10 @@ export interface BfdSessionSpec {
   minRx: number;
   multiplier: number;
   auth?: { type: 'keyed-sha1' | 'meticulous-keyed-sha1'; keyId: number; key: string };
+  /** Why the session runs (one session may serve several: a static peer that is also a node). */
+  purposes: BfdPurpose[];
+  /** The node's name (mesh and node sessions). */
+  node?: string;
 }
 
 export type ToWorker =
@@ -23,6 +34,8 @@ export type ToWorker =
 export interface BfdSessionView {
   peer: string;
   multihop: boolean;
+  purposes: BfdPurpose[];
+  node?: string;
   state: BfdState;
   remoteState: BfdState;
   localDiscriminator: number;
@@ -45,7 +58,7 @@ export interface BfdSessionView {
 
 export type FromWorker =
   | { type: 'ready'; sockets: string[] }
-  | { type: 'state'; peer: string; from: BfdState; to: BfdState; diag: number; remoteState: BfdState; at: string }
+  | { type: 'state'; peer: string; multihop: boolean; from: BfdState; to: BfdState; diag: number; remoteState: BfdState; at: string }
   | { type: 'snapshot'; id: number; sessions: BfdSessionView[] }
   | { type: 'error'; peer: string | null; message: string }
   | { type: 'closed' };

@@ -2,13 +2,14 @@
 // multihop and families) and writes addresses and prefixes in canonical text (RFC 5952), so
 // consumers compare them with kernel and RIB text directly. Input is already validated.
 import { formatIp, parseCidr, parseIp } from './net.js';
-import type { AddressFamily, NrdConfig } from './types.js';
+import type { AddressFamily, BfdConfig, NrdConfig } from './types.js';
 import type { RawConfig } from './semantics.js';
 
 const canonIp = (s: string): string => {
   const ip = parseIp(s);
   return ip ? formatIp(ip.family, ip.value) : s;
 };
+const bfdOf = (b: BfdConfig): BfdConfig => ({ enabled: b.enabled, minTx: b.minTx, minRx: b.minRx, multiplier: b.multiplier, auth: { ...b.auth } });
 const canonCidrs = (list: readonly string[]): string[] => list.map((s) => parseCidr(s)?.network ?? s);
 
 export function resolveConfig(c: RawConfig, host: string): NrdConfig {
@@ -61,9 +62,10 @@ export function resolveConfig(c: RawConfig, host: string): NrdConfig {
         maxPrefix: { limit: p.maxPrefix.limit, action: p.maxPrefix.action },
         families: p.families.length > 0 ? [...p.families] : [...poolFamilies],
         rrClient: p.rrClient,
-        bfd: { enabled: p.bfd.enabled, minTx: p.bfd.minTx, minRx: p.bfd.minRx, multiplier: p.bfd.multiplier, auth: { ...p.bfd.auth } },
+        bfd: bfdOf(p.bfd),
       })),
       nodeMesh: b.nodeMesh,
+      nodeMeshBfd: bfdOf(b.nodeMeshBfd),
       gracefulRestart: {
         enabled: b.gracefulRestart.enabled,
         restartTime: b.gracefulRestart.restartTime,
@@ -89,6 +91,7 @@ export function resolveConfig(c: RawConfig, host: string): NrdConfig {
       vxlan: { vni: c.routing.vxlan.vni, port: c.routing.vxlan.port, device: c.routing.vxlan.device, mtu: c.routing.vxlan.mtu },
       failoverHoldDown: c.routing.failoverHoldDown,
       routeProtocol: c.routing.routeProtocol,
+      bfd: bfdOf(c.routing.bfd),
     },
     datapath: {
       attach: c.datapath.attach,

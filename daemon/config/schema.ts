@@ -32,6 +32,19 @@ const ip = (def: string, doc: string, o: Opts = {}): LeafSpec =>
 
 const SECONDS = 'seconds';
 
+/** The BFD block of bgp.peers[], bgp.nodeMeshBfd and routing.bfd (fresh leaves on every call). */
+const bfdSchema = (enabledDoc: string): SchemaTree => ({
+  enabled: bool(false, enabledDoc),
+  minTx: int(10, 60000, 300, 'Desired minimum transmit interval once Up, in milliseconds (1 s while not Up, RFC 5880 §6.8.3).'),
+  minRx: int(10, 60000, 300, 'Required minimum receive interval, in milliseconds.'),
+  multiplier: int(1, 255, 3, 'Detect multiplier: the peer declares the session down after this many intervals without a packet.'),
+  auth: {
+    type: oneOf(['none', 'keyed-sha1', 'meticulous-keyed-sha1'], 'none', 'BFD authentication (RFC 5880 §6.7.4).'),
+    keyId: int(0, 255, 1, 'Auth Key ID sent and expected.'),
+    key: str('', 'Shared secret, 1..20 bytes when auth.type is not none.', { sensitive: true, maxBytes: 20 }),
+  },
+});
+
 export const CONFIG_SCHEMA: SchemaTree = {
   node: {
     name: leaf('nrd-nodename', 'host name', '', 'Name of this node in the cluster: the key of its records in etcd.', {
@@ -120,6 +133,9 @@ export const CONFIG_SCHEMA: SchemaTree = {
       'Static BGP peers (top-of-rack routers, route reflectors); see "bgp.peers[] fields" below. As an env var or --set: a YAML/JSON list.',
     ),
     nodeMesh: bool(false, 'Peer with every other node registered in etcd (iBGP full mesh), besides the static peers.'),
+    nodeMeshBfd: bfdSchema(
+      'Run a multihop BFD session (RFC 5883, UDP 4784) with every node-mesh peer, as bgp.peers[].bfd does for a static iBGP peer: BFD Down closes that node\'s BGP session at once (RFC 5882). Both nodes need it. A node that is also a static peer follows its bgp.peers[].bfd instead.',
+    ),
     gracefulRestart: {
       enabled: bool(true, 'Announce graceful restart (RFC 4724) so peers keep our routes while nrd restarts.'),
       restartTime: int(1, 4095, 120, 'Seconds peers keep our routes while we restart (12-bit field of the capability).'),
@@ -178,6 +194,9 @@ export const CONFIG_SCHEMA: SchemaTree = {
       }),
       mtu: int(0, 65535, 0, 'MTU of the VXLAN device; 0: uplink MTU minus the encapsulation (50 over IPv4, 70 over IPv6).'),
     },
+    bfd: bfdSchema(
+      'Run a single-hop BFD session (RFC 5881, UDP 3784, TTL 255) with every node on a subnet connected to the underlay interface (the nodes a direct path can reach) in routing.mode auto or cross-subnet. When a session that was Up goes Down (not AdminDown: a restarting node), the direct path to that node is unusable and its CIDRs move to VXLAN at once; once Up again they come back after routing.failoverHoldDown. Both nodes need it; a session that never came Up leaves the direct path as it is. Unrelated to BGP: see bgp.peers[].bfd and bgp.nodeMeshBfd for those sessions.',
+    ),
     failoverHoldDown: int(
       0,
       3600,
@@ -282,17 +301,9 @@ export const PEER_SCHEMA: SchemaTree = {
     docDefault: 'the families of cluster.podCIDRs',
   }),
   rrClient: bool(false, 'Treat the peer as a route-reflector client (RFC 4456); iBGP peers only.'),
-  bfd: {
-    enabled: bool(false, 'Run a BFD session (RFC 5880) with the peer: single-hop (RFC 5881, UDP 3784, TTL 255 both ways) when multihop is 1, multihop (RFC 5883, UDP 4784) otherwise. BFD Down closes the BGP session at once (RFC 5882).'),
-    minTx: int(10, 60000, 300, 'Desired minimum transmit interval once Up, in milliseconds (1 s while not Up, RFC 5880 §6.8.3).'),
-    minRx: int(10, 60000, 300, 'Required minimum receive interval, in milliseconds.'),
-    multiplier: int(1, 255, 3, 'Detect multiplier: the peer declares the session down after this many intervals without a packet.'),
-    auth: {
-      type: oneOf(['none', 'keyed-sha1', 'meticulous-keyed-sha1'], 'none', 'BFD authentication (RFC 5880 §6.7.4).'),
-      keyId: int(0, 255, 1, 'Auth Key ID sent and expected.'),
-      key: str('', 'Shared secret, 1..20 bytes when auth.type is not none.', { sensitive: true, maxBytes: 20 }),
-    },
-  },
+  bfd: bfdSchema(
+    'Run a BFD session (RFC 5880) with the peer: single-hop (RFC 5881, UDP 3784, TTL 255 both ways) when multihop is 1, multihop (RFC 5883, UDP 4784) otherwise. BFD Down closes the BGP session at once (RFC 5882).',
+  ),
 };
 
 /** One line per section for the docs. */
@@ -318,6 +329,10 @@ export const SECTION_DOCS: Readonly<Record<string, string>> = {
   maxPrefix: 'Prefix limit per peer.',
   bfd: 'Bidirectional Forwarding Detection with the peer (RFC 5880).',
   'bfd.auth': 'BFD authentication (keyed SHA1).',
+  'bgp.nodeMeshBfd': 'BFD with the node-mesh peers (RFC 5880, multihop RFC 5883), like bgp.peers[].bfd.',
+  'bgp.nodeMeshBfd.auth': 'BFD authentication (keyed SHA1) of the node-mesh sessions.',
+  'routing.bfd': 'BFD on the direct paths to other nodes (RFC 5880, single-hop RFC 5881): a failed session moves that node to VXLAN.',
+  'routing.bfd.auth': 'BFD authentication (keyed SHA1) of the direct-path sessions.',
 };
 
 /** Env var for a schema path: NRD_ + path in SCREAMING_SNAKE_CASE (bgp.holdTime → NRD_BGP_HOLD_TIME). */

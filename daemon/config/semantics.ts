@@ -130,6 +130,13 @@ export function checkSemantics(c: RawConfig, host: string, issues: ConfigIssue[]
     }
   });
 
+  for (const [key, b] of [
+    ['bgp.nodeMeshBfd', c.bgp.nodeMeshBfd],
+    ['routing.bfd', c.routing.bfd],
+  ] as const) {
+    if (b && b.auth.type !== 'none' && b.auth.key === '' && !bad(`${key}.auth.key`)) add(`${key}.auth.key`, '', `is required when ${key}.auth.type is ${b.auth.type}`);
+  }
+
   // Maglev's permutation (offset + j·skip mod M) visits every slot only when M is prime.
   const m = c.services.maglevTableSize;
   if (Number.isInteger(m) && !isPrime(m)) add('services.maglevTableSize', m, 'must be a prime (Maglev fills its table by permutation modulo the size); 16381 and 65521 are primes');

@@ -42,6 +42,9 @@ export interface BfdPeerConfig {
   auth: { type: BfdAuthType; keyId: number; key: string };
 }
 
+/** A BFD block (bgp.peers[].bfd, bgp.nodeMeshBfd, routing.bfd): the same fields everywhere. */
+export type BfdConfig = BfdPeerConfig;
+
 export interface NrdConfig {
   node: {
     name: string;
@@ -77,6 +80,8 @@ export interface NrdConfig {
     connectRetryTime: number;
     peers: BgpPeerConfig[];
     nodeMesh: boolean;
+    /** BFD (RFC 5883 multihop) with every node-mesh peer. */
+    nodeMeshBfd: BfdConfig;
     gracefulRestart: { enabled: boolean; restartTime: number; stalePathTime: number };
     ecmpMax: number;
     multipathRelax: boolean;
@@ -99,6 +104,8 @@ export interface NrdConfig {
     /** Seconds a recovered native path must stay up before traffic leaves VXLAN again. */
     failoverHoldDown: number;
     routeProtocol: number;
+    /** Single-hop BFD (RFC 5881) to every node a direct path reaches; Down moves it to VXLAN. */
+    bfd: BfdConfig;
   };
   datapath: {
     attach: AttachMode;

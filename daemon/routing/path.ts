@@ -20,7 +20,19 @@ export interface PathInput {
   vxlanCapable: boolean;
   /** Subnets directly connected on the underlay interface. */
   connected: readonly string[];
+  /**
+   * A liveness check (BFD, routing.bfd) reports the direct path to this node failed: no direct
+   * path. Absent: as DIRECT_DOWN says for the underlay address.
+   */
+  directDown?: boolean;
 }
+
+/**
+ * Underlay addresses of the nodes whose direct path BFD (routing.bfd) reports failed: choosePath
+ * offers no direct path to them. Set by the routing subsystem (RoutingSubsystem.setDirectDown), one
+ * per process; a caller may instead pass PathInput.directDown.
+ */
+export const DIRECT_DOWN = new Set<string>();
 
 /** Preference of a path; higher is better. */
 export const RANK: Record<PathMode | 'none', number> = { none: 0, vxlan: 1, direct: 2, native: 3, local: 4 };
@@ -38,7 +50,8 @@ export function isDirect(underlay: string | undefined, connected: readonly strin
  */
 export function choosePath(i: PathInput): Candidate {
   const bgp = i.bgpNextHops && i.bgpNextHops.length ? [...i.bgpNextHops].sort() : undefined;
-  const direct = isDirect(i.underlay, i.connected) ? [i.underlay!] : undefined;
+  const down = i.directDown ?? (i.underlay !== undefined && DIRECT_DOWN.has(i.underlay));
+  const direct = !down && isDirect(i.underlay, i.connected) ? [i.underlay!] : undefined;
   const vxlan = i.underlay && i.vxlanCapable ? [i.underlay] : undefined;
   switch (i.mode) {
     case 'native':

@@ -17,6 +17,8 @@ import type { ReconcileReport, ReconcilerOptions } from '../kernel/reconciler.js
 import type { KernelPort } from '../kernel/types.js';
 import { Router, type NodeRejectReason, type RefuseReason } from './router.js';
 import type { RouteEntryView, RoutesApiResponse } from './api-types.js';
+import { DIRECT_DOWN } from './path.js';
+import { DirectNodes, type DirectNode } from './direct-nodes.js';
 import { PATH_MODES, bgpRouteOf, type BgpChange, type BgpRoute, type PathMode, type PathSwitch, type RemoteNode, type RoutingOptions } from './types.js';
 
 const RETRY_MS = 5_000;
@@ -83,6 +85,12 @@ export class RoutingSubsystem implements Subsystem {
   private ownCidrs: readonly string[] | undefined;
   private mac: string | undefined;
   private readonly macListeners = new Set<(mac: string) => void>();
+  // Direct-path liveness (routing.bfd): the nodes a direct path reaches, and the underlay
+  // addresses whose direct path BFD reports failed (DIRECT_DOWN of path.ts holds them).
+  private lastNodes: readonly RemoteNode[] = [];
+  private direct: DirectNodes | undefined;
+  private readonly directListeners = new Set<(nodes: readonly DirectNode[]) => void>();
+  private readonly directDown = new Set<string>();
 
   constructor(private readonly deps: RoutingSubsystemDeps) {
     this.clock = deps.clock ?? systemClock;
@@ -99,6 +107,8 @@ export class RoutingSubsystem implements Subsystem {
 
   /** Full snapshot of the remote nodes; `synced` once the store's initial list is complete. */
   setNodes(nodes: readonly RemoteNode[], synced: boolean): void {
+    this.lastNodes = nodes;
+    this.direct?.setNodes(nodes);
     if (this.core) this.core.setNodes(nodes, synced);
     else this.nodes = { list: nodes, synced: synced || !!this.nodes?.synced };
   }
@@ -146,6 +156,33 @@ export class RoutingSubsystem implements Subsystem {
     return () => this.macListeners.delete(cb);
   }
 
+  /** Called with the nodes a direct path reaches whenever that set changes (at once if known). */
+  onDirectNodes(cb: (nodes: readonly DirectNode[]) => void): () => void {
+    this.directListeners.add(cb);
+    if (this.direct) cb(this.direct.list());
+    return () => this.directListeners.delete(cb);
+  }
+
+  /**
+   * A liveness check (BFD) reports the direct path to the node at `underlay` failed (`down`) or
+   * working again. Failed: its CIDRs leave the direct path at once (VXLAN); working: they come
+   * back after routing.failoverHoldDown, as after any failover.
+   */
+  setDirectDown(underlay: string, down: boolean): void {
+    if (down === this.directDown.has(underlay)) return;
+    if (down) {
+      this.directDown.add(underlay);
+      DIRECT_DOWN.add(underlay);
+    } else {
+      this.directDown.delete(underlay);
+      DIRECT_DOWN.delete(underlay);
+    }
+    this.log?.warn({ underlay, directPath: down ? 'down' : 'up' }, down ? 'direct path reported down: moving to VXLAN' : 'direct path reported up again');
+    // An empty option update re-evaluates every path by the usual rules (a worse path at once, a
+    // better one after the hold-down) and writes only the routes that change.
+    void this.core?.updateOptions({});
+  }
+
   /** The Router (tests and the API). */
   get router(): Router | undefined {
     return this.core;
@@ -190,6 +227,17 @@ export class RoutingSubsystem implements Subsystem {
       await core.start();
       this.started = true;
       this.startError = undefined;
+      if (!this.direct) {
+        const d = new DirectNodes(this.port!, () => core.underlayInfo()?.interface ?? null, (nodes) => {
+          // A node no longer reached directly has no direct path to be down.
+          const still = new Set(nodes.map((n) => n.address));
+          for (const a of [...this.directDown]) if (!still.has(a)) this.setDirectDown(a, false);
+          for (const cb of [...this.directListeners]) cb(nodes);
+        }, this.log!);
+        this.direct = d;
+        d.setNodes(this.lastNodes);
+        await d.start();
+      }
       this.log?.info({ mode: core.options.mode, underlay: core.underlayInfo() }, 'routing started');
     } catch (err) {
       this.startError = (err as Error).message;
@@ -209,6 +257,8 @@ export class RoutingSubsystem implements Subsystem {
       throw new Error('routing.routeProtocol cannot change while nrd runs (its routes are recognised by it); restart nrd to apply it');
     }
     this.config = next;
+    // Without routing.bfd nothing reports a direct path up again: forget what it reported down.
+    if (!next.routing.bfd.enabled) for (const a of [...this.directDown]) this.setDirectDown(a, false);
     if (!keys.some((k) => LIVE_KEYS.test(k))) return;
     const core = this.core;
     if (!core) return;
@@ -218,6 +268,7 @@ export class RoutingSubsystem implements Subsystem {
     await core.updateOptions(upd);
     // node.podCIDRs applies only while the state store has not told us our CIDRs.
     if (!this.ownCidrs && keys.some((k) => k.startsWith('node.podCIDRs'))) core.setOwnCidrs(next.node.podCIDRs);
+    await this.direct?.refresh();
     if (!this.started) {
       if (this.retry) clearTimeout(this.retry);
       await this.attempt();
@@ -229,6 +280,10 @@ export class RoutingSubsystem implements Subsystem {
     if (this.retry) clearTimeout(this.retry);
     this.retry = undefined;
     // Routes, the VXLAN device, neighbours and FDB entries stay: the next start reconciles from them.
+    this.direct?.close();
+    this.direct = undefined;
+    for (const a of this.directDown) DIRECT_DOWN.delete(a);
+    this.directDown.clear();
     this.core?.stop();
     this.started = false;
     // The port is main.ts's: other owners use it too.
@@ -247,6 +302,8 @@ export class RoutingSubsystem implements Subsystem {
       switches: core ? Object.fromEntries(core.switches) : {},
       rejectedNodes: core?.rejectedNodes() ?? {},
       refusedPrefixes: core?.refused.size ?? 0,
+      directNodes: this.direct?.list() ?? [],
+      directDown: [...this.directDown],
       reconcile: core
         ? {
             ...core.reconciler.totals,

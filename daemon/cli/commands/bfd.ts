@@ -1,4 +1,5 @@
-// nrdctl's BFD command: `nrdctl bfd` (GET /v1/bfd) — per session the peer, hop mode, local and
+// nrdctl's BFD command: `nrdctl bfd` (GET /v1/bfd) — per session the peer, what it is for (peer:
+// a bgp.peers[] entry, mesh: a node-mesh BGP peer, node: the direct path to a node), hop mode, local and
 // remote state, negotiated TX interval and detection time, the last diagnostic and since when —
 // as a table for humans or the raw JSON (-o json).
 import type { BfdSessionView } from '../../bfd/types.js';
@@ -9,9 +10,11 @@ import { formatJson, formatTable } from '../format.js';
 export function formatBfd(body: { sessions: BfdSessionView[] }): string {
   if (body.sessions.length === 0) return 'No BFD sessions.\n';
   return formatTable(
-    ['peer', 'hop', 'state', 'remote', 'tx ms', 'detect ms', 'configured', 'diag', 'remote diag', 'auth', 'since', 'changes'],
+    ['peer', 'purpose', 'node', 'hop', 'state', 'remote', 'tx ms', 'detect ms', 'configured', 'diag', 'remote diag', 'auth', 'since', 'changes'],
     body.sessions.map((s) => [
       s.peer,
+      s.purposes.join(','),
+      s.node ?? '-',
       s.multihop ? 'multi' : 'single',
       s.state,
       s.remoteState,
@@ -40,7 +43,7 @@ export async function runBfd(ctx: CommandContext, args: string[]): Promise<numbe
 export const bfdCommands: Command[] = [
   {
     path: ['bfd'],
-    summary: 'BFD sessions: peer, state, negotiated intervals, last diagnostic',
+    summary: 'BFD sessions: peer, purpose (peer/mesh/node), state, negotiated intervals, last diagnostic',
     run: runBfd,
   },
 ];

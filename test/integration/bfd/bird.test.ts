@@ -83,7 +83,7 @@ test('BFD sessions with BIRD come Up (plain and meticulous keyed SHA1) at 300 ms
   const text = await bird.birdc('show bfd sessions');
   assert.match(text, new RegExp(`${NRD.replace(/\./g, '\\.')}\\s+\\S+\\s+Up`));
   assert.match(text, new RegExp(`${NRD_AUTH.replace(/\./g, '\\.')}\\s+\\S+\\s+Up`));
-  assert.match(formatBfd({ sessions: [s] }), /192\.0\.2\.2\s+single\s+Up\s+Up\s+300\s+900/);
+  assert.match(formatBfd({ sessions: [s] }), /192\.0\.2\.2\s+peer\s+-\s+single\s+Up\s+Up\s+300\s+900/);
   await nrd.waitBgp(TOR, 'Established');
   await nrd.waitBgp(TOR_AUTH, 'Established');
 });
@@ -108,8 +108,8 @@ test('silent link cut: BFD Down within 3 × 300 ms and the BGP session with it',
     assert.ok(reset, 'BGP peer reset on BFD Down');
     assert.notEqual(await nrd.bgpState(TOR), 'Established');
     // Two Downs: AdminDown → Down when the session started, and the cut.
-    assert.match(events.metrics, /nrd_bfd_state_changes_total\{peer="192\.0\.2\.2",to="Down"\} 2/);
-    assert.match(events.metrics, /nrd_bfd_session_state\{peer="192\.0\.2\.2"\} 1/);
+    assert.match(events.metrics, /nrd_bfd_state_changes_total\{peer="192\.0\.2\.2",purpose="peer",to="Down"\} 2/);
+    assert.match(events.metrics, /nrd_bfd_session_state\{peer="192\.0\.2\.2",purpose="peer"\} 1/);
   } finally {
     await healLink(torHost);
   }
