@@ -19,6 +19,7 @@ import {
 } from './attach.js';
 import { ensurePinDir } from './pin-dir.js';
 import { setLogListener } from './libbpf.js';
+import { type PinMigrationCount, describePinMigration, pinMigrationCounts, setPinMigrationListener } from './pin-migrate.js';
 import {
   type Cidr,
   type Counter,
@@ -83,6 +84,8 @@ export interface DatapathStats {
   xdp: { pass: Counter; dropDeny4: Counter; dropDeny6: Counter; malformed: Counter };
   interfaces: Array<{ ifindex: number; dir: 'ingress' | 'egress'; counter: Counter }>;
   endpointDp?: EndpointDpStats;
+  /** Pinned maps migrated or replaced because an upgrade changed their definition (pin-migrate.ts). */
+  pinMigrations: PinMigrationCount[];
 }
 
 const XDP_PROG = 'nrd_xdp_prefilter';
@@ -130,6 +133,7 @@ export class Datapath {
    */
   start(options: DatapathOptions): DatapathStatus {
     if (this.log) setLogListener((line, level) => (level === 0 ? this.log?.warn({ libbpf: line }) : this.log?.debug({ libbpf: line })));
+    if (this.log) setPinMigrationListener((m) => this.log?.warn({ map: m.map, pin: m.path, action: m.action, change: m.reason, carried: m.carried, lost: m.lost }, describePinMigration(m)));
     parseDenyList(options.deny ?? []);
     const pins = ensurePinDir(options.pinPath);
     if (pins.mounted) this.log?.info({ mountpoint: pins.mounted, pinPath: pins.pinPath }, `mounted a bpf filesystem on ${pins.mounted} for datapath.pinPath`);
@@ -298,7 +302,7 @@ export class Datapath {
         });
       }
     }
-    return { xdp, interfaces, ...(this.opts?.endpointDp ? { endpointDp: this.endpointDp.stats() } : {}) };
+    return { xdp, interfaces, ...(this.opts?.endpointDp ? { endpointDp: this.endpointDp.stats() } : {}), pinMigrations: pinMigrationCounts() };
   }
 
   /** Removes expired masquerade flows (see masquerade.ts planNatGc). */
@@ -329,6 +333,9 @@ export class Datapath {
     this.tcObj = undefined;
     this.staleObjects = [];
     this.attachments.clear();
-    if (this.log) setLogListener(undefined);
+    if (this.log) {
+      setLogListener(undefined);
+      setPinMigrationListener(undefined);
+    }
   }
 }

@@ -49,12 +49,12 @@ interface Native {
   open_file: Fn; obj_load: Fn; obj_close: Fn; find_prog: Fn; prog_fd: Fn; prog_set_autoload: Fn;
   prog_name: Fn; find_map: Fn; map_fd: Fn; map_set_pin_path: Fn; map_is_pinned: Fn; pin_maps: Fn;
   unpin_maps: Fn; map_set_initial_value: Fn; map_initial_value: Fn; map_key_size: Fn;
-  map_value_size: Fn; map_type: Fn; map_max_entries: Fn; map_btf_key_type_id: Fn;
+  map_value_size: Fn; map_type: Fn; map_max_entries: Fn; map_flags: Fn; map_btf_key_type_id: Fn;
   map_btf_value_type_id: Fn; obj_btf: Fn; btf_parse_elf: Fn; btf_free: Fn; btf_find: Fn;
   btf_type_by_id: Fn; btf_name: Fn; btf_type_cnt: Fn; btf_resolve_size: Fn; update_elem: Fn;
   lookup_elem: Fn; delete_elem: Fn; get_next_key: Fn; link_create: Fn; link_update: Fn;
   link_detach: Fn; obj_pin: Fn; obj_get: Fn; get_info: Fn; test_run: Fn; num_cpus: Fn;
-  set_print: Fn; vsnprintf: Fn; ringbuf_new: Fn; ringbuf_consume: Fn; ringbuf_free: Fn;
+  set_print: Fn; vsnprintf: Fn; ringbuf_new: Fn; ringbuf_consume: Fn; ringbuf_free: Fn; map_create: Fn;
 }
 
 let native: Native | undefined;
@@ -89,6 +89,7 @@ function lib(): Native {
     map_value_size: f('uint32_t bpf_map__value_size(void *map)'),
     map_type: f('int bpf_map__type(void *map)'),
     map_max_entries: f('uint32_t bpf_map__max_entries(void *map)'),
+    map_flags: f('uint32_t bpf_map__map_flags(void *map)'),
     map_btf_key_type_id: f('uint32_t bpf_map__btf_key_type_id(void *map)'),
     map_btf_value_type_id: f('uint32_t bpf_map__btf_value_type_id(void *map)'),
     obj_btf: f('void *bpf_object__btf(void *obj)'),
@@ -115,6 +116,7 @@ function lib(): Native {
     ringbuf_new: f('void *ring_buffer__new(int map_fd, void *sample_cb, void *ctx, const void *opts)'),
     ringbuf_consume: f('int ring_buffer__consume(void *rb)'),
     ringbuf_free: f('void ring_buffer__free(void *rb)'),
+    map_create: f('int bpf_map_create(int type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const void *opts)'),
     vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t size, const char *fmt, void *ap)') as Fn,
   };
   // libbpf prints warnings and verifier logs to stderr by default; route them into a ring that
@@ -252,6 +254,8 @@ export interface MapInfo {
   keySize: number;
   valueSize: number;
   maxEntries: number;
+  /** BPF_F_* creation flags (BPF_F_NO_PREALLOC...). */
+  mapFlags: number;
   btfKeyTypeId: number;
   btfValueTypeId: number;
 }
@@ -263,6 +267,7 @@ export function mapInfo(map: BpfMap): MapInfo {
     keySize: n.map_key_size(map) as number,
     valueSize: n.map_value_size(map) as number,
     maxEntries: n.map_max_entries(map) as number,
+    mapFlags: n.map_flags(map) as number,
     btfKeyTypeId: n.map_btf_key_type_id(map) as number,
     btfValueTypeId: n.map_btf_value_type_id(map) as number,
   };
@@ -400,6 +405,54 @@ export function objGetInfoByFd(fd: number, size: number): Buffer {
   const len = [size];
   check('bpf_obj_get_info_by_fd', lib().get_info(fd, info, len) as number);
   return info.subarray(0, Math.min(size, len[0]));
+}
+
+/** The definition of a map in the kernel, as bpf_obj_get_info_by_fd reports it (struct bpf_map_info). */
+export interface KernelMapInfo {
+  type: number;
+  id: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  mapFlags: number;
+  name: string;
+}
+
+/** struct bpf_map_info: type @0, id @4, key_size @8, value_size @12, max_entries @16,
+ *  map_flags @20, name[16] @24 (the kernel fills as much as it knows, zeroes stay zero). */
+export function decodeMapInfo(b: Buffer): KernelMapInfo {
+  if (b.length < 40) throw new Error(`bpf_map_info: ${b.length} bytes, at least 40 expected`);
+  const nameBytes = b.subarray(24, 40);
+  const end = nameBytes.indexOf(0);
+  return {
+    type: b.readUInt32LE(0),
+    id: b.readUInt32LE(4),
+    keySize: b.readUInt32LE(8),
+    valueSize: b.readUInt32LE(12),
+    maxEntries: b.readUInt32LE(16),
+    mapFlags: b.readUInt32LE(20),
+    name: nameBytes.subarray(0, end < 0 ? 16 : end).toString('utf8'),
+  };
+}
+
+/** The kernel's definition of the map behind fd (a pin opened with objGet, say). */
+export function mapInfoByFd(fd: number): KernelMapInfo {
+  return decodeMapInfo(objGetInfoByFd(fd, 88));
+}
+
+/**
+ * bpf_map_create(type, name, key, value, max_entries, opts) with map_flags: a map with no BTF,
+ * owned by the caller's fd. struct bpf_map_create_opts (libbpf 1.1), 48 bytes: 0 sz | 8 btf_fd |
+ * 12 btf_key_type_id | 16 btf_value_type_id | 20 btf_vmlinux_value_type_id | 24 inner_map_fd |
+ * 28 map_flags | 32 map_extra | 40 numa_node | 44 map_ifindex.
+ */
+export function mapCreate(def: { type: number; keySize: number; valueSize: number; maxEntries: number; mapFlags?: number }, name: string): number {
+  const opts = Buffer.alloc(48);
+  opts.writeBigUInt64LE(48n, 0);
+  opts.writeUInt32LE(def.mapFlags ?? 0, 28);
+  const m = logMark();
+  return check('bpf_map_create', lib().map_create(def.type, name, def.keySize, def.valueSize, def.maxEntries, opts) as number,
+    `${name} type ${def.type}`, m);
 }
 
 /** close(2) of a BPF object fd. Through libc, not node:fs: these fds were opened by libbpf, and a

@@ -19,6 +19,7 @@ import {
   programFd,
   programSetAutoload,
 } from './libbpf.js';
+import { type PinMigrations, detachMismatchedPins } from './pin-migrate.js';
 
 /** A number for an integer knob; a Buffer of exactly the variable's size for an array (bytes as
  *  they lie in memory, e.g. an IPv6 address in wire order). */
@@ -96,6 +97,7 @@ export class LoadedObject {
 
 export function loadObject(opts: LoadObjectOptions): LoadedObject {
   const obj = objectOpenFile(opts.path);
+  let migrations: PinMigrations | undefined;
   try {
     if (opts.knobs && Object.keys(opts.knobs).length > 0) {
       const rodata = objectFindMapByName(obj, '.rodata');
@@ -106,6 +108,8 @@ export function loadObject(opts: LoadObjectOptions): LoadedObject {
     }
     if (opts.pinDir) {
       for (const m of opts.pinMaps ?? []) mapSetPinPath(objectFindMapByName(obj, m), join(opts.pinDir, m));
+      // A pin whose definition changed (an upgrade) would fail the load: migrate or replace it.
+      migrations = detachMismatchedPins(opts.pinMaps ?? [], opts.pinDir, (m) => objectFindMapByName(obj, m));
     }
     if (opts.programs) {
       for (const p of opts.allPrograms ?? []) {
@@ -114,8 +118,10 @@ export function loadObject(opts: LoadObjectOptions): LoadedObject {
     }
     objectLoad(obj);
   } catch (e) {
+    migrations?.restore();
     objectClose(obj);
     throw e;
   }
+  migrations?.finish((m) => mapFd(objectFindMapByName(obj, m)));
   return new LoadedObject(opts.path, obj);
 }

@@ -549,6 +549,16 @@ export class DatapathSubsystem implements Subsystem {
         if (s) for (const [reason, c] of Object.entries(s.drops)) this.inc({ reason }, Number(c.packets));
       },
     });
+    new PromCounter({
+      name: 'nrd_datapath_pin_migrations_total',
+      help: 'Pinned maps whose definition an upgrade changed: migrated (entries copied into the new map) or replaced (started empty).',
+      labelNames: ['map', 'action'], registers: [registry],
+      async collect() {
+        this.reset();
+        const s = self.host && self.started ? await self.host.stats() : undefined;
+        for (const m of s?.pinMigrations ?? []) this.inc({ map: m.map, action: m.action }, m.count);
+      },
+    });
     new Gauge({
       name: 'nrd_datapath_nat_entries', help: 'Entries in the BPF masquerade NAT map (two per flow).', registers: [registry],
       async collect() {
