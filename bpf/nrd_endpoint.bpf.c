@@ -244,6 +244,10 @@ static __always_inline int fib_forward(struct __sk_buff *skb, struct bpf_fib_loo
 		return -1;
 	rc = bpf_fib_lookup(skb, p, sizeof(*p), 0);
 
+	/* A route that drops: counted and reported here, the stack still drops it (with its ICMP
+	 * error). A missing route is NOT_FWDED, the same answer as a local destination: not told. */
+	if (rc == BPF_FIB_LKUP_RET_BLACKHOLE || rc == BPF_FIB_LKUP_RET_UNREACHABLE || rc == BPF_FIB_LKUP_RET_PROHIBIT)
+		nrd_drop(skb, NRD_DROP_NO_ROUTE);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return -1;
 	nh.nh_family = p->family;
@@ -252,6 +256,72 @@ static __always_inline int fib_forward(struct __sk_buff *skb, struct bpf_fib_loo
 	else
 		__builtin_memcpy(nh.ipv6_nh, p->ipv6_dst, 16);
 	return bpf_redirect_neigh(p->ifindex, &nh, sizeof(nh), 0);
+}
+
+/* ---- flow events of the service load balancer ------------------------------------------------ */
+
+/* nrd_lb4/6 leave what these events need in their per-CPU scratch (nrd_lb.h): s->f is the client's
+ * packet as it was sent (to the frontend), s->sk the frontend's key, and s->ne the nrd_ct entry
+ * built when the packet opened a new connection. lb_mark() clears ne.created_ns before the call,
+ * so a non-zero value after it means "this packet opened the connection". */
+static __always_inline void lb_mark(void)
+{
+	struct nrd_lb_scratch *ls = nrd_lb_scratch_get();
+
+	if (ls)
+		ls->ne.created_ns = 0;
+}
+
+/* verdict: what nrd_lb4/6 returned; xlated: what they did. A reject (TC_ACT_REDIRECT: the packet
+ * became the RST or ICMP error) is a no_backend drop; a DNAT that opened a connection is a
+ * service translation (client -> frontend becomes client -> backend). */
+static __noinline int lb_event(struct __sk_buff *skb, int verdict, int xlated)
+{
+	struct nrd_lb_scratch *ls = nrd_lb_scratch_get();
+	struct nrd_ev_scratch *s = nrd_ev_scratch_get();
+	struct nrd_svc_value *svc;
+	struct nrd_backend *be = NULL;
+	struct nrd_flow_event *e;
+	__u32 suppressed = 0;
+	int reject = verdict == TC_ACT_REDIRECT;
+
+	if (!ls || !s)
+		return 0;
+	if (!reject && !(xlated == NRD_LB_X_DNAT && ls->ne.created_ns))
+		return 0;
+	__builtin_memset(&s->f, 0, sizeof(s->f));
+	__builtin_memcpy(s->f.saddr, ls->f.saddr, 16);
+	__builtin_memcpy(s->f.daddr, ls->f.daddr, 16);
+	s->f.sport_be = ls->f.sport;
+	s->f.dport_be = ls->f.dport;
+	s->f.proto = ls->f.proto;
+	s->f.family = ls->f.family;
+	if (reject) {
+		__u32 drop = NRD_DROP_NO_BACKEND;
+
+		nrd_count(bpf_map_lookup_elem(&nrd_dp_drops, &drop), skb->len);
+		if (!nrd_ev_drop_gate(&s->f, &s->v, NRD_EV_DROPPED << 8 | NRD_DROP_NO_BACKEND, &suppressed))
+			return 0;
+	} else {
+		be = bpf_map_lookup_elem(&nrd_backends, &ls->ne.backend_id);
+	}
+	svc = bpf_map_lookup_elem(&nrd_services, &ls->sk);
+	e = nrd_ev_begin(skb, s, reject ? NRD_EV_DROPPED : NRD_EV_TRANSLATED, reject ? NRD_DROP_NO_BACKEND : NRD_XLATE_SERVICE);
+	if (!e)
+		return 0;
+	e->service = svc ? svc->id : 0;
+	e->suppressed = suppressed;
+	if (!reject) {
+		e->backend = ls->ne.backend_id;
+		if (be) {
+			__builtin_memcpy(e->xaddr, be->addr, 16);
+			e->xport_be = be->port;
+		}
+		/* the backend's identity, as the DNAT's peer */
+		e->dst_identity = nrd_ipcache_identity(&s->lk, s->f.family, e->xaddr);
+	}
+	nrd_ev_submit(e);
+	return 0;
 }
 
 static __always_inline int handle_ipv4(struct __sk_buff *skb, struct nrd_cursor *c, struct ethhdr *eth,
@@ -268,9 +338,15 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, struct nrd_cursor 
 		return nrd_drop(skb, NRD_DROP_SPOOFED);
 	nrd_ep_count(skb->ifindex, 0, skb->len);
 	/* Service VIP -> backend, or a backend's reply -> from the VIP (nrd_lb.h). */
+	lb_mark();
 	verdict = nrd_lb4(skb, &eth, &ip, &xlated);
-	if (verdict != NRD_LB_GO)
+	if (verdict != NRD_LB_GO) {
+		if (verdict == TC_ACT_REDIRECT)
+			lb_event(skb, verdict, xlated);
 		return verdict;
+	}
+	if (xlated == NRD_LB_X_DNAT)
+		lb_event(skb, verdict, xlated);
 	/* Egress policy after the DNAT: the peer is the backend. A translated reply was allowed as
 	 * its connection's forward packets were (see nrd_deliver_local). The check reads the
 	 * packet through helpers only, so eth and ip stay valid across it. */
@@ -326,9 +402,15 @@ static __always_inline int handle_ipv6(struct __sk_buff *skb, struct nrd_cursor 
 	if (!(epif->flags & NRD_EP_IF_F_IP6) || !nrd_addr6_eq(&ip6->saddr, epif->ip6))
 		return nrd_drop(skb, NRD_DROP_SPOOFED);
 	nrd_ep_count(skb->ifindex, 0, skb->len);
+	lb_mark();
 	verdict = nrd_lb6(skb, &eth, &ip6, &xlated);
-	if (verdict != NRD_LB_GO)
+	if (verdict != NRD_LB_GO) {
+		if (verdict == TC_ACT_REDIRECT)
+			lb_event(skb, verdict, xlated);
 		return verdict;
+	}
+	if (xlated == NRD_LB_X_DNAT)
+		lb_event(skb, verdict, xlated);
 	if (xlated != NRD_LB_X_REVNAT && nrd_pol_from_ep(skb, epif))
 		return TC_ACT_SHOT;
 

@@ -124,6 +124,34 @@ static __always_inline int icmp_set16(struct __sk_buff *skb, __u32 csum_off, __u
 
 /* ---- egress: masquerade --------------------------------------------------------------------- */
 
+/* The translated event of a new mapping (nrd_ev_masq): the flow as the endpoint sent it, the node
+ * address and port it leaves with. Only on a new mapping, so once per connection. */
+static __always_inline void masq_event(struct __sk_buff *skb, const __u8 *saddr, const __u8 *daddr, __u32 alen,
+				       __be16 sport, __be16 dport, __u8 proto, const void *node, __be16 port)
+{
+	struct nrd_ev_scratch *s = nrd_ev_scratch_get();
+
+	if (!s)
+		return;
+	__builtin_memset(&s->f, 0, sizeof(s->f));
+	__builtin_memset(s->xaddr, 0, sizeof(s->xaddr));
+	if (alen == 4) {
+		__builtin_memcpy(s->f.saddr, saddr, 4);
+		__builtin_memcpy(s->f.daddr, daddr, 4);
+		__builtin_memcpy(s->xaddr, node, 4);
+		s->f.family = 4;
+	} else {
+		__builtin_memcpy(s->f.saddr, saddr, 16);
+		__builtin_memcpy(s->f.daddr, daddr, 16);
+		__builtin_memcpy(s->xaddr, node, 16);
+		s->f.family = 6;
+	}
+	s->f.sport_be = sport;
+	s->f.dport_be = dport;
+	s->f.proto = proto;
+	nrd_ev_masq(skb, port);
+}
+
 static __always_inline int masquerade(struct __sk_buff *skb, struct iphdr *ip, __u32 l4off)
 {
 	__be32 node = node_ip4, src = ip->saddr;
@@ -170,6 +198,7 @@ static __always_inline int masquerade(struct __sk_buff *skb, struct iphdr *ip, _
 		port = nrd_nat4_alloc(&k, node, nrd_ct_next(NRD_CT_SYN, proto, tcp_flags, 0), now);
 		if (!port)
 			return nrd_drop(skb, NRD_DROP_NAT_EXHAUSTED);
+		masq_event(skb, k.saddr, k.daddr, 4, k.sport_be, k.dport_be, proto, &node, port);
 	}
 
 	/* Direct writes to the IP header first; after the first helper every pointer is dead. */
@@ -228,6 +257,7 @@ static __always_inline int masquerade6(struct __sk_buff *skb, struct ipv6hdr *ip
 		port = nrd_nat6_alloc(&k, node, nrd_ct_next(NRD_CT_SYN, proto, tcp_flags, 0), now);
 		if (!port)
 			return nrd_drop(skb, NRD_DROP_NAT_EXHAUSTED);
+		masq_event(skb, k.saddr, k.daddr, 16, k.sport_be, k.dport_be, proto, node, port);
 	}
 
 	diff = (__u32)bpf_csum_diff((__be32 *)k.saddr, 16, (__be32 *)node, 16, 0);

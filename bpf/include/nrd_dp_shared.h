@@ -63,7 +63,14 @@ enum nrd_drop {
 	NRD_DROP_NAT_EXHAUSTED = 3, /* "nat_exhausted": no free masquerade port after the retries */
 	NRD_DROP_REWRITE = 4,       /* "rewrite_failed": a store or checksum helper failed */
 	NRD_DROP_POLICY = 5,        /* "policy": denied by network policy (nrd_policy.h) */
-	NRD_DROP_MAX = 6,
+	NRD_DROP_NO_BACKEND = 6,    /* "no_backend": a service without a backend for the flow, answered
+				     * with a TCP RST or ICMP port unreachable instead (nrd_lb.h) */
+	NRD_DROP_NO_ROUTE = 7,      /* "no_route": the FIB has a blackhole, unreachable or prohibit route;
+				     * the packet is handed to the stack, which drops it (and answers
+				     * with the ICMP error of the route type) */
+	NRD_DROP_PREFILTER = 8,     /* "prefilter": source denied by the XDP prefilter (flow events only:
+				     * the XDP program counts in nrd_xdp_stats) */
+	NRD_DROP_MAX = 9,
 };
 
 /* ---- masquerade ---------------------------------------------------------------------------- */

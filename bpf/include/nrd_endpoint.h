@@ -66,9 +66,14 @@ struct {
 	__type(value, struct nrd_counter);
 } nrd_dp_drops SEC(".maps");
 
+static __noinline int nrd_ev_drop(struct __sk_buff *skb, __u32 reason);
+
+/* Counts the drop and reports it as a flow event (nrd_ev_drop, below: a subprogram, so the
+ * event's buffers cost the many inlined drop sites neither stack nor instructions). */
 static __always_inline int nrd_drop(struct __sk_buff *skb, __u32 reason)
 {
 	nrd_count(bpf_map_lookup_elem(&nrd_dp_drops, &reason), skb->len);
+	nrd_ev_drop(skb, reason);
 	return TC_ACT_SHOT;
 }
 
@@ -150,6 +155,106 @@ static __always_inline int nrd_hop_dec6(struct ipv6hdr *ip6)
 
 /* The policy check needs the maps above (nrd_dp_drops) and the delivery below needs the check. */
 #include "nrd_policy.h"
+
+/* ---- flow events of drops and translations -------------------------------------------------- */
+
+/* The numeric id of the local endpoint with the flow's source (dst = 0) or destination address,
+ * 0 when it is none. */
+static __always_inline __u32 nrd_ev_local_ep(struct nrd_ev_scratch *s, int dst)
+{
+	struct nrd_ep_value *ep;
+
+	s->ek.family = s->f.family;
+	__builtin_memcpy(s->ek.addr, dst ? s->f.daddr : s->f.saddr, 16);
+	ep = bpf_map_lookup_elem(&nrd_endpoints, &s->ek);
+	return ep ? ep->id : 0;
+}
+
+/* Endpoint, direction and identities of the flow in s->f: the endpoint behind the veth the
+ * program runs on (its egress), else a local endpoint sending (egress) or receiving (ingress). */
+static __always_inline void nrd_ev_where(struct __sk_buff *skb, struct nrd_ev_scratch *s, struct nrd_flow_event *e)
+{
+	__u32 ifindex = skb->ifindex;
+	struct nrd_ep_if *epif = bpf_map_lookup_elem(&nrd_ep_ifs, &ifindex);
+
+	e->ifindex = ifindex;
+	e->len = skb->len;
+	e->dir = NRD_EV_DIR_NONE;
+	if (epif) {
+		e->endpoint = epif->id;
+		e->dir = NRD_POL_DIR_EGRESS;
+	}
+	if (s->f.family != 4 && s->f.family != 6)
+		return;
+	if (!epif) {
+		e->endpoint = nrd_ev_local_ep(s, 0);
+		if (e->endpoint) {
+			e->dir = NRD_POL_DIR_EGRESS;
+		} else {
+			e->endpoint = nrd_ev_local_ep(s, 1);
+			if (e->endpoint)
+				e->dir = NRD_POL_DIR_INGRESS;
+		}
+	}
+	e->src_identity = nrd_ipcache_identity(&s->lk, s->f.family, s->f.saddr);
+	e->dst_identity = nrd_ipcache_identity(&s->lk, s->f.family, s->f.daddr);
+}
+
+/* A reserved record with the flow in s->f, where it happened, its type and reason; NULL when the
+ * ring buffer is full. */
+static __always_inline struct nrd_flow_event *nrd_ev_begin(struct __sk_buff *skb, struct nrd_ev_scratch *s, __u8 type,
+							   __u8 reason)
+{
+	struct nrd_flow_event *e = nrd_ev_reserve();
+
+	if (!e)
+		return NULL;
+	nrd_ev_set_flow(e, &s->f);
+	nrd_ev_where(skb, s, e);
+	e->type = type;
+	e->reason = reason;
+	return e;
+}
+
+/* The event of a drop counted by nrd_drop: the flow read from the packet as it is now (every drop
+ * site drops before rewriting, or after a failed rewrite of the packet it read). */
+static __noinline __attribute__((unused)) int nrd_ev_drop(struct __sk_buff *skb, __u32 reason)
+{
+	struct nrd_ev_scratch *s = nrd_ev_scratch_get();
+	struct nrd_flow_event *e;
+	__u32 suppressed = 0;
+
+	if (!s)
+		return 0;
+	if (nrd_flow_parse(skb, &s->f))
+		__builtin_memset(&s->f, 0, sizeof(s->f)); /* not IP: one key for all of them */
+	if (!nrd_ev_drop_gate(&s->f, &s->v, NRD_EV_DROPPED << 8 | (reason & 0xff), &suppressed))
+		return 0;
+	e = nrd_ev_begin(skb, s, NRD_EV_DROPPED, reason);
+	if (!e)
+		return 0;
+	e->suppressed = suppressed;
+	nrd_ev_submit(e);
+	return 0;
+}
+
+/* The event of a new masquerade mapping: s->f is the flow as the endpoint sent it, s->xaddr the
+ * node address it now leaves with, port the source port (echo identifier) it was given. */
+static __noinline __attribute__((unused)) int nrd_ev_masq(struct __sk_buff *skb, __u32 port_be)
+{
+	struct nrd_ev_scratch *s = nrd_ev_scratch_get();
+	struct nrd_flow_event *e;
+
+	if (!s)
+		return 0;
+	e = nrd_ev_begin(skb, s, NRD_EV_TRANSLATED, NRD_XLATE_MASQ);
+	if (!e)
+		return 0;
+	e->xport_be = port_be;
+	__builtin_memcpy(e->xaddr, s->xaddr, 16);
+	nrd_ev_submit(e);
+	return 0;
+}
 
 /* Delivers an IP packet to a local endpoint: Ethernet source = gateway MAC, destination = the
  * endpoint's MAC, then bpf_redirect_peer to the namespace side of its veth (no backlog queue,

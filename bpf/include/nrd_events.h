@@ -1,14 +1,21 @@
-/* Flow events of the endpoint datapath: one BPF ring buffer (nrd_events) that the daemon drains
+/* Flow events of nrd's datapath: one BPF ring buffer (nrd_events) that the daemon drains
  * (libbpf ring_buffer in the datapath worker) and fans out to `nrdctl monitor` and the metrics.
+ * Written by nrd_endpoint and nrd_netdev (tc) and by the XDP prefilter; the maps below are pinned
+ * by name and shared by all three objects.
  *
- * Cost under load is bounded by aggregation, not sampling: an event is emitted on the first
- * packet of a flow and whenever the flow's verdict changes (nrd_flow_seen, an LRU keyed by the
- * 5-tuple, remembers the last verdict emitted); drops go through the same aggregation and then a
- * per-CPU token bucket, so a flood of distinct dropped flows costs at most the bucket's rate.
- * A full ring buffer loses the event, never the packet (counted in nrd_ev_stats).
+ * Cost under load is bounded by aggregation, not sampling:
+ *  - forwarded: once per flow and verdict change. Policy-checked flows (every packet an endpoint
+ *    sends or receives) emit on the check's slow path only (new flow, revision re-check, first
+ *    reply), where nrd_flow_seen, an LRU keyed by the 5-tuple, remembers the last verdict emitted;
+ *    an established packet costs no event lookup at all.
+ *  - translated: once per connection (a new nrd_ct entry, a new masquerade mapping).
+ *  - dropped: per flow at most once per NRD_EV_DROP_REPEAT_NS (the drops in between are counted
+ *    in the flow's entry and reported by its next event as `suppressed`), then a per-CPU token
+ *    bucket, so a flood of distinct dropped flows costs at most the bucket's rate.
+ * A full ring buffer loses the event, never the packet. Every outcome is counted in nrd_ev_stats.
  *
- * Layouts shared with daemon/datapath/events-layout.ts and policy-layout.ts (checked against BTF), same rules as
- * nrd_shared.h: fixed-width fields, explicit padding, addresses in network order.
+ * Layouts shared with daemon/datapath/events-layout.ts and policy-layout.ts (checked against BTF),
+ * same rules as nrd_shared.h: fixed-width fields, explicit padding, addresses in network order.
  */
 #ifndef NRD_EVENTS_H
 #define NRD_EVENTS_H
@@ -23,16 +30,19 @@
 #include <bpf/bpf_endian.h>
 
 #include "nrd_shared.h"
+#include "nrd_dp_shared.h"
 
-#define NRD_EVENTS_RING_BYTES (1U << 20)  /* ~14k events of 72 bytes before the reader must run */
+#define NRD_EVENTS_RING_BYTES (1U << 20)  /* ~9.5k events of 104 bytes before the reader must run */
 #define NRD_FLOW_SEEN_MAX_ENTRIES 65536
 #define NRD_EV_DROP_RATE 1000             /* drop events per second and CPU, sustained */
 #define NRD_EV_DROP_BURST 200             /* ... and as a burst */
+#define NRD_EV_DROP_REPEAT_NS 1000000000ULL /* a flow that keeps dropping: one event per second */
 
 /* A flow as seen on the wire. family 4 fills saddr/daddr[0..3]. ICMP echo (v4 and v6): request
  * sport = identifier, dport = 0; reply sport = 0, dport = identifier, so a reply's reversed key
  * is its request's key. Other ICMP and unknown protocols: ports 0. dir is 0 in nrd_flow_seen and
- * the checked direction (NRD_POL_DIR_*) in nrd_pol_ct. */
+ * the checked direction (NRD_POL_DIR_*) in nrd_pol_ct; NRD_EV_KEY_SOURCE marks the per-source key
+ * of the XDP prefilter (saddr and family only). family 0: not IP (everything else zero). */
 struct nrd_flow_key {
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -55,14 +65,19 @@ struct nrd_flow_event {
 	__u8 type;          /* NRD_EV_* */
 	__u8 reason;        /* dropped: enum nrd_drop; forwarded: NRD_EV_R_*; translated: NRD_XLATE_* */
 	__u8 dir;           /* NRD_POL_DIR_* of the endpoint; NRD_EV_DIR_NONE when none */
-	__u8 family;
+	__u8 family;        /* 4, 6, or 0 for a frame that is not IP (addresses and ports zero) */
 	__u8 proto;
 	__u8 pad0;
-	__u16 sport_be;
+	__u16 sport_be;     /* the packet as it was before any translation */
 	__u16 dport_be;
-	__u8 pad1[2];
+	__u16 xport_be;     /* translated: the new port (service: backend port; masquerade: source port) */
 	__u8 saddr[16];
 	__u8 daddr[16];
+	__u8 xaddr[16];     /* translated: the new address (service: backend; masquerade: node address) */
+	__u32 service;      /* service id (translated service, dropped no_backend); 0 otherwise */
+	__u32 backend;      /* backend id of a service translation */
+	__u32 suppressed;   /* dropped: drops of this flow not reported since its previous event */
+	__u32 pad2;
 };
 
 /* Only reached through bpf_ringbuf_reserve's void pointer, which gives clang no reason to emit the
@@ -88,9 +103,31 @@ const struct nrd_flow_event nrd_ev_layout_btf = {};
 /* Index into the per-CPU array nrd_ev_stats (value struct nrd_counter, packets = events). */
 enum nrd_ev_stat {
 	NRD_EV_STAT_EMITTED = 0,
-	NRD_EV_STAT_LOST = 1,        /* ring buffer full */
+	NRD_EV_STAT_LOST = 1,         /* ring buffer full */
 	NRD_EV_STAT_RATE_LIMITED = 2, /* drop events the token bucket held back */
-	NRD_EV_STAT_MAX = 3,
+	NRD_EV_STAT_SUPPRESSED = 3,   /* drops aggregated into their flow's event of the last second */
+	NRD_EV_STAT_MAX = 4,
+};
+
+#define NRD_EV_KEY_SOURCE 2 /* nrd_flow_key.dir of a per-source aggregation key */
+
+/* Value of nrd_flow_seen: the last verdict emitted for the flow (type << 8 | reason; reason 0 for
+ * forwarded), when (0: retry at the next drop), and the drops not reported since. */
+struct nrd_flow_seen_value {
+	__u32 verdict;
+	__u32 suppressed;
+	__u64 last_ns;
+};
+
+/* Per-CPU buffers of the event paths that run outside the policy check (drops, translations, the
+ * prefilter): map keys must not cost the stack of the programs they run in. Not shared between
+ * objects; nothing survives a packet. */
+struct nrd_ev_scratch {
+	struct nrd_flow_key f;
+	struct nrd_flow_seen_value v;
+	struct nrd_lpm6_key lk;   /* also an nrd_lpm4_key: same leading layout */
+	struct nrd_ep_key ek;
+	__u8 xaddr[16];
 };
 
 /* The per-CPU drop-event token bucket: tokens scaled by 1e9 so refills need no division. */
@@ -108,7 +145,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, NRD_FLOW_SEEN_MAX_ENTRIES);
 	__type(key, struct nrd_flow_key);
-	__type(value, __u32); /* last verdict emitted: type << 8 | reason (reason 0 for forwarded) */
+	__type(value, struct nrd_flow_seen_value);
 } nrd_flow_seen SEC(".maps");
 
 struct {
@@ -124,6 +161,20 @@ struct {
 	__type(key, __u32);
 	__type(value, struct nrd_ev_bucket);
 } nrd_ev_bucket SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nrd_ev_scratch);
+} nrd_ev_scratch SEC(".maps");
+
+static __always_inline struct nrd_ev_scratch *nrd_ev_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&nrd_ev_scratch, &zero);
+}
 
 #define NRD_ICMP_ECHO 8
 #define NRD_ICMP_ECHOREPLY 0
@@ -191,22 +242,26 @@ static __always_inline void nrd_ev_count(__u32 stat)
 }
 
 /* Whether the flow's verdict differs from the last one emitted for it; records the new one.
- * flow->dir is cleared for the lookup and restored, and the verdict to store sits in *slot
+ * flow->dir is cleared for the lookup and restored, and the value to insert is built in *slot
  * (map memory): no copies on the stack, see nrd_policy.h for why. */
-static __always_inline int nrd_ev_changed(struct nrd_flow_key *flow, __u32 *slot, __u32 verdict)
+static __always_inline int nrd_ev_changed(struct nrd_flow_key *flow, struct nrd_flow_seen_value *slot, __u32 verdict)
 {
 	__u8 dir = flow->dir;
-	__u32 *seen;
+	struct nrd_flow_seen_value *seen;
 	int changed = 1;
 
 	flow->dir = 0;
 	seen = bpf_map_lookup_elem(&nrd_flow_seen, flow);
-	if (seen && *seen == verdict) {
+	if (seen && seen->verdict == verdict) {
 		changed = 0;
 	} else if (seen) {
-		*seen = verdict;
+		seen->verdict = verdict;
+		seen->suppressed = 0;
+		seen->last_ns = bpf_ktime_get_ns();
 	} else {
-		*slot = verdict;
+		slot->verdict = verdict;
+		slot->suppressed = 0;
+		slot->last_ns = bpf_ktime_get_ns();
 		bpf_map_update_elem(&nrd_flow_seen, flow, slot, BPF_ANY);
 	}
 	flow->dir = dir;
@@ -236,17 +291,96 @@ static __always_inline int nrd_ev_take_token(void)
 	return 1;
 }
 
-/* Writes one event to the ring buffer. */
-static __always_inline void nrd_ev_emit(struct __sk_buff *skb, const struct nrd_flow_key *flow, __u8 type,
-					__u8 reason, __u8 dir, __u32 endpoint, __u32 src_id, __u32 dst_id)
+/* Whether a drop of the flow gets an event: not when the flow had the same drop reported less
+ * than NRD_EV_DROP_REPEAT_NS ago (counted in the flow's entry and as suppressed), nor when this
+ * CPU's token bucket is empty (counted as rate limited; the flow's next drop tries again). On
+ * yes, *suppressed is the number of the flow's drops not reported since its previous event.
+ * flow->dir is cleared for the lookup unless it is NRD_EV_KEY_SOURCE; slot as for nrd_ev_changed. */
+static __always_inline int nrd_ev_drop_gate(struct nrd_flow_key *flow, struct nrd_flow_seen_value *slot, __u32 verdict,
+					    __u32 *suppressed)
+{
+	__u8 dir = flow->dir;
+	struct nrd_flow_seen_value *seen;
+	__u64 now = bpf_ktime_get_ns();
+	int emit = 0;
+
+	if (dir != NRD_EV_KEY_SOURCE)
+		flow->dir = 0;
+	seen = bpf_map_lookup_elem(&nrd_flow_seen, flow);
+	if (seen && seen->verdict == verdict && now - seen->last_ns < NRD_EV_DROP_REPEAT_NS) {
+		seen->suppressed += 1;
+		nrd_ev_count(NRD_EV_STAT_SUPPRESSED);
+	} else if (!nrd_ev_take_token()) {
+		if (seen) {
+			if (seen->verdict != verdict)
+				seen->suppressed = 0;
+			seen->verdict = verdict;
+			seen->suppressed += 1;
+			seen->last_ns = 0;
+		} else {
+			slot->verdict = verdict;
+			slot->suppressed = 1;
+			slot->last_ns = 0;
+			bpf_map_update_elem(&nrd_flow_seen, flow, slot, BPF_ANY);
+		}
+	} else {
+		emit = 1;
+		if (seen) {
+			*suppressed = seen->verdict == verdict ? seen->suppressed : 0;
+			seen->verdict = verdict;
+			seen->suppressed = 0;
+			seen->last_ns = now;
+		} else {
+			*suppressed = 0;
+			slot->verdict = verdict;
+			slot->suppressed = 0;
+			slot->last_ns = now;
+			bpf_map_update_elem(&nrd_flow_seen, flow, slot, BPF_ANY);
+		}
+	}
+	flow->dir = dir;
+	return emit;
+}
+
+/* A zeroed record with its timestamp, or NULL when the ring buffer is full (counted lost). The
+ * caller fills it and hands it to nrd_ev_submit. */
+static __always_inline struct nrd_flow_event *nrd_ev_reserve(void)
 {
 	struct nrd_flow_event *e = bpf_ringbuf_reserve(&nrd_events, sizeof(*e), 0);
 
 	if (!e) {
 		nrd_ev_count(NRD_EV_STAT_LOST);
-		return;
+		return NULL;
 	}
+	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
+	return e;
+}
+
+static __always_inline void nrd_ev_set_flow(struct nrd_flow_event *e, const struct nrd_flow_key *flow)
+{
+	e->family = flow->family;
+	e->proto = flow->proto;
+	e->sport_be = flow->sport_be;
+	e->dport_be = flow->dport_be;
+	__builtin_memcpy(e->saddr, flow->saddr, 16);
+	__builtin_memcpy(e->daddr, flow->daddr, 16);
+}
+
+static __always_inline void nrd_ev_submit(struct nrd_flow_event *e)
+{
+	bpf_ringbuf_submit(e, 0);
+	nrd_ev_count(NRD_EV_STAT_EMITTED);
+}
+
+/* Writes one event of a tc program to the ring buffer. */
+static __always_inline void nrd_ev_emit(struct __sk_buff *skb, const struct nrd_flow_key *flow, __u8 type,
+					__u8 reason, __u8 dir, __u32 endpoint, __u32 src_id, __u32 dst_id, __u32 suppressed)
+{
+	struct nrd_flow_event *e = nrd_ev_reserve();
+
+	if (!e)
+		return;
 	e->endpoint = endpoint;
 	e->ifindex = skb->ifindex;
 	e->src_identity = src_id;
@@ -255,17 +389,9 @@ static __always_inline void nrd_ev_emit(struct __sk_buff *skb, const struct nrd_
 	e->type = type;
 	e->reason = reason;
 	e->dir = dir;
-	e->family = flow->family;
-	e->proto = flow->proto;
-	e->pad0 = 0;
-	e->sport_be = flow->sport_be;
-	e->dport_be = flow->dport_be;
-	e->pad1[0] = 0;
-	e->pad1[1] = 0;
-	__builtin_memcpy(e->saddr, flow->saddr, 16);
-	__builtin_memcpy(e->daddr, flow->daddr, 16);
-	bpf_ringbuf_submit(e, 0);
-	nrd_ev_count(NRD_EV_STAT_EMITTED);
+	e->suppressed = suppressed;
+	nrd_ev_set_flow(e, flow);
+	nrd_ev_submit(e);
 }
 
 #endif /* NRD_EVENTS_H */

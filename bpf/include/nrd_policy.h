@@ -88,8 +88,12 @@ struct nrd_ipcache_value {
 /* Value of nrd_pol_ct (key struct nrd_flow_key with dir = the direction checked). */
 struct nrd_pol_ct_value {
 	__u32 revision; /* nrd_pol_rev when the flow was last allowed */
-	__u32 reason;   /* NRD_EV_R_NO_POLICY or NRD_EV_R_POLICY: why it was allowed */
+	__u8 reason;    /* NRD_EV_R_NO_POLICY or NRD_EV_R_POLICY: why it was allowed */
+	__u8 flags;     /* NRD_POL_CT_F_* */
+	__u8 pad[2];
 };
+
+#define NRD_POL_CT_F_REPLY_SEEN 1 /* the reply's forwarded event was emitted */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -162,8 +166,7 @@ struct nrd_pol_scratch {
 	struct nrd_policy_key pk;
 	struct nrd_lpm6_key lk; /* also used as an nrd_lpm4_key: same leading layout */
 	struct nrd_pol_ct_value nv;
-	__u32 slot;
-	__u32 pad;
+	struct nrd_flow_seen_value slot;
 };
 
 struct {
@@ -173,22 +176,28 @@ struct {
 	__type(value, struct nrd_pol_scratch);
 } nrd_pol_scratch SEC(".maps");
 
-/* The ipcache identity of the flow's source or destination (WORLD when nothing matches, not
- * even the daemon's 0/0 entries). */
-static __always_inline __u32 nrd_identity_of(struct nrd_pol_scratch *s, int dst)
+/* The ipcache identity of an address (WORLD when nothing matches, not even the daemon's 0/0
+ * entries); lk is the lookup key's buffer (map memory). */
+static __always_inline __u32 nrd_ipcache_identity(struct nrd_lpm6_key *lk, __u8 family, const __u8 *addr)
 {
 	struct nrd_ipcache_value *v;
 
-	if (s->f.family == 4) {
-		s->lk.prefixlen = 32;
-		__builtin_memcpy(s->lk.addr, dst ? s->f.daddr : s->f.saddr, 4);
-		v = bpf_map_lookup_elem(&nrd_ipcache4, &s->lk);
+	if (family == 4) {
+		lk->prefixlen = 32;
+		__builtin_memcpy(lk->addr, addr, 4);
+		v = bpf_map_lookup_elem(&nrd_ipcache4, lk);
 	} else {
-		s->lk.prefixlen = 128;
-		__builtin_memcpy(s->lk.addr, dst ? s->f.daddr : s->f.saddr, 16);
-		v = bpf_map_lookup_elem(&nrd_ipcache6, &s->lk);
+		lk->prefixlen = 128;
+		__builtin_memcpy(lk->addr, addr, 16);
+		v = bpf_map_lookup_elem(&nrd_ipcache6, lk);
 	}
 	return v ? v->identity : NRD_ID_WORLD;
+}
+
+/* The ipcache identity of the flow's source or destination. */
+static __always_inline __u32 nrd_identity_of(struct nrd_pol_scratch *s, int dst)
+{
+	return nrd_ipcache_identity(&s->lk, s->f.family, dst ? s->f.daddr : s->f.saddr);
 }
 
 /* The CIDR identity of the flow's source or destination, 0 when no policy names a prefix
@@ -258,24 +267,27 @@ static __always_inline void nrd_flow_reverse(struct nrd_pol_scratch *s)
 
 /* Emits the flow event of a check, identities as src/dst. */
 static __always_inline void nrd_pol_event(struct __sk_buff *skb, struct nrd_pol_scratch *s, __u8 type,
-					  __u8 reason, __u32 ep, __u32 dir, __u32 peer_id)
+					  __u8 reason, __u32 ep, __u32 dir, __u32 peer_id, __u32 suppressed)
 {
 	__u32 own = nrd_identity_of(s, dir == NRD_POL_DIR_INGRESS);
 
 	if (!peer_id)
 		peer_id = nrd_identity_of(s, dir == NRD_POL_DIR_EGRESS);
 	nrd_ev_emit(skb, &s->f, type, reason, dir, ep, dir == NRD_POL_DIR_EGRESS ? own : peer_id,
-		    dir == NRD_POL_DIR_EGRESS ? peer_id : own);
+		    dir == NRD_POL_DIR_EGRESS ? peer_id : own, suppressed);
 }
 
 /* The check of one packet for local endpoint ep in direction dir, with its flow event.
- * 0 = go on, TC_ACT_SHOT = dropped (counted as "policy"). */
+ * 0 = go on, TC_ACT_SHOT = dropped (counted as "policy").
+ * Events cost nothing on the established path: a flow's forwarded event is decided where its
+ * nrd_pol_ct entry is written (new flow, re-check after a revision bump), a reply's where the
+ * first reply finds the forward entry (NRD_POL_CT_F_REPLY_SEEN in that entry). */
 static __noinline int nrd_pol_check(struct __sk_buff *skb, __u32 ep, __u32 dir)
 {
-	__u32 zero = 0, rev, peer_id = 0, *revp;
+	__u32 zero = 0, rev, peer_id = 0, *revp, suppressed = 0;
 	struct nrd_pol_scratch *s = bpf_map_lookup_elem(&nrd_pol_scratch, &zero);
-	struct nrd_pol_ct_value *ct;
-	int reason, reply;
+	struct nrd_pol_ct_value *ct, *fwd;
+	int reason;
 
 	if (!s || nrd_flow_parse(skb, &s->f))
 		return 0; /* not IP: ARP and the like are not subject to policy */
@@ -283,14 +295,15 @@ static __noinline int nrd_pol_check(struct __sk_buff *skb, __u32 ep, __u32 dir)
 	rev = revp ? *revp : 0;
 	s->f.dir = dir;
 	ct = bpf_map_lookup_elem(&nrd_pol_ct, &s->f);
-	if (ct && ct->revision == rev) {
-		reason = NRD_EV_R_ESTABLISHED;
-		goto allowed;
-	}
+	if (ct && ct->revision == rev)
+		return 0; /* established: its event was emitted when the entry was written */
 	nrd_flow_reverse(s);
-	reply = bpf_map_lookup_elem(&nrd_pol_ct, &s->f) != NULL;
+	fwd = bpf_map_lookup_elem(&nrd_pol_ct, &s->f);
 	nrd_flow_reverse(s);
-	if (reply) {
+	if (fwd) {
+		if (fwd->flags & NRD_POL_CT_F_REPLY_SEEN)
+			return 0;
+		fwd->flags |= NRD_POL_CT_F_REPLY_SEEN;
 		reason = NRD_EV_R_REPLY;
 		goto allowed;
 	}
@@ -302,16 +315,25 @@ static __noinline int nrd_pol_check(struct __sk_buff *skb, __u32 ep, __u32 dir)
 		if (ct)
 			bpf_map_delete_elem(&nrd_pol_ct, &s->f);
 		nrd_count(bpf_map_lookup_elem(&nrd_dp_drops, &drop), skb->len);
-		if (nrd_ev_changed(&s->f, &s->slot, NRD_EV_DROPPED << 8 | NRD_DROP_POLICY) && nrd_ev_take_token())
-			nrd_pol_event(skb, s, NRD_EV_DROPPED, NRD_DROP_POLICY, ep, dir, peer_id);
+		if (nrd_ev_drop_gate(&s->f, &s->slot, NRD_EV_DROPPED << 8 | NRD_DROP_POLICY, &suppressed))
+			nrd_pol_event(skb, s, NRD_EV_DROPPED, NRD_DROP_POLICY, ep, dir, peer_id, suppressed);
 		return TC_ACT_SHOT;
 	}
-	s->nv.revision = rev;
-	s->nv.reason = reason;
-	bpf_map_update_elem(&nrd_pol_ct, &s->f, &s->nv, BPF_ANY);
+	if (ct) {
+		/* re-checked after a revision bump: same flow, so its reply stays seen */
+		ct->revision = rev;
+		ct->reason = reason;
+	} else {
+		s->nv.revision = rev;
+		s->nv.reason = reason;
+		s->nv.flags = 0;
+		s->nv.pad[0] = 0;
+		s->nv.pad[1] = 0;
+		bpf_map_update_elem(&nrd_pol_ct, &s->f, &s->nv, BPF_ANY);
+	}
 allowed:
 	if (nrd_ev_changed(&s->f, &s->slot, NRD_EV_FORWARDED << 8))
-		nrd_pol_event(skb, s, NRD_EV_FORWARDED, reason, ep, dir, peer_id);
+		nrd_pol_event(skb, s, NRD_EV_FORWARDED, reason, ep, dir, peer_id, 0);
 	return 0;
 }
 

@@ -41,6 +41,7 @@ import {
   u32Codec,
 } from './maps.js';
 import { type LoadedObject, loadObject } from './objects.js';
+import { EVENT_MAP_NAMES } from './events-layout.js';
 import { type EndpointDpOptions, type EndpointDpStats, type EndpointDpStatus, EndpointDatapath } from './endpoint-dp.js';
 
 export interface DatapathOptions {
@@ -172,7 +173,8 @@ export class Datapath {
     this.xdpObj ??= loadObject({
       path: join(dir, 'nrd_xdp.bpf.o'),
       pinDir: mapsDir,
-      pinMaps: ['nrd_deny4', 'nrd_deny6', 'nrd_xdp_stats'],
+      // the flow-event maps too: the prefilter's drops go to the ring buffer the endpoint objects share
+      pinMaps: ['nrd_deny4', 'nrd_deny6', 'nrd_xdp_stats', ...EVENT_MAP_NAMES],
     });
     const flags = o.tcFlags ?? NRD_TC_F_STATS;
     if (this.tcObj && this.tcFlagsLoaded !== flags) {

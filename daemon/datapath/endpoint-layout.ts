@@ -70,8 +70,10 @@ export const DP_MAPS = {
 } as const;
 
 /** enum nrd_drop; the keys are the metric label values. */
-export const DropReason = { malformed: 0, unknown_endpoint: 1, spoofed: 2, nat_exhausted: 3, rewrite_failed: 4, policy: 5 } as const;
-export const DROP_MAX = 6;
+export const DropReason = {
+  malformed: 0, unknown_endpoint: 1, spoofed: 2, nat_exhausted: 3, rewrite_failed: 4, policy: 5, no_backend: 6, no_route: 7, prefilter: 8,
+} as const;
+export const DROP_MAX = 9;
 /** cfg_flags bits of nrd_endpoint and nrd_netdev. */
 export const NRD_DP_F_IPV6 = 1;
 export const NRD_DP_F_ARP_ANY = 2;

@@ -1,4 +1,4 @@
-// Flow events of the endpoint datapath (bpf/include/nrd_events.h): the decoder of the 72-byte
+// Flow events of the datapath (bpf/include/nrd_events.h): the decoder of the 104-byte
 // struct nrd_flow_event records of the nrd_events ring buffer, the filters of `nrdctl monitor`
 // (GET /v1/monitor), the hub that fans decoded events out to subscribers on the main thread, and
 // the pump that drains the ring buffer in the datapath worker.
@@ -6,7 +6,7 @@
 // Why a pump on a timer and not a blocking poll: the worker serves one request at a time on its
 // event loop, so a blocking ring_buffer__poll would hold up map writes and status calls. The pump
 // consumes what is there (timeout 0) every EVENT_BATCH_MS and posts one batch to the main thread;
-// records that arrive meanwhile wait in the ring buffer (1 MiB, ~14k events), and a full ring
+// records that arrive meanwhile wait in the ring buffer (1 MiB, ~9.5k events), and a full ring
 // loses events in BPF, never packets (nrd_ev_stats "lost").
 import { join } from 'node:path';
 import { EVENTS_MAP, EVENT_STATS_MAP, EventStat, EventType, FLOW_EVENT_SIZE, type FlowEvent as RawFlowEvent, Translation, decodeFlowEvent as decodeRaw } from './events-layout.js';
@@ -35,7 +35,7 @@ export interface FlowEvent {
   /** Wall-clock time of the event, derived from tsNs when decoded. */
   time: string;
   type: EventTypeName | `type-${number}`;
-  /** Drop reason (malformed, spoofed, policy, …), forward reason (policy, established, …), or translation kind. */
+  /** Drop reason (malformed, spoofed, policy, no_backend, …), forward reason (policy, reply, …), or translation kind (service, masquerade). */
   reason: string;
   /** The local endpoint concerned (its string id when known), null when none. */
   endpoint: string | null;
@@ -43,8 +43,10 @@ export interface FlowEvent {
   /** Direction of the endpoint's traffic that was checked; null when none. */
   dir: 'ingress' | 'egress' | null;
   ifindex: number;
-  family: 4 | 6;
+  /** 0: a frame that is not IP (src and dst empty). */
+  family: 0 | 4 | 6;
   proto: number;
+  /** The packet as it was before any translation. */
   src: string;
   dst: string;
   sport: number;
@@ -52,6 +54,14 @@ export interface FlowEvent {
   srcIdentity: number;
   dstIdentity: number;
   len: number;
+  /** Translated: the new address and port (service: the backend; masquerade: the node's source); null otherwise. */
+  translated: { addr: string; port: number } | null;
+  /** The service of a service translation or a no_backend drop, by its datapath id; 0 when none. */
+  serviceId: number;
+  /** The backend of a service translation, by its datapath id; 0 when none. */
+  backendId: number;
+  /** Dropped: drops of the same flow not reported since its previous event (aggregated or rate-limited). */
+  suppressed: number;
 }
 
 export class EventDecodeError extends Error {
@@ -93,10 +103,11 @@ export function decodeFlowEvent(b: Uint8Array, names: ReadonlyMap<number, string
   } catch (e) {
     throw new EventDecodeError((e as Error).message);
   }
-  const wall = clock.wallMs - Number(clock.monoNs - r.tsNs) / 1e6;
+  const wall = new Date(Math.round(clock.wallMs - Number(clock.monoNs - r.tsNs) / 1e6));
+  if (Number.isNaN(wall.getTime())) throw new EventDecodeError(`flow event timestamp ${r.tsNs} is out of range`);
   return {
     tsNs: r.tsNs.toString(),
-    time: new Date(Math.round(wall)).toISOString(),
+    time: wall.toISOString(),
     type: TYPE_NAMES.get(r.type) ?? `type-${r.type}`,
     reason: reasonText(r.type, r.reason),
     endpoint: r.endpoint === 0 ? null : (names.get(r.endpoint) ?? String(r.endpoint)),
@@ -112,6 +123,10 @@ export function decodeFlowEvent(b: Uint8Array, names: ReadonlyMap<number, string
     srcIdentity: r.srcIdentity,
     dstIdentity: r.dstIdentity,
     len: r.len,
+    translated: r.xaddr === '' ? null : { addr: r.xaddr, port: r.xport },
+    serviceId: r.service,
+    backendId: r.backend,
+    suppressed: r.suppressed,
   };
 }
 
@@ -284,11 +299,13 @@ export class EventPump {
 
 // ---- worker side: the ring buffer and nrd_ev_stats -------------------------------------------------
 
-/** nrd_ev_stats summed over CPUs: events written, lost to a full ring, held back by the drop-event bucket. */
+/** nrd_ev_stats summed over CPUs: events written, lost to a full ring, held back by the drop-event
+ *  bucket, and drops aggregated into their flow's event of the last second. */
 export interface EventStats {
   emitted: bigint;
   lost: bigint;
   rateLimited: bigint;
+  suppressed: bigint;
 }
 
 export type EventsStartResult = { running: true } | { running: false; reason: string };
@@ -350,12 +367,12 @@ export class EventsWorker {
     try {
       fd = objGet(join(pinPath, 'maps', EVENT_STATS_MAP));
     } catch {
-      return { emitted: 0n, lost: 0n, rateLimited: 0n };
+      return { emitted: 0n, lost: 0n, rateLimited: 0n, suppressed: 0n };
     }
     try {
       const m = new PerCpuMap(fd, u32Codec, counterCodec);
       const sum = (i: number): bigint => sumCounters(m.get(i) ?? []).packets;
-      return { emitted: sum(EventStat.emitted), lost: sum(EventStat.lost), rateLimited: sum(EventStat.rate_limited) };
+      return { emitted: sum(EventStat.emitted), lost: sum(EventStat.lost), rateLimited: sum(EventStat.rate_limited), suppressed: sum(EventStat.suppressed) };
     } finally {
       closeFd(fd);
     }

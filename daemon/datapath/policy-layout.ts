@@ -24,7 +24,9 @@ export const POLICY_STRUCTS = {
   },
   nrd_policy_value: { name: 'nrd_policy_value', size: 8, fields: [fld('flags', 0, 4, 'u32'), fld('pad', 4, 4, 'u32')] },
   nrd_ipcache_value: { name: 'nrd_ipcache_value', size: 8, fields: [fld('identity', 0, 4, 'u32'), fld('flags', 4, 4, 'u32')] },
-  nrd_pol_ct_value: { name: 'nrd_pol_ct_value', size: 8, fields: [fld('revision', 0, 4, 'u32'), fld('reason', 4, 4, 'u32')] },
+  nrd_pol_ct_value: {
+    name: 'nrd_pol_ct_value', size: 8, fields: [fld('revision', 0, 4, 'u32'), fld('reason', 4, 1, 'bytes'), fld('flags', 5, 1, 'bytes'), fld('pad', 6, 2, 'bytes')],
+  },
   nrd_flow_key: {
     name: 'nrd_flow_key', size: 40,
     fields: [

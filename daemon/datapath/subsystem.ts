@@ -288,7 +288,7 @@ export class DatapathSubsystem implements Subsystem {
   private registerEventMetrics(registry: Registry): void {
     const self = this;
     new PromCounter({
-      name: 'nrd_datapath_flow_events_total', help: 'Flow events by outcome in BPF: emitted to the ring buffer, lost (ring full), rate_limited (drop-event bucket empty).',
+      name: 'nrd_datapath_flow_events_total', help: 'Flow events by outcome in BPF: emitted to the ring buffer, lost (ring full), rate_limited (drop-event bucket empty), suppressed (a drop aggregated into its flow\'s event of the last second).',
       labelNames: ['outcome'], registers: [registry],
       async collect() {
         this.reset();
@@ -298,6 +298,7 @@ export class DatapathSubsystem implements Subsystem {
         this.inc({ outcome: 'emitted' }, Number(s.emitted));
         this.inc({ outcome: 'lost' }, Number(s.lost));
         this.inc({ outcome: 'rate_limited' }, Number(s.rateLimited));
+        this.inc({ outcome: 'suppressed' }, Number(s.suppressed));
       },
     });
     new PromCounter({
@@ -542,11 +543,13 @@ export class DatapathSubsystem implements Subsystem {
     epCounter('nrd_datapath_endpoint_packets_total', 'Packets sent by (from) and delivered by BPF to (to) each local endpoint.', 'packets');
     epCounter('nrd_datapath_endpoint_bytes_total', 'Bytes sent by (from) and delivered by BPF to (to) each local endpoint.', 'bytes');
     new PromCounter({
-      name: 'nrd_datapath_drops_total', help: 'Packets the endpoint datapath dropped, by reason.', labelNames: ['reason'], registers: [registry],
+      name: 'nrd_datapath_drops_total', help: 'Packets the BPF datapath dropped, by reason (prefilter: the XDP prefilter on the uplink).', labelNames: ['reason'], registers: [registry],
       async collect() {
         this.reset();
-        const s = await read();
-        if (s) for (const [reason, c] of Object.entries(s.drops)) this.inc({ reason }, Number(c.packets));
+        const all = self.host && self.started ? await self.host.stats() : undefined;
+        if (all?.endpointDp) for (const [reason, c] of Object.entries(all.endpointDp.drops)) this.inc({ reason }, Number(c.packets));
+        // The XDP program counts in its own map (nrd_xdp_stats), by family.
+        if (all) this.inc({ reason: 'prefilter' }, Number(all.xdp.dropDeny4.packets + all.xdp.dropDeny6.packets));
       },
     });
     new PromCounter({

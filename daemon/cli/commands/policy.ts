@@ -31,11 +31,28 @@ export function formatPolicyView(v: EndpointPolicyView): string {
 
 const hostPort = (family: number, ip: string, port: number): string => (port ? (family === 6 ? `[${ip}]:${port}` : `${ip}:${port}`) : ip);
 
-/** One line per event: time, verdict and reason, endpoint and direction, the flow, identities. */
+/**
+ * One line per event: time, verdict and reason, endpoint and direction, the flow (as sent, before
+ * any translation), then what applies: the translation (=> new address, service and backend ids),
+ * identities, drops of the flow not reported since its previous event, length.
+ */
 export function formatEventLine(e: FlowEvent): string {
-  const proto = PROTO_NAMES[e.proto] ?? `proto-${e.proto}`;
   const ep = e.endpoint === null ? '-' : `${e.endpoint}${e.dir ? ` ${e.dir}` : ''}`;
-  return `${e.time} ${e.type.toUpperCase()} (${e.reason}) ${ep} ${proto} ${hostPort(e.family, e.src, e.sport)} -> ${hostPort(e.family, e.dst, e.dport)} ids ${e.srcIdentity}->${e.dstIdentity} len ${e.len}\n`;
+  const parts = [e.time, `${e.type.toUpperCase()} (${e.reason})`, ep];
+  if (e.family === 0) {
+    parts.push('non-IP');
+  } else {
+    parts.push(PROTO_NAMES[e.proto] ?? `proto-${e.proto}`, `${hostPort(e.family, e.src, e.sport)} -> ${hostPort(e.family, e.dst, e.dport)}`);
+  }
+  if (e.translated) {
+    const to = hostPort(e.family, e.translated.addr, e.translated.port);
+    parts.push(e.reason === 'masquerade' ? `=> from ${to}` : `=> ${to}`);
+  }
+  if (e.serviceId) parts.push(`service ${e.serviceId}${e.backendId ? ` backend ${e.backendId}` : ''}`);
+  if (e.srcIdentity || e.dstIdentity) parts.push(`ids ${e.srcIdentity}->${e.dstIdentity}`);
+  if (e.suppressed) parts.push(`(+${e.suppressed} not shown)`);
+  parts.push(`len ${e.len}`);
+  return parts.join(' ') + '\n';
 }
 
 export async function runPolicyGet(ctx: CommandContext, args: string[]): Promise<number> {
@@ -65,7 +82,7 @@ export function monitorQuery(args: string[]): URLSearchParams | string {
 export async function runMonitor(ctx: CommandContext, args: string[], signal?: AbortSignal): Promise<number> {
   const q = monitorQuery(args);
   if (typeof q === 'string') {
-    ctx.stderr(`nrdctl monitor: ${q}\nusage: nrdctl monitor [--endpoint ID] [--verdict forwarded|dropped|translated] [--type REASON]\n`);
+    ctx.stderr(`nrdctl monitor: ${q}\nusage: nrdctl monitor [--endpoint ID] [--verdict forwarded|dropped|translated] [--type REASON|TYPE]\n`);
     return 2;
   }
   let stop: AbortController | undefined;

@@ -16,7 +16,7 @@ import { registerPolicyRoutes } from '../../../daemon/api/policy-routes.js';
 import { EventHub, decodeFlowEvent } from '../../../daemon/datapath/events.js';
 import { explainEndpoint } from '../../../daemon/datapath/policy.js';
 import { silentLogger } from '../../../daemon/lib/log.js';
-import { runMonitor } from '../../../daemon/cli/commands/policy.js';
+import { formatEventLine, runMonitor } from '../../../daemon/cli/commands/policy.js';
 import { runNrdctl } from '../../../daemon/cli/run.js';
 import { droppedRecord } from '../datapath/flow-event-fixture.js';
 
@@ -112,8 +112,25 @@ test('nrdctl monitor in process: one line per event, filter by endpoint, returns
   await until(() => out.includes('\n'), 'a line');
   stop.abort();
   assert.equal(await done, 0);
-  assert.match(out, /^\S+Z DROPPED \(policy\) db-1 ingress tcp 10\.244\.2\.2:40000 -> 10\.244\.1\.2:5432 ids 301->300 len 74\n$/);
+  assert.match(out, /^\S+Z DROPPED \(policy\) db-1 ingress tcp 10\.244\.2\.2:40000 -> 10\.244\.1\.2:5432 ids 301->300 \(\+3 not shown\) len 74\n$/);
   await until(() => hub.subscribers === 0, 'the unsubscribe');
+});
+
+test('monitor lines of a service translation, a masquerade and a non-IP drop', () => {
+  const svc = Buffer.from(droppedRecord({ type: 3, reason: 1 }));
+  Buffer.from([10, 244, 3, 7]).copy(svc, 72);
+  svc.writeUInt16BE(8080, 38);
+  svc.writeUInt32LE(12, 88);
+  svc.writeUInt32LE(34, 92);
+  svc.writeUInt32LE(0, 96);
+  assert.match(formatEventLine(decodeFlowEvent(svc, names)),
+    /^\S+Z TRANSLATED \(service\) db-1 ingress tcp 10\.244\.2\.2:40000 -> 10\.244\.1\.2:5432 => 10\.244\.3\.7:8080 service 12 backend 34 ids 301->300 len 74\n$/);
+  const masq = Buffer.from(svc);
+  masq[29] = 2;
+  masq.writeUInt32LE(0, 88);
+  masq.writeUInt32LE(0, 92);
+  assert.match(formatEventLine(decodeFlowEvent(masq, names)), / tcp 10\.244\.2\.2:40000 -> 10\.244\.1\.2:5432 => from 10\.244\.3\.7:8080 ids /);
+  assert.match(formatEventLine(decodeFlowEvent(droppedRecord({ family: 0, reason: 0 }), names)), / DROPPED \(malformed\) db-1 ingress non-IP ids 301->300 /);
 });
 
 test('nrdctl monitor -o json as the real binary: prints events until SIGINT, then exits 0', async () => {

@@ -2,7 +2,7 @@
 // event decoder tests and the monitor API tests.
 import { FLOW_EVENT_SIZE } from '../../../daemon/datapath/events.js';
 
-/** A dropped TCP SYN 10.244.2.2:40000 -> 10.244.1.2:5432, ingress of endpoint 0xaabbccdd, reason 5 (policy). */
+/** A dropped TCP SYN 10.244.2.2:40000 -> 10.244.1.2:5432, ingress of endpoint 0xaabbccdd, reason 5 (policy), 3 earlier drops suppressed. */
 export function droppedRecord(over: { type?: number; reason?: number; endpoint?: number; family?: number } = {}): Uint8Array {
   const b = Buffer.alloc(FLOW_EVENT_SIZE);
   b.writeBigUInt64LE(5_000_000_000n, 0); // ts_ns
@@ -20,5 +20,6 @@ export function droppedRecord(over: { type?: number; reason?: number; endpoint?:
   b.writeUInt16BE(5432, 36); // dport_be
   Buffer.from([10, 244, 2, 2]).copy(b, 40); // saddr
   Buffer.from([10, 244, 1, 2]).copy(b, 56); // daddr
+  b.writeUInt32LE(3, 96); // suppressed
   return b;
 }

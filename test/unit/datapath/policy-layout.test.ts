@@ -21,8 +21,10 @@ const STRUCTS: StructSpec[] = [...Object.values(POLICY_STRUCTS), ...Object.value
 
 describe('policy and flow-event layouts against BTF', () => {
   for (const spec of STRUCTS) {
-    it(`struct ${spec.name} matches in both endpoint objects`, () => {
-      for (const obj of OBJECTS) {
+    // the XDP prefilter writes flow events too
+    const objects = Object.values(EVENT_STRUCTS).includes(spec as never) ? [...OBJECTS, 'nrd_xdp'] : OBJECTS;
+    it(`struct ${spec.name} matches in ${objects.join(', ')}`, () => {
+      for (const obj of objects) {
         const btf = btfParseElf(objFile(obj));
         try {
           const l = btfStructLayout(btf, spec.name);
@@ -54,9 +56,10 @@ describe('policy and flow-event layouts against BTF', () => {
     });
   }
 
-  it('nrd_dp_drops has room for DropReason.policy', () => {
+  it('nrd_dp_drops has room for every DropReason', () => {
     assert.equal(DropReason.policy, 5);
-    assert.equal(DROP_MAX, 6);
+    assert.equal(DROP_MAX, Object.keys(DropReason).length);
+    assert.deepEqual(Object.values(DropReason), [...Array(DROP_MAX).keys()]);
   });
 
   it('the policy key puts the endpoint first and adds its 32 bits to the prefix length', () => {
@@ -67,7 +70,7 @@ describe('policy and flow-event layouts against BTF', () => {
   });
 
   it('decodes a flow event record', () => {
-    const b = Buffer.alloc(72);
+    const b = Buffer.alloc(104);
     b.writeBigUInt64LE(5n, 0);
     b.writeUInt32LE(7, 8);
     b[28] = 2;
@@ -79,6 +82,6 @@ describe('policy and flow-event layouts against BTF', () => {
     Buffer.from([10, 0, 0, 2]).copy(b, 56);
     const e = decodeFlowEvent(b);
     assert.deepEqual([e.tsNs, e.endpoint, e.type, e.reason, e.family, e.proto, e.dport, e.saddr, e.daddr], [5n, 7, 2, 5, 4, 6, 80, '10.0.0.1', '10.0.0.2']);
-    assert.throws(() => decodeFlowEvent(Buffer.alloc(71)));
+    assert.throws(() => decodeFlowEvent(Buffer.alloc(103)));
   });
 });
