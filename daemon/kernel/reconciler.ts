@@ -180,6 +180,12 @@ export type DesiredRouteBody = Omit<DesiredRoute, 'dst'>;
  */
 type Installed = string | Route;
 
+/** A key's desired route body and what the kernel holds there (either may be absent, not both). */
+interface RouteSlot {
+  readonly want: DesiredRouteBody | undefined;
+  readonly have: Installed | undefined;
+}
+
 /** Signature of a resolved desired route: equal signatures, same kernel route (routeMatches). */
 function routeSig(r: Route): string {
   let s = `${r.type}|${r.mtu ?? 0}`;
@@ -221,7 +227,7 @@ interface PassState {
 interface RoutePlan {
   write: Route[];
   writeKeys: PrefixKey[];
-  /** Signature of each write (what `installed` holds once it is in). */
+  /** Signature of each write (what the key's slot holds as installed once it is in). */
   sigs: string[];
   isReplace: boolean[];
   stale: RouteSelector[];
@@ -256,7 +262,7 @@ export class Reconciler {
   private readonly families: Family[];
   private readonly clock: Clock;
   private readonly log: Logger;
-  /** Desired VXLAN device, FDB and neighbours (routes live in routesWant). */
+  /** Desired VXLAN device, FDB and neighbours (routes live in `routes`). */
   private desired: DesiredState = emptyDesired();
   private synced = false;
   private running: Promise<ReconcileReport> | null = null;
@@ -272,10 +278,15 @@ export class Reconciler {
   // kernel's routes of ours as last known (a full read-back, then our own writes and the kernel's
   // notifications), and the keys where the two may differ. A routine run looks at dirty keys only;
   // a full run (start, periodic resync, overflow, after bulk writes) reads everything back.
-  /** Desired routes by key (the canonical prefix's PrefixKey, see keyOf); bodies may be shared between prefixes. */
-  private routesWant = new Map<PrefixKey, DesiredRouteBody>();
-  /** Our routes in the kernel, by key. */
-  private installed = new Map<PrefixKey, Installed>();
+  /**
+   * Per key (the canonical prefix's PrefixKey, see keyOf): the desired route body (bodies may be
+   * shared between prefixes) and what the kernel holds there of ours. One map, not two: the slot
+   * is interned per (body, signature), so the million routes on one path share one slot object.
+   */
+  private routes = new Map<PrefixKey, RouteSlot>();
+  /** Interned slots: by desired body (weakly: bodies are replaced on a full evaluation), then by signature. */
+  private slots = new WeakMap<DesiredRouteBody, Map<string | undefined, RouteSlot>>();
+  private slotsUnwanted = new Map<string | undefined, RouteSlot>();
   /** Keys held by another protocol's route (never replaced: a conflict). */
   private foreign = new Set<PrefixKey>();
   private dirty = new Set<PrefixKey>();
@@ -337,6 +348,32 @@ export class Reconciler {
     return metric === defaultMetric(r.family) ? prefixKey(r.dst) : `${r.dst}|${metric}`;
   }
 
+  /** The key's slot becomes (want, have); no slot when both are absent. */
+  private setSlot(k: PrefixKey, want: DesiredRouteBody | undefined, have: Installed | undefined): void {
+    if (!want && have === undefined) {
+      this.routes.delete(k);
+      return;
+    }
+    // A kernel route that implements no desired route is the key's own (rare): not interned.
+    if (typeof have === 'object') {
+      this.routes.set(k, { want, have });
+      return;
+    }
+    let bySig = want ? this.slots.get(want) : this.slotsUnwanted;
+    if (!bySig) this.slots.set(want!, (bySig = new Map()));
+    let slot = bySig.get(have);
+    if (!slot) bySig.set(have, (slot = Object.freeze({ want, have })));
+    this.routes.set(k, slot);
+  }
+
+  private setWant(k: PrefixKey, want: DesiredRouteBody | undefined): void {
+    this.setSlot(k, want, this.routes.get(k)?.have);
+  }
+
+  private setHave(k: PrefixKey, have: Installed | undefined): void {
+    this.setSlot(k, this.routes.get(k)?.want, have);
+  }
+
   private markDirty(k: PrefixKey): void {
     this.dirty.add(k);
     this.schedule();
@@ -358,11 +395,16 @@ export class Reconciler {
       if (k !== null) next.set(k, r);
     }
     for (const [k, b] of next) {
-      const old = this.routesWant.get(k);
+      const old = this.routes.get(k)?.want;
       if (!old || !sameBody(old, b)) this.dirty.add(k);
+      this.setWant(k, b);
     }
-    for (const k of this.routesWant.keys()) if (!next.has(k)) this.dirty.add(k);
-    this.routesWant = next;
+    for (const [k, slot] of this.routes) {
+      if (slot.want && !next.has(k)) {
+        this.dirty.add(k);
+        this.setWant(k, undefined);
+      }
+    }
     this.badRoutes = bad;
     this.schedule();
   }
@@ -395,21 +437,21 @@ export class Reconciler {
   setRoute(dst: PrefixKey, body: DesiredRouteBody | undefined): void {
     const k = this.keyOf(dst);
     if (k === null) return;
-    const old = this.routesWant.get(k);
+    const slot = this.routes.get(k);
+    const old = slot?.want;
     if (body) {
       if (old && sameBody(old, body)) return;
-      this.routesWant.set(k, body);
-    } else {
-      if (!old) return;
-      this.routesWant.delete(k);
+    } else if (!old) {
+      return;
     }
+    this.setSlot(k, body, slot?.have);
     this.markDirty(k);
   }
 
   /** The desired state as last set (routes rebuilt from the maintained map). */
   desiredState(): DesiredState {
     const routes: DesiredRoute[] = [];
-    for (const [k, b] of this.routesWant) routes.push({ ...b, dst: prefixText(k) });
+    for (const [k, { want }] of this.routes) if (want) routes.push({ ...want, dst: prefixText(k) });
     return { ...this.desired, routes };
   }
 
@@ -543,16 +585,16 @@ export class Reconciler {
       // A foreign route took the key (a conflict now) or freed it (ours may go in).
       if (e.op === 'new') this.foreign.add(k);
       else this.foreign.delete(k);
-      if (this.routesWant.has(k)) this.markDirty(k);
+      if (this.routes.get(k)?.want) this.markDirty(k);
       return;
     }
     if (e.op === 'del') {
       // Ours deleted (by us, or by hand: then put back what we want).
-      this.installed.delete(k);
-      if (this.routesWant.has(k)) this.markDirty(k);
+      this.setHave(k, undefined);
+      if (this.routes.get(k)?.want) this.markDirty(k);
       return;
     }
-    const body = this.routesWant.get(k);
+    const body = this.routes.get(k)?.want;
     let want: ResolvedBody | undefined;
     if (body) {
       try {
@@ -563,10 +605,10 @@ export class Reconciler {
     }
     // The echo of our own write: nothing to do (the common case, 100k of them after a bulk write).
     if (want && routeMatches(want.route, r)) {
-      this.installed.set(k, want.sig);
+      this.setHave(k, want.sig);
       return;
     }
-    this.installed.set(k, r);
+    this.setHave(k, r);
     this.markDirty(k);
   }
 
@@ -825,7 +867,7 @@ export class Reconciler {
           foreign.add(k);
           continue;
         }
-        const body = this.routesWant.get(k);
+        const body = this.routes.get(k)?.want;
         let sig: Installed = r;
         if (body) {
           try {
@@ -838,7 +880,8 @@ export class Reconciler {
         installed.set(k, sig);
       }
     }
-    this.installed = installed;
+    for (const [k, slot] of this.routes) if (!installed.has(k)) this.setSlot(k, slot.want, undefined);
+    for (const [k, have] of installed) this.setHave(k, have);
     this.foreign = foreign;
     this.deferredKeys.clear();
     this.sigs.clear();
@@ -847,8 +890,8 @@ export class Reconciler {
 
   /** Every key a full pass diffs: the desired ones, then ours in the kernel that are not desired. */
   private *allRouteKeys(): Generator<PrefixKey> {
-    yield* this.routesWant.keys();
-    for (const k of this.installed.keys()) if (!this.routesWant.has(k)) yield k;
+    for (const [k, slot] of this.routes) if (slot.want) yield k;
+    for (const [k, slot] of this.routes) if (!slot.want) yield k;
   }
 
   /**
@@ -872,7 +915,8 @@ export class Reconciler {
     let muted = false;
     try {
       for (const k of keys) {
-        this.diffRoute(p, plan, k, this.routesWant.get(k), this.installed.get(k));
+        const slot = this.routes.get(k);
+        this.diffRoute(p, plan, k, slot?.want, slot?.have);
         if (++n % ROUTE_CHUNK !== 0) continue;
         writes += plan.write.length + plan.stale.length;
         if (!muted && writes >= ROUTE_CHUNK && this.port.muteRouteEvents) {
@@ -928,7 +972,7 @@ export class Reconciler {
     }
     const sig = want.sig;
     if (have === sig || (typeof have === 'object' && routeMatches(want.route, have))) {
-      if (have !== sig) this.installed.set(k, sig);
+      if (have !== sig) this.setHave(k, sig);
       rep.unchanged++;
       return;
     }
@@ -958,7 +1002,7 @@ export class Reconciler {
     }
     for (let i = 0; i < plan.write.length; i++) {
       if (failed.has(i)) continue;
-      this.installed.set(plan.writeKeys[i]!, plan.sigs[i]!);
+      this.setHave(plan.writeKeys[i]!, plan.sigs[i]!);
       if (plan.isReplace[i]) p.rep.routes.replaced++;
       else p.rep.routes.added++;
     }
@@ -972,13 +1016,13 @@ export class Reconciler {
       for (const f of await this.port.deleteRoutes(plan.stale)) {
         failed.add(f.index);
         if (gone(f.error)) {
-          this.installed.delete(plan.staleKeys[f.index]!);
+          this.setHave(plan.staleKeys[f.index]!, undefined);
           continue;
         }
         p.fail(`delete route ${plan.stale[f.index]!.dst}`, f.error);
         this.dirty.add(plan.staleKeys[f.index]!);
       }
-      for (let i = 0; i < plan.staleKeys.length; i++) if (!failed.has(i)) this.installed.delete(plan.staleKeys[i]!);
+      for (let i = 0; i < plan.staleKeys.length; i++) if (!failed.has(i)) this.setHave(plan.staleKeys[i]!, undefined);
       rep.routes.deleted += plan.stale.length - failed.size;
     }
   }

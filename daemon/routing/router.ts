@@ -268,16 +268,22 @@ export class Router {
       this.addressTimer = this.clock.setTimer(() => {
         this.addressTimer = null;
         if (!this.started) return;
+        // Only a change of what paths depend on re-evaluates every prefix: an address event that
+        // leaves the underlay and the connected subnets as they were (an IPv6 address finishing
+        // DAD, an address on an unrelated link's same subnet) would cost a million evaluations.
         this.refreshUnderlay().then(
-          () => this.scheduleRecompute(),
+          (changed) => {
+            if (changed) this.scheduleRecompute();
+          },
           (err: unknown) => this.log.warn({ err }, 'cannot re-read the underlay after an address change; keeping the last view'),
         );
       }, ADDRESS_DEBOUNCE_MS);
     });
   }
 
-  /** Re-read the underlay interface (address, MTU, connected subnets). */
-  async refreshUnderlay(): Promise<void> {
+  /** Re-read the underlay interface (address, MTU, connected subnets); true when any of it changed. */
+  async refreshUnderlay(): Promise<boolean> {
+    const before = this.underlayView();
     let name = this.opts.underlayInterface;
     const all = await this.port.listAddresses();
     if (!name) {
@@ -294,13 +300,23 @@ export class Router {
     const address = this.opts.underlayAddress ?? addrs.find((a) => a.family === 4)?.address ?? addrs.find((a) => a.family === 6 && !a.address.startsWith('fe80:'))?.address;
     if (!address) throw new Error(`underlay interface ${name} has no address`);
     this.underlayName = name;
-    this.connected = addrs.map((a) => {
-      const p = parsePrefix(`${a.address}/${a.prefixLen}`);
-      return `${bytesToIp(p.bytes)}/${p.len}`;
-    });
+    this.connected = [
+      ...new Set(
+        addrs.map((a) => {
+          const p = parsePrefix(`${a.address}/${a.prefixLen}`);
+          return `${bytesToIp(p.bytes)}/${p.len}`;
+        }),
+      ),
+    ];
     this.underlay = { index: link.index, mtu: link.mtu, address };
     this.hostConnected = [...new Set(all.map((a) => canonicalPrefix(`${a.address}/${a.prefixLen}`)))];
     this.rebuildGuards();
+    return this.underlayView() !== before;
+  }
+
+  /** What path choice and the hijack guard read of the underlay, as one comparable string. */
+  private underlayView(): string {
+    return JSON.stringify([this.underlayName, this.underlay, this.connected, this.hostConnected]);
   }
 
   /** The subnets no remote prefix may fall into: the own CIDRs and every connected subnet. */
@@ -483,9 +499,9 @@ export class Router {
   private syncPending = false;
   /** Own CIDRs handed to the reconciler by the last full evaluation. */
   private ownRouted: string[] = [];
-  /** The last path state and entry made: prefixes evaluated together share them (see share()). */
-  private lastState: PathState | undefined;
-  private lastEntry: PrefixEntry | undefined;
+  /** The latest path state made per candidate, and the node-less entry of each state (see share()). */
+  private lastStates = new Map<Candidate, PathState>();
+  private entries = new WeakMap<PathState, PrefixEntry>();
 
   /** Coalesce a burst of input changes in one tick into one recomputation (full unless only BGP prefixes changed). */
   private scheduleRecompute(full = true): void {
@@ -526,6 +542,7 @@ export class Router {
     // Mode, underlay address and hop sets may have changed: choose the external paths again.
     this.externalCands.clear();
     if (this.cands.size > 10_000) this.cands.clear();
+    this.lastStates.clear();
     if (this.hopSets.size > 10_000) this.rebuildHopSets();
     const now = this.clock.now();
     const synced = this.inputsSynced();
@@ -615,18 +632,20 @@ export class Router {
 
   /**
    * The entry for a new path state. Path states and entries are immutable, and a burst of BGP
-   * changes evaluates many prefixes at the same instant onto the same interned candidate: those
-   * share one state object and, without a node, one entry — so a prefix costs its map slots, not
-   * two objects of its own (a million prefixes, a few hundred objects).
+   * changes evaluates many prefixes at the same instant onto a few interned candidates: those on
+   * one candidate share one state object and, without a node, one entry — in whatever order the
+   * prefixes come (ECMP sets interleaved) — so a prefix costs its map slot, not two objects of its
+   * own (a million prefixes, a few hundred objects).
    */
   private share(state: PathState, node: RemoteNode | undefined): PrefixEntry {
     let st = state;
-    const last = this.lastState;
-    if (last && last !== st && last.current === st.current && last.since === st.since && last.betterSince === st.betterSince) st = last;
-    else this.lastState = st;
+    const last = this.lastStates.get(st.current);
+    if (last && last !== st && last.since === st.since && last.betterSince === st.betterSince) st = last;
+    else this.lastStates.set(st.current, st);
     if (node) return { node, state: st };
-    if (this.lastEntry?.state === st) return this.lastEntry;
-    return (this.lastEntry = { state: st });
+    let e = this.entries.get(st);
+    if (!e) this.entries.set(st, (e = { state: st }));
+    return e;
   }
 
   /** Re-evaluate only the prefixes whose BGP input changed and hand the reconciler their routes. */

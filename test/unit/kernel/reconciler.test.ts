@@ -332,6 +332,64 @@ test('property: setRoute sequences against a plain Map model — kernel and desi
   );
 });
 
+test('property: routes sharing slots (one per body and kernel state) — hand deletions, full replacements and restarts against a Map model', async () => {
+  const bodies = [
+    { type: 'unicast' as const, nextHops: [{ gateway: '192.0.2.9' }] },
+    { type: 'unicast' as const, nextHops: [{ gateway: '192.0.2.9' }, { gateway: '198.51.100.9' }] },
+    { type: 'blackhole' as const, nextHops: [] },
+  ];
+  const prefixes = ['10.0.0.0/24', '10.0.2.0/24', '10.0.3.0/24', '10.0.1.0/28', '10.0.0.0/8', '2001:db8::/64', '0.0.0.0/0'];
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('set' as const), p: fc.constantFrom(...prefixes), b: fc.integer({ min: -1, max: bodies.length - 1 }) }),
+    fc.record({ kind: fc.constant('hand' as const), p: fc.constantFrom(...prefixes) }),
+    fc.record({ kind: fc.constant('all' as const), b: fc.integer({ min: 0, max: bodies.length - 1 }), n: fc.integer({ min: 0, max: prefixes.length }) }),
+    fc.record({ kind: fc.constant('run' as const) }),
+    fc.record({ kind: fc.constant('restart' as const) }),
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
+      const k = kernel();
+      // Started (kernel events mark keys dirty); 'run' is a delta pass over the dirty keys only.
+      const delta = (x: Reconciler): Promise<unknown> => (x as unknown as { run(full: boolean): Promise<unknown> }).run(false);
+      let r = reconciler(k);
+      r.setSynced(true);
+      await r.start();
+      const model = new Map<string, (typeof bodies)[number]>();
+      for (const o of ops) {
+        if (o.kind === 'set') {
+          const b = o.b < 0 ? undefined : bodies[o.b]!;
+          r.setRoute(o.p, b);
+          if (b) model.set(o.p, b);
+          else model.delete(o.p);
+        } else if (o.kind === 'hand') {
+          k.removeRouteByHand(o.p);
+        } else if (o.kind === 'all') {
+          // One shared body for the first n prefixes: the full-state API.
+          model.clear();
+          for (const p of prefixes.slice(0, o.n)) model.set(p, bodies[o.b]!);
+          r.setDesired({ fdb: [], neighbours: [], routes: [...model].map(([dst, b]) => ({ dst, ...b })) });
+        } else if (o.kind === 'run') {
+          await delta(r);
+        } else {
+          // A new reconciler over the same kernel adopts what the last one left.
+          r.stop();
+          r = reconciler(k);
+          r.setSynced(true);
+          for (const [p, b] of model) r.setRoute(p, b);
+          await r.start();
+        }
+      }
+      await delta(r);
+      const want = [...model].map(([p, b]) => `${p} ${b.type} ${b.nextHops.map((h) => h.gateway).join(',')}`).sort();
+      const kern = k.dumpRoutes(NRD_PROTOCOL).map((x) => `${x.dst} ${x.type} ${x.nextHops.map((h) => h.gateway).sort().join(',')}`).sort();
+      assert.deepEqual(kern, want);
+      assert.equal(reportWrites(await r.runOnce()), 0, 'a second full pass finds nothing to do');
+      r.stop();
+    }),
+    { numRuns: 80 },
+  );
+});
+
 test('a bulk write mutes the echoes of its own protocol while it runs, then reads everything back', async () => {
   const calls: Array<[number, boolean]> = [];
   class MutingKernel extends FakeKernel {

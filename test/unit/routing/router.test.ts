@@ -348,6 +348,32 @@ test('an address added later extends the hijack guard: the prefix it covers is w
   router.stop();
 });
 
+test('an address event that changes no connected subnet and not the underlay evaluates no prefix again', async () => {
+  const { k, clock, router } = setup('auto');
+  await router.start();
+  router.setNodes([NODE4], true);
+  router.setBgpRoutes(
+    Array.from({ length: 1000 }, (_, i) => ({ prefix: `10.${50 + (i >> 8)}.${i & 255}.0/24`, nextHops: ['192.0.2.254'] })),
+    true,
+  );
+  await settle(clock, router);
+  const evals = router.evaluations;
+  // A second address in the underlay's subnet, and one on another link in eth1's subnet.
+  k.addAddress('eth0', '192.0.2.77/24');
+  k.addAddress('eth1', '198.51.100.9/24');
+  clock.advance(250); // the address debounce
+  await new Promise((r) => setImmediate(r));
+  await settle(clock, router);
+  assert.equal(router.evaluations, evals, 'nothing re-evaluated');
+  // A new subnet does re-evaluate (the hijack guard and direct paths depend on it).
+  k.addAddress('eth1', '203.0.113.1/24');
+  clock.advance(250);
+  await new Promise((r) => setImmediate(r));
+  await settle(clock, router);
+  assert.ok(router.evaluations > evals, 'a new connected subnet re-evaluates');
+  router.stop();
+});
+
 test('a hold-down expiry and a node change with 100k routes evaluate and write only the changed node’s prefixes', async () => {
   const { k, clock, router } = setup('auto', 3000);
   const NODE5: RemoteNode = { name: 'n5', underlay: '203.0.113.5', vtepMac: '02:00:00:00:00:05', cidrs: ['10.244.5.0/24', '10.245.5.0/24'] };
