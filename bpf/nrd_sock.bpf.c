@@ -9,7 +9,7 @@
  * nrd_sock_revnat: recvmsg() on UDP and getpeername() report VIP:port, not the backend.
  *
  *  - Backend choice: the same rule as nrd_lb.h (nrd_lb_select): Maglev slot = hash % lb_maglev_m
- *    over nrd_svc_slots, or a random slot, and only an ACTIVE backend. At connect time the source
+ *    over nrd_svc_tables, or a random slot, and only an ACTIVE backend. At connect time the source
  *    port is usually not bound yet, so the hash takes the socket cookie in place of the client
  *    address and port: stable for the socket, different between sockets.
  *  - No backend: the call fails with ECONNREFUSED (bpf_set_retval, then "reject"). A bare reject

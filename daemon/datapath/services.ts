@@ -1,30 +1,45 @@
 // Services part of the datapath: turns the service set from etcd into the nrd_lb.h maps
-// (nrd_services, nrd_backends, nrd_svc_slots, nrd_revnat) and serves the connection table nrd_ct.
+// (nrd_services, nrd_backends, nrd_svc_tables, nrd_revnat) and serves the connection table nrd_ct.
 //
 //  - ServiceMapWriter runs in the datapath worker (all libbpf work does): it opens the maps the
-//    endpoint datapath pinned under <pinPath>/maps and applies ServiceOps from plan.ts one write
-//    each; it lists, flushes and garbage-collects nrd_ct.
+//    endpoint datapath pinned under <pinPath>/maps and applies ServiceOps from plan.ts; a service's
+//    selection table is a new inner array filled through mmap and swapped into nrd_svc_tables by
+//    one update (4 syscalls whatever M); it lists, flushes and garbage-collects
+//    nrd_ct.
 //  - ServicesDatapath runs on the main thread: setServices(records) is level-triggered (the whole
-//    set each time, idempotent); it plans against the last applied plan and sends only the diff, so
-//    one service change is a few map writes whatever the number of services. A backend that
-//    disappears stays DRAINING (no new flow, existing ones continue) for drainMs, then goes.
+//    set each time, idempotent); the incremental planner recomputes only the services whose records
+//    changed and sends their writes, so one service change is a few map writes whatever the number
+//    of services. The first apply (and the one after a failed write) writes the whole plan and
+//    prunes what the maps hold beyond it (leftovers of a previous run); a failed write is retried
+//    with backoff. A backend that disappears stays DRAINING (no new flow, existing ones continue)
+//    for drainMs, then goes.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { PinnedMaps } from './pinned-maps.js';
 import { formatIpBytes } from '../lib/ip.js';
 import { TypedMap, u32Codec } from './maps.js';
+import { closeFd, isBpfError, mapCreate, mapGetFdById, mapLookupElem, mapUpdateElem, mapWriteMmap, objGetInfoByFd } from './libbpf.js';
 import {
-  type BackendRef, type LbAlgorithm, type ServiceOp, type ServicePlan, BackendState, backendKeyText, diffPlan, emptyPlan, planServices,
+  type BackendRef, type LbAlgorithm, type ServiceKey, type ServiceOp, type ServicePlan, backendKeyText, diffPlan, emptyPlan,
 } from '../services/plan.js';
-import type { Protocol, ServiceRecord } from '../state/records.js';
+import { type GoneBackend, IncrementalPlanner } from '../services/incremental.js';
+import type { ServiceRecord } from '../state/records.js';
 import {
-  type CtEntry, type CtKey, CtDir, backendCodec, ctEntryCodec, ctKeyCodec, revNatCodec, slotKeyCodec, svcKeyCodec, svcValueCodec,
+  type CtEntry, type CtKey, CtDir, backendCodec, ctEntryCodec, ctKeyCodec, revNatCodec, svcKeyCodec, svcValueCodec,
 } from './services-layout.js';
 import { ctTimeoutNs } from './masquerade.js';
 import { CtState } from './endpoint-layout.js';
 
 // ---- worker side --------------------------------------------------------------------------------
 
-/** A set-slots/delete-slots op carries no old length: the writer is told it (the plan knows). */
-export type WireServiceOp = ServiceOp | { op: 'delete-slot-range'; serviceId: number; from: number; to: number };
+/** The plan's ops, plus 'prune': delete every entry the maps hold beyond `keep` (a first apply). */
+export type WireServiceOp = ServiceOp | { op: 'prune'; keep: PruneKeep };
+export interface PruneKeep {
+  services: ServiceKey[];
+  backends: number[];
+  revNat: number[];
+  tables: number[];
+}
 
 export interface CtRow {
   family: 4 | 6;
@@ -45,12 +60,67 @@ const hostPort = (family: 4 | 6, a: Uint8Array, port: number): string =>
   family === 4 ? `${addrText(4, a)}:${port}` : `[${addrText(6, a)}]:${port}`;
 
 /** The maps the service writer holds open (pinned by nrd_endpoint's load). */
-const SERVICE_MAPS = ['nrd_services', 'nrd_backends', 'nrd_svc_slots', 'nrd_revnat', 'nrd_ct'] as const;
+const SERVICE_MAPS = ['nrd_services', 'nrd_backends', 'nrd_svc_tables', 'nrd_revnat', 'nrd_ct'] as const;
+
+const BPF_MAP_TYPE_ARRAY = 2;
+/** The inner maps' flags, as the template in nrd_lb.h has them (the kernel checks they match):
+ * any max_entries fits the template (BPF_F_INNER_MAP), and the table is written through mmap. */
+const BPF_F_MMAPABLE = 1 << 10;
+const BPF_F_INNER_MAP = 1 << 12;
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0, 0);
+  return b;
+};
+
+/**
+ * Swaps a new selection table in for service `serviceId`: a fresh inner array, filled through
+ * mmap (one copy), then one update of the outer map. A packet looks the table up once per new
+ * flow, so it sees the old table or the new one, never half of each. Returns the syscalls made
+ * (create, mmap, munmap, update); the inner map lives on through the outer map once its fd is closed.
+ */
+export function writeTable(outerFd: number, serviceId: number, slots: Uint32Array): number {
+  const fd = mapCreate({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 4, maxEntries: slots.length, mapFlags: BPF_F_INNER_MAP | BPF_F_MMAPABLE }, 'nrd_svc_table');
+  try {
+    // Array elements are 8-byte aligned: a u32 value every 8 bytes.
+    const elems = new Uint32Array(slots.length * 2);
+    for (let i = 0; i < slots.length; i++) elems[i * 2] = slots[i]!;
+    mapWriteMmap(fd, Buffer.from(elems.buffer, elems.byteOffset, elems.byteLength));
+    mapUpdateElem(outerFd, u32(serviceId), u32(fd));
+  } finally {
+    closeFd(fd);
+  }
+  return 4;
+}
+
+/** The selection table of a service as the maps hold it (through the inner map's id), or undefined. */
+export function readTable(outerFd: number, serviceId: number): Uint32Array | undefined {
+  const id = Buffer.alloc(4);
+  try {
+    mapLookupElem(outerFd, u32(serviceId), id);
+  } catch (e) {
+    if (isBpfError(e, 'ENOENT')) return undefined;
+    throw e;
+  }
+  const fd = mapGetFdById(id.readUInt32LE(0));
+  try {
+    const n = objGetInfoByFd(fd, 88).readUInt32LE(16); // struct bpf_map_info.max_entries
+    const out = new Uint32Array(n);
+    const v = Buffer.alloc(4);
+    for (let i = 0; i < n; i++) {
+      mapLookupElem(fd, u32(i), v);
+      out[i] = v.readUInt32LE(0);
+    }
+    return out;
+  } finally {
+    closeFd(fd);
+  }
+}
 
 export class ServiceMapWriter {
   private readonly maps: PinnedMaps<(typeof SERVICE_MAPS)[number]>;
 
-  constructor(pinPath: string) {
+  constructor(private readonly pinPath: string) {
     this.maps = new PinnedMaps(pinPath, SERVICE_MAPS);
   }
 
@@ -59,37 +129,47 @@ export class ServiceMapWriter {
     return {
       services: new TypedMap(fd('nrd_services'), svcKeyCodec, svcValueCodec),
       backends: new TypedMap(fd('nrd_backends'), u32Codec, backendCodec),
-      slots: new TypedMap(fd('nrd_svc_slots'), slotKeyCodec, u32Codec),
+      tables: new TypedMap(fd('nrd_svc_tables'), u32Codec, u32Codec),
       revnat: new TypedMap(fd('nrd_revnat'), u32Codec, revNatCodec),
       ct: new TypedMap(fd('nrd_ct'), ctKeyCodec, ctEntryCodec),
     };
   }
 
-  /** Applies the ops in order; returns the number of map writes and deletes made. */
+  /** Applies the ops in order; returns the number of map syscalls made (writes and deletes). */
   apply(ops: readonly WireServiceOp[]): number {
     const m = this.open();
     let writes = 0;
     for (const o of ops) {
       switch (o.op) {
         case 'set-backend': m.backends.set(o.id, o.value); writes++; break;
-        case 'set-slots':
-          for (let s = 0; s < o.slots.length; s++) m.slots.set({ svcId: o.serviceId, slot: s }, o.slots[s]!);
-          writes += o.slots.length;
-          break;
-        case 'set-slot': m.slots.set({ svcId: o.serviceId, slot: o.slot }, o.backendId); writes++; break;
+        case 'set-slots': writes += writeTable(m.tables.fd, o.serviceId, o.slots); break;
         case 'set-revnat': m.revnat.set(o.id, o.value); writes++; break;
         case 'set-service': m.services.set(o.key, o.value); writes++; break;
         case 'delete-service': m.services.delete(o.key); writes++; break;
         case 'delete-revnat': m.revnat.delete(o.id); writes++; break;
-        case 'delete-slots': break; // expanded by the caller into delete-slot-range
-        case 'delete-slot-range':
-          for (let s = o.from; s < o.to; s++) m.slots.delete({ svcId: o.serviceId, slot: s });
-          writes += o.to - o.from;
-          break;
+        case 'delete-slots': m.tables.delete(o.serviceId); writes++; break;
         case 'delete-backend': m.backends.delete(o.id); writes++; break;
+        case 'prune': writes += this.prune(m, o.keep); break;
       }
     }
     return writes;
+  }
+
+  /** Deletes what the maps hold beyond `keep`, in the datapath-safe order (services first). */
+  private prune(m: ReturnType<ServiceMapWriter['open']>, keep: PruneKeep): number {
+    // The flat slot hash of older versions: nothing reads it any more.
+    rmSync(join(this.pinPath, 'maps', 'nrd_svc_slots'), { force: true });
+    const svc = new Set(keep.services.map((k) => svcKeyCodec.encode(k).toString('hex')));
+    let n = 0;
+    for (const k of m.services.keys()) if (!svc.has(svcKeyCodec.encode(k).toString('hex')) && m.services.delete(k)) n++;
+    const drop = (map: TypedMap<number, unknown>, ids: number[]): void => {
+      const set = new Set(ids);
+      for (const k of map.keys()) if (!set.has(k) && map.delete(k)) n++;
+    };
+    drop(m.revnat, keep.revNat);
+    drop(m.tables, keep.tables);
+    drop(m.backends, keep.backends);
+    return n;
   }
 
   ctList(nowNs: bigint): CtRow[] {
@@ -162,33 +242,37 @@ export interface ServicesMetrics {
   lastApplyWrites: number;
   lastApplyMs: number;
   errors: number;
+  /** Applies whose map writes failed (each is retried with backoff, as a full sync). */
+  failedApplies: number;
 }
 
-/** Expands delete-slots into explicit slot ranges (the old table's length is in `prev`). */
-export function wireOps(prev: ServicePlan, ops: readonly ServiceOp[]): WireServiceOp[] {
-  const out: WireServiceOp[] = [];
-  for (const o of ops) {
-    if (o.op === 'delete-slots') out.push({ op: 'delete-slot-range', serviceId: o.serviceId, from: 0, to: prev.slots.get(o.serviceId)?.length ?? 0 });
-    else out.push(o);
-    // A table that shrank (random: one entry per backend) leaves its tail behind otherwise.
-    if (o.op === 'set-slots') {
-      const old = prev.slots.get(o.serviceId)?.length ?? 0;
-      if (old > o.slots.length) out.push({ op: 'delete-slot-range', serviceId: o.serviceId, from: o.slots.length, to: old });
-    }
-  }
-  return out;
+/** Backoff of the retry after a failed apply: doubles from RETRY_MIN_MS up to RETRY_MAX_MS. */
+export const RETRY_MIN_MS = 100;
+export const RETRY_MAX_MS = 30_000;
+
+/** Every entry of `plan` as writes, then a prune of anything else: any map state → `plan`. */
+export function syncOps(plan: ServicePlan): WireServiceOp[] {
+  const keep: PruneKeep = {
+    services: [...plan.services.values()].map((e) => e.key),
+    backends: [...plan.backends.values()].map((e) => e.key),
+    revNat: [...plan.revNat.values()].map((e) => e.key),
+    tables: [...plan.slots.keys()],
+  };
+  return [...diffPlan(emptyPlan(), plan), { op: 'prune', keep }];
 }
 
 export class ServicesDatapath {
-  private applied: ServicePlan = emptyPlan();
+  private readonly planner = new IncrementalPlanner();
   private records: readonly ServiceRecord[] = [];
   /** Backend key text → when its drain ends, with its reference. */
   private readonly draining = new Map<string, { ref: BackendRef; until: number; services: string[] }>();
-  private lastPlanned: ServicePlan | undefined;
-  private lastRecords: readonly ServiceRecord[] = [];
+  /** The maps may hold anything (first apply, or a write failed): write all and prune. */
+  private needsSync = true;
+  private failures = 0;
   private running: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
-  readonly metrics: ServicesMetrics = { applies: 0, writes: 0, lastApplyWrites: 0, lastApplyMs: 0, errors: 0 };
+  private retryTimer: NodeJS.Timeout | undefined;
+  readonly metrics: ServicesMetrics = { applies: 0, writes: 0, lastApplyWrites: 0, lastApplyMs: 0, errors: 0, failedApplies: 0 };
   lastError: string | undefined;
 
   constructor(private readonly applier: ServicesApplier, private opts: ServicesOptions, private readonly now: () => number = Date.now) {}
@@ -199,11 +283,17 @@ export class ServicesDatapath {
     return this.enqueue();
   }
 
+  /** The plan the maps hold (or are being brought to). */
+  get plan(): ServicePlan {
+    return this.planner.plan;
+  }
+
   /** Services and backends (by state) in the maps, for the metrics. */
   counts(): { services: number; active: number; draining: number } {
+    const p = this.planner.plan;
     let draining = 0;
-    for (const text of this.draining.keys()) if (this.applied.backendIds.has(text)) draining++;
-    return { services: this.applied.services.size, active: this.applied.backendIds.size - draining, draining };
+    for (const text of this.draining.keys()) if (p.backendIds.has(text)) draining++;
+    return { services: p.services.size, active: p.backendIds.size - draining, draining };
   }
 
   /** Level-triggered: the whole service set; resolves once the maps hold it. */
@@ -223,40 +313,50 @@ export class ServicesDatapath {
   private async reconcile(): Promise<void> {
     const t0 = performance.now();
     const now = this.now();
-    // A drain ends when its time is up, or at once when the backend is back in a record: a backend
-    // re-added within the drain must take new flows again, not keep the service without slots.
-    const present = new Set<string>();
-    for (const r of this.records) for (const b of r.backends) present.add(backendKeyText({ ...b, protocol: r.protocol }));
-    for (const [k, d] of this.draining) if (d.until <= now || present.has(k)) this.draining.delete(k);
-    const input = {
-      services: this.records, lbAlgorithm: this.opts.lbAlgorithm, maglevTableSize: this.opts.maglevTableSize,
-      draining: [...this.draining.values()].map((d) => d.ref),
+    for (const [k, d] of this.draining) if (d.until <= now) this.draining.delete(k);
+    // Backends active before and gone now: draining for drainMs (they keep their nrd_backends
+    // entry, with no slot). A drain ends when its time is up, or at once when the backend is back
+    // in a record: a backend re-added within the drain must take new flows again.
+    const drain = (gone: GoneBackend[]): GoneBackend[] => {
+      for (const g of gone) this.draining.set(g.text, { ref: g.ref, until: now + this.opts.drainMs, services: g.services });
+      return gone;
     };
-    let next = planServices(input, this.applied);
-    // Backends active before and gone now: draining for drainMs (replanned so they stay in nrd_backends).
-    let added = false;
-    const prevRecords = this.applied === this.lastPlanned ? this.lastRecords : [];
-    for (const [text, id] of this.applied.backendIds) {
-      const was = this.applied.backends.get(String(id))?.value;
-      if (next.backendIds.has(text) || !was || was.state !== BackendState.ACTIVE) continue;
-      const [protocol, ip, port] = text.split('|') as [Protocol, string, string];
-      const ref = { ip, port: Number(port), protocol };
-      const services = prevRecords.filter((r) => r.protocol === protocol && r.backends.some((b) => backendKeyText({ ...b, protocol }) === text)).map((r) => r.name);
-      this.draining.set(text, { ref, until: now + this.opts.drainMs, services });
-      added = true;
+    const planOps = this.planner.update({
+      services: this.records, lbAlgorithm: this.opts.lbAlgorithm, maglevTableSize: this.opts.maglevTableSize,
+      draining: [...this.draining.values()].map((d) => d.ref), undrainListed: true,
+    }, drain);
+    for (const t of this.planner.undrained) this.draining.delete(t);
+    const ops: WireServiceOp[] = this.needsSync ? syncOps(this.planner.plan) : planOps;
+    let writes = 0;
+    try {
+      writes = ops.length ? await this.applier.applyServiceOps(ops) : 0;
+    } catch (e) {
+      // The maps are somewhere between the old plan and the new one: the retry writes the whole
+      // plan and prunes the rest, which reaches the plan from any state.
+      this.needsSync = true;
+      this.metrics.failedApplies++;
+      this.scheduleRetry();
+      throw e;
     }
-    if (added) next = planServices({ ...input, draining: [...this.draining.values()].map((d) => d.ref) }, this.applied);
-    const ops = wireOps(this.applied, diffPlan(this.applied, next));
-    const writes = ops.length ? await this.applier.applyServiceOps(ops) : 0;
-    this.applied = next;
-    this.lastPlanned = next;
-    this.lastRecords = this.records;
+    this.needsSync = false;
+    this.failures = 0;
     this.metrics.applies++;
     this.metrics.writes += writes;
     this.metrics.lastApplyWrites = writes;
     this.metrics.lastApplyMs = performance.now() - t0;
     this.lastError = undefined;
     this.armDrainTimer();
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** this.failures);
+    this.failures++;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.needsSync) void this.enqueue();
+    }, delay);
+    this.retryTimer.unref();
   }
 
   private armDrainTimer(): void {
@@ -271,20 +371,23 @@ export class ServicesDatapath {
   /** Per service: its id and backends with their state, for /v1/services. */
   status(): Map<string, { id: number; backends: BackendStatus[] }> {
     const out = new Map<string, { id: number; backends: BackendStatus[] }>();
-    const p = this.applied;
+    const p = this.planner.plan;
+    const drainedOf = new Map<string, string[]>();
+    for (const [text, d] of this.draining) for (const name of d.services) (drainedOf.get(name) ?? drainedOf.set(name, []).get(name)!).push(text);
     for (const e of p.services.values()) {
       const backends: BackendStatus[] = [];
-      const rec = this.records.find((r) => r.name === e.name);
+      const rec = this.planner.record(e.name);
+      const listed = new Set<string>();
       for (const b of rec?.backends ?? []) {
         const text = backendKeyText({ ...b, protocol: rec!.protocol });
+        listed.add(text);
         const id = p.backendIds.get(text);
         if (id !== undefined) backends.push({ ip: b.ip, port: b.port, id, state: this.draining.has(text) ? 'draining' : 'active' });
       }
-      for (const [text, d] of this.draining) {
-        if (d.services.includes(e.name) && !rec?.backends.some((b) => backendKeyText({ ...b, protocol: rec.protocol }) === text)) {
-          const id = p.backendIds.get(text);
-          if (id !== undefined) backends.push({ ip: d.ref.ip, port: d.ref.port, id, state: 'draining' });
-        }
+      for (const text of drainedOf.get(e.name) ?? []) {
+        const d = this.draining.get(text)!;
+        const id = p.backendIds.get(text);
+        if (!listed.has(text) && id !== undefined) backends.push({ ip: d.ref.ip, port: d.ref.port, id, state: 'draining' });
       }
       out.set(e.name, { id: e.value.id, backends });
     }
@@ -293,6 +396,8 @@ export class ServicesDatapath {
 
   close(): void {
     if (this.timer) clearTimeout(this.timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.timer = undefined;
+    this.retryTimer = undefined;
   }
 }

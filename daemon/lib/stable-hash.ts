@@ -74,10 +74,18 @@ export function stableIds(names: Iterable<string>, opts: StableIdOptions): Map<s
   }
   for (const n of sorted) {
     if (out.has(n)) continue;
-    let id = opts.min + (xxh32(n, opts.seed) % span);
-    while (used.has(id)) id = id === opts.max ? opts.min : id + 1;
+    const id = nextStableId(n, used, opts);
     out.set(n, id);
     used.add(id);
   }
   return out;
+}
+
+/** The id stableIds gives a new `name` when `used` are taken (the caller adds it to `used`). */
+export function nextStableId(name: string, used: ReadonlySet<number>, opts: Pick<StableIdOptions, 'min' | 'max' | 'seed'>): number {
+  const span = opts.max - opts.min + 1;
+  if (used.size >= span) throw new RangeError(`no free id in [${opts.min}, ${opts.max}]`);
+  let id = opts.min + (xxh32(name, opts.seed) % span);
+  while (used.has(id)) id = id === opts.max ? opts.min : id + 1;
+  return id;
 }

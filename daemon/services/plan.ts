@@ -7,7 +7,7 @@
 // Maps (C layouts next to each type; ids little-endian u32, addresses and ports network order):
 //   nrd_services  hash  nrd_svc_key (vip, port, proto) → nrd_svc_value (id, backend count, flags, rev-NAT id)
 //   nrd_backends  hash  u32 backend id → nrd_backend (address, port, proto, state)
-//   nrd_svc_slots hash-of-maps  u32 service id → inner array[M] of u32 backend id
+//   nrd_svc_tables hash-of-maps  u32 service id → inner array of u32 backend ids (M for Maglev, one per backend for random)
 //   nrd_revnat    hash  u32 rev-NAT id → nrd_revnat (vip, port): the source a reply is rewritten to
 // A new connection to a service picks slots[hash(5-tuple) mod M] with Maglev (flag SVC_F_MAGLEV;
 // M is the load-time knob maglev_m), or slots[random mod backend_count] with 'random'; the
@@ -16,16 +16,19 @@
 // Draining: a backend listed in `draining` gets no slot (no new connection) but keeps its
 // nrd_backends entry with state DRAINING, so established connections still resolve it; once the
 // caller drops it from `draining` its entry is deleted and the datapath resets what is left.
-// Writes are ordered so the datapath never follows a dangling id: backends, slots, rev-NAT,
-// then the service; deletions in the reverse order. During a shrink a new connection can still
+// Writes are ordered so the datapath never follows a dangling id: backends, then the frontends
+// that go (a service whose VIP changed keeps its id: its old frontend must not pick from the new
+// table), tables, rev-NAT, the services; the other deletions in the reverse order. A table is
+// swapped whole; one that shrinks (random) is swapped after its service's backend_count went
+// down, so no pick indexes past its end. During a shrink a new connection can still
 // land on a slot of a backend just turned DRAINING, so the datapath admits new connections only to
 // ACTIVE backends (and rejects otherwise).
 import { type Family, formatIp, ipValueToBytes, parseIp } from '../lib/ip.js';
 import { IPPROTO } from '../lib/ip-proto.js';
-import { diffKeyed, type Keyed } from '../lib/keyed-diff.js';
+import { diffKeyed, type Keyed, sameData } from '../lib/keyed-diff.js';
 import { stableIds } from '../lib/stable-hash.js';
 import type { Protocol, ServiceRecord } from '../state/records.js';
-import { buildTable, diffTables, type MaglevBackend } from './maglev.js';
+import { buildTable, type MaglevBackend } from './maglev.js';
 
 export type LbAlgorithm = 'maglev' | 'random';
 
@@ -112,7 +115,6 @@ export interface ServicePlan {
 export type ServiceOp =
   | { op: 'set-backend'; id: number; value: BackendValue }
   | { op: 'set-slots'; serviceId: number; slots: Uint32Array }
-  | { op: 'set-slot'; serviceId: number; slot: number; backendId: number }
   | { op: 'set-revnat'; id: number; value: RevNatValue }
   | { op: 'set-service'; key: ServiceKey; value: ServiceValue }
   | { op: 'delete-service'; key: ServiceKey }
@@ -122,10 +124,10 @@ export type ServiceOp =
 
 // Ids are u32 in the maps; 0 means "none" (an empty slot), and the top bit is left free for the
 // datapath's own use (e.g. marking a conntrack entry), so ids live in [1, 2^31).
-const ID_MIN = 1;
-const ID_MAX = 0x7fffffff;
-const SEED_SERVICE = 0x73766331; // "svc1"
-const SEED_BACKEND = 0x62656e31; // "ben1"
+export const ID_MIN = 1;
+export const ID_MAX = 0x7fffffff;
+export const SEED_SERVICE = 0x73766331; // "svc1"
+export const SEED_BACKEND = 0x62656e31; // "ben1"
 
 type ParsedAddr = Readonly<{ family: Family; addr: Uint8Array; canon: string }>;
 
@@ -168,8 +170,7 @@ export function planServices(input: PlanInput, previous?: ServicePlan): ServiceP
   const byKey = new Map<string, { rec: ServiceRecord; key: ServiceKey }>();
   const conflicts: ServicePlan['conflicts'] = [];
   for (const rec of [...input.services].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    const v = addrOf(rec.vip);
-    const key: ServiceKey = { family: v.family, addr: v.addr, port: rec.port, proto: IPPROTO[rec.protocol] };
+    const key = serviceKeyOf(rec);
     const t = serviceKeyText(key);
     const kept = byKey.get(t);
     if (kept) conflicts.push({ name: rec.name, keptName: kept.rec.name });
@@ -192,36 +193,17 @@ export function planServices(input: PlanInput, previous?: ServicePlan): ServiceP
   const active = new Set<string>();
   for (const [t, { rec, key }] of byKey) {
     const id = serviceIds.get(rec.name)!;
-    const live = rec.backends
-      .map((b) => ({ ...b, text: backendKeyText({ ...b, protocol: rec.protocol }) }))
-      .filter((b) => !draining.has(b.text));
-    for (const b of live) active.add(b.text);
-    let flags = live.length === 0 ? SVC_F_NO_BACKEND : 0;
-    if (input.lbAlgorithm === 'maglev') flags |= SVC_F_MAGLEV;
-    plan.services.set(t, { name: rec.name, key, value: { id, backendCount: live.length, flags, revNatId: id } });
-    // The rev-NAT id is the service id: one record is one (vip, port, proto), so one frontend.
-    plan.revNat.set(String(id), { key: id, value: { family: key.family, addr: key.addr, port: key.port } });
-    if (live.length === 0) continue;
-    const ids = live.map((b) => backendIds.get(b.text)!);
-    const source = `${input.lbAlgorithm}|${input.maglevTableSize}|${live.map((b, i) => `${maglevKey(b.ip, b.port)}=${ids[i]}`).join(',')}`;
-    const reuse = previous?.slotSource.get(id) === source ? previous.slots.get(id) : undefined;
-    let slots: Uint32Array;
-    if (reuse) slots = reuse;
-    else if (input.lbAlgorithm === 'maglev') {
-      const mb: MaglevBackend[] = live.map((b) => ({ key: maglevKey(b.ip, b.port) }));
-      slots = buildTable(mb, input.maglevTableSize).map((i) => ids[i]!);
-    } else {
-      // Random: the backends in key order, so every node writes the same slots.
-      slots = Uint32Array.from(live.map((b, i) => ({ k: b.text, id: ids[i]! })).sort((a, b) => (a.k < b.k ? -1 : 1)).map((x) => x.id));
-    }
-    plan.slots.set(id, slots);
-    plan.slotSource.set(id, source);
+    const s = computeService(rec, key, id, draining, backendIds, input, previous);
+    for (const b of s.live) active.add(b);
+    plan.services.set(t, { name: rec.name, key, value: s.value });
+    plan.revNat.set(String(id), { key: id, value: s.revNat });
+    if (!s.slots) continue;
+    plan.slots.set(id, s.slots);
+    plan.slotSource.set(id, s.source);
   }
   for (const [text, ref] of allBackends) {
     const id = backendIds.get(text)!;
-    const a = addrOf(ref.ip);
-    const state = active.has(text) ? BackendState.ACTIVE : BackendState.DRAINING;
-    plan.backends.set(String(id), { key: id, value: { family: a.family, addr: a.addr, port: ref.port, proto: IPPROTO[ref.protocol], state } });
+    plan.backends.set(String(id), { key: id, value: backendValue(ref, active.has(text) ? BackendState.ACTIVE : BackendState.DRAINING) });
   }
   return plan;
 }
@@ -235,6 +217,61 @@ export function removedBackends(prev: ServicePlan, next: ServicePlan): string[] 
   return out;
 }
 
+/** One service's share of a plan: its value, rev-NAT entry and slots (absent without an active backend). */
+export interface ServiceParts {
+  value: ServiceValue;
+  revNat: RevNatValue;
+  /** Key texts of the backends that take new flows. */
+  live: string[];
+  slots?: Uint32Array;
+  source: string;
+}
+
+/** The map contents of one service (planServices and the incremental planner share it). */
+export function computeService(
+  rec: ServiceRecord, key: ServiceKey, id: number, draining: ReadonlySet<string>, backendIds: ReadonlyMap<string, number>,
+  opts: { lbAlgorithm: LbAlgorithm; maglevTableSize: number }, previous?: Pick<ServicePlan, 'slots' | 'slotSource'>,
+): ServiceParts {
+  const live = rec.backends
+    .map((b) => ({ ...b, text: backendKeyText({ ...b, protocol: rec.protocol }) }))
+    .filter((b) => !draining.has(b.text));
+  let flags = live.length === 0 ? SVC_F_NO_BACKEND : 0;
+  if (opts.lbAlgorithm === 'maglev') flags |= SVC_F_MAGLEV;
+  // The rev-NAT id is the service id: one record is one (vip, port, proto), so one frontend.
+  const parts: ServiceParts = {
+    value: { id, backendCount: live.length, flags, revNatId: id },
+    revNat: { family: key.family, addr: key.addr, port: key.port },
+    live: live.map((b) => b.text),
+    source: '',
+  };
+  if (live.length === 0) return parts;
+  const ids = live.map((b) => backendIds.get(b.text)!);
+  const source = `${opts.lbAlgorithm}|${opts.maglevTableSize}|${live.map((b, i) => `${maglevKey(b.ip, b.port)}=${ids[i]}`).join(',')}`;
+  const reuse = previous?.slotSource.get(id) === source ? previous.slots.get(id) : undefined;
+  if (reuse) parts.slots = reuse;
+  else if (opts.lbAlgorithm === 'maglev') {
+    const mb: MaglevBackend[] = live.map((b) => ({ key: maglevKey(b.ip, b.port) }));
+    parts.slots = buildTable(mb, opts.maglevTableSize).map((i) => ids[i]!);
+  } else {
+    // Random: the backends in key order, so every node writes the same slots.
+    parts.slots = Uint32Array.from(live.map((b, i) => ({ k: b.text, id: ids[i]! })).sort((a, b) => (a.k < b.k ? -1 : 1)).map((x) => x.id));
+  }
+  parts.source = source;
+  return parts;
+}
+
+/** The map key of a service record (vip, port, protocol). */
+export function serviceKeyOf(rec: ServiceRecord): ServiceKey {
+  const v = addrOf(rec.vip);
+  return { family: v.family, addr: v.addr, port: rec.port, proto: IPPROTO[rec.protocol] };
+}
+
+/** A backend's nrd_backends value. */
+export function backendValue(ref: BackendRef, state: BackendStateValue): BackendValue {
+  const a = addrOf(ref.ip);
+  return { family: a.family, addr: a.addr, port: ref.port, proto: IPPROTO[ref.protocol], state };
+}
+
 /** The map writes that turn `prev` (applied) into `next` (desired), ordered as the module comment says. */
 export function diffPlan(prev: ServicePlan, next: ServicePlan): ServiceOp[] {
   const ops: ServiceOp[] = [];
@@ -242,18 +279,21 @@ export function diffPlan(prev: ServicePlan, next: ServicePlan): ServiceOp[] {
   const rn = diffKeyed(prev.revNat, next.revNat);
   const sv = diffKeyed(prev.services, next.services);
   for (const e of be.set) ops.push({ op: 'set-backend', id: e.key, value: e.value });
+  // Frontends that go first: a service whose VIP, port or protocol changed keeps its id, and its
+  // old frontend must not pick from the new table.
+  for (const k of sv.del) ops.push({ op: 'delete-service', key: k });
+  // A table is replaced whole (the writer swaps in a new inner array: the datapath sees the old
+  // table or the new one, never a mix). A table that shrinks (random: one slot per backend) is
+  // swapped after its service's backend_count went down, so no pick indexes past its end.
+  const late: ServiceOp[] = [];
   for (const [id, slots] of next.slots) {
     const old = prev.slots.get(id);
-    if (old === slots) continue;
-    if (!old || old.length !== slots.length) {
-      ops.push({ op: 'set-slots', serviceId: id, slots });
-      continue;
-    }
-    for (const s of diffTables(old, slots)) ops.push({ op: 'set-slot', serviceId: id, slot: s, backendId: slots[s]! });
+    if (old === slots || (old && sameData(old, slots))) continue;
+    (old && old.length > slots.length ? late : ops).push({ op: 'set-slots', serviceId: id, slots });
   }
   for (const e of rn.set) ops.push({ op: 'set-revnat', id: e.key, value: e.value });
   for (const e of sv.set) ops.push({ op: 'set-service', key: e.key, value: e.value });
-  for (const k of sv.del) ops.push({ op: 'delete-service', key: k });
+  ops.push(...late);
   for (const k of rn.del) ops.push({ op: 'delete-revnat', id: k });
   for (const id of prev.slots.keys()) if (!next.slots.has(id)) ops.push({ op: 'delete-slots', serviceId: id });
   for (const k of be.del) ops.push({ op: 'delete-backend', id: k });

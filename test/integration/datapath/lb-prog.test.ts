@@ -13,9 +13,10 @@ import {
   NRD_DP_F_ARP_ANY, NRD_DP_F_IPV6, NRD_EP_IF_F_IP4, NRD_EP_IF_F_IP6, epIfCodec, epKeyCodec, epValueCodec, macKnob,
 } from '../../../daemon/datapath/endpoint-layout.js';
 import {
-  CtDir, NRD_LB_F_DRAIN_RESET, backendCodec, ctEntryCodec, ctKeyCodec, revNatCodec, slotKeyCodec, svcKeyCodec, svcValueCodec,
+  CtDir, NRD_LB_F_DRAIN_RESET, backendCodec, ctEntryCodec, ctKeyCodec, revNatCodec, svcKeyCodec, svcValueCodec,
 } from '../../../daemon/datapath/services-layout.js';
 import { BackendState, SVC_F_MAGLEV, SVC_F_NO_BACKEND } from '../../../daemon/services/plan.js';
+import { writeTable } from '../../../daemon/datapath/services.js';
 import { inetChecksum, ipv4Packet, ipv6Packet, mac, pseudoSum, tcpSegment, udpDatagram } from './packets.js';
 import { objectDir } from './env.js';
 
@@ -66,7 +67,6 @@ function maps(o: LoadedObject) {
   return {
     services: new TypedMap(o.mapFd('nrd_services'), svcKeyCodec, svcValueCodec),
     backends: new TypedMap(o.mapFd('nrd_backends'), u32Codec, backendCodec),
-    slots: new TypedMap(o.mapFd('nrd_svc_slots'), slotKeyCodec, u32Codec),
     revnat: new TypedMap(o.mapFd('nrd_revnat'), u32Codec, revNatCodec),
     ct: new TypedMap(o.mapFd('nrd_ct'), ctKeyCodec, ctEntryCodec),
     ifs: new TypedMap(o.mapFd('nrd_ep_ifs'), u32Codec, epIfCodec),
@@ -74,8 +74,7 @@ function maps(o: LoadedObject) {
 }
 
 function setSlots(o: LoadedObject, svcId: number, backendId: number): void {
-  const slots = new TypedMap(o.mapFd('nrd_svc_slots'), slotKeyCodec, u32Codec);
-  for (let s = 0; s < M; s++) slots.set({ svcId, slot: s }, backendId);
+  writeTable(o.mapFd('nrd_svc_tables'), svcId, new Uint32Array(M).fill(backendId));
 }
 
 const fromA = { src: A.mac, dst: GW_MAC };

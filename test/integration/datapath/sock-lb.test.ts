@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { objGet, closeFd, linkInfo } from '../../../daemon/datapath/libbpf.js';
 import { TypedMap, parseCidr, u32Codec } from '../../../daemon/datapath/maps.js';
-import { backendCodec, revNatCodec, slotKeyCodec, svcKeyCodec, svcValueCodec } from '../../../daemon/datapath/services-layout.js';
+import { backendCodec, revNatCodec, svcKeyCodec, svcValueCodec } from '../../../daemon/datapath/services-layout.js';
+import { writeTable } from '../../../daemon/datapath/services.js';
 import { applySockLb, cgroupId, detachSockLb } from '../../../daemon/datapath/sock.js';
 import { BackendState, SVC_F_MAGLEV, SVC_F_NO_BACKEND } from '../../../daemon/services/plan.js';
 import { Cleanup, addNetns, mountBpffs, nsExec, run, sh, uniqueName, objectDir } from './env.js';
@@ -195,16 +196,14 @@ function seed(pinPath: string): void {
   const open = (m: string): number => objGet(join(pinPath, 'maps', m));
   const services = new TypedMap(open('nrd_services'), svcKeyCodec, svcValueCodec);
   const backends = new TypedMap(open('nrd_backends'), u32Codec, backendCodec);
-  const slots = new TypedMap(open('nrd_svc_slots'), slotKeyCodec, u32Codec);
+  const tables = open('nrd_svc_tables');
   const revnat = new TypedMap(open('nrd_revnat'), u32Codec, revNatCodec);
   for (const [i, b] of BE.entries()) {
     backends.set(b.id, { family: 4, addr: ip(b.ip), port: 8080, proto: 6, state: BackendState.ACTIVE });
     backends.set(BE_UDP[i]!, { family: 4, addr: ip(b.ip), port: 5353, proto: 17, state: BackendState.ACTIVE });
   }
-  for (let s = 0; s < M; s++) {
-    slots.set({ svcId: SVC.tcp, slot: s }, BE[s % 2]!.id);
-    slots.set({ svcId: SVC.udp, slot: s }, BE_UDP[s % 2]!);
-  }
+  writeTable(tables, SVC.tcp, Uint32Array.from({ length: M }, (_, s) => BE[s % 2]!.id));
+  writeTable(tables, SVC.udp, Uint32Array.from({ length: M }, (_, s) => BE_UDP[s % 2]!));
   const svc = (id: number, port: number, proto: number, flags: number, count: number): void => {
     services.set({ family: 4, addr: ip(VIP), port, proto }, { id, backendCount: count, flags, revNatId: id });
     revnat.set(id, { family: 4, addr: ip(VIP), port });

@@ -8,13 +8,15 @@ import { btfDatasecVars, btfStructLayout, btfTypeName } from '../../../daemon/da
 import { btfFree, btfParseElf, mapInfo, objectBtf, objectClose, objectFindMapByName, objectOpenFile } from '../../../daemon/datapath/libbpf.js';
 import { type StructSpec, u32Codec } from '../../../daemon/datapath/maps.js';
 import {
-  LB_MAPS, LB_STRUCTS, backendCodec, ctEntryCodec, ctKeyCodec, revNatCodec, slotKeyCodec, svcKeyCodec, svcValueCodec,
+  LB_MAPS, LB_STRUCTS, backendCodec, ctEntryCodec, ctKeyCodec, revNatCodec, svcKeyCodec, svcValueCodec,
 } from '../../../daemon/datapath/services-layout.js';
 import { objFile } from './objects.js';
 
+/** enum bpf_map_type: BPF_MAP_TYPE_HASH_OF_MAPS. */
+const BPF_MAP_TYPE_HASH_OF_MAPS = 13;
 const OBJECTS = ['nrd_endpoint', 'nrd_netdev'];
 const CODECS: Record<string, { readonly size: number }> = {
-  nrd_svc_key: svcKeyCodec, nrd_svc_value: svcValueCodec, nrd_backend: backendCodec, nrd_slot_key: slotKeyCodec,
+  nrd_svc_key: svcKeyCodec, nrd_svc_value: svcValueCodec, nrd_backend: backendCodec,
   nrd_revnat: revNatCodec, nrd_ct_key: ctKeyCodec, nrd_ct_entry: ctEntryCodec, u32: u32Codec,
 };
 
@@ -45,8 +47,12 @@ describe('service map codecs against BTF', () => {
           const btf = objectBtf(obj);
           assert.equal(info.keySize, CODECS[def.key]?.size);
           assert.equal(info.valueSize, CODECS[def.value]?.size);
+          if ('mapInMap' in def) {
+            assert.equal(info.type, BPF_MAP_TYPE_HASH_OF_MAPS, `${objName}: ${mapName} is a hash of maps`);
+            continue;
+          }
           assert.equal(btfTypeName(btf, info.btfKeyTypeId), def.key === 'u32' ? 'unsigned int' : def.key);
-          assert.equal(btfTypeName(btf, info.btfValueTypeId), def.value === 'u32' ? 'unsigned int' : def.value);
+          assert.equal(btfTypeName(btf, info.btfValueTypeId), (def.value as string) === 'u32' ? 'unsigned int' : def.value);
         } finally {
           objectClose(obj);
         }

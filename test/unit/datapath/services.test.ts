@@ -4,14 +4,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type WireServiceOp, ServicesDatapath } from '../../../daemon/datapath/services.js';
-import { BackendState } from '../../../daemon/services/plan.js';
+import { BackendState, planServices } from '../../../daemon/services/plan.js';
 import type { ServiceRecord } from '../../../daemon/state/records.js';
+import { ServiceMapsModel, planContents, untilRetried } from '../services/service-model.js';
 
 class Recorder {
   batches: WireServiceOp[][] = [];
   async applyServiceOps(ops: WireServiceOp[]): Promise<number> {
     this.batches.push(ops);
-    return ops.reduce((n, o) => n + (o.op === 'set-slots' ? o.slots.length : o.op === 'delete-slot-range' ? o.to - o.from : 1), 0);
+    return ops.reduce((n, o) => n + (o.op === 'set-slots' ? 4 : o.op === 'prune' ? 0 : 1), 0);
   }
 }
 
@@ -19,6 +20,14 @@ const svc = (i: number, backends: Array<[string, number]>): ServiceRecord => ({
   name: `svc-${String(i).padStart(5, '0')}`, vip: `10.96.${i >> 8}.${i & 255}`, port: 80, protocol: 'tcp',
   backends: backends.map(([ip, port]) => ({ ip, port })),
 });
+
+/** A ServicesDatapath writing into a model of the maps (M = 31, no drain). */
+function onModel(lbAlgorithm: 'maglev' | 'random') {
+  const model = new ServiceMapsModel();
+  model.maglevM = 31;
+  const opts = { lbAlgorithm, maglevTableSize: 31, drainMs: 0 };
+  return { model, opts, dp: new ServicesDatapath(model, opts) };
+}
 
 describe('ServicesDatapath', () => {
   it('writes only the diff: nothing for the same set, a few writes for one changed service of 1000', async () => {
@@ -70,13 +79,72 @@ describe('ServicesDatapath', () => {
     assert.ok(!ops.some((o) => o.op === 'delete-backend'));
     const st = dp.status().get('svc-00001')!;
     assert.deepEqual(st.backends.map((b) => `${b.ip}=${b.state}`).sort(), ['10.244.1.5=active', '10.244.2.5=draining']);
-    // every slot now names the remaining backend
-    const slots = ops.filter((o) => o.op === 'set-slot');
-    assert.ok(slots.length > 0);
+    // the service's table is swapped for one naming only the remaining backend
+    const slots = ops.filter((o) => o.op === 'set-slots');
+    assert.equal(slots.length, 1);
+    const remaining = dp.plan.backendIds.get('tcp|10.244.1.5|80');
+    assert.ok(slots[0]!.op === 'set-slots' && slots[0]!.slots.every((b) => b === remaining));
     t += 5001;
     await dp.setServices([svc(1, [['10.244.1.5', 80]])]);
     assert.ok(r.batches.at(-1)!.some((o) => o.op === 'delete-backend'));
     assert.deepEqual(dp.status().get('svc-00001')!.backends.map((b) => b.state), ['active']);
+    dp.close();
+  });
+
+  it('the first apply prunes what a previous run left in the maps (services, tables, rev-NAT, backends)', async () => {
+    const model = new ServiceMapsModel();
+    model.maglevM = 31;
+    const opts = { lbAlgorithm: 'maglev' as const, maglevTableSize: 31, drainMs: 0 };
+    const before = [svc(1, [['10.244.1.5', 80]]), svc(2, [['10.244.2.5', 80], ['10.244.3.5', 80]]), svc(3, [['10.244.4.5', 80]])];
+    const old = new ServicesDatapath(model, opts);
+    await old.setServices(before);
+    old.close();
+    // Restarted without services 2 and 3: the new process knows nothing of them.
+    const dp = new ServicesDatapath(model, opts);
+    const after = [svc(1, [['10.244.1.5', 80]])];
+    await dp.setServices(after);
+    assert.deepEqual(model.maps, planContents(planServices({ services: after, ...opts })));
+    assert.equal(model.maps.tables.size, 1);
+    assert.equal(model.maps.backends.size, 1);
+    // Later applies are incremental again: nothing to write for the same set.
+    await dp.setServices([...after]);
+    assert.equal(dp.metrics.lastApplyWrites, 0);
+    dp.close();
+  });
+
+  it('a failed map write is counted and retried with backoff until the maps hold the plan', async () => {
+    const { model, opts, dp } = onModel('maglev');
+    const a = [svc(1, [['10.244.1.5', 80]]), svc(2, [['10.244.2.5', 80]])];
+    await dp.setServices(a);
+    // The change fails at its second write: the first took effect, the rest did not.
+    const b = [svc(1, [['10.244.1.5', 80], ['10.244.1.6', 80]]), svc(3, [['10.244.3.5', 80]])];
+    model.failAt = model.opsApplied + 1;
+    await dp.setServices(b);
+    assert.equal(dp.metrics.failedApplies, 1);
+    assert.equal(dp.metrics.errors, 1);
+    assert.match(dp.lastError ?? '', /injected fault/);
+    assert.notDeepEqual(model.maps, planContents(planServices({ services: b, ...opts })));
+    // The retry (after RETRY_MIN_MS) writes the whole plan and prunes: the maps hold b exactly.
+    await untilRetried(dp);
+    assert.deepEqual(model.maps, planContents(planServices({ services: b, ...opts })));
+    // Then back to a few writes per change.
+    await dp.setServices([...b, svc(4, [['10.244.4.5', 80]])]);
+    assert.ok(dp.metrics.lastApplyWrites > 0 && dp.metrics.lastApplyWrites <= 7, `${dp.metrics.lastApplyWrites} writes`);
+    assert.equal(dp.metrics.failedApplies, 1);
+    dp.close();
+  });
+
+  it('a failure during the retry backs off further, and a new set meanwhile still ends consistent', async () => {
+    const { model, opts, dp } = onModel('random');
+    model.failAt = 0;
+    await dp.setServices([svc(1, [['10.244.1.5', 80]])]);
+    assert.equal(dp.metrics.failedApplies, 1);
+    model.failAt = model.opsApplied + 2;
+    const c = [svc(1, [['10.244.1.5', 80], ['10.244.1.7', 80]]), svc(5, [['10.244.5.5', 80]])];
+    await dp.setServices(c);
+    assert.equal(dp.metrics.failedApplies, 2);
+    await untilRetried(dp);
+    assert.deepEqual(model.maps, planContents(planServices({ services: c, ...opts })));
     dp.close();
   });
 });
