@@ -43,10 +43,13 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.NRD_TEST_CONCURRENCY ?? '3';
-// --test-force-exit: a file whose tests have all finished exits even if a handle leaked (one
-// state test file was once seen idling after passing under full CI load); --test-timeout: a test
-// that hangs fails after 5 minutes instead of holding CI until its limit.
-const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-force-exit', '--test-timeout=300000', '--test-reporter=spec', ...files], {
+// No --test-force-exit: it ended a file's process before its report had all gone through the
+// pipe (the count of tests changed from run to run). A file that stays alive after its tests
+// instead fails, naming the leaked handle (test-idle-watchdog.mjs, preloaded into each file's
+// process); --test-timeout: a test that hangs fails after 5 minutes instead of holding CI until
+// its limit.
+const watchdog = join(root, 'scripts', 'test-idle-watchdog.mjs');
+const r = spawnSync(process.execPath, [`--import=${watchdog}`, '--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   cwd: root,
 });
