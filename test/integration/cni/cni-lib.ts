@@ -2,7 +2,7 @@
 // process, CNI_* environment, configuration on stdin), optionally SIGKILLed mid-command; the
 // plugin and config directories and the busybox image the runtime tests give podman and containerd.
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../lib/proc.js';
 import { ROOT } from '../daemon/harness.js';
@@ -52,6 +52,28 @@ export function cniBinDir(dir: string): string {
   symlinkSync(NRD_CNI, join(bin, 'nrd-cni'));
   symlinkSync('/usr/lib/cni/loopback', join(bin, 'loopback'));
   return bin;
+}
+
+/** Where libcni (podman's CNI backend, ctr --cni) caches ADD results, creating the directories. */
+export const CNI_CACHE_DIRS = ['/var/lib/cni/results', '/var/lib/cni'] as const;
+
+/**
+ * Notes which of the libcni cache directories exist now; the returned cleanup removes, deepest
+ * first, those that did not and are empty again (the runtime deletes its cached results on DEL).
+ * What existed before, or still holds something (another test's container), stays.
+ */
+export function cniCacheCleanup(dirs: readonly string[] = CNI_CACHE_DIRS): () => void {
+  const created = dirs.filter((d) => !existsSync(d));
+  return () => {
+    for (const d of created) {
+      try {
+        rmdirSync(d);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      }
+    }
+  };
 }
 
 /** A CNI config dir holding the example conflist's shape, pointed at one node's nrd socket. */

@@ -14,7 +14,7 @@ import { Fabric, POD_POOL, type FabricNode } from '../../lib/fabric.js';
 import { run, spawnProcess, type ManagedProcess, type RunResult } from '../../lib/proc.js';
 import { waitFor } from '../../lib/wait.js';
 import type { LocalEndpointsResponse } from '../../../daemon/endpoints/api-types.js';
-import { busyboxTar, cniBinDir, cniConfDir } from './cni-lib.js';
+import { busyboxTar, cniBinDir, cniCacheCleanup, cniConfDir } from './cni-lib.js';
 
 const IMAGE = 'localhost/nrd-busybox:test';
 const NS = 'nrdt';
@@ -41,6 +41,8 @@ after(async () => {
 });
 
 const fabric = Fabric.use(after, { tag: 'cnictd', tors: 1, mode: 'auto', pools: [POD_POOL], nodes: [{}, {}] });
+// Last: ctr --cni (libcni) creates /var/lib/cni/results; removed when this test created it.
+after(cniCacheCleanup());
 let n1: FabricNode;
 let w2: Workload;
 

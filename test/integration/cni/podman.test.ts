@@ -14,7 +14,7 @@ import type { Host } from '../../lib/netns.js';
 import { run, type RunResult } from '../../lib/proc.js';
 import { waitFor } from '../../lib/wait.js';
 import type { LocalEndpointsResponse } from '../../../daemon/endpoints/api-types.js';
-import { busyboxTar, cniBinDir, cniConfDir } from './cni-lib.js';
+import { busyboxTar, cniBinDir, cniCacheCleanup, cniConfDir } from './cni-lib.js';
 
 const EXT_IP = '203.0.113.2';
 const EXT_TOR_IP = '203.0.113.1';
@@ -46,6 +46,9 @@ after(async () => {
 });
 
 const fabric = Fabric.use(after, { tag: 'cnipm', tors: 1, mode: 'auto', pools: [POD_POOL], nodes: [{}, {}] });
+// Last: podman's CNI backend creates /var/lib/cni/results for its cached results; once the
+// containers are gone it is empty, and removed when this test created it.
+after(cniCacheCleanup());
 let ext: Host;
 
 before(async () => {
