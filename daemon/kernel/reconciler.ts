@@ -287,6 +287,7 @@ export class Reconciler {
   /** Interned slots: by desired body (weakly: bodies are replaced on a full evaluation), then by signature. */
   private slots = new WeakMap<DesiredRouteBody, Map<string | undefined, RouteSlot>>();
   private slotsUnwanted = new Map<string | undefined, RouteSlot>();
+  private lastSlot: RouteSlot | undefined;
   /** Keys held by another protocol's route (never replaced: a conflict). */
   private foreign = new Set<PrefixKey>();
   private dirty = new Set<PrefixKey>();
@@ -359,10 +360,15 @@ export class Reconciler {
       this.routes.set(k, { want, have });
       return;
     }
-    let bySig = want ? this.slots.get(want) : this.slotsUnwanted;
-    if (!bySig) this.slots.set(want!, (bySig = new Map()));
-    let slot = bySig.get(have);
-    if (!slot) bySig.set(have, (slot = Object.freeze({ want, have })));
+    // Consecutive keys mostly take the same slot (a batch of routes on one path): no lookup then.
+    let slot = this.lastSlot;
+    if (slot === undefined || slot.want !== want || slot.have !== have) {
+      let bySig = want ? this.slots.get(want) : this.slotsUnwanted;
+      if (!bySig) this.slots.set(want!, (bySig = new Map()));
+      slot = bySig.get(have);
+      if (!slot) bySig.set(have, (slot = Object.freeze({ want, have })));
+      this.lastSlot = slot;
+    }
     this.routes.set(k, slot);
   }
 

@@ -37,6 +37,9 @@ import type { BgpRoute, PathMode, PathSwitch, RemoteNode, RouteView, RoutingOpti
 /** The key of "no BGP path" in the external path cache. */
 const NO_HOPS: readonly string[] = [];
 
+/** Path switches logged one by one per evaluation (the rest are counted in one line). */
+const SWITCH_LOG_BUDGET = 100;
+
 /** Quiet time after an address event before the connected subnets are re-read. */
 const ADDRESS_DEBOUNCE_MS = 200;
 
@@ -174,6 +177,9 @@ export class Router {
   /** Prefixes refused now as hijacks, with the reason; newly refused ones wait to be logged. */
   readonly refused = new Map<string, RefuseReason>();
   private newlyRefused: string[] = [];
+  /** Path switches still logged one by one in this evaluation; those beyond it, by "from->to". */
+  private switchLogBudget = SWITCH_LOG_BUDGET;
+  private readonly unloggedSwitches = new Map<string, number>();
   /** Hold-down expiries: time → prefixes to re-evaluate then (only those). */
   private readonly holdDue = new Map<number, Set<PrefixKey>>();
   /** The VXLAN device, FDB and neighbour set must be recomputed (a node changed). */
@@ -335,11 +341,13 @@ export class Router {
   private refusal(k: PrefixKey): { reason: RefuseReason; inside: string } | undefined {
     if (!this.guards.length) return undefined;
     // IPv4 (every short key): compared as numbers, no text parsed.
-    const v4 = keyV4(k);
-    if (v4) {
+    const v4 = typeof k === 'number' ? undefined : keyV4(k);
+    if (typeof k === 'number' || v4) {
+      const addr = v4 ? v4.addr : ((k as number) & 0xffffff) << 8;
+      const len = v4 ? v4.len : (k as number) >>> 24;
       for (const g of this.guards) {
-        if (g.v4 === undefined || v4.len < g.prefix.len) continue;
-        if (g.prefix.len === 0 || (v4.addr ^ g.v4) >>> (32 - g.prefix.len) === 0) return { reason: g.reason, inside: g.text };
+        if (g.v4 === undefined || len < g.prefix.len) continue;
+        if (g.prefix.len === 0 || (addr ^ g.v4) >>> (32 - g.prefix.len) === 0) return { reason: g.reason, inside: g.text };
       }
       return undefined;
     }
@@ -357,7 +365,14 @@ export class Router {
     this.deps.onRefusedPrefix?.(why.reason);
   }
 
-  private flushRefusedLog(): void {
+  /** End of an evaluation: the summary of the path switches over the log budget, the newly refused prefixes. */
+  private flushLogs(): void {
+    this.switchLogBudget = SWITCH_LOG_BUDGET;
+    if (this.unloggedSwitches.size) {
+      const counts = Object.fromEntries(this.unloggedSwitches);
+      this.unloggedSwitches.clear();
+      this.log.info({ switches: counts }, 'more path switches in this evaluation (not logged one by one)');
+    }
     if (!this.newlyRefused.length) return;
     const n = this.newlyRefused.length;
     this.log.warn({ count: n, prefixes: this.newlyRefused.slice(0, 20) }, 'remote prefixes inside a local subnet refused (never installed)');
@@ -577,7 +592,7 @@ export class Router {
       if (e.state.current.mode !== 'none') this.recordSwitch(p, e.node, e.state.current.mode, 'none', now, []);
     }
     for (const p of [...this.refused.keys()]) if (!stillRefused.has(p)) this.refused.delete(p);
-    this.flushRefusedLog();
+    this.flushLogs();
     this.armRecheck();
     this.reconciler.setSynced(synced);
     // Route by route rather than setDesired(desired()): the reconciler compares each body with the
@@ -680,7 +695,7 @@ export class Router {
       const e = this.prefixes.get(p);
       this.reconciler.setRoute(p, e ? this.bodyOf(p, e.state.current) : undefined);
     }
-    this.flushRefusedLog();
+    this.flushLogs();
     this.armRecheck();
   }
 
@@ -716,7 +731,14 @@ export class Router {
     const prefix = prefixText(k);
     const sk = `${from}->${to}`;
     this.switches.set(sk, (this.switches.get(sk) ?? 0) + 1);
-    this.log.info({ prefix, node: node?.name, from, to, nextHops }, 'path switch');
+    // One line per switch up to a budget per evaluation, then one summary (flushLogs): a
+    // session carrying a million routes going down must not write a million log lines.
+    if (this.switchLogBudget > 0) {
+      this.switchLogBudget--;
+      this.log.info({ prefix, node: node?.name, from, to, nextHops }, 'path switch');
+    } else {
+      this.unloggedSwitches.set(sk, (this.unloggedSwitches.get(sk) ?? 0) + 1);
+    }
     this.deps.onSwitch?.({ prefix, ...(node ? { node: node.name } : {}), from, to, at });
   }
 

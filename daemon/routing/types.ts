@@ -17,7 +17,7 @@ export interface RemoteNode {
 /** A Loc-RIB entry: the best path's next hops (more than one = ECMP). Empty = withdrawn. */
 export interface BgpRoute {
   prefix: string;
-  nextHops: string[];
+  nextHops: readonly string[];
 }
 
 /** A path of the BGP speaker's change set, as much of it as routing reads. */
@@ -44,6 +44,11 @@ export interface BgpChange {
  */
 export function bgpRouteOf(c: BgpChange): BgpRoute {
   if (!c.best || c.best.peer.type === 'local') return { prefix: c.prefix, nextHops: [] };
+  // One path with one next hop (most of a full table): its own (interned) next-hop list, no copy.
+  if (c.ecmp.length === 1) {
+    const hops = c.ecmp[0]!.nextHops;
+    if (hops.length === 1 && hops[0] !== '' && c.ecmp[0]!.peer.type !== 'local') return { prefix: c.prefix, nextHops: hops };
+  }
   const hops = new Set<string>();
   for (const p of c.ecmp) {
     const h = p.nextHops[0];

@@ -508,3 +508,28 @@ test('property: the hijack guard (compared as numbers for IPv4) refuses exactly 
     { numRuns: 60 },
   );
 });
+
+test('a mass withdrawal logs a bounded number of path switch lines and one summary, yet counts every switch', async () => {
+  const lines: Array<{ msg: string; obj: Record<string, unknown> }> = [];
+  const log = silentLogger();
+  const { k, clock, router } = setup('native');
+  (router as unknown as { log: typeof log }).log = Object.assign(Object.create(log) as typeof log, {
+    info: (obj: Record<string, unknown>, msg: string) => void lines.push({ obj, msg }),
+  });
+  await router.start();
+  router.setNodes([], true);
+  const n = 1000;
+  const prefixes = Array.from({ length: n }, (_, i) => `10.${50 + (i >> 8)}.${i & 255}.0/24`);
+  router.setBgpRoutes(prefixes.map((prefix) => ({ prefix, nextHops: ['192.0.2.254'] })), true);
+  await settle(clock, router);
+  lines.length = 0;
+  for (const prefix of prefixes) router.applyBgpChange({ prefix, nextHops: [] });
+  await settle(clock, router);
+  assert.equal(k.dumpRoutes(NRD_PROTOCOL).filter((r) => r.type === 'unicast').length, 0);
+  assert.equal(router.switches.get('native->none'), n, 'every switch counted');
+  const one = lines.filter((l) => l.msg === 'path switch').length;
+  assert.ok(one > 0 && one <= 100, `${one} single lines`);
+  const summary = lines.filter((l) => l.msg.startsWith('more path switches'));
+  assert.equal(summary.length, 1);
+  assert.deepEqual(summary[0]!.obj.switches, { 'native->none': n - one });
+});
