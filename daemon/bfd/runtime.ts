@@ -12,6 +12,13 @@ export interface UsClock {
   setTimer(fn: () => void, us: number): unknown;
   clearTimer(h: unknown): void;
   wallTime(): string;
+  /**
+   * Runs `fn` once the packets already received are handed to receive(): after the event loop's
+   * poll phase (setImmediate). A thread that was not scheduled for a while wakes with its timers
+   * due and the peer's packets still unread in the socket; judging the peer silent before reading
+   * them would be a false Down.
+   */
+  afterIo(fn: () => void): void;
 }
 
 export interface Transport {
@@ -142,11 +149,18 @@ export class BfdRuntime {
     e.timer = this.clock.setTimer(() => {
       e.timer = undefined;
       if (!this.byDiscr.has(e.state.config.localDiscr)) return;
-      const now = this.clock.nowUs();
-      // Detection first: a peer silent past its detection time is Down even if a TX is also due.
-      if (e.state.detectAt !== null && now >= e.state.detectAt) this.run(e, { type: 'DetectTimer' });
-      if (e.state.txAt !== null && now >= e.state.txAt) this.run(e, { type: 'TxTimer' });
-      if (e.timer === undefined) this.arm(e);
+      const due = (): void => {
+        const now = this.clock.nowUs();
+        // Detection first: a peer silent past its detection time is Down even if a TX is also due.
+        if (e.state.detectAt !== null && now >= e.state.detectAt) this.run(e, { type: 'DetectTimer' });
+        if (e.state.txAt !== null && now >= e.state.txAt) this.run(e, { type: 'TxTimer' });
+        if (e.timer === undefined) this.arm(e);
+      };
+      if (e.state.detectAt === null || this.clock.nowUs() < e.state.detectAt) return due();
+      // The detection time has passed: read what has arrived first (see UsClock.afterIo).
+      this.clock.afterIo(() => {
+        if (this.byKey.get(specKey(e.spec.peer, e.spec.multihop)) === e) due();
+      });
     }, Math.max(0, next - this.clock.nowUs()));
   }
 

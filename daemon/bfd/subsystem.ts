@@ -70,6 +70,8 @@ export class BfdSubsystem implements Subsystem, BfdQueries {
   private nextId = 1;
   private closed: (() => void) | null = null;
   private stopping = false;
+  /** The worker thread's scheduling as it reported it (status). */
+  private sched: string | null = null;
   private readonly changes: Counter<'peer' | 'purpose' | 'to'>;
 
   constructor(private readonly deps: BfdSubsystemDeps) {
@@ -169,7 +171,8 @@ export class BfdSubsystem implements Subsystem, BfdQueries {
   private onMessage(m: FromWorker): void {
     switch (m.type) {
       case 'ready':
-        this.log?.info({ sockets: m.sockets }, 'BFD sockets open');
+        this.sched = m.sched;
+        this.log?.info({ sockets: m.sockets, sched: m.sched }, 'BFD sockets open');
         break;
       case 'state': {
         const entry = this.states.get(sessionKey(m.peer, m.multihop));
@@ -240,6 +243,6 @@ export class BfdSubsystem implements Subsystem, BfdQueries {
   }
 
   status(): unknown {
-    return { running: this.worker !== null, sessions: Object.fromEntries([...this.states].map(([k, e]) => [k, { purposes: e.spec.purposes, state: e.state }])) };
+    return { running: this.worker !== null, sched: this.sched, sessions: Object.fromEntries([...this.states].map(([k, e]) => [k, { purposes: e.spec.purposes, state: e.state }])) };
   }
 }

@@ -57,7 +57,8 @@ export interface BfdSessionView {
 }
 
 export type FromWorker =
-  | { type: 'ready'; sockets: string[] }
+  /** sched: the worker thread's scheduling ("rr:10", "nice:-20" or "default"). */
+  | { type: 'ready'; sockets: string[]; sched: string }
   | { type: 'state'; peer: string; multihop: boolean; from: BfdState; to: BfdState; diag: number; remoteState: BfdState; at: string }
   | { type: 'snapshot'; id: number; sessions: BfdSessionView[] }
   | { type: 'error'; peer: string | null; message: string }

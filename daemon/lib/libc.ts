@@ -3,7 +3,8 @@
 // setsockopt(2) for socket options Node's wrappers do not expose (netlink NETLINK_NO_ENOBUFS, TCP
 // MD5 signatures and GTSM in bgp/session/tcp-md5.ts), bind(2) of any sockaddr; mount(2) for the
 // bpffs the datapath needs at /sys/fs/bpf (datapath/pin-dir.ts); setns(2) for netlink sockets
-// opened inside a workload's network namespace (kernel/netns.ts).
+// opened inside a workload's network namespace (kernel/netns.ts); setpriority(2) of one thread
+// and sched_setscheduler(2) of one thread (the BFD worker, bfd/worker.ts).
 import koffi from 'koffi';
 import { errnoName } from './errno.js';
 
@@ -48,6 +49,9 @@ interface Libc {
   setsockopt: (fd: number, level: number, name: number, val: Buffer, len: number) => number;
   mount: (source: string, target: string, fstype: string, flags: number, data: string | null) => number;
   setns: (fd: number, nstype: number) => number;
+  gettid: () => number;
+  setpriority: (which: number, who: number, prio: number) => number;
+  schedSetscheduler: (pid: number, policy: number, param: Buffer) => number;
 }
 
 let libc: Libc | undefined;
@@ -66,6 +70,9 @@ function lib(): Libc {
     setsockopt: l.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
     mount: l.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     setns: l.func('int setns(int fd, int nstype)'),
+    gettid: l.func('int gettid(void)'),
+    setpriority: l.func('int setpriority(int which, uint32_t who, int prio)'),
+    schedSetscheduler: l.func('int sched_setscheduler(int pid, int policy, const void *param)'),
   };
   return libc;
 }
@@ -158,4 +165,26 @@ export const CLONE_NEWNET = 0x40000000;
 /** setns(2): moves the calling thread into the namespace behind `fd` (checked against `nstype`). */
 export function setns(fd: number, nstype: number): void {
   if (lib().setns(fd, nstype) < 0) fail('setns');
+}
+
+const PRIO_PROCESS = 0;
+
+/**
+ * setpriority(2) of the calling thread alone (Linux: PRIO_PROCESS with a thread id): its nice
+ * value, -20 (first) .. 19. Lowering it needs CAP_SYS_NICE or RLIMIT_NICE (systemd LimitNICE=).
+ */
+export function setThreadNice(nice: number): void {
+  if (lib().setpriority(PRIO_PROCESS, lib().gettid(), nice) < 0) fail('setpriority');
+}
+
+const SCHED_RR = 2;
+
+/**
+ * sched_setscheduler(2) of the calling thread (pid 0): SCHED_RR at `priority` (1..99). Needs
+ * CAP_SYS_NICE or RLIMIT_RTPRIO (systemd LimitRTPRIO=), and RestrictRealtime=no.
+ */
+export function setThreadRealtime(priority: number): void {
+  const param = Buffer.alloc(4); // struct sched_param { int sched_priority; }
+  param.writeInt32LE(priority, 0);
+  if (lib().schedSetscheduler(0, SCHED_RR, param) < 0) fail('sched_setscheduler');
 }

@@ -39,6 +39,10 @@ test('nrd.service carries the contract with systemd', () => {
     /^RuntimeDirectory=nrd$/m,
     /^StateDirectory=nrd$/m,
     /^LimitMEMLOCK=infinity$/m,
+    // The BFD thread's SCHED_RR 10 (else nice -20) without CAP_SYS_NICE.
+    /^LimitRTPRIO=10$/m,
+    /^LimitNICE=-20$/m,
+    /^RestrictRealtime=no$/m,
     /^CapabilityBoundingSet=CAP_NET_ADMIN CAP_BPF CAP_PERFMON CAP_NET_BIND_SERVICE CAP_SYS_ADMIN$/m,
     /^AmbientCapabilities=CAP_NET_ADMIN CAP_BPF CAP_PERFMON CAP_NET_BIND_SERVICE CAP_SYS_ADMIN$/m,
     /^After=.*network-online\.target/m,
