@@ -1,26 +1,13 @@
 // BFD control packet codec (RFC 5880 §4.1, §4.4, §6.8.6 checks): byte-exact fixtures both ways with
 // a comment per field, every reception check as its typed error, keyed SHA1 digests.
 import { test } from 'node:test';
+import { controlPacket } from './packets.js';
 import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { BfdPacketError, decodeControl, encodeControl, verifyAuth, type AuthKey, type BfdPacketErrorCode, type ControlPacket } from '../../../daemon/bfd/packet.js';
 import { hex, toHex } from '../bgp/wire/helpers.js';
 
-const base: ControlPacket = {
-  diag: 0,
-  state: 'Down',
-  poll: false,
-  final: false,
-  cpi: false,
-  demand: false,
-  multipoint: false,
-  detectMult: 3,
-  myDiscriminator: 0x01020304,
-  yourDiscriminator: 0,
-  desiredMinTx: 1_000_000,
-  requiredMinRx: 300_000,
-  requiredMinEchoRx: 0,
-};
+const base: ControlPacket = controlPacket();
 
 test('Down packet without auth: byte-exact both ways', () => {
   const bytes = hex(`

@@ -3,6 +3,7 @@
 // packets still unread; the runtime reads them before judging the peer silent (no false Down), and
 // a peer that really went silent is still declared Down.
 import { test } from 'node:test';
+import { controlPacket } from './packets.js';
 import assert from 'node:assert/strict';
 import { decodeControl, encodeControl, type ControlPacket } from '../../../daemon/bfd/packet.js';
 import { BfdRuntime, type UsClock } from '../../../daemon/bfd/runtime.js';
@@ -72,21 +73,7 @@ function rig() {
   rt.configure([spec]);
   const local = () => sent.at(-1)!.myDiscriminator;
   const packet = (state: ControlPacket['state']): Uint8Array =>
-    encodeControl({
-      diag: 0,
-      state,
-      poll: false,
-      final: false,
-      cpi: false,
-      demand: false,
-      multipoint: false,
-      detectMult: 3,
-      myDiscriminator: 4242,
-      yourDiscriminator: state === 'Down' ? 0 : local(),
-      desiredMinTx: 50 * MS,
-      requiredMinRx: 50 * MS,
-      requiredMinEchoRx: 0,
-    });
+    encodeControl(controlPacket({ state, myDiscriminator: 4242, yourDiscriminator: state === 'Down' ? 0 : local(), desiredMinTx: 50 * MS, requiredMinRx: 50 * MS }));
   const states = () => events.flatMap((e) => (e.type === 'state' ? [`${e.from}->${e.to}`] : []));
   return { clock, rt, sent, packet, states };
 }

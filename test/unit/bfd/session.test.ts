@@ -1,6 +1,7 @@
 // The BFD session FSM (RFC 5880 §6.2, §6.8): every state × event with an injected clock in
 // microseconds, detection time, poll sequences, jitter bounds, slow TX, diagnostics, auth sequence.
 import { test } from 'node:test';
+import { controlPacket } from './packets.js';
 import assert from 'node:assert/strict';
 import { DIAG, STATE_NAMES, decodeControl, encodeControl, type AuthKey, type BfdState, type ControlPacket } from '../../../daemon/bfd/packet.js';
 import { SLOW_TX_US, detectionTime, initialState, step, txInterval, type SessionAction, type SessionConfig, type SessionEvent, type SessionState } from '../../../daemon/bfd/session.js';
@@ -9,22 +10,14 @@ const MS = 1000;
 const cfg: SessionConfig = { localDiscr: 100, desiredMinTx: 300 * MS, requiredMinRx: 300 * MS, detectMult: 3 };
 
 function peer(state: BfdState, extra: Partial<ControlPacket> = {}): ControlPacket {
-  return {
-    diag: 0,
+  return controlPacket({
     state,
-    poll: false,
-    final: false,
-    cpi: false,
-    demand: false,
-    multipoint: false,
-    detectMult: 3,
     myDiscriminator: 200,
     yourDiscriminator: state === 'Down' || state === 'AdminDown' ? 0 : 100,
     desiredMinTx: 300 * MS,
     requiredMinRx: 300 * MS,
-    requiredMinEchoRx: 0,
     ...extra,
-  };
+  });
 }
 const rx = (p: ControlPacket, key?: AuthKey, seq = 0): SessionEvent => {
   const raw = encodeControl(p, key, seq);
