@@ -121,13 +121,15 @@ function record(m: PinMigration): void {
   listener?.(m);
 }
 
+const entries = (n: number): string => `${n} ${n === 1 ? 'entry' : 'entries'}`;
+
 /** The message an operator reads in the log for a migration. */
 export function describePinMigration(m: PinMigration): string {
   const what = `pinned map ${m.map} does not match the new object (${m.reason})`;
   if (m.action === 'migrated') {
-    return `${what}: migrated ${m.carried} entries into a new map${m.lost ? `, ${m.lost} did not fit${m.lostWhy ? ` (${m.lostWhy})` : ''}` : ''}`;
+    return `${what}: migrated ${entries(m.carried)} into a new map${m.lost ? `, ${m.lost} did not fit${m.lostWhy ? ` (${m.lostWhy})` : ''}` : ''}`;
   }
-  return `${what}: replaced by an empty map${m.lost ? `, ${m.lost} entries dropped` : ''} (${m.lostWhy ?? 'entries not carried'})`;
+  return `${what}: replaced by an empty map${m.lost ? `, ${entries(m.lost)} dropped` : ''} (${m.lostWhy ?? 'entries not carried'})`;
 }
 
 interface Detached {

@@ -2,6 +2,7 @@
 // thread) inside a node namespace (`ip netns exec NS node endpoint-dp-agent.js '<json>'`), hands it
 // the endpoint set, prints the view and the metrics as one JSON line, then exits without stop()
 // (as after kill -9: nothing is torn down) or with stop() (SIGTERM) when asked.
+import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfigObject } from '../../../daemon/config/index.js';
 import type { LocalEndpoint } from '../../../daemon/lib/endpoint-types.js';
@@ -16,6 +17,8 @@ interface AgentCommand {
   stop?: boolean;
   /** Run the NAT GC once before printing. */
   gc?: boolean;
+  /** Print the warn and error log lines too (as `warnings`); default: no log. */
+  warnings?: boolean;
 }
 
 const cmd = JSON.parse(process.argv[2] ?? '{}') as AgentCommand;
@@ -29,9 +32,11 @@ const metrics = new Registry();
 const sub = new DatapathSubsystem({ objectDir: cmd.objectDir, metrics });
 sub.setEndpoints(cmd.endpoints);
 const readiness: unknown[] = [];
-await sub.start({ config: r.config, log: silentLogger(), ready: (x) => readiness.push(x) });
+const warnings: unknown[] = [];
+const log = cmd.warnings ? pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line)) }) : silentLogger();
+await sub.start({ config: r.config, log, ready: (x) => readiness.push(x) });
 const view = await sub.view();
 const text = await metrics.metrics();
 if (cmd.stop) await sub.stop();
-process.stdout.write(JSON.stringify({ view, metrics: text, readiness }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
+process.stdout.write(JSON.stringify({ view, metrics: text, readiness, ...(cmd.warnings ? { warnings } : {}) }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
 process.exit(0);

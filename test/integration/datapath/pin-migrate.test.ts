@@ -34,6 +34,7 @@ type Name = (typeof MAPS)[number];
 interface AgentOut {
   view: DatapathView;
   metrics: string;
+  warnings: Array<{ msg?: string; map?: string; action?: string }>;
 }
 
 /** The object's own definitions of the maps (bpf_object__open only, nothing loaded). */
@@ -125,6 +126,7 @@ describe('pinned maps of an older definition (upgrade)', () => {
       },
       objectDir,
       endpoints: [],
+      warnings: true,
     };
     const agentPath = new URL('./endpoint-dp-agent.js', import.meta.url).pathname;
     const r = run('ip', ['netns', 'exec', nsN, process.execPath, agentPath, JSON.stringify(cmd)]);
@@ -147,6 +149,12 @@ describe('pinned maps of an older definition (upgrade)', () => {
     assert.match(out.metrics, /nrd_datapath_pin_migrations_total\{map="nrd_dp_drops",action="migrated"\} 1\n/);
     assert.match(out.metrics, /nrd_datapath_pin_migrations_total\{map="nrd_ep_stats",action="replaced"\} 1\n/);
     assert.doesNotMatch(out.metrics, /pin_migrations_total\{map="nrd_ct"/);
+    // Logged at warn: which map, what changed, what happened to its entries.
+    const said = out.warnings.map((w) => w.msg ?? '');
+    const dropsMax = `max_entries ${defs.nrd_dp_drops.maxEntries - 1} → ${defs.nrd_dp_drops.maxEntries}`;
+    assert.ok(said.includes(`pinned map nrd_dp_drops does not match the new object (${dropsMax}): migrated ${defs.nrd_dp_drops.maxEntries - 1} entries into a new map`), said.join('\n'));
+    assert.ok(said.some((m) => m.startsWith(`pinned map nrd_ep_stats does not match the new object (value_size ${defs.nrd_ep_stats.valueSize + 8} → ${defs.nrd_ep_stats.valueSize}): replaced by an empty map, 1 entry dropped (the key or value layout changed)`)), said.join('\n'));
+    assert.ok(!said.some((m) => m.includes('nrd_ct')), said.join('\n'));
 
     // nrd_ct: the very map pinned before, entry and all.
     withPin(mapPin('nrd_ct'), (fd) => {
