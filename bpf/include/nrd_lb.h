@@ -54,6 +54,7 @@ struct nrd_svc_value {
 	__u32 backend_count; /* ACTIVE backends, the random pick's range */
 	__u32 flags;         /* NRD_SVC_F_* */
 	__u32 rev_nat_id;
+	__u32 table_id;      /* key of the service's selection table in nrd_svc_tables */
 };
 
 #define NRD_SVC_F_NO_BACKEND (1U << 0)
@@ -71,11 +72,14 @@ struct nrd_backend {
 #define NRD_BE_ACTIVE 0
 #define NRD_BE_DRAINING 1
 
-/* A service's selection table: an array of u32 backend ids (M slots for Maglev, one per ACTIVE
- * backend for random), one inner map per service in nrd_svc_tables (keyed by service id). The
- * daemon fills a new table through mmap and swaps it in with one update of the outer map, so a
- * new flow sees the old table or the new one, never a mix, and a table of 16381 slots costs a
- * few syscalls. BPF_F_INNER_MAP: inner arrays of any length fit the one template. */
+/* A service's selection table: an array of u32 backend ids (M slots for Maglev, at least one per
+ * ACTIVE backend for random), an inner map of nrd_svc_tables under the service's table_id. Any
+ * update of a map-in-map waits for an RCU grace period (milliseconds), so the daemon keeps spare
+ * tables already inserted: a new or changed service takes a spare, fills it through mmap and
+ * points its nrd_services value at it (one hash update, which switches table and backend count
+ * together: a new flow sees the old table or the new one, never a mix). A table let go is reused
+ * only after a quarantine far longer than any program run. BPF_F_INNER_MAP: inner arrays of any
+ * length fit the one template. */
 struct nrd_svc_table {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -548,7 +552,7 @@ static __always_inline __u32 nrd_lb_hash(const struct nrd_lb_flow *f)
 static __always_inline struct nrd_backend *nrd_lb_select(const struct nrd_svc_value *svc, const struct nrd_lb_flow *f,
 							 __u32 *bid_out)
 {
-	__u32 svc_id = svc->id, slot;
+	__u32 table_id = svc->table_id, slot;
 	struct nrd_backend *be;
 	void *table;
 	__u32 *bid;
@@ -562,7 +566,7 @@ static __always_inline struct nrd_backend *nrd_lb_select(const struct nrd_svc_va
 	} else {
 		slot = bpf_get_prandom_u32() % svc->backend_count;
 	}
-	table = bpf_map_lookup_elem(&nrd_svc_tables, &svc_id);
+	table = bpf_map_lookup_elem(&nrd_svc_tables, &table_id);
 	if (!table)
 		return NULL;
 	bid = bpf_map_lookup_elem(table, &slot);

@@ -337,8 +337,9 @@ export function mapGetNextKey(fd: number, key: Buffer | null, next: Buffer): voi
   check('bpf_map_get_next_key', lib().get_next_key(fd, key, next) as number);
 }
 
-// mmap'd arrays and map ids: bound on first use, apart from lib() (the service tables need them).
-interface TableFns { fd_by_id: Fn; mmap: Fn; munmap: Fn; memcpy: Fn }
+// Batch writes, mmap'd arrays and map ids: bound on first use, apart from lib() (the service
+// tables need them).
+interface TableFns { update_batch: Fn; delete_batch: Fn; fd_by_id: Fn; mmap: Fn; munmap: Fn; memcpy: Fn }
 let tableFns: TableFns | undefined;
 function tableLib(): TableFns {
   if (tableFns) return tableFns;
@@ -346,6 +347,8 @@ function tableLib(): TableFns {
   const so = koffi.load('libbpf.so.1');
   const libc = koffi.load('libc.so.6');
   tableFns = {
+    update_batch: so.func('int bpf_map_update_batch(int fd, const void *keys, const void *values, _Inout_ uint32_t *count, const void *opts)') as Fn,
+    delete_batch: so.func('int bpf_map_delete_batch(int fd, const void *keys, _Inout_ uint32_t *count, const void *opts)') as Fn,
     fd_by_id: so.func('int bpf_map_get_fd_by_id(uint32_t id)') as Fn,
     mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)') as Fn,
     munmap: libc.func('int munmap(void *addr, size_t len)') as Fn,
@@ -375,6 +378,31 @@ export function mapWriteMmap(fd: number, data: Buffer): void {
   } finally {
     n.munmap(p, len);
   }
+}
+
+/** Reads the first `length` bytes of an array map created with BPF_F_MMAPABLE (laid out as mapWriteMmap says). */
+export function mapReadMmap(fd: number, length: number): Buffer {
+  const n = tableLib();
+  const len = Math.ceil(length / 4096) * 4096;
+  const p = n.mmap(null, len, 1 /* PROT_READ */, 1 /* MAP_SHARED */, fd, 0);
+  if (p === null || koffi.address(p) === 0xffffffffffffffffn) throw new BpfError('mmap', koffi.errno(), `map fd ${fd}`);
+  try {
+    const out = Buffer.alloc(length);
+    n.memcpy(out, p, length);
+    return out;
+  } finally {
+    n.munmap(p, len);
+  }
+}
+
+/** bpf_map_update_batch: `count` packed keys and values in one syscall (one RCU wait for a map-in-map). */
+export function mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number): void {
+  check('bpf_map_update_batch', tableLib().update_batch(fd, keys, values, [count], null) as number, `${count} elements`);
+}
+
+/** bpf_map_delete_batch: `count` packed keys in one syscall (one RCU wait for a map-in-map). */
+export function mapDeleteBatch(fd: number, keys: Buffer, count: number): void {
+  check('bpf_map_delete_batch', tableLib().delete_batch(fd, keys, [count], null) as number, `${count} elements`);
 }
 
 /** An fd (owned by the caller) of the map with this id, e.g. the inner map a map-in-map lookup returns. */

@@ -16,8 +16,8 @@ export const LB_STRUCTS = {
     fields: [fld('family', 0, 4, 'u32'), fld('addr', 4, 16, 'bytes'), fld('port', 20, 2, 'bytes'), fld('proto', 22, 1, 'bytes'), fld('pad', 23, 1, 'bytes')],
   },
   nrd_svc_value: {
-    name: 'nrd_svc_value', size: 16,
-    fields: [fld('id', 0, 4, 'u32'), fld('backend_count', 4, 4, 'u32'), fld('flags', 8, 4, 'u32'), fld('rev_nat_id', 12, 4, 'u32')],
+    name: 'nrd_svc_value', size: 20,
+    fields: [fld('id', 0, 4, 'u32'), fld('backend_count', 4, 4, 'u32'), fld('flags', 8, 4, 'u32'), fld('rev_nat_id', 12, 4, 'u32'), fld('table_id', 16, 4, 'u32')],
   },
   nrd_backend: {
     name: 'nrd_backend', size: 24,
@@ -47,7 +47,7 @@ export const LB_STRUCTS = {
 export const LB_MAPS = {
   nrd_services: { key: 'nrd_svc_key', value: 'nrd_svc_value' },
   nrd_backends: { key: 'u32', value: 'nrd_backend' },
-  // Hash of maps: u32 service id → an inner array of u32 backend ids (its table); no BTF key or
+  // Hash of maps: u32 table id → an inner array of u32 backend ids (a table); no BTF key or
   // value (a map-in-map's value is an inner map fd on write, its id on read).
   nrd_svc_tables: { key: 'u32', value: 'u32', mapInMap: true },
   nrd_revnat: { key: 'u32', value: 'nrd_revnat' },
@@ -84,8 +84,8 @@ export const svcKeyCodec: Codec<ServiceKey> = adapt(
 
 export const svcValueCodec: Codec<ServiceValue> = adapt(
   structCodec(LB_STRUCTS.nrd_svc_value),
-  (v) => ({ id: v.id, backend_count: v.backendCount, flags: v.flags, rev_nat_id: v.revNatId }),
-  (r) => ({ id: r.id, backendCount: r.backend_count, flags: r.flags, revNatId: r.rev_nat_id }),
+  (v) => ({ id: v.id, backend_count: v.backendCount, flags: v.flags, rev_nat_id: v.revNatId, table_id: v.tableId ?? v.id }),
+  (r) => ({ id: r.id, backendCount: r.backend_count, flags: r.flags, revNatId: r.rev_nat_id, tableId: r.table_id }),
 );
 
 export const backendCodec: Codec<BackendValue> = adapt(

@@ -18,9 +18,12 @@ import { join } from 'node:path';
 import { PinnedMaps } from './pinned-maps.js';
 import { formatIpBytes } from '../lib/ip.js';
 import { TypedMap, u32Codec } from './maps.js';
-import { closeFd, isBpfError, mapCreate, mapGetFdById, mapLookupElem, mapUpdateElem, mapWriteMmap, objGetInfoByFd } from './libbpf.js';
+import { type PoolStats, TablePool } from './service-tables.js';
+
+export { readTable, writeTable } from './service-tables.js';
 import {
-  type BackendRef, type LbAlgorithm, type ServiceKey, type ServiceOp, type ServicePlan, backendKeyText, diffPlan, emptyPlan,
+  type BackendRef, type LbAlgorithm, type ServiceKey, type ServiceOp, type ServicePlan, type ServiceValue, SVC_F_NO_BACKEND, backendKeyText,
+  diffPlan, emptyPlan,
 } from '../services/plan.js';
 import { type GoneBackend, IncrementalPlanner } from '../services/incremental.js';
 import type { ServiceRecord } from '../state/records.js';
@@ -62,65 +65,18 @@ const hostPort = (family: 4 | 6, a: Uint8Array, port: number): string =>
 /** The maps the service writer holds open (pinned by nrd_endpoint's load). */
 const SERVICE_MAPS = ['nrd_services', 'nrd_backends', 'nrd_svc_tables', 'nrd_revnat', 'nrd_ct'] as const;
 
-const BPF_MAP_TYPE_ARRAY = 2;
-/** The inner maps' flags, as the template in nrd_lb.h has them (the kernel checks they match):
- * any max_entries fits the template (BPF_F_INNER_MAP), and the table is written through mmap. */
-const BPF_F_MMAPABLE = 1 << 10;
-const BPF_F_INNER_MAP = 1 << 12;
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n >>> 0, 0);
-  return b;
-};
-
-/**
- * Swaps a new selection table in for service `serviceId`: a fresh inner array, filled through
- * mmap (one copy), then one update of the outer map. A packet looks the table up once per new
- * flow, so it sees the old table or the new one, never half of each. Returns the syscalls made
- * (create, mmap, munmap, update); the inner map lives on through the outer map once its fd is closed.
- */
-export function writeTable(outerFd: number, serviceId: number, slots: Uint32Array): number {
-  const fd = mapCreate({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 4, maxEntries: slots.length, mapFlags: BPF_F_INNER_MAP | BPF_F_MMAPABLE }, 'nrd_svc_table');
-  try {
-    // Array elements are 8-byte aligned: a u32 value every 8 bytes.
-    const elems = new Uint32Array(slots.length * 2);
-    for (let i = 0; i < slots.length; i++) elems[i * 2] = slots[i]!;
-    mapWriteMmap(fd, Buffer.from(elems.buffer, elems.byteOffset, elems.byteLength));
-    mapUpdateElem(outerFd, u32(serviceId), u32(fd));
-  } finally {
-    closeFd(fd);
-  }
-  return 4;
-}
-
-/** The selection table of a service as the maps hold it (through the inner map's id), or undefined. */
-export function readTable(outerFd: number, serviceId: number): Uint32Array | undefined {
-  const id = Buffer.alloc(4);
-  try {
-    mapLookupElem(outerFd, u32(serviceId), id);
-  } catch (e) {
-    if (isBpfError(e, 'ENOENT')) return undefined;
-    throw e;
-  }
-  const fd = mapGetFdById(id.readUInt32LE(0));
-  try {
-    const n = objGetInfoByFd(fd, 88).readUInt32LE(16); // struct bpf_map_info.max_entries
-    const out = new Uint32Array(n);
-    const v = Buffer.alloc(4);
-    for (let i = 0; i < n; i++) {
-      mapLookupElem(fd, u32(i), v);
-      out[i] = v.readUInt32LE(0);
-    }
-    return out;
-  } finally {
-    closeFd(fd);
-  }
-}
+type OpenMaps = ReturnType<ServiceMapWriter['open']>;
+const keyHex = (k: ServiceKey): string => svcKeyCodec.encode(k).toString('hex');
 
 export class ServiceMapWriter {
   private readonly maps: PinnedMaps<(typeof SERVICE_MAPS)[number]>;
+  private pool: TablePool | undefined;
+  /** What nrd_services holds, by service id (the writer fills in table ids). */
+  private readonly services = new Map<number, { key: ServiceKey; hex: string; value: ServiceValue }>();
+  private readonly idByKey = new Map<string, number>();
+  private maintainTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly pinPath: string) {
+  constructor(private readonly pinPath: string, private readonly now: () => number = Date.now) {
     this.maps = new PinnedMaps(pinPath, SERVICE_MAPS);
   }
 
@@ -135,40 +91,140 @@ export class ServiceMapWriter {
     };
   }
 
+  /** The spare-table pool, found again from the pinned maps on first use (and after a prune). */
+  private tablePool(m: OpenMaps): TablePool {
+    if (this.pool) return this.pool;
+    this.services.clear();
+    this.idByKey.clear();
+    for (const [key, value] of m.services.entries()) this.remember(key, value);
+    const pool = new TablePool(m.tables.fd, this.now);
+    pool.adopt(new Set([...this.services.values()].map((s) => s.value.tableId ?? 0)));
+    this.pool = pool;
+    return pool;
+  }
+
+  private remember(key: ServiceKey, value: ServiceValue): void {
+    const hex = keyHex(key);
+    this.services.set(value.id, { key, hex, value });
+    this.idByKey.set(hex, value.id);
+  }
+
   /** Applies the ops in order; returns the number of map syscalls made (writes and deletes). */
   apply(ops: readonly WireServiceOp[]): number {
     const m = this.open();
-    let writes = 0;
+    if (ops.some((o) => o.op === 'prune')) this.pool = undefined; // re-read what the maps hold
+    const pool = this.tablePool(m);
+    const need = new Map<number, number>();
+    /** Service id → index of its last set-service op (a set-slots before it leaves the switch to it). */
+    const lastValue = new Map<number, number>();
+    // A full write (first apply, resync) keeps the tables that already hold the right slots.
+    const sync = ops.some((o) => o.op === 'prune');
+    const kept = new Set<number>();
     for (const o of ops) {
+      if (o.op === 'set-slots') {
+        const cur = this.services.get(o.serviceId)?.value.tableId;
+        if (sync && cur && pool.holds(cur, o.slots)) kept.add(o.serviceId);
+        else need.set(o.slots.length, (need.get(o.slots.length) ?? 0) + 1);
+      }
+    }
+    ops.forEach((o, i) => o.op === 'set-service' && lastValue.set(o.value.id, i));
+    pool.reserve(need);
+    const staged = new Map<number, number>();
+    let writes = 0;
+    const writeService = (key: ServiceKey, value: ServiceValue, tableId: number): void => {
+      const old = this.services.get(value.id)?.value.tableId;
+      const v = { ...value, tableId };
+      m.services.set(key, v);
+      writes++;
+      this.remember(key, v);
+      if (old && old !== tableId) pool.release(old);
+    };
+    for (const [i, o] of ops.entries()) {
       switch (o.op) {
         case 'set-backend': m.backends.set(o.id, o.value); writes++; break;
-        case 'set-slots': writes += writeTable(m.tables.fd, o.serviceId, o.slots); break;
+        case 'set-slots': {
+          if (kept.has(o.serviceId)) break;
+          const id = pool.take(o.slots.length, o.slots);
+          writes += 5; // syscalls: outer lookup, fd by id, mmap, munmap, close (no map-in-map write)
+          const cur = this.services.get(o.serviceId);
+          // An existing service whose value does not change: point it at the new table now (the
+          // swap); otherwise its set-service below does, with the new backend count at once.
+          if (cur && !((lastValue.get(o.serviceId) ?? -1) > i)) writeService(cur.key, cur.value, id);
+          else {
+            const prev = staged.get(o.serviceId);
+            if (prev) pool.release(prev);
+            staged.set(o.serviceId, id);
+          }
+          break;
+        }
         case 'set-revnat': m.revnat.set(o.id, o.value); writes++; break;
-        case 'set-service': m.services.set(o.key, o.value); writes++; break;
-        case 'delete-service': m.services.delete(o.key); writes++; break;
+        case 'set-service': {
+          const takes = o.value.backendCount > 0 && !(o.value.flags & SVC_F_NO_BACKEND);
+          const tableId = takes ? staged.get(o.value.id) ?? this.services.get(o.value.id)?.value.tableId ?? 0 : 0;
+          staged.delete(o.value.id);
+          writeService(o.key, o.value, tableId);
+          break;
+        }
+        case 'delete-service': {
+          const hex = keyHex(o.key);
+          const id = this.idByKey.get(hex);
+          m.services.delete(o.key);
+          writes++;
+          this.idByKey.delete(hex);
+          if (id !== undefined && this.services.get(id)?.hex === hex) {
+            const t = this.services.get(id)!.value.tableId;
+            this.services.delete(id);
+            // A service that moved (same id, new frontend) keeps its table: released at the end if not.
+            if (t) staged.set(id, staged.get(id) ?? t);
+          }
+          break;
+        }
         case 'delete-revnat': m.revnat.delete(o.id); writes++; break;
-        case 'delete-slots': m.tables.delete(o.serviceId); writes++; break;
+        case 'delete-slots': break; // its table goes with the set-service that left it without backends
         case 'delete-backend': m.backends.delete(o.id); writes++; break;
         case 'prune': writes += this.prune(m, o.keep); break;
       }
     }
+    // Tables staged for no service (a frontend that went, a table no set-service took): released.
+    for (const [id, t] of staged) if (this.services.get(id)?.value.tableId !== t) pool.release(t);
+    this.scheduleMaintain();
     return writes;
   }
 
+  /** Spares topped up and trimmed after a change, off its path (the grace periods land here). */
+  private scheduleMaintain(): void {
+    if (this.maintainTimer) return;
+    this.maintainTimer = setTimeout(() => {
+      this.maintainTimer = undefined;
+      try {
+        this.pool?.maintain();
+      } catch {
+        this.pool = undefined; // found again from the maps on the next apply
+      }
+    }, 0);
+  }
+
+  /** Tables in the pool (in use, spare, quarantined) and grace periods paid, for tests and the bench. */
+  poolStats(): PoolStats | undefined {
+    return this.pool?.stats();
+  }
+
   /** Deletes what the maps hold beyond `keep`, in the datapath-safe order (services first). */
-  private prune(m: ReturnType<ServiceMapWriter['open']>, keep: PruneKeep): number {
+  private prune(m: OpenMaps, keep: PruneKeep): number {
     // The flat slot hash of older versions: nothing reads it any more.
     rmSync(join(this.pinPath, 'maps', 'nrd_svc_slots'), { force: true });
-    const svc = new Set(keep.services.map((k) => svcKeyCodec.encode(k).toString('hex')));
+    const svc = new Set(keep.services.map(keyHex));
     let n = 0;
-    for (const k of m.services.keys()) if (!svc.has(svcKeyCodec.encode(k).toString('hex')) && m.services.delete(k)) n++;
+    for (const k of m.services.keys()) if (!svc.has(keyHex(k)) && m.services.delete(k)) n++;
     const drop = (map: TypedMap<number, unknown>, ids: number[]): void => {
       const set = new Set(ids);
       for (const k of map.keys()) if (!set.has(k) && map.delete(k)) n++;
     };
     drop(m.revnat, keep.revNat);
-    drop(m.tables, keep.tables);
     drop(m.backends, keep.backends);
+    // Tables no remaining service names become spares (the pool is read again from the maps).
+    this.pool = undefined;
+    this.tablePool(m);
     return n;
   }
 
@@ -201,6 +257,9 @@ export class ServiceMapWriter {
   }
 
   close(): void {
+    if (this.maintainTimer) clearTimeout(this.maintainTimer);
+    this.maintainTimer = undefined;
+    this.pool = undefined;
     this.maps.close();
   }
 }

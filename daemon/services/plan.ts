@@ -5,9 +5,9 @@
 // kube-proxy's iptables mode, which rewrites whole rule sets.
 //
 // Maps (C layouts next to each type; ids little-endian u32, addresses and ports network order):
-//   nrd_services  hash  nrd_svc_key (vip, port, proto) → nrd_svc_value (id, backend count, flags, rev-NAT id)
+//   nrd_services  hash  nrd_svc_key (vip, port, proto) → nrd_svc_value (id, backend count, flags, rev-NAT id, table id)
 //   nrd_backends  hash  u32 backend id → nrd_backend (address, port, proto, state)
-//   nrd_svc_tables hash-of-maps  u32 service id → inner array of u32 backend ids (M for Maglev, one per backend for random)
+//   nrd_svc_tables hash-of-maps  u32 table id → inner array of u32 backend ids (M for Maglev, ≥ one per backend for random)
 //   nrd_revnat    hash  u32 rev-NAT id → nrd_revnat (vip, port): the source a reply is rewritten to
 // A new connection to a service picks slots[hash(5-tuple) mod M] with Maglev (flag SVC_F_MAGLEV;
 // M is the load-time knob maglev_m), or slots[random mod backend_count] with 'random'; the
@@ -42,12 +42,15 @@ export interface ServiceKey {
   proto: number;
 }
 
-/** struct nrd_svc_value { __u32 id; __u32 backend_count; __u32 flags; __u32 rev_nat_id; } — 16 bytes. */
+/** struct nrd_svc_value { __u32 id; __u32 backend_count; __u32 flags; __u32 rev_nat_id; __u32 table_id; } — 20 bytes. */
 export interface ServiceValue {
   id: number;
   backendCount: number;
   flags: number;
   revNatId: number;
+  /** Key of the service's table in nrd_svc_tables: chosen by the map writer (its spare-table
+   * pool), not by the plan; encoded as the service id when absent. */
+  tableId?: number;
 }
 
 /** No active backend: the datapath rejects (TCP RST / ICMP unreachable) instead of black-holing. */

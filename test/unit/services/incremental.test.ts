@@ -9,19 +9,7 @@ import assert from 'node:assert/strict';
 import type { Protocol, ServiceRecord } from '../../../daemon/state/records.js';
 import { IncrementalPlanner, sameRecord } from '../../../daemon/services/incremental.js';
 import { type BackendRef, type LbAlgorithm, type ServicePlan, backendKeyText, diffPlan, emptyPlan, planServices } from '../../../daemon/services/plan.js';
-import { ServiceMapsModel, planContents } from './service-model.js';
-
-/** mulberry32: a small seeded PRNG, so a failing history can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { ServiceMapsModel, planContents, rng } from './service-model.js';
 
 /** Records list each backend once (the state layer rejects duplicates). */
 const dedupe = (bs: { ip: string; port: number }[]): { ip: string; port: number }[] =>

@@ -57,7 +57,7 @@ export class ServiceMapsModel {
     const m = this.maps;
     switch (o.op) {
       case 'set-backend': m.backends.set(o.id, plain(o.value)); return 1;
-      case 'set-slots': m.tables.set(o.serviceId, [...o.slots]); return 4;
+      case 'set-slots': m.tables.set(o.serviceId, [...o.slots]); return 5;
       case 'set-revnat': m.revNat.set(o.id, plain(o.value)); return 1;
       case 'set-service': m.services.set(serviceKeyText(o.key), o.value); return 1;
       case 'delete-service': m.services.delete(serviceKeyText(o.key)); return 1;
@@ -99,3 +99,15 @@ export async function untilRetried(dp: { lastError: string | undefined }, ms = 1
   while (dp.lastError !== undefined && Date.now() - t0 < ms) await new Promise((r) => setTimeout(r, 20));
   assert.equal(dp.lastError, undefined, 'the retry reached the plan');
 }
+/** mulberry32: a small seeded PRNG, so a failing history can be replayed from its seed. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
