@@ -79,12 +79,18 @@ interface Result {
   /** nrd's event-loop delay from Established to the end of the run, ms (max, p99); nrd only. */
   loopMaxMs: number | undefined;
   loopP99Ms: number | undefined;
+  /** nrd's V8 heap (used, committed) and external memory when all routes were in, bytes. */
+  heap: { used?: number; total?: number; external?: number } | undefined;
 }
 
 /** Event-loop delay since the last read (the metrics reset their histogram on each scrape), ms. */
 interface LoopDelay {
   maxMs: number;
   p99Ms: number;
+  /** V8 heap used and committed, and memory outside it (Buffers), bytes, at the time of the read. */
+  heapUsed?: number;
+  heapTotal?: number;
+  external?: number;
 }
 
 /** What the benchmark needs from a running target. */
@@ -111,7 +117,12 @@ export function loopDelayOf(text: string): LoopDelay | undefined {
   };
   const maxMs = val('max');
   const p99Ms = val('p99');
-  return maxMs === undefined || p99Ms === undefined ? undefined : { maxMs, p99Ms };
+  const bytes = (name: string): number | undefined => {
+    const m = new RegExp(`^nrd_${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+  const mem = { heapUsed: bytes('nodejs_heap_size_used_bytes'), heapTotal: bytes('nodejs_heap_size_total_bytes'), external: bytes('nodejs_external_memory_bytes') };
+  return maxMs === undefined || p99Ms === undefined ? undefined : { maxMs, p99Ms, ...mem };
 }
 
 // ---- targets ------------------------------------------------------------------------------------
@@ -402,6 +413,7 @@ async function measure(kind: TargetKind, n: number, opts: Options): Promise<Resu
       holdTime: opts.holdTime,
       loopMaxMs: loop?.maxMs,
       loopP99Ms: loop?.p99Ms,
+      heap: loop ? { used: loop.heapUsed, total: loop.heapTotal, external: loop.external } : undefined,
     };
   } finally {
     // Processes first (nrd releases its pins), then the bpffs and etcd's temp dir.
@@ -431,6 +443,7 @@ function line(r: Result, source: SourceKind): string {
     `slowest FIB probe ${r.probeMaxMs.toFixed(1)} ms`,
     ...(r.gapMs !== undefined ? [`largest gap between its BGP messages ${(r.gapMs / 1000).toFixed(2)} s (keepalive every ${(r.holdTime / 3).toFixed(0)} s)`] : []),
     ...(r.loopMaxMs !== undefined ? [`event-loop delay max ${r.loopMaxMs.toFixed(0)} ms, p99 ${r.loopP99Ms!.toFixed(1)} ms`] : []),
+    ...(r.heap?.used !== undefined ? [`V8 heap used ${((r.heap.used ?? 0) / MB).toFixed(0)} of ${((r.heap.total ?? 0) / MB).toFixed(0)} MB, external ${((r.heap.external ?? 0) / MB).toFixed(0)} MB`] : []),
   ];
   return head + parts.join('; ');
 }

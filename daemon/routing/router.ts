@@ -517,6 +517,8 @@ export class Router {
   /** The latest path state made per candidate, and the node-less entry of each state (see share()). */
   private lastStates = new Map<Candidate, PathState>();
   private entries = new WeakMap<PathState, PrefixEntry>();
+  /** The entry the last evaluate() left for its prefix (undefined: the prefix has no path). */
+  private evaluated: PrefixEntry | undefined;
 
   /** Coalesce a burst of input changes in one tick into one recomputation (full unless only BGP prefixes changed). */
   private scheduleRecompute(full = true): void {
@@ -579,7 +581,7 @@ export class Router {
         return;
       }
       seen.add(prefix);
-      this.holdUntil(prefix, this.evaluate(prefix, node, steady, now));
+      this.holdUntil(prefix, this.evaluate(prefix, node, steady, now, this.usesBgp() ? this.bgp.get(prefix) : undefined));
     };
     for (const n of this.nodes.values()) for (const c of n.cidrs) consider(prefixKey(c), n);
     // BGP prefixes of no known node (external routes) are installed natively too.
@@ -620,10 +622,12 @@ export class Router {
     this.reconciler.setSynced(synced);
   }
 
-  /** One prefix's path (see step()); returns when to evaluate it again (a hold-down runs). */
-  private evaluate(prefix: PrefixKey, node: RemoteNode | undefined, steady: boolean, now: number): number | undefined {
+  /**
+   * One prefix's path (see step()) given its BGP next hops (undefined: none, or BGP not used);
+   * returns when to evaluate it again (a hold-down runs). The prefix's entry is left in `evaluated`.
+   */
+  private evaluate(prefix: PrefixKey, node: RemoteNode | undefined, steady: boolean, now: number, hops: string[] | undefined): number | undefined {
     this.evaluations++;
-    const hops = this.usesBgp() ? this.bgp.get(prefix) : undefined;
     const cand = node
       ? this.internCand(
           choosePath({
@@ -639,8 +643,13 @@ export class Router {
     // Until the sources are in sync every evaluation is a first one: the best path known is taken
     // at once and no hold-down starts, so a restart converges on the routes it had before.
     const r = step(steady ? prev?.state : undefined, cand, now, this.opts.holdDownMs);
-    if (r.state.current.mode === 'none' && !prev) return r.recheckAt;
-    if (!prev || prev.state !== r.state || prev.node !== node) this.prefixes.set(prefix, this.share(r.state, node));
+    if (r.state.current.mode === 'none' && !prev) {
+      this.evaluated = undefined;
+      return r.recheckAt;
+    }
+    let entry = prev;
+    if (!prev || prev.state !== r.state || prev.node !== node) this.prefixes.set(prefix, (entry = this.share(r.state, node)));
+    this.evaluated = entry;
     if (r.switched && prev && steady && prev.state.current.mode !== r.state.current.mode) this.recordSwitch(prefix, node, r.switched.from, r.switched.to, now, r.state.current.nextHops);
     return r.recheckAt;
   }
@@ -675,13 +684,16 @@ export class Router {
       this.othersDirty = false;
       this.reconciler.setOthers(this.othersDesired());
     }
+    const bgp = this.usesBgp();
     for (const p of dirty) {
       if (this.ownKeys.has(p)) continue;
       const node = this.cidrOwner.get(p);
-      const why = node || (this.usesBgp() && this.bgp.has(p)) ? this.refusal(p) : undefined;
+      // The BGP map holds only prefixes with next hops: a lookup is also the "announced?" test.
+      const hops = bgp ? this.bgp.get(p) : undefined;
+      const why = node || hops ? this.refusal(p) : undefined;
       if (why) this.refuse(p, why);
       else if (this.refused.size) this.refused.delete(prefixText(p));
-      if (why || (!node && !(this.usesBgp() && this.bgp.has(p)))) {
+      if (why || (!node && !hops)) {
         // Gone from every source: drop it (a switch to none when it had a path).
         const e = this.prefixes.get(p);
         if (e) {
@@ -691,8 +703,8 @@ export class Router {
         this.reconciler.setRoute(p, undefined);
         continue;
       }
-      this.holdUntil(p, this.evaluate(p, node, steady, now));
-      const e = this.prefixes.get(p);
+      this.holdUntil(p, this.evaluate(p, node, steady, now, hops));
+      const e = this.evaluated;
       this.reconciler.setRoute(p, e ? this.bodyOf(p, e.state.current) : undefined);
     }
     this.flushLogs();
