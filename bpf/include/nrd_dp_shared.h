@@ -150,6 +150,9 @@ struct nrd_nat6_entry {
 				    * gateway's (probes and DAD excepted) */
 #define NRD_DP_F_MASQ (1U << 2)    /* nrd_netdev: masquerade traffic leaving the cluster (IPv4 when
 				    * node_ip4 is set, IPv6 when node_ip6 is set and NRD_DP_F_IPV6) */
+/* (1U << 3) is NRD_DP_F_STACK_FWD of nrd_endpoint.bpf.c */
+#define NRD_DP_F_FWD_EVENTS (1U << 4) /* forwarded flow events (first packet and verdict changes of
+				       * every endpoint flow); drops and translations are always told */
 
 #define NRD_NAT_PORT_MIN_DEFAULT 61000 /* above Linux's default ip_local_port_range 32768-60999 */
 #define NRD_NAT_PORT_MAX_DEFAULT 65535

@@ -33,7 +33,7 @@ static const __u8 nrd_gw6[16] = { 0xfe, 0x80, [15] = 0x01 }; /* fe80::1 */
  * the MAC in wire order). The daemon must also give every host-side veth this MAC, so that
  * packets handed to the stack are PACKET_HOST there. Default: 02:6e:72:64:00:01 ("nrd"). */
 const volatile __u64 gw_mac = 0x010064726e02ULL;
-const volatile __u32 cfg_flags = NRD_DP_F_IPV6 | NRD_DP_F_ARP_ANY | NRD_DP_F_MASQ;
+const volatile __u32 cfg_flags = NRD_DP_F_IPV6 | NRD_DP_F_ARP_ANY | NRD_DP_F_MASQ | NRD_DP_F_FWD_EVENTS;
 
 /* "Not mine, carry on": the next tcx program, or the stack (TC_ACT_UNSPEC under cls_bpf). */
 #define NRD_PASS TCX_NEXT

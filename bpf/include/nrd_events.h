@@ -4,14 +4,15 @@
  * by name and shared by all three objects.
  *
  * Cost under load is bounded by aggregation, not sampling:
- *  - forwarded: once per flow and verdict change. Policy-checked flows (every packet an endpoint
- *    sends or receives) emit on the check's slow path only (new flow, revision re-check, first
- *    reply), where nrd_flow_seen, an LRU keyed by the 5-tuple, remembers the last verdict emitted;
- *    an established packet costs no event lookup at all.
+ *  - forwarded (cfg_flags NRD_DP_F_FWD_EVENTS, off by default in the daemon): from the policy
+ *    check (nrd_policy.h), where it writes a flow's nrd_pol_ct entry (the first packet in each
+ *    checked direction, a changed reason after a re-check) and at the first reply; an established
+ *    packet costs no event work at all.
  *  - translated: once per connection (a new nrd_ct entry, a new masquerade mapping).
- *  - dropped: per flow at most once per NRD_EV_DROP_REPEAT_NS (the drops in between are counted
- *    in the flow's entry and reported by its next event as `suppressed`), then a per-CPU token
- *    bucket, so a flood of distinct dropped flows costs at most the bucket's rate.
+ *  - dropped: per flow at most once per NRD_EV_DROP_REPEAT_NS (nrd_flow_seen, an LRU keyed by the
+ *    5-tuple, keeps the time and the drops in between, which the flow's next event reports as
+ *    `suppressed`), then a per-CPU token bucket, so a flood of distinct dropped flows costs at
+ *    most the bucket's rate.
  * A full ring buffer loses the event, never the packet. Every outcome is counted in nrd_ev_stats.
  *
  * Layouts shared with daemon/datapath/events-layout.ts and policy-layout.ts (checked against BTF),
@@ -111,8 +112,8 @@ enum nrd_ev_stat {
 
 #define NRD_EV_KEY_SOURCE 2 /* nrd_flow_key.dir of a per-source aggregation key */
 
-/* Value of nrd_flow_seen: the last verdict emitted for the flow (type << 8 | reason; reason 0 for
- * forwarded), when (0: retry at the next drop), and the drops not reported since. */
+/* Value of nrd_flow_seen: the last drop reported for the flow (type << 8 | reason), when (0: retry
+ * at the next drop), and the drops not reported since. */
 struct nrd_flow_seen_value {
 	__u32 verdict;
 	__u32 suppressed;
@@ -241,33 +242,6 @@ static __always_inline void nrd_ev_count(__u32 stat)
 	nrd_count(bpf_map_lookup_elem(&nrd_ev_stats, &stat), 0);
 }
 
-/* Whether the flow's verdict differs from the last one emitted for it; records the new one.
- * flow->dir is cleared for the lookup and restored, and the value to insert is built in *slot
- * (map memory): no copies on the stack, see nrd_policy.h for why. */
-static __always_inline int nrd_ev_changed(struct nrd_flow_key *flow, struct nrd_flow_seen_value *slot, __u32 verdict)
-{
-	__u8 dir = flow->dir;
-	struct nrd_flow_seen_value *seen;
-	int changed = 1;
-
-	flow->dir = 0;
-	seen = bpf_map_lookup_elem(&nrd_flow_seen, flow);
-	if (seen && seen->verdict == verdict) {
-		changed = 0;
-	} else if (seen) {
-		seen->verdict = verdict;
-		seen->suppressed = 0;
-		seen->last_ns = bpf_ktime_get_ns();
-	} else {
-		slot->verdict = verdict;
-		slot->suppressed = 0;
-		slot->last_ns = bpf_ktime_get_ns();
-		bpf_map_update_elem(&nrd_flow_seen, flow, slot, BPF_ANY);
-	}
-	flow->dir = dir;
-	return changed;
-}
-
 /* Takes one drop-event token of this CPU's bucket; 0 when empty. */
 static __always_inline int nrd_ev_take_token(void)
 {
@@ -295,7 +269,8 @@ static __always_inline int nrd_ev_take_token(void)
  * than NRD_EV_DROP_REPEAT_NS ago (counted in the flow's entry and as suppressed), nor when this
  * CPU's token bucket is empty (counted as rate limited; the flow's next drop tries again). On
  * yes, *suppressed is the number of the flow's drops not reported since its previous event.
- * flow->dir is cleared for the lookup unless it is NRD_EV_KEY_SOURCE; slot as for nrd_ev_changed. */
+ * flow->dir is cleared for the lookup (and restored) unless it is NRD_EV_KEY_SOURCE; the value to
+ * insert is built in *slot (map memory): no copies on the stack of the programs that inline this. */
 static __always_inline int nrd_ev_drop_gate(struct nrd_flow_key *flow, struct nrd_flow_seen_value *slot, __u32 verdict,
 					    __u32 *suppressed)
 {
@@ -367,9 +342,11 @@ static __always_inline void nrd_ev_set_flow(struct nrd_flow_event *e, const stru
 	__builtin_memcpy(e->daddr, flow->daddr, 16);
 }
 
+/* The daemon drains the ring buffer on a timer (ring_buffer__consume), never waiting for data:
+ * no wakeup, which would cost every event an irq_work. */
 static __always_inline void nrd_ev_submit(struct nrd_flow_event *e)
 {
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	nrd_ev_count(NRD_EV_STAT_EMITTED);
 }
 

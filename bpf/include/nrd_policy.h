@@ -278,10 +278,12 @@ static __always_inline void nrd_pol_event(struct __sk_buff *skb, struct nrd_pol_
 }
 
 /* The check of one packet for local endpoint ep in direction dir, with its flow event.
- * 0 = go on, TC_ACT_SHOT = dropped (counted as "policy").
- * Events cost nothing on the established path: a flow's forwarded event is decided where its
- * nrd_pol_ct entry is written (new flow, re-check after a revision bump), a reply's where the
- * first reply finds the forward entry (NRD_POL_CT_F_REPLY_SEEN in that entry). */
+ * 0 = go on, TC_ACT_SHOT = dropped (counted as "policy", reported through nrd_ev_drop_gate).
+ * Forwarded events (NRD_DP_F_FWD_EVENTS) cost nothing on the established path: they are written
+ * where the flow's nrd_pol_ct entry is written (a new flow; a re-check after a revision bump only
+ * when the reason changed), and a reply's where the first reply finds the forward entry
+ * (NRD_POL_CT_F_REPLY_SEEN in that entry). So one per flow and checked direction: a same-node flow
+ * has two, the sender's egress and the receiver's ingress. */
 static __noinline int nrd_pol_check(struct __sk_buff *skb, __u32 ep, __u32 dir)
 {
 	__u32 zero = 0, rev, peer_id = 0, *revp, suppressed = 0;
@@ -320,9 +322,14 @@ static __noinline int nrd_pol_check(struct __sk_buff *skb, __u32 ep, __u32 dir)
 		return TC_ACT_SHOT;
 	}
 	if (ct) {
-		/* re-checked after a revision bump: same flow, so its reply stays seen */
+		/* re-checked after a revision bump: same flow, so its reply stays seen; an event only
+		 * when the reason changed (e.g. newly enforced, now allowed by a rule) */
+		int same = ct->reason == reason;
+
 		ct->revision = rev;
 		ct->reason = reason;
+		if (same)
+			return 0;
 	} else {
 		s->nv.revision = rev;
 		s->nv.reason = reason;
@@ -332,7 +339,7 @@ static __noinline int nrd_pol_check(struct __sk_buff *skb, __u32 ep, __u32 dir)
 		bpf_map_update_elem(&nrd_pol_ct, &s->f, &s->nv, BPF_ANY);
 	}
 allowed:
-	if (nrd_ev_changed(&s->f, &s->slot, NRD_EV_FORWARDED << 8))
+	if (cfg_flags & NRD_DP_F_FWD_EVENTS)
 		nrd_pol_event(skb, s, NRD_EV_FORWARDED, reason, ep, dir, peer_id, 0);
 	return 0;
 }

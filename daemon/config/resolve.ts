@@ -99,6 +99,7 @@ export function resolveConfig(c: RawConfig, host: string): NrdConfig {
       masqueradeExclude: canonCidrs(c.datapath.masqueradeExclude),
       masqueradeBackend: c.datapath.masqueradeBackend,
       xdpPrefilter: { deny: canonCidrs(c.datapath.xdpPrefilter.deny) },
+      flowEvents: { forwarded: c.datapath.flowEvents.forwarded },
       pinPath: c.datapath.pinPath,
     },
     services: { ...c.services },

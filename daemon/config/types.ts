@@ -114,6 +114,8 @@ export interface NrdConfig {
     /** Where masquerade runs: BPF with an nftables fallback, or nftables always. */
     masqueradeBackend: 'auto' | 'nftables';
     xdpPrefilter: { deny: string[] };
+    /** Which flow events the datapath writes besides drops and translations. */
+    flowEvents: { forwarded: boolean };
     pinPath: string;
   };
   services: {

@@ -21,6 +21,7 @@ import {
   type NonatValue,
   DropReason,
   NRD_DP_F_ARP_ANY,
+  NRD_DP_F_FWD_EVENTS,
   NRD_DP_F_IPV6,
   NRD_DP_F_MASQ,
   epCountersCodec,
@@ -87,6 +88,8 @@ export interface EndpointDpOptions {
   exclude: readonly string[];
   /** Service LB knobs of nrd_endpoint (nrd_lb.h): the Maglev table size and lb_flags. */
   lb?: { maglevM: number; flags: number };
+  /** Flow events for forwarded traffic too (datapath.flowEvents.forwarded); drops and translations always. */
+  forwardedEvents?: boolean;
 }
 
 export interface EndpointDpStatus {
@@ -214,7 +217,7 @@ export class EndpointDatapath {
     const errors: EndpointDpStatus['errors'] = [];
     const status: EndpointDpStatus = { endpoints: [], netdevs: [], bpfMasquerade: false, errors };
     const gw = macKnob(parseMac(o.gwMac));
-    const baseFlags = (o.ipv6 ? NRD_DP_F_IPV6 : 0) | NRD_DP_F_ARP_ANY;
+    const baseFlags = (o.ipv6 ? NRD_DP_F_IPV6 : 0) | NRD_DP_F_ARP_ANY | (o.forwardedEvents ? NRD_DP_F_FWD_EVENTS : 0);
     const epKnobs: Record<string, KnobValue> = { gw_mac: gw, cfg_flags: baseFlags | (o.masquerade === 'nftables' ? NRD_DP_F_STACK_FWD : 0) };
     if (o.lb) Object.assign(epKnobs, { lb_maglev_m: o.lb.maglevM, lb_flags: o.lb.flags });
     this.ep = this.swap(this.ep, () => loadProgramSet(pinPath, objectDir, EP_OBJ, [EP_PROG], SHARED_MAPS, epKnobs));

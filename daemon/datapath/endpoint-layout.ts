@@ -78,6 +78,8 @@ export const DROP_MAX = 9;
 export const NRD_DP_F_IPV6 = 1;
 export const NRD_DP_F_ARP_ANY = 2;
 export const NRD_DP_F_MASQ = 4;
+/** Forwarded flow events (first packet and verdict changes of every endpoint flow; nrd_policy.h). */
+export const NRD_DP_F_FWD_EVENTS = 16;
 export const NRD_EP_IF_F_IP4 = 1;
 export const NRD_EP_IF_F_IP6 = 2;
 export const NonatKind = { POOL: 1, EXCLUDE: 2 } as const;

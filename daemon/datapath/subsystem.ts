@@ -124,6 +124,7 @@ export function endpointDpOptions(config: NrdConfig, endpoints: readonly LocalEn
     pools: config.cluster.podCIDRs,
     exclude: config.datapath.masqueradeExclude,
     lb: lbKnobs(config),
+    forwardedEvents: config.datapath.flowEvents.forwarded,
   };
 }
 

@@ -23,7 +23,9 @@ describe('datapath in a worker thread', () => {
       const st = await host.start({ pinPath, objectDir, deny: ['203.0.113.0/24', '2001:db8::/32'] });
       assert.equal(st.ready, true, st.reason);
       assert.deepEqual(st.deny, { ipv4: 1, ipv6: 1 });
-      assert.deepEqual(readdirSync(join(pinPath, 'maps')).sort(), ['nrd_deny4', 'nrd_deny6', 'nrd_if_stats', 'nrd_xdp_stats']);
+      // the prefilter's maps and the flow-event maps it shares with the endpoint objects
+      assert.deepEqual(readdirSync(join(pinPath, 'maps')).sort(),
+        ['nrd_deny4', 'nrd_deny6', 'nrd_ev_bucket', 'nrd_ev_stats', 'nrd_events', 'nrd_flow_seen', 'nrd_if_stats', 'nrd_xdp_stats']);
       const stats = await host.stats();
       assert.equal(typeof stats.xdp.pass.packets, 'bigint');
       const again = await host.reconcile({ pinPath, objectDir, deny: [] });

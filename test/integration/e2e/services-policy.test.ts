@@ -4,7 +4,9 @@
 // list`, `nrdctl policy get`, `nrdctl monitor --verdict dropped -o json`.
 // Checked: a VIP spreads 40 connections from a client on n1 over backends on both nodes; a
 // backend removed from the record takes no new connection (and shows as draining or is gone);
-// nrd_ct holds the service's flows. A policy selecting app=db that admits TCP 5432 from app=web
+// nrd_ct holds the service's flows; `nrdctl monitor --endpoint other -o json` shows the service
+// translation of a connection (VIP:port => backend) and, for a service without backends, the
+// no_backend drop (the client gets a RST). A policy selecting app=db that admits TCP 5432 from app=web
 // only: web→db:5432 connects (replies pass), other→db:5432 and web→db:5433 do not, db→web (no
 // egress rule selects db, and web is selected by nothing) works; `policy get` shows the rule;
 // the drop is a flow event with reason policy and the 5-tuple. With web also isolated (an egress
@@ -171,7 +173,21 @@ async function setService(bes: Ep[]): Promise<void> {
   await n1.nrdctl(['service', 'set', '--name', 'echo', '--vip', VIP, '--port', String(VIP_PORT), '--protocol', 'tcp', ...bes.flatMap((b) => ['--backend', `${b.ip}:${BACKEND_PORT}`])]);
 }
 
-test('service: a VIP spreads connections over backends on both nodes; a removed backend takes no new one; nrd_ct holds the flows', async () => {
+/** Flow events printed by an `nrdctl monitor -o json` process. */
+const monitorEvents = (monitor: ManagedProcess): FlowEvent[] =>
+  monitor
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as FlowEvent);
+
+test('service: a VIP spreads connections over backends on both nodes; a removed backend takes no new one; nrd_ct holds the flows; translation and no-backend events', async () => {
+  const monitor = spawnProcess([process.execPath, NRDCTL, '--socket', n1.socket, 'monitor', '--endpoint', 'other', '-o', 'json'], {
+    name: 'n1:monitor',
+    cwd: ROOT,
+    captureBytes: 512 * 1024,
+  });
+  servers.push(monitor);
   await setService(backends);
   await waitFor(
     async () => {
@@ -224,6 +240,34 @@ test('service: a VIP spreads connections over backends on both nodes; a removed 
   assert.equal((after2.be1 ?? 0) + (after2.be2 ?? 0), 40, JSON.stringify(after2));
   assert.ok((after2.be1 ?? 0) >= 1 && (after2.be2 ?? 0) >= 1, JSON.stringify(after2));
   await n1.nrdctl(['service', 'del', 'echo']);
+
+  // The service translation of other's connections, as flow events of n1 (other's node).
+  const xl = await waitFor(
+    () => monitorEvents(monitor).find((e) => e.type === 'translated' && e.reason === 'service' && e.src === other.ip && e.dst === VIP && e.dport === VIP_PORT),
+    { timeoutMs: 5000, intervalMs: 100, what: `flow event: translation of ${other.ip} → ${VIP}:${VIP_PORT}` },
+  ).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}\n${monitor.describe()}`);
+  });
+  assert.ok(backends.some((b) => xl.translated?.addr === b.ip) && xl.translated?.port === BACKEND_PORT, JSON.stringify(xl));
+  assert.ok(xl.serviceId > 0 && xl.backendId > 0 && xl.endpoint === 'other' && xl.dir === 'egress', JSON.stringify(xl));
+  assert.ok(monitorEvents(monitor).every((e) => e.endpoint === 'other'), 'only other\'s events with --endpoint other');
+  assert.ok(monitorEvents(monitor).every((e) => e.type !== 'forwarded'), 'no forwarded events by default (datapath.flowEvents.forwarded)');
+
+  // A service without backends: the client's SYN is answered with a RST, a no_backend drop event.
+  await n1.nrdctl(['service', 'set', '--name', 'empty', '--vip', VIP, '--port', String(VIP_PORT + 1), '--protocol', 'tcp']);
+  await waitFor(async () => (await services(n1)).find((x) => x.name === 'empty')?.datapath !== undefined, {
+    timeoutMs: 15_000, intervalMs: 200, what: 'n1 datapath holds service empty',
+  });
+  assert.deepEqual(await probe(other, VIP, VIP_PORT + 1), ['ERROR ECONNREFUSED'], 'a service without backend refuses at once');
+  const nb = await waitFor(
+    () => monitorEvents(monitor).find((e) => e.type === 'dropped' && e.reason === 'no_backend' && e.src === other.ip && e.dst === VIP && e.dport === VIP_PORT + 1),
+    { timeoutMs: 5000, intervalMs: 100, what: `flow event: no_backend drop of ${other.ip} → ${VIP}:${VIP_PORT + 1}` },
+  ).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}\n${monitor.describe()}`);
+  });
+  assert.ok(nb.serviceId > 0 && nb.serviceId !== xl.serviceId, JSON.stringify(nb));
+  await n1.nrdctl(['service', 'del', 'empty']);
+  monitor.signal('SIGINT');
 });
 
 test('policy: db admits TCP 5432 from app=web only; replies pass; db → web unaffected; flow event of the drop; deleting the policy opens db again', async () => {
@@ -277,12 +321,7 @@ test('policy: db admits TCP 5432 from app=web only; replies pass; db → web una
     assert.deepEqual(await probe(db, web.ip, WEB_PORT), ['web'], 'db → web: db has no egress enforcement, web no ingress');
 
     // The drop, as a flow event of n2 with the 5-tuple.
-    const events = (): FlowEvent[] =>
-      monitor
-        .output()
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as FlowEvent);
+    const events = (): FlowEvent[] => monitorEvents(monitor);
     const drop = await waitFor(
       () => events().find((e) => e.type === 'dropped' && e.reason === 'policy' && e.src === other.ip && e.dst === db.ip && e.dport === DB_PORT),
       { timeoutMs: 5000, intervalMs: 100, what: `flow event: drop of ${other.ip} → ${db.ip}:${DB_PORT}` },
