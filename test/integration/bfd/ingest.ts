@@ -34,6 +34,8 @@ export interface BfdIngestOptions {
   multiplier: number;
   /** Seconds to wait for the RIB and the FIB to hold every route. */
   timeoutS: number;
+  /** Seconds of BFD alone, measured before the ingest starts (a baseline; default 0). */
+  idleS?: number;
   logLevel?: string;
 }
 
@@ -61,6 +63,8 @@ export interface BfdIngestResult {
   rtThreads: number;
   /** changeTotal: nrd_bfd_state_changes_total of the session over the run (any new state). */
   nrd: BfdSideResult & { changeTotal: number };
+  /** The baseline before the ingest (idleS > 0): largest and p99 gaps per side. */
+  idle?: { nrd: GapStats; bird: GapStats };
   bird: BfdSideResult & { sinceBefore: string; sinceAfter: string };
 }
 
@@ -89,7 +93,13 @@ export function packetGaps(lines: readonly string[], src: string, from: number, 
   return gaps;
 }
 
-function sideOf(gaps: number[]): { packets: number; maxGapMs: number; p99GapMs: number } {
+export interface GapStats {
+  packets: number;
+  maxGapMs: number;
+  p99GapMs: number;
+}
+
+function sideOf(gaps: number[]): GapStats {
   const s = [...gaps].sort((a, b) => a - b);
   return { packets: gaps.length + 1, maxGapMs: s.at(-1) ?? NaN, p99GapMs: s[Math.floor(0.99 * (s.length - 1))] ?? NaN };
 }
@@ -187,6 +197,14 @@ export async function runBfdIngest(topo: Topology, o: BfdIngestOptions, log: (s:
     const cap = peer.spawn(['tcpdump', '-i', 'eth0', '-n', '-tt', '-l', '-U', 'udp port 3784'], { name: 'tcpdump', logFile: capFile });
     cleanup.push(() => cap.stop());
     await waitFor(() => readFileSync(capFile, 'utf8').includes(` IP ${TARGET}.`), { timeoutMs: 10_000, intervalMs: 50, what: 'tcpdump sees BFD' });
+    let idle: BfdIngestResult['idle'];
+    if (o.idleS) {
+      const i0 = Date.now() / 1000;
+      await sleep(o.idleS * 1000);
+      const i1 = Date.now() / 1000;
+      const l = readFileSync(capFile, 'utf8').split('\n');
+      idle = { nrd: sideOf(packetGaps(l, TARGET, i0, i1)), bird: sideOf(packetGaps(l, BIRD_ADDRESS, i0, i1)) };
+    }
     const t0 = Date.now() / 1000;
     const inj = peer.spawn([process.execPath, INJECTOR], { env: { ...cleanEnv(), NRDT_INJECT_ROUTES: String(o.routes) }, name: 'injector', captureBytes: 64 * 1024 });
     cleanup.push(() => inj.stop());
@@ -233,6 +251,7 @@ export async function runBfdIngest(topo: Topology, o: BfdIngestOptions, log: (s:
       fibSeconds: (fibAt! - up!) / 1000,
       fibRoutes,
       rtThreads,
+      ...(idle ? { idle } : {}),
       nrd: { state: after.state, changes: after.stateChanges - before.stateChanges, changeTotal, ...nrdGaps },
       bird: { state: birdAfter.state, changes: birdAfter.since === birdBefore.since && birdAfter.state === birdBefore.state ? 0 : 1, sinceBefore: birdBefore.since, sinceAfter: birdAfter.since, ...birdGaps },
     };
