@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ENDPOINT_GATEWAY_MAC, type LocalEndpoint } from '../../../daemon/lib/endpoint-types.js';
 import type { DatapathView } from '../../../daemon/datapath/subsystem.js';
+import { DropReason } from '../../../daemon/datapath/endpoint-layout.js';
 import { Cleanup, addEndpointNs, addNetns, mountBpffs, nsExec, nsRun, objectDir, run, sh } from './env.js';
 
 const NODE_IP = '198.51.100.1';
@@ -113,6 +114,8 @@ describe('endpoint datapath in namespaces', () => {
     assert.match(out.metrics, /nrd_datapath_endpoint_packets_total\{endpoint="ep-two",direction="to"\} [1-9]/);
     assert.match(out.metrics, /nrd_datapath_endpoint_packets_total\{endpoint="ep-one",direction="from"\} [1-9]/);
     assert.match(out.metrics, /nrd_datapath_drops_total\{reason="spoofed"\} 0/);
+    // every drop reason reaches the metric, the XDP prefilter's included
+    for (const reason of Object.keys(DropReason)) assert.match(out.metrics, new RegExp(`nrd_datapath_drops_total\\{reason="${reason}"\\} \\d+`), reason);
   });
 
   it('masquerades in BPF: the external host sees the node address, replies come back', () => {

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { progTestRun, ringBufferOpen } from '../../../daemon/datapath/libbpf.js';
 import {
   DropReason, NRD_DP_F_ARP_ANY, NRD_DP_F_FWD_EVENTS, NRD_DP_F_IPV6, NRD_DP_F_MASQ, NRD_EP_IF_F_IP4, NRD_EP_IF_F_IP6, NonatKind, epIfCodec, epKeyCodec, epValueCodec,
-  ip4Knob, macKnob, nat4EntryCodec, nat4KeyCodec, nonatValueCodec, NatDir, CtState,
+  ip4Knob, ip6Knob, macKnob, nat4EntryCodec, nat4KeyCodec, nonatValueCodec, NatDir, CtState,
 } from '../../../daemon/datapath/endpoint-layout.js';
 import { EV_DIR_NONE, EventStat, EventType, type FlowEvent, Translation, decodeFlowEvent } from '../../../daemon/datapath/events-layout.js';
 import { PerCpuMap, TypedMap, counterCodec, denyValueCodec, lpm4KeyCodec, parseCidr, sumCounters, u32Codec } from '../../../daemon/datapath/maps.js';
@@ -25,7 +25,7 @@ import { writeTable } from '../../../daemon/datapath/services.js';
 import { BackendState, SVC_F_MAGLEV, SVC_F_NO_BACKEND } from '../../../daemon/services/plan.js';
 import { ipcacheValueCodec } from '../../../daemon/datapath/policy-layout.js';
 import { Cleanup, addNetns, nsExec, objectDir, run } from './env.js';
-import { arpRequest, ipv4Packet, mac, tcpSegment, udpDatagram } from './packets.js';
+import { arpRequest, ipv4Packet, ipv6Packet, mac, tcpSegment, udpDatagram } from './packets.js';
 import type { TestRunCommand, TestRunReply } from './test-run-agent.js';
 
 const TC_ACT_SHOT = 2;
@@ -307,6 +307,33 @@ describe('flow events of nrd_netdev and the XDP prefilter (BPF_PROG_TEST_RUN)', 
       });
     } finally {
       o.close();
+    }
+  });
+
+  it('IPv6: a masquerade mapping and a spoofed source, with 16-byte addresses', () => {
+    const NODE6 = '2001:db8:1::10';
+    const POD6 = 'fd00:244:1::5';
+    const o = loadNetdev({ ...KNOBS, node_ip6: ip6Knob(ip(NODE6)) });
+    try {
+      new TypedMap(o.mapFd('nrd_endpoints'), epKeyCodec, epValueCodec).set({ family: 6, addr: ip(POD6) }, { ifindex: POD.ifindex, id: POD.id, mac: POD.mac, flags: 0 });
+      const r = runWithEvents(o, 'nrd_dev_egress', ipv6Packet(POD6, '2001:db8:99::7', 17, udpDatagram(POD6, '2001:db8:99::7', 5353, 53)));
+      assert.equal(r.retval, TCX_NEXT);
+      assert.equal(r.events.length, 1, json(r.events));
+      assert.deepEqual(core(r.events[0]!), {
+        type: EventType.translated, reason: Translation.masquerade, endpoint: POD.id, dir: 1, family: 6, proto: 17,
+        saddr: POD6, daddr: '2001:db8:99::7', sport: 5353, dport: 53,
+      });
+      assert.equal(r.events[0]!.xaddr, NODE6);
+    } finally {
+      o.close();
+    }
+    const ep = loadEndpoint();
+    try {
+      const r = runWithEvents(ep, 'nrd_ep_ingress', ipv6Packet('fd00:244:9::9', 'fd00:244:1::6', 17, udpDatagram('fd00:244:9::9', 'fd00:244:1::6', 1, 2), { l2: fromA }));
+      assert.equal(r.retval, TC_ACT_SHOT);
+      assert.deepEqual(r.events.map((e) => [e.reason, e.family, e.saddr, e.daddr, e.endpoint]), [[DropReason.spoofed, 6, 'fd00:244:9::9', 'fd00:244:1::6', A.id]]);
+    } finally {
+      ep.close();
     }
   });
 
