@@ -19,7 +19,7 @@ test(`${ROUTES} routes ingested and programmed while BFD runs at 50 ms × 3: no 
   process.stdout.write(
     `# ${r.routes} routes: RIB ${r.ribSeconds.toFixed(1)} s, FIB ${r.fibSeconds.toFixed(1)} s after Established; ` +
       `largest gap between BFD packets nrd ${r.nrd.maxGapMs.toFixed(0)} ms (p99 ${r.nrd.p99GapMs.toFixed(0)}, ${r.nrd.packets} packets), ` +
-      `BIRD ${r.bird.maxGapMs.toFixed(0)} ms (p99 ${r.bird.p99GapMs.toFixed(0)}, ${r.bird.packets} packets); nrd ${JSON.stringify(r.nrd)}, BIRD ${JSON.stringify(r.bird)}\n`,
+      `BIRD ${r.bird.maxGapMs.toFixed(0)} ms (p99 ${r.bird.p99GapMs.toFixed(0)}, ${r.bird.packets} packets); FIB probe ${r.probeMs.toFixed(0)} ms, steal ${r.stealMs} ms; nrd ${JSON.stringify(r.nrd)}, BIRD ${JSON.stringify(r.bird)}\n`,
   );
   assert.ok(r.fibRoutes >= r.routes, `FIB holds ${r.fibRoutes}`);
   assert.equal(r.rtThreads, 1, 'the BFD worker thread runs SCHED_RR');
