@@ -323,5 +323,35 @@ describe('nrd run the way users run it (README defaults)', () => {
     // The default socket is nrd's, in its own mount namespace only: the host's /run/nrd is untouched.
     const hostSide = await run(['ls', '-A', '/run/nrd']);
     assert.doesNotMatch(hostSide.stdout, /nrd\.sock/);
+
+    // `nrdctl monitor -o json` on the default socket: a connection to a service is a translation
+    // event (VIP:port => the backend; nothing listens there, the backend's kernel refuses it), a
+    // connection to a service without backends a no_backend drop.
+    const monitor = fabric.topo.track(spawnProcess(['nsenter', '-m', '-t', String(proc.pid), process.execPath, NRDCTL, 'monitor', '-o', 'json'], {
+      name: 'dflt:monitor', cwd: ROOT, captureBytes: 256 * 1024,
+    }));
+    const vip = '10.96.82.1';
+    for (const [name, port, backends] of [['dflt-svc', 80, ['--backend', `${v4(eps[1]!)}:9`]], ['dflt-empty', 81, []]] as const) {
+      const r = await inNrdMounts([process.execPath, NRDCTL, 'service', 'set', '--name', name, '--vip', vip, '--port', String(port), '--protocol', 'tcp', ...backends]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+    }
+    const connect = `require('net').connect(Number(process.argv[1]), '${vip}').on('error', (e) => { console.log(e.code); process.exit(0); }).on('connect', () => { console.log('CONNECTED'); process.exit(0); })`;
+    const events = (): Array<{ type: string; reason: string; dst: string; dport: number; translated: { addr: string } | null }> =>
+      monitor.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as never);
+    const seen = await waitFor(
+      async () => {
+        for (const port of [80, 81]) await w1.exec([process.execPath, '-e', connect, String(port)], { timeoutMs: 5000 });
+        const ev = events();
+        const xl = ev.find((e) => e.type === 'translated' && e.reason === 'service' && e.dst === vip && e.dport === 80);
+        const nb = ev.find((e) => e.type === 'dropped' && e.reason === 'no_backend' && e.dst === vip && e.dport === 81);
+        return xl && nb ? { xl, nb } : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 500, what: 'nrdctl monitor: a service translation and a no_backend drop' },
+    ).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\n${monitor.describe()}`);
+    });
+    assert.equal(seen.xl.translated?.addr, v4(eps[1]!));
+    for (const name of ['dflt-svc', 'dflt-empty']) await inNrdMounts([process.execPath, NRDCTL, 'service', 'del', name]);
+    monitor.signal('SIGINT');
   });
 });
