@@ -310,7 +310,7 @@ describe('flow events of nrd_netdev and the XDP prefilter (BPF_PROG_TEST_RUN)', 
     }
   });
 
-  it('IPv6: a masquerade mapping and a spoofed source, with 16-byte addresses', () => {
+  it('IPv6: a masquerade mapping, a spoofed source and a service without backends, with 16-byte addresses', () => {
     const NODE6 = '2001:db8:1::10';
     const POD6 = 'fd00:244:1::5';
     const o = loadNetdev({ ...KNOBS, node_ip6: ip6Knob(ip(NODE6)) });
@@ -332,6 +332,14 @@ describe('flow events of nrd_netdev and the XDP prefilter (BPF_PROG_TEST_RUN)', 
       const r = runWithEvents(ep, 'nrd_ep_ingress', ipv6Packet('fd00:244:9::9', 'fd00:244:1::6', 17, udpDatagram('fd00:244:9::9', 'fd00:244:1::6', 1, 2), { l2: fromA }));
       assert.equal(r.retval, TC_ACT_SHOT);
       assert.deepEqual(r.events.map((e) => [e.reason, e.family, e.saddr, e.daddr, e.endpoint]), [[DropReason.spoofed, 6, 'fd00:244:9::9', 'fd00:244:1::6', A.id]]);
+      // UDP to an IPv6 service without backends: ICMPv6 port unreachable, a no_backend event
+      const A6 = 'fd00:244:1::5';
+      const VIP6 = 'fd00:96::10';
+      new TypedMap(ep.mapFd('nrd_ep_ifs'), u32Codec, epIfCodec).set(LO, { id: A.id, flags: NRD_EP_IF_F_IP4 | NRD_EP_IF_F_IP6, ip4: ip(A.ip4), ip6: ip(A6) });
+      new TypedMap(ep.mapFd('nrd_services'), svcKeyCodec, svcValueCodec).set({ family: 6, addr: ip(VIP6), port: 53, proto: 17 }, { id: 13, backendCount: 0, flags: SVC_F_NO_BACKEND, revNatId: 13 });
+      const nb = runWithEvents(ep, 'nrd_ep_ingress', ipv6Packet(A6, VIP6, 17, udpDatagram(A6, VIP6, 5000, 53), { l2: fromA }));
+      assert.equal(nb.retval, TC_ACT_REDIRECT);
+      assert.deepEqual(nb.events.map((e) => [e.reason, e.family, e.saddr, e.daddr, e.sport, e.dport, e.service]), [[DropReason.no_backend, 6, A6, VIP6, 5000, 53, 13]]);
     } finally {
       ep.close();
     }
