@@ -23,7 +23,7 @@ import { BgpSubsystem } from './bgp/subsystem.js';
 import { registerBgpRoutes } from './api/bgp-routes.js';
 import { RoutingSubsystem } from './routing/subsystem.js';
 import { registerRoutingRoutes } from './api/routing-routes.js';
-import { BfdSubsystem, isPathFailure } from './bfd/subsystem.js';
+import { BfdSubsystem, reactionTo } from './bfd/subsystem.js';
 import { diagName } from './bfd/packet.js';
 import { registerBfdRoutes } from './api/bfd-routes.js';
 import { NetlinkKernelPort } from './kernel/netlink-port.js';
@@ -191,11 +191,9 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
   const bfd = new BfdSubsystem({ metrics: metrics.registry });
   registerBfdRoutes(router, bfd);
   bfd.onStateChange((c) => {
-    if (c.purposes.includes('node')) {
-      if (isPathFailure(c)) routing.setDirectDown(c.peer, true);
-      else if (c.to === 'Up') routing.setDirectDown(c.peer, false);
-    }
-    if (!isPathFailure(c) || !(c.purposes.includes('peer') || c.purposes.includes('mesh'))) return;
+    const r = reactionTo(c);
+    if (r.directDown !== undefined) routing.setDirectDown(c.peer, r.directDown);
+    if (!r.resetBgp) return;
     try {
       bgp.resetPeer(c.peer, `BFD session down (${diagName(c.diag)})`);
     } catch (err) {

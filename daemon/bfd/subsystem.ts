@@ -246,3 +246,19 @@ export class BfdSubsystem implements Subsystem, BfdQueries {
     return { running: this.worker !== null, sched: this.sched, sessions: Object.fromEntries([...this.states].map(([k, e]) => [k, { purposes: e.spec.purposes, state: e.state }])) };
   }
 }
+
+/** What a state change asks of the rest of nrd (main.ts carries it out). */
+export interface BfdReaction {
+  /** Reset the BGP session with the peer (peer and mesh sessions, RFC 5882 §3.2). */
+  resetBgp: boolean;
+  /** The direct path to this node's underlay: down (true), usable again (false), unchanged (undefined). */
+  directDown?: boolean;
+}
+
+/** Up → Down (not AdminDown) resets BGP (peer, mesh) and takes the direct path away (node); Up gives it back. */
+export function reactionTo(c: BfdStateChange): BfdReaction {
+  const failed = isPathFailure(c);
+  const r: BfdReaction = { resetBgp: failed && (c.purposes.includes('peer') || c.purposes.includes('mesh')) };
+  if (c.purposes.includes('node') && (failed || c.to === 'Up')) r.directDown = failed;
+  return r;
+}

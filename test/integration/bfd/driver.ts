@@ -10,7 +10,7 @@ import { createApiServer, listenUnix } from '../../../daemon/api/server.js';
 import { loadConfigObject } from '../../../daemon/config/index.js';
 import { BgpSubsystem } from '../../../daemon/bgp/subsystem.js';
 import { registerBgpRoutes } from '../../../daemon/api/bgp-routes.js';
-import { BfdSubsystem, isPathFailure, type BfdStateChange } from '../../../daemon/bfd/subsystem.js';
+import { BfdSubsystem, reactionTo, type BfdStateChange } from '../../../daemon/bfd/subsystem.js';
 import { registerBfdRoutes } from '../../../daemon/api/bfd-routes.js';
 import { diagName } from '../../../daemon/bfd/packet.js';
 
@@ -41,13 +41,20 @@ async function main(): Promise<void> {
   const events: BfdDriverEvents = { bfd: [], bgpResets: [], metrics: '' };
   bfd.onStateChange((c) => {
     events.bfd.push({ ...c, atMs: performance.now() });
-    if (!isPathFailure(c)) return;
+    if (!reactionTo(c).resetBgp) return;
     bgp.resetPeer(c.peer, `BFD session down (${diagName(c.diag)})`);
     events.bgpResets.push({ peer: c.peer, atMs: performance.now() });
   });
   await bgp.start({ config, log: log.child({ subsystem: 'bgp' }), ready: readiness.register('bgp') });
   bfd.start({ config, log: log.child({ subsystem: 'bfd' }), ready: readiness.register('bfd') });
   router.get('/test/events', async () => json({ ...events, metrics: await metrics.metrics() } satisfies BfdDriverEvents));
+  // The node mesh as main.ts feeds it from etcd: BGP mesh peers and their BFD sessions.
+  router.add('POST', '/test/mesh', (req) => {
+    const nodes = (req.body as { nodes: { name: string; address: string }[] }).nodes;
+    bgp.setMeshPeers(nodes);
+    bfd.setMeshNodes(nodes);
+    return json({ ok: true });
+  });
   router.get('/test/now', () => json({ nowMs: performance.now(), timeOrigin: performance.timeOrigin }));
   const server = createApiServer(router, log);
   await listenUnix(server, spec.socket);

@@ -39,6 +39,10 @@ export class BfdNrd {
     return apiRequest<T>(this.socket, path);
   }
 
+  post<T>(path: string, body: unknown): Promise<T> {
+    return apiRequest<T>(this.socket, path, { method: 'POST', body });
+  }
+
   async session(peer: string): Promise<BfdSessionView | undefined> {
     return (await this.get<{ sessions: BfdSessionView[] }>('/v1/bfd')).sessions.find((s) => s.peer === peer);
   }

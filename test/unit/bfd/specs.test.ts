@@ -7,6 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfigObject, type NrdConfig } from '../../../daemon/config/index.js';
 import { sessionSpecs } from '../../../daemon/bfd/specs.js';
+import { reactionTo, type BfdStateChange } from '../../../daemon/bfd/subsystem.js';
+import type { BfdState } from '../../../daemon/bfd/packet.js';
 
 function load(extra: Record<string, unknown>): ReturnType<typeof loadConfigObject> {
   return loadConfigObject({ node: { name: 'n1', address: '192.0.2.1', stateDir: '/tmp/nrdt-unused' }, cluster: { podCIDRs: ['10.244.0.0/16'] }, ...extra }, { env: {} });
@@ -88,4 +90,16 @@ test('config: an auth type without a key names the key', () => {
   const r = load({ routing: { bfd: { minTx: 5 } } });
   assert.equal(r.ok, false);
   if (!r.ok) assert.ok(r.issues.some((i) => i.key === 'routing.bfd.minTx'), JSON.stringify(r.issues));
+});
+
+test('reactionTo: peer and mesh Down reset BGP, node Down takes the direct path away and Up gives it back; AdminDown is no failure', () => {
+  const c = (purposes: BfdStateChange['purposes'], from: BfdState, to: BfdState, remoteState: BfdState = 'Up'): BfdStateChange => ({ peer: '192.0.2.2', multihop: false, purposes, from, to, diag: 1, remoteState });
+  assert.deepEqual(reactionTo(c(['peer'], 'Up', 'Down')), { resetBgp: true });
+  assert.deepEqual(reactionTo(c(['mesh'], 'Up', 'Down')), { resetBgp: true });
+  assert.deepEqual(reactionTo(c(['node'], 'Up', 'Down')), { resetBgp: false, directDown: true });
+  assert.deepEqual(reactionTo(c(['peer', 'node'], 'Up', 'Down')), { resetBgp: true, directDown: true });
+  assert.deepEqual(reactionTo(c(['node'], 'Init', 'Up')), { resetBgp: false, directDown: false });
+  assert.deepEqual(reactionTo(c(['node'], 'Up', 'Down', 'AdminDown')), { resetBgp: false }, 'a restarting peer is no path failure');
+  assert.deepEqual(reactionTo(c(['node'], 'AdminDown', 'Down')), { resetBgp: false }, 'a session starting is nothing');
+  assert.deepEqual(reactionTo(c(['peer'], 'Init', 'Up')), { resetBgp: false });
 });
