@@ -31,6 +31,7 @@ import { Reconciler, type DesiredRouteBody, type DesiredState, type ReconcileRep
 import { ROUTING_MARK } from '../kernel/owners.js';
 import type { KernelPort, Subscription } from '../kernel/types.js';
 import { keyV4, prefixKey, prefixText, shortKeyV4, type PrefixKey } from '../lib/prefix-key.js';
+import { PrefixTable } from './prefix-table.js';
 import { choosePath, step, type Candidate, type PathState } from './path.js';
 import type { BgpRoute, PathMode, PathSwitch, RemoteNode, RouteView, RoutingOptions } from './types.js';
 
@@ -130,14 +131,14 @@ export class Router {
   private readonly clock: Clock;
   readonly reconciler: Reconciler;
   private nodes = new Map<string, RemoteNode>();
-  private bgp = new Map<PrefixKey, string[]>();
   private nodesSynced = false;
   private bgpSynced = false;
   /**
    * Per prefix, by PrefixKey (a small integer for an IPv4 prefix up to /24: no string per route),
-   * its path entry; the BGP next hops above are keyed the same way, and so is the reconciler.
+   * its BGP next hops (only prefixes BGP has a path for) and its path entry, in one interned slot
+   * (prefix-table.ts); the reconciler keys its routes the same way.
    */
-  private readonly prefixes = new Map<PrefixKey, PrefixEntry>();
+  private readonly table = new PrefixTable<PrefixEntry>();
   private connected: string[] = [];
   private underlay: { index: number; mtu: number; address: string } | null = null;
   private recheckTimer: unknown = null;
@@ -447,7 +448,8 @@ export class Router {
 
   /** Full snapshot of BGP best paths; `synced` after the initial table transfer (End-of-RIB). */
   setBgpRoutes(routes: readonly BgpRoute[], synced = true): void {
-    this.bgp = new Map(routes.filter((r) => r.nextHops.length).map((r) => [keyOfText(r.prefix), this.internHops(r.nextHops)]));
+    this.table.clearHops();
+    for (const r of routes) if (r.nextHops.length) this.table.setHops(keyOfText(r.prefix), this.internHops(r.nextHops));
     this.bgpSynced = this.bgpSynced || synced;
     this.scheduleRecompute();
   }
@@ -455,8 +457,7 @@ export class Router {
   /** One Loc-RIB change: new best path (next hops), or withdrawn (no next hops). */
   applyBgpChange(r: BgpRoute): void {
     const p = keyOfText(r.prefix);
-    if (r.nextHops.length) this.bgp.set(p, this.internHops(r.nextHops));
-    else this.bgp.delete(p);
+    this.table.setHops(p, r.nextHops.length ? this.internHops(r.nextHops) : undefined);
     if (!this.fullPending) this.dirtyPrefixes.add(p);
     this.scheduleRecompute(false);
   }
@@ -476,7 +477,7 @@ export class Router {
    * computed once per set — a million external routes over a few next-hop sets cost a few path
    * choices, not a million filtered, sorted and joined copies.
    */
-  private externalCand(hops: string[] | undefined): Candidate {
+  private externalCand(hops: readonly string[] | undefined): Candidate {
     const key = hops ?? NO_HOPS;
     let c = this.externalCands.get(key);
     if (!c) {
@@ -581,15 +582,16 @@ export class Router {
         return;
       }
       seen.add(prefix);
-      this.holdUntil(prefix, this.evaluate(prefix, node, steady, now, this.usesBgp() ? this.bgp.get(prefix) : undefined));
+      const slot = this.table.slot(prefix);
+      this.holdUntil(prefix, this.evaluate(prefix, node, steady, now, this.usesBgp() ? slot?.hops : undefined, slot?.entry));
     };
     for (const n of this.nodes.values()) for (const c of n.cidrs) consider(prefixKey(c), n);
     // BGP prefixes of no known node (external routes) are installed natively too.
-    if (this.usesBgp()) for (const p of this.bgp.keys()) consider(p, undefined);
-    for (const [p, e] of this.prefixes) {
+    if (this.usesBgp()) for (const p of this.table.hopsKeys()) consider(p, undefined);
+    for (const [p, e] of this.table.entries()) {
       if (seen.has(p)) continue;
       // Gone from every source: drop it (a switch to none when it had a path).
-      this.prefixes.delete(p);
+      this.table.setEntry(p, undefined);
       this.reconciler.setRoute(p, undefined);
       if (e.state.current.mode !== 'none') this.recordSwitch(p, e.node, e.state.current.mode, 'none', now, []);
     }
@@ -606,7 +608,7 @@ export class Router {
     const ownBody: DesiredRouteBody = { type: this.opts.ownCidrRoute ?? 'blackhole', nextHops: [] };
     for (const c of this.ownCidrs) this.reconciler.setRoute(c, ownBody);
     this.ownRouted = [...this.ownCidrs];
-    for (const [prefix, e] of this.prefixes) this.reconciler.setRoute(prefix, this.bodyOf(prefix, e.state.current));
+    for (const [prefix, e] of this.table.entries()) this.reconciler.setRoute(prefix, this.bodyOf(prefix, e.state.current));
   }
 
   /**
@@ -623,10 +625,18 @@ export class Router {
   }
 
   /**
-   * One prefix's path (see step()) given its BGP next hops (undefined: none, or BGP not used);
-   * returns when to evaluate it again (a hold-down runs). The prefix's entry is left in `evaluated`.
+   * One prefix's path (see step()) given its BGP next hops (undefined: none, or BGP not used) and
+   * its entry now; returns when to evaluate it again (a hold-down runs). The prefix's entry is left
+   * in `evaluated`.
    */
-  private evaluate(prefix: PrefixKey, node: RemoteNode | undefined, steady: boolean, now: number, hops: string[] | undefined): number | undefined {
+  private evaluate(
+    prefix: PrefixKey,
+    node: RemoteNode | undefined,
+    steady: boolean,
+    now: number,
+    hops: readonly string[] | undefined,
+    prev: PrefixEntry | undefined,
+  ): number | undefined {
     this.evaluations++;
     const cand = node
       ? this.internCand(
@@ -639,7 +649,6 @@ export class Router {
           }),
         )
       : this.externalCand(hops);
-    const prev = this.prefixes.get(prefix);
     // Until the sources are in sync every evaluation is a first one: the best path known is taken
     // at once and no hold-down starts, so a restart converges on the routes it had before.
     const r = step(steady ? prev?.state : undefined, cand, now, this.opts.holdDownMs);
@@ -648,7 +657,7 @@ export class Router {
       return r.recheckAt;
     }
     let entry = prev;
-    if (!prev || prev.state !== r.state || prev.node !== node) this.prefixes.set(prefix, (entry = this.share(r.state, node)));
+    if (!prev || prev.state !== r.state || prev.node !== node) this.table.setEntry(prefix, (entry = this.share(r.state, node)));
     this.evaluated = entry;
     if (r.switched && prev && steady && prev.state.current.mode !== r.state.current.mode) this.recordSwitch(prefix, node, r.switched.from, r.switched.to, now, r.state.current.nextHops);
     return r.recheckAt;
@@ -689,21 +698,22 @@ export class Router {
       if (this.ownKeys.has(p)) continue;
       const node = this.cidrOwner.get(p);
       // The BGP map holds only prefixes with next hops: a lookup is also the "announced?" test.
-      const hops = bgp ? this.bgp.get(p) : undefined;
+      const slot = this.table.slot(p);
+      const hops = bgp ? slot?.hops : undefined;
       const why = node || hops ? this.refusal(p) : undefined;
       if (why) this.refuse(p, why);
       else if (this.refused.size) this.refused.delete(prefixText(p));
       if (why || (!node && !hops)) {
         // Gone from every source: drop it (a switch to none when it had a path).
-        const e = this.prefixes.get(p);
+        const e = slot?.entry;
         if (e) {
-          this.prefixes.delete(p);
+          this.table.setEntry(p, undefined);
           if (e.state.current.mode !== 'none') this.recordSwitch(p, e.node, e.state.current.mode, 'none', now, []);
         }
         this.reconciler.setRoute(p, undefined);
         continue;
       }
-      this.holdUntil(p, this.evaluate(p, node, steady, now, hops));
+      this.holdUntil(p, this.evaluate(p, node, steady, now, hops, slot?.entry));
       const e = this.evaluated;
       this.reconciler.setRoute(p, e ? this.bodyOf(p, e.state.current) : undefined);
     }
@@ -721,7 +731,7 @@ export class Router {
 
   private rebuildHopSets(): void {
     this.hopSets.clear();
-    for (const [p, h] of this.bgp) this.bgp.set(p, this.internHops(h));
+    this.table.mapHops((h) => this.internHops(h));
   }
 
   /** The kernel route for a prefix on a path; native and direct bodies are shared per path. */
@@ -781,7 +791,7 @@ export class Router {
   desired(): DesiredState {
     const d = this.othersDesired();
     for (const c of this.ownCidrs) d.routes.push({ dst: c, type: this.opts.ownCidrRoute ?? 'blackhole', nextHops: [] });
-    for (const [prefix, e] of this.prefixes) {
+    for (const [prefix, e] of this.table.entries()) {
       const b = this.bodyOf(prefix, e.state.current);
       if (b) d.routes.push({ dst: prefixText(prefix), ...b });
     }
@@ -826,7 +836,7 @@ export class Router {
     if (this.countsCache && now - this.countsCache.at < 1000) return this.countsCache.counts;
     const counts: Partial<Record<PathMode, number>> = {};
     if (this.ownCidrs.length) counts.local = this.ownCidrs.length;
-    for (const e of this.prefixes.values()) {
+    for (const [, e] of this.table.entries()) {
       const m = e.state.current.mode;
       if (m !== 'none') counts[m] = (counts[m] ?? 0) + 1;
     }
@@ -837,7 +847,7 @@ export class Router {
   /** What `nrdctl routes` shows. */
   routes(): RouteView[] {
     const out: RouteView[] = this.ownCidrs.map((c) => ({ prefix: c, mode: 'local' as const, nextHops: [], since: this.ownSince }));
-    for (const [prefix, e] of this.prefixes) {
+    for (const [prefix, e] of this.table.entries()) {
       if (e.state.current.mode === 'none') continue;
       out.push({
         prefix: prefixText(prefix),
