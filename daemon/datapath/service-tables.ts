@@ -7,9 +7,9 @@
 // already; a change takes one, fills it through mmap (no per-slot syscall) and points the
 // service's nrd_services value at it — one plain hash update, which also switches the backend
 // count at the same instant. Spares are created and inserted in batches (one grace period per
-// batch, bpf_map_update_batch) off the change path; a table let go waits QUARANTINE_MS before
-// reuse (a program run that looked the old table up is long finished), and spares beyond need are
-// deleted in batches.
+// batch, bpf_map_update_batch) off the change path, about once per 24 changes; a table let go
+// waits QUARANTINE_MS before reuse (a program run that looked the old table up is long finished),
+// and spares beyond need are deleted in batches.
 //
 // Table ids are the writer's own (the plan never sees them); after a restart the pool is found
 // again from the pinned maps: tables named by a service are in use, the other inner maps are spares.
@@ -24,9 +24,11 @@ const BPF_MAP_TYPE_ARRAY = 2;
 const BPF_F_MMAPABLE = 1 << 10;
 const BPF_F_INNER_MAP = 1 << 12;
 
-/** Spares kept per table size in use; topped up to LOW after a change, trimmed above HIGH. */
+/** Spares per table size in use: below LOW they are topped up to TARGET after a change (one
+ * grace period per TARGET − LOW changes, off the change path); above HIGH they are trimmed. */
 export const POOL_LOW = 8;
-export const POOL_HIGH = 64;
+export const POOL_TARGET = 32;
+export const POOL_HIGH = 128;
 /** How long a released table waits before reuse. */
 export const QUARANTINE_MS = 1000;
 /** A table size not taken for this long loses its spares. */
@@ -151,7 +153,7 @@ export class TablePool {
     this.thaw();
     for (const [size, n] of need) {
       const have = this.spare.get(size)?.length ?? 0;
-      if (have < n) this.create(size, n - have + POOL_LOW);
+      if (have < n) this.create(size, n - have + POOL_TARGET);
     }
   }
 
@@ -160,7 +162,7 @@ export class TablePool {
     this.thaw();
     let list = this.spare.get(size);
     if (!list?.length) {
-      this.create(size, 1 + POOL_LOW);
+      this.create(size, 1 + POOL_TARGET);
       list = this.spare.get(size)!;
     }
     const id = list.pop()!;
@@ -207,7 +209,7 @@ export class TablePool {
       const recent = now - (this.lastTaken.get(size) ?? -Infinity) < SIZE_IDLE_MS;
       const keep = recent ? POOL_HIGH : 0;
       while (list.length > keep) drop.push(list.pop()!);
-      if (recent && list.length < POOL_LOW) this.create(size, POOL_LOW - list.length);
+      if (recent && list.length < POOL_LOW) this.create(size, POOL_TARGET - list.length);
     }
     if (drop.length) this.remove(drop);
   }

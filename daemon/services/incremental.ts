@@ -86,7 +86,9 @@ class Before {
 export class IncrementalPlanner {
   /** The desired maps after the last update (mutated in place by update). */
   readonly plan: ServicePlan = emptyPlan();
-  private records = new Map<string, ServiceRecord>();
+  /** Applied records by name; gen marks those seen by the current update. */
+  private readonly records = new Map<string, { rec: ServiceRecord; gen: number }>();
+  private gen = 0;
   /** Record name → its frontend's key text. */
   private readonly keyOf = new Map<string, string>();
   /** Frontend key text → the names of the records with that frontend (a conflict when > 1). */
@@ -115,7 +117,7 @@ export class IncrementalPlanner {
 
   /** The record applied under `name`. */
   record(name: string): ServiceRecord | undefined {
-    return this.records.get(name);
+    return this.records.get(name)?.rec;
   }
 
   /** Whether any record (a conflict's loser too) lists the backend. */
@@ -131,18 +133,27 @@ export class IncrementalPlanner {
   update(input: IncrementalInput, drainHook?: DrainHook): ServiceOp[] {
     const opts = { lbAlgorithm: input.lbAlgorithm, maglevTableSize: input.maglevTableSize };
     const optsChanged = !this.opts || this.opts.lbAlgorithm !== opts.lbAlgorithm || this.opts.maglevTableSize !== opts.maglevTableSize;
-    const next = new Map<string, ServiceRecord>();
-    for (const r of input.services) if (!next.has(r.name)) next.set(r.name, r);
-    // Which records changed; their keys and backend texts parsed before anything is touched.
+    // Which records changed (the first of a name counts); their keys and backend texts parsed
+    // before anything is touched. One lookup per record, no new map: this pass is the whole cost
+    // of a call that changes one service among many.
+    const gen = ++this.gen;
     const changed: { name: string; rec?: ServiceRecord; key?: string }[] = [];
-    for (const [name, rec] of next) {
-      const old = this.records.get(name);
-      if (old && sameRecord(old, rec)) continue;
+    const added = new Set<string>();
+    let seen = 0;
+    for (const rec of input.services) {
+      const e = this.records.get(rec.name);
+      if (e) {
+        if (e.gen === gen) continue;
+        e.gen = gen;
+        seen++;
+        if (sameRecord(e.rec, rec)) continue;
+      } else if (added.has(rec.name)) continue;
+      else added.add(rec.name);
       const texts = new Set(rec.backends.map((b) => backendKeyText({ ...b, protocol: rec.protocol })));
-      if (texts.size !== rec.backends.length) throw new RangeError(`service ${name}: duplicate backend`);
-      changed.push({ name, rec, key: serviceKeyText(serviceKeyOf(rec)) });
+      if (texts.size !== rec.backends.length) throw new RangeError(`service ${rec.name}: duplicate backend`);
+      changed.push({ name: rec.name, rec, key: serviceKeyText(serviceKeyOf(rec)) });
     }
-    for (const name of this.records.keys()) if (!next.has(name)) changed.push({ name });
+    if (seen < this.records.size) for (const [name, e] of this.records) if (e.gen !== gen) changed.push({ name });
     const draining = new Map<string, BackendRef>();
     for (const b of input.draining ?? []) draining.set(backendKeyText(b), b);
 
@@ -150,7 +161,7 @@ export class IncrementalPlanner {
     const dirtyKeys = new Set<string>();
     const touched = new Set<string>();
     for (const c of changed) {
-      const old = this.records.get(c.name);
+      const old = this.records.get(c.name)?.rec;
       if (old) {
         const k = this.keyOf.get(c.name)!;
         this.groups.get(k)!.delete(c.name);
@@ -164,9 +175,12 @@ export class IncrementalPlanner {
         g.add(c.name);
         dirtyKeys.add(c.key!);
         for (const b of c.rec.backends) this.count(this.listed, backendKeyText({ ...b, protocol: c.rec.protocol }), 1);
-      } else this.keyOf.delete(c.name);
+        this.records.set(c.name, { rec: c.rec, gen });
+      } else {
+        this.keyOf.delete(c.name);
+        this.records.delete(c.name);
+      }
     }
-    this.records = next;
     this.undrained = [];
     if (input.undrainListed) {
       for (const t of draining.keys()) {
@@ -217,7 +231,7 @@ export class IncrementalPlanner {
       installs.push({ key: k, name: first! });
     }
     for (const { key, name } of installs) {
-      const rec = this.records.get(name)!;
+      const rec = this.records.get(name)!.rec;
       const texts = new Set<string>();
       for (const b of rec.backends) {
         const ref: BackendRef = { ...b, protocol: rec.protocol };
@@ -284,7 +298,7 @@ export class IncrementalPlanner {
         this.setService(before, k, undefined);
         continue;
       }
-      const rec = this.records.get(name)!;
+      const rec = this.records.get(name)!.rec;
       const key = serviceKeyOf(rec);
       const id = plan.serviceIds.get(name)!;
       const s = computeService(rec, key, id, this.draining, plan.backendIds, opts, plan);
