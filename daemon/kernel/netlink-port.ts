@@ -71,6 +71,10 @@ import {
 /** Receive buffer of the notification socket (charged only while events are queued). */
 const EVENT_RCVBUF = 64 * 1024 * 1024;
 
+/** Dumped routes decoded per turn of the event loop. */
+const DECODE_CHUNK = 8192;
+const EMPTY_MESSAGE: RawMessage = { type: 0, flags: 0, seq: 0, port: 0, payload: Buffer.alloc(0) };
+
 const decodeAll = <T>(msgs: RawMessage[], fn: (b: Buffer) => T | null): T[] => {
   const out: T[] = [];
   for (const m of msgs) {
@@ -117,7 +121,17 @@ export class NetlinkKernelPort implements KernelPort {
 
   async listRoutes(family: Family, table: number): Promise<Route[]> {
     const msgs = await this.ch.dump(RTM_GETROUTE, encodeRouteDumpRequest(family), 'getRoutes');
-    return decodeAll(msgs, decodeRoute).filter((r) => r.family === family && r.table === table);
+    // Decoded a chunk per turn of the event loop: a million routes decoded at once would hold it
+    // (BGP keepalives, UPDATEs) for a second or more on every full resync.
+    const out: Route[] = [];
+    for (let i = 0; i < msgs.length; i++) {
+      if (i > 0 && i % DECODE_CHUNK === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      const r = decodeRoute(msgs[i]!.payload);
+      if (r !== null && r.family === family && r.table === table) out.push(r);
+      // Drop the raw message as soon as it is decoded (both lists of a million would be alive).
+      msgs[i] = EMPTY_MESSAGE;
+    }
+    return out;
   }
 
   replaceRoute(route: Route): Promise<void> {

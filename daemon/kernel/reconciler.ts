@@ -288,6 +288,8 @@ export class Reconciler {
   private slots = new WeakMap<DesiredRouteBody, Map<string | undefined, RouteSlot>>();
   private slotsUnwanted = new Map<string | undefined, RouteSlot>();
   private lastSlot: RouteSlot | undefined;
+  /** While a full read-back runs: the keys kernel events told about meanwhile (see readBackRoutes). */
+  private readBackTouched: Set<PrefixKey> | undefined;
   /** Keys held by another protocol's route (never replaced: a conflict). */
   private foreign = new Set<PrefixKey>();
   private dirty = new Set<PrefixKey>();
@@ -587,6 +589,7 @@ export class Reconciler {
     const r = e.route;
     if (r.table !== this.table) return;
     const k = this.keyOfRoute(r);
+    this.readBackTouched?.add(k);
     if (r.protocol !== this.protocol) {
       // A foreign route took the key (a conflict now) or freed it (ours may go in).
       if (e.op === 'new') this.foreign.add(k);
@@ -863,10 +866,35 @@ export class Reconciler {
     const installed = new Map<PrefixKey, Installed>();
     const foreign = new Set<PrefixKey>();
     const dumped: Route[][] = [];
-    for (const f of this.families) dumped.push(await this.port.listRoutes(f, this.table));
-    // Events that arrived during the dumps are older than or included in them: the dump wins.
+    // Keys a kernel event told about while the dumps ran or were being read: the event is at
+    // least as new as the dump for them, so it wins (their events marked them dirty if wanted).
+    const touched = new Set<PrefixKey>();
+    this.readBackTouched = touched;
+    try {
+      for (const f of this.families) dumped.push(await this.port.listRoutes(f, this.table));
+      await this.readDumps(dumped, installed, foreign);
+    } finally {
+      this.readBackTouched = undefined;
+    }
+    for (const k of touched) {
+      installed.delete(k);
+      if (this.foreign.has(k)) foreign.add(k);
+      else foreign.delete(k);
+    }
+    for (const [k, slot] of this.routes) if (!installed.has(k) && !touched.has(k)) this.setSlot(k, slot.want, undefined);
+    for (const [k, have] of installed) this.setHave(k, have);
+    this.foreign = foreign;
+    this.deferredKeys.clear();
+    this.sigs.clear();
+    for (const v of installed.values()) if (typeof v === 'string') this.sigs.set(v, v);
+  }
+
+  /** The dumped routes into `installed` (ours) and `foreign`, a chunk per turn of the event loop. */
+  private async readDumps(dumped: Route[][], installed: Map<PrefixKey, Installed>, foreign: Set<PrefixKey>): Promise<void> {
+    let n = 0;
     for (const rs of dumped) {
       for (const r of rs) {
+        if (++n % ROUTE_CHUNK === 0) await yieldToLoop();
         const k = this.keyOfRoute(r);
         // Ownership by protocol only: another owner's routes (and everyone else's) are foreign.
         if (r.protocol !== this.protocol) {
@@ -886,12 +914,6 @@ export class Reconciler {
         installed.set(k, sig);
       }
     }
-    for (const [k, slot] of this.routes) if (!installed.has(k)) this.setSlot(k, slot.want, undefined);
-    for (const [k, have] of installed) this.setHave(k, have);
-    this.foreign = foreign;
-    this.deferredKeys.clear();
-    this.sigs.clear();
-    for (const v of installed.values()) if (typeof v === 'string') this.sigs.set(v, v);
   }
 
   /** Every key a full pass diffs: the desired ones, then ours in the kernel that are not desired. */

@@ -426,3 +426,33 @@ test('a bulk write mutes the echoes of its own protocol while it runs, then read
   assert.equal(k.dumpRoutes(NRD_PROTOCOL).length, 10_100);
   r.stop();
 });
+
+test('a route deleted by hand while a full read-back runs is put back by the next pass (the event wins over the older dump)', async () => {
+  class DumpHookKernel extends FakeKernel {
+    onDump: (() => void) | undefined;
+    override async listRoutes(family: 4 | 6, table: number) {
+      const rs = await super.listRoutes(family, table);
+      // The kernel's answer is taken; then the route goes (its notification follows the dump).
+      const hook = this.onDump;
+      this.onDump = undefined;
+      hook?.();
+      return rs;
+    }
+  }
+  const k = new DumpHookKernel();
+  k.addLink({ name: 'eth0', mtu: 1500, up: true, mac: '02:00:00:00:01:01' });
+  k.addAddress('eth0', '192.0.2.1/24');
+  const clock = new ManualClock();
+  const r = reconciler(k, clock);
+  r.setSynced(true);
+  const body = { type: 'unicast' as const, nextHops: [{ gateway: '192.0.2.9' }] };
+  for (let i = 0; i < 10_000; i++) r.setRoute(`10.${i >> 8}.${i & 255}.0/24`, body);
+  await r.start();
+  assert.equal(k.dumpRoutes(NRD_PROTOCOL).length, 10_000);
+  k.onDump = () => assert.ok(k.removeRouteByHand('10.0.7.0/24'));
+  await r.runNow();
+  // The deletion's event marked the key dirty; a delta pass (no read-back) puts the route back.
+  await (r as unknown as { run(full: boolean): Promise<unknown> }).run(false);
+  assert.ok(k.dumpRoutes(NRD_PROTOCOL).some((x) => x.dst === '10.0.7.0/24'), 'route put back');
+  r.stop();
+});
