@@ -74,9 +74,14 @@ test('routing subsystem: direct nodes reported; down → VXLAN at once, up → d
     ]);
     assert.equal(via('10.244.2.0/24'), '192.0.2.2');
     clock.advance(10_000);
+    const batches = k.batches.length;
+    const evaluations = sub.router!.evaluations;
     sub.setDirectDown('192.0.2.2', true);
     await settle();
     assert.equal(via('10.244.2.0/24'), '10.244.2.0 onlink', 'n2 on VXLAN at once');
+    // Only n2's CIDR was evaluated again, and nothing was withdrawn on the way.
+    assert.equal(sub.router!.evaluations - evaluations, 1);
+    assert.deepEqual(k.batches.slice(batches).filter((b) => b.call === 'deleteRoutes'), []);
     assert.equal(via('10.244.3.0/24'), '192.0.2.3', 'n3 untouched');
     assert.deepEqual((sub.status() as { directDown: string[] }).directDown, ['192.0.2.2']);
     sub.setDirectDown('192.0.2.2', false);
