@@ -134,7 +134,7 @@ export const CONFIG_SCHEMA: SchemaTree = {
     ),
     nodeMesh: bool(false, 'Peer with every other node registered in etcd (iBGP full mesh), besides the static peers.'),
     nodeMeshBfd: bfdSchema(
-      'Run a multihop BFD session (RFC 5883, UDP 4784) with every node-mesh peer, as bgp.peers[].bfd does for a static iBGP peer: BFD Down closes that node\'s BGP session at once (RFC 5882). Both nodes need it. A node that is also a static peer follows its bgp.peers[].bfd instead.',
+      'With bgp.nodeMesh, run a multihop BFD session (RFC 5883, UDP 4784) with every node-mesh peer, as bgp.peers[].bfd does for a static iBGP peer: BFD Down closes that node\'s BGP session at once (RFC 5882). Both nodes need it. A node that is also a static peer follows its bgp.peers[].bfd instead.',
     ),
     gracefulRestart: {
       enabled: bool(true, 'Announce graceful restart (RFC 4724) so peers keep our routes while nrd restarts.'),
