@@ -7,6 +7,7 @@ import { EX_CONFIG, checkConfigCommand, formatIssue, loadConfigFile } from './co
 import { Daemon } from './daemon.js';
 import { DEFAULT_TARGET, cleanup, socketAnswers } from './cleanup.js';
 import { rootLogger, type LogLevel } from './lib/log.js';
+import { limitHeapGrowth } from './lib/heap.js';
 import { ReadinessRegistry } from './lib/health.js';
 import { notifierFromEnv, watchdogIntervalMs } from './lib/sdnotify.js';
 import { Router } from './api/router.js';
@@ -145,6 +146,8 @@ async function runDaemon(configFile: string, sets: string[]): Promise<number> {
     return EX_CONFIG;
   }
   const config = first.config;
+  // Before the BGP table and the routes are built: keep the heap near its live size (lib/heap.ts).
+  limitHeapGrowth();
   const log = rootLogger();
   log.level = config.log.level as LogLevel;
   const version = readVersion();
