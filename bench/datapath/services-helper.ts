@@ -63,7 +63,7 @@ async function agent(start: AgentStart): Promise<void> {
   const workerApplier = slot.applier;
   // The same writer the datapath worker runs, on this thread: timing it shows the map writes
   // without the worker round trip.
-  const direct = new ServiceMapWriter(start.pinPath);
+  const direct = new ServiceMapWriter(start.pinPath, Date.now, { maintain: false });
   await serve(async (cmd) => {
     const c = cmd as AgentCommand;
     if (c.op === 'exit') {
@@ -80,6 +80,9 @@ async function agent(start: AgentStart): Promise<void> {
     }
     let writesMs = 0;
     let ops = 0;
+    // Two writers of the same maps (this one and the worker's): this one reads the spare tables
+    // again before its change, untimed, so it never takes a table the worker gave a service.
+    if (c.via === 'direct') direct.resync();
     slot.applier = {
       applyServiceOps: async (o: WireServiceOp[]): Promise<number> => {
         ops = o.length;

@@ -395,9 +395,18 @@ export function mapReadMmap(fd: number, length: number): Buffer {
   }
 }
 
-/** bpf_map_update_batch: `count` packed keys and values in one syscall (one RCU wait for a map-in-map). */
-export function mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number): void {
-  check('bpf_map_update_batch', tableLib().update_batch(fd, keys, values, [count], null) as number, `${count} elements`);
+/**
+ * bpf_map_update_batch: `count` packed keys and values in one syscall (one RCU wait for a
+ * map-in-map), each with elemFlags (BPF_NOEXIST: never replace). Returns how many were written
+ * before the first failure, and that failure's errno name (undefined when all were written).
+ */
+export function mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, elemFlags = BPF_ANY): { written: number; error?: string } {
+  const n = [count];
+  const opts = Buffer.alloc(24); // struct bpf_map_batch_opts { size_t sz; __u64 elem_flags; __u64 flags; }
+  opts.writeBigUInt64LE(24n, 0);
+  opts.writeBigUInt64LE(BigInt(elemFlags), 8);
+  const ret = tableLib().update_batch(fd, keys, values, n, opts) as number;
+  return ret < 0 ? { written: n[0]!, error: errnoName(-ret) } : { written: count };
 }
 
 /** bpf_map_delete_batch: `count` packed keys in one syscall (one RCU wait for a map-in-map). */

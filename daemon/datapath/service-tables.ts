@@ -160,18 +160,19 @@ export class TablePool {
   /** A spare of `size` filled with `slots`, now the caller's (reserve first, or it costs a grace period). */
   take(size: number, slots: Uint32Array): number {
     this.thaw();
-    let list = this.spare.get(size);
-    if (!list?.length) {
-      this.create(size, 1 + POOL_TARGET);
-      list = this.spare.get(size)!;
-    }
-    const id = list.pop()!;
     this.lastTaken.set(size, this.now());
-    const fd = innerFd(this.outerFd, id);
-    if (fd === undefined) {
-      this.sizes.delete(id);
-      throw new Error(`table ${id} vanished from nrd_svc_tables`);
-    }
+    let id: number;
+    let fd: number | undefined;
+    do {
+      let list = this.spare.get(size);
+      if (!list?.length) {
+        this.create(size, 1 + POOL_TARGET);
+        list = this.spare.get(size)!;
+      }
+      id = list.pop()!;
+      fd = innerFd(this.outerFd, id);
+      if (fd === undefined) this.sizes.delete(id); // deleted behind this writer's back: the next one
+    } while (fd === undefined);
     try {
       fillTable(fd, size, slots);
     } catch (e) {
@@ -235,7 +236,11 @@ export class TablePool {
     this.quarantine = still;
   }
 
-  /** Creates `n` empty tables of `size` and inserts them in one batch (one grace period). */
+  /**
+   * Creates `n` empty tables of `size` and inserts them in one batch (one grace period). A batch
+   * takes no BPF_NOEXIST (EINVAL), so each id is first looked up: an id another writer of the same
+   * maps took is skipped, never replaced under a live service.
+   */
   private create(size: number, n: number): void {
     const fds: number[] = [];
     try {
@@ -243,17 +248,26 @@ export class TablePool {
       const keys = Buffer.alloc(n * 4);
       const values = Buffer.alloc(n * 4);
       const ids: number[] = [];
-      for (let i = 0; i < n; i++) {
-        ids.push(this.nextId);
-        keys.writeUInt32LE(this.nextId++, i * 4);
-        values.writeUInt32LE(fds[i]!, i * 4);
+      const probe = Buffer.alloc(4);
+      while (ids.length < n) {
+        const id = this.nextId++;
+        try {
+          mapLookupElem(this.outerFd, u32(id), probe);
+          continue; // taken
+        } catch (e) {
+          if (!isBpfError(e, 'ENOENT')) throw e;
+        }
+        keys.writeUInt32LE(id, ids.length * 4);
+        values.writeUInt32LE(fds[ids.length]!, ids.length * 4);
+        ids.push(id);
       }
-      mapUpdateBatch(this.outerFd, keys, values, n);
+      const r = mapUpdateBatch(this.outerFd, keys, values, n);
       this.outerWrites++;
-      for (const id of ids) {
+      for (const id of ids.slice(0, r.written)) {
         this.sizes.set(id, size);
         this.pushSpare(id);
       }
+      if (r.error !== undefined) throw new Error(`bpf_map_update_batch (nrd_svc_tables): ${r.error}`);
     } finally {
       for (const fd of fds) closeFd(fd);
     }

@@ -76,7 +76,16 @@ export class ServiceMapWriter {
   private readonly idByKey = new Map<string, number>();
   private maintainTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly pinPath: string, private readonly now: () => number = Date.now) {
+  /**
+   * `maintain: false` for a second writer of maps another writer owns (the services bench times
+   * one on its own thread beside the worker's): it resyncs before each use and never tops up or
+   * trims the spare tables, so the owner's view of them stays true.
+   */
+  constructor(
+    private readonly pinPath: string,
+    private readonly now: () => number = Date.now,
+    private readonly opts: { maintain?: boolean } = {},
+  ) {
     this.maps = new PinnedMaps(pinPath, SERVICE_MAPS);
   }
 
@@ -193,7 +202,7 @@ export class ServiceMapWriter {
 
   /** Spares topped up and trimmed after a change, off its path (the grace periods land here). */
   private scheduleMaintain(): void {
-    if (this.maintainTimer) return;
+    if (this.maintainTimer || this.opts.maintain === false) return;
     this.maintainTimer = setTimeout(() => {
       this.maintainTimer = undefined;
       try {
@@ -202,6 +211,16 @@ export class ServiceMapWriter {
         this.pool = undefined; // found again from the maps on the next apply
       }
     }, 0);
+  }
+
+  /**
+   * Forgets what this writer knows of the maps and reads it again now: for a second writer of the
+   * same maps (see the constructor), whose view of the spare tables would otherwise be stale.
+   * Production has one writer per pin path.
+   */
+  resync(): void {
+    this.pool = undefined;
+    this.tablePool(this.open());
   }
 
   /** Tables in the pool (in use, spare, quarantined) and grace periods paid, for tests and the bench. */

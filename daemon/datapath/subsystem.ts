@@ -597,19 +597,20 @@ export class DatapathSubsystem implements Subsystem {
       },
     });
     new PromCounter({
-      name: 'nrd_datapath_service_map_writes_total', help: 'Map writes and deletes made for service changes.', registers,
+      name: 'nrd_datapath_service_map_writes_total', help: 'Syscalls made for service changes: map writes and deletes, and the mmap fill of a selection table.', registers,
       collect() {
         this.reset();
         this.inc(self.services?.metrics.writes ?? 0);
       },
     });
     new PromCounter({
-      name: 'nrd_datapath_service_changes_total', help: 'Service-set changes applied to the maps, and failed applies.', labelNames: ['result'], registers,
+      name: 'nrd_datapath_service_changes_total', help: 'Service-set changes applied to the maps; rejected (error: a record that does not plan); map writes that failed (write_failed: retried with backoff as a full sync).', labelNames: ['result'], registers,
       collect() {
         this.reset();
         const m = self.services?.metrics;
         this.inc({ result: 'applied' }, m?.applies ?? 0);
-        this.inc({ result: 'error' }, m?.errors ?? 0);
+        this.inc({ result: 'error' }, (m?.errors ?? 0) - (m?.failedApplies ?? 0));
+        this.inc({ result: 'write_failed' }, m?.failedApplies ?? 0);
       },
     });
     new Gauge({
@@ -619,7 +620,7 @@ export class DatapathSubsystem implements Subsystem {
       },
     });
     new Gauge({
-      name: 'nrd_datapath_service_last_change_seconds', help: 'Time the last service change took: plan, diff and map writes.', registers,
+      name: 'nrd_datapath_service_last_change_seconds', help: 'Time the last service change took: incremental plan and map writes.', registers,
       collect() {
         this.set((self.services?.metrics.lastApplyMs ?? 0) / 1000);
       },

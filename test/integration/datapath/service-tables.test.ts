@@ -41,7 +41,7 @@ function readBack(pinPath: string): ModelContents {
     for (const [k, { tableId, ...v }] of services.entries()) {
       c.services.set(serviceKeyText(k), v);
       // A service's table, through the id its value names (the other tables are spares).
-      if (tableId) c.tables.set(v.id, [...readTable(tables.fd, tableId)!]);
+      if (tableId) { const t = readTable(tables.fd, tableId); if (!t) throw new Error(`service ${v.id} names table ${tableId}, absent`); c.tables.set(v.id, [...t]); }
     }
     for (const [k, v] of backends.entries()) c.backends.set(k, v);
     for (const [k, v] of revnat.entries()) c.revNat.set(k, v);
@@ -198,6 +198,40 @@ describe('service tables in nrd_svc_tables (hash of maps, M = 16381)', () => {
     }
     dp.close();
     writer.close();
+  });
+  it('a second writer that adds and removes a service between the first one\'s changes (the bench does this) takes no live table', async () => {
+    const a = new ServiceMapWriter(bpffs);
+    const b = new ServiceMapWriter(bpffs, Date.now, { maintain: false });
+    let useB = false;
+    const dp = new ServicesDatapath({
+      applyServiceOps: async (ops) => {
+        if (!useB) return a.apply(ops);
+        b.resync();
+        return b.apply(ops);
+      },
+    }, { ...opts, maglevTableSize: 251 });
+    const r = rng(7);
+    let set = Array.from({ length: 6 }, (_, i) => svc(400 + i));
+    const check = async (what: string): Promise<void> => {
+      await new Promise((res) => setTimeout(res, 5)); // both writers' pool maintenance runs
+      assert.equal(dp.lastError, undefined, what);
+      assert.deepEqual(readBack(bpffs), planContents(dp.plan), what);
+    };
+    for (let step = 0; step < 20; step++) {
+      useB = false;
+      set = [...set.filter(() => r() < 0.8), ...Array.from({ length: Math.floor(r() * 20) }, (_, i) => svc(500 + ((i * 7 + step * 3) % 90), 1 + (step % 3)))]
+        .filter((x, i, all) => all.findIndex((y) => y.name === x.name) === i);
+      await dp.setServices(set);
+      await check(`step ${step}: first writer`);
+      useB = true;
+      await dp.setServices([...set, svc(999)]);
+      await check(`step ${step}: second writer adds`);
+      await dp.setServices(set);
+      await check(`step ${step}: second writer removes`);
+    }
+    dp.close();
+    a.close();
+    b.close();
   });
 });
 
