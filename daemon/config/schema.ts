@@ -240,7 +240,7 @@ export const CONFIG_SCHEMA: SchemaTree = {
       7,
       131071,
       16381,
-      'Slots of each service\'s Maglev table: a prime, at least 100 times the largest backend count for an even spread. Applies to all services; a change reloads the endpoint program and rewrites every table. The slot map holds 16777216 slots in all, so the table size bounds the number of services: 1024 at the default, 10000 services need 1669 or less. Each service change writes up to this many slots.',
+      'Slots of each service\'s Maglev table: a prime, at least 100 times the largest backend count for an even spread. Applies to all services; a change reloads the endpoint program and rewrites every table. Each service\'s table is its own kernel array (8 bytes per slot: 128 KiB at the default), filled in one copy, so a service change costs a few syscalls whatever the size; the number of services is bounded by memory only.',
     ),
     drain: oneOf(
       ['keep', 'reset'],
