@@ -57,7 +57,7 @@ export interface BfdSessionView {
 }
 
 export type FromWorker =
-  /** sched: the worker thread's scheduling ("rr:10", "nice:-20" or "default"). */
+  /** sched: the worker thread's scheduling ("rr:10", "nice:-20" or "default", then " cpu:N" when pinned). */
   | { type: 'ready'; sockets: string[]; sched: string }
   | { type: 'state'; peer: string; multihop: boolean; from: BfdState; to: BfdState; diag: number; remoteState: BfdState; at: string }
   | { type: 'snapshot'; id: number; sessions: BfdSessionView[] }

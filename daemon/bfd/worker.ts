@@ -18,6 +18,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { isIPv6 } from 'node:net';
 import { setThreadNice, setThreadRealtime, trySetsockoptInt } from '../lib/libc.js';
+import { pinThread } from '../lib/cpu-split.js';
 import { BfdRuntime, type Transport, type UsClock } from './runtime.js';
 import type { BfdSessionSpec, FromWorker, ToWorker } from './types.js';
 
@@ -98,6 +99,19 @@ function raisePriority(opts: Required<WorkerOptions>, warn: (m: string) => void)
   return 'default';
 }
 
+/** The thread on a CPU of its own, away from the route writer (lib/cpu-split.ts): " cpu:N" or "". */
+function pinToBfdCpu(warn: (m: string) => void): string {
+  // Run in-thread (a test), it would pin the whole program's main thread.
+  if (isMainThread) return '';
+  try {
+    const cpus = pinThread('bfd');
+    return cpus ? ` cpu:${cpus.join(',')}` : '';
+  } catch (err) {
+    warn(`BFD thread not pinned to a CPU apart from the route writer (${(err as Error).message}): a long route write may delay its packets`);
+    return '';
+  }
+}
+
 class SocketTransport implements Transport {
   private readonly tx = new Map<string, Socket>();
   private nextPort = SRC_PORT_MIN + Math.floor(Math.random() * 1000);
@@ -161,7 +175,8 @@ const usClock: UsClock = {
 export async function runWorker(port: { postMessage(m: FromWorker): void; on(ev: 'message', fn: (m: ToWorker) => void): void }, options: WorkerOptions = {}): Promise<void> {
   const opts: Required<WorkerOptions> = { singleHopPort: PORT_SINGLE_HOP, multihopPort: PORT_MULTIHOP, listen: '', realtime: WORKER_RT_PRIORITY, nice: WORKER_NICE, ...options };
   const post = (m: FromWorker): void => port.postMessage(m);
-  const sched = raisePriority(opts, (message) => post({ type: 'error', peer: null, message }));
+  const warn = (message: string): void => post({ type: 'error', peer: null, message });
+  const sched = raisePriority(opts, warn) + pinToBfdCpu(warn);
   const transport = new SocketTransport(opts, (peer, err) => post({ type: 'error', peer, message: err.message }));
   const runtime = new BfdRuntime(transport, usClock, post);
   const rx: Socket[] = [];

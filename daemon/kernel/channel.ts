@@ -2,9 +2,9 @@
 // (RawNetlinkSocket): pipelined writes packed many to a datagram, GET requests, serialized dumps,
 // and errno-preserving errors. Kernel interface: netlink(7) — NLM_F_ACK, NLMSG_ERROR, NLMSG_DONE.
 //
-// Batching: requests issued in the same tick are packed into datagrams of up to ~32 KiB, and
-// writeMany() encodes a whole batch (10k–1M routes) straight into datagrams of up to 256 KiB with
-// one pending record for the batch instead of a promise per message. Only the last message of a
+// Batching: requests issued in the same tick are packed into datagrams, and writeMany() encodes a
+// whole batch (10k–1M routes) straight into datagrams with one pending record for the batch instead
+// of a promise per message; both stay within WRITE_DATAGRAM_MAX (16 KiB, see there why). Only the last message of a
 // datagram asks for an ACK; the kernel processes a socket's messages in order and always reports
 // an error (NLMSG_ERROR with errno ≠ 0) even without NLM_F_ACK, so any NLMSG_ERROR for sequence s
 // (an ACK, or the error of the message that carried the ACK flag) proves that every earlier message
@@ -21,9 +21,21 @@ import { KernelError, type BatchFailure } from './types.js';
 export type { BatchFailure } from './types.js';
 
 const NETLINK_ROUTE = 0;
-const MAX_DATAGRAM = 32 * 1024;
-/** Datagram size for writeMany (bounded by SO_SNDBUF − 32 in netlink_sendmsg, checked at open). */
-const MAX_BATCH_DATAGRAM = 256 * 1024;
+
+/**
+ * Largest datagram of netlink writes: route batches (writeMany, the route writer thread) and the
+ * single requests packed per tick. The kernel applies all of a datagram's messages inside one
+ * sendmsg with no reschedule point between them; on a kernel without preemption (PREEMPT_NONE,
+ * "Dynamic Preempt: none") nothing else runs on that CPU meanwhile — not even a SCHED_RR thread such
+ * as the BFD worker (bfd/worker.ts), whose 50 ms transmit timer then fires late and whose peer may
+ * declare the session Down. Kernel CPU time per sendmsg while writing 1M /24 routes in a namespace
+ * (6.18, 2 cores): p99 115 ms at 256 KiB (~4,000 routes), 39 ms at 64 KiB, 6 ms at 16 KiB (~140
+ * routes), 2 ms at 8 KiB, for the same total (2.1 s): more syscalls, the same kernel work. What
+ * no size bounds is the fib trie's own resize: the one insert or delete that inflates or halves a
+ * large trie node costs up to ~200 ms at 1M routes whatever the datagram holds (BIRD, one route per
+ * message, pays it too). Also below SO_SNDBUF − 32, netlink_sendmsg's limit (EMSGSIZE).
+ */
+export const WRITE_DATAGRAM_MAX = 16 * 1024;
 
 /**
  * Recover an errno from whatever the netlink package threw: an ErrnoException (errno/code set), or
@@ -92,7 +104,8 @@ export interface Datagram {
 /**
  * Encode `items` as netlink messages with sequence numbers first, first + 1, … packed into
  * datagrams of up to `limit` bytes; the last message of each asks for the ACK that settles the
- * whole datagram (see the header comment). An item whose size or encoding throws fails alone.
+ * whole datagram (see the header comment). An item whose size or encoding throws, or whose message
+ * alone could exceed `limit` (EMSGSIZE), fails alone: no datagram is ever longer than `limit`.
  */
 export function encodeBatch<T>(
   type: number,
@@ -127,15 +140,15 @@ export function encodeBatch<T>(
       fail(i, new KernelError('EINVAL', osConstants.errno.EINVAL, call, e instanceof Error ? e.message : String(e)));
       continue;
     }
-    if (off > 0 && off + need > limit) {
+    if (need > limit) {
+      fail(i, new KernelError('EMSGSIZE', osConstants.errno.EMSGSIZE, call, `a message of up to ${need} bytes exceeds the ${limit}-byte datagram limit`));
+      continue;
+    }
+    if (off + need > limit) {
       send();
-      buf = Buffer.allocUnsafe(Math.max(limit, need));
+      buf = Buffer.allocUnsafe(limit);
       off = 0;
       msgs = 0;
-    } else if (off + need > buf.length) {
-      const bigger = Buffer.allocUnsafe(off + need);
-      buf.copy(bigger, 0, 0, off);
-      buf = bigger;
     }
     const seq = (first + i) >>> 0;
     let end: number;
@@ -210,7 +223,7 @@ export class NetlinkChannel {
       sndbuf = 0;
     }
     // netlink_sendmsg refuses a datagram longer than sk_sndbuf - 32 (EMSGSIZE).
-    this.batchDatagram = Math.max(MAX_DATAGRAM, Math.min(MAX_BATCH_DATAGRAM, sndbuf - 1024));
+    this.batchDatagram = sndbuf > 0 ? Math.min(WRITE_DATAGRAM_MAX, sndbuf - 1024) : WRITE_DATAGRAM_MAX;
     this.seq = (Math.random() * 0x7fffffff) >>> 0 || 1;
     for (const g of opts.groups ?? []) this.sock.addMembership(g);
     if (opts.overflowSafeRcvbuf !== undefined) {
@@ -345,7 +358,7 @@ export class NetlinkChannel {
     while (start < msgs.length) {
       let bytes = 0;
       let end = start;
-      while (end < msgs.length && (end === start || bytes + msgs[end]!.length <= MAX_DATAGRAM)) bytes += msgs[end++]!.length;
+      while (end < msgs.length && (end === start || bytes + msgs[end]!.length <= this.batchDatagram)) bytes += msgs[end++]!.length;
       const chunk = msgs.slice(start, end);
       // The last message of the datagram carries NLM_F_ACK (see the header comment).
       const last = chunk[chunk.length - 1]!;

@@ -1026,7 +1026,7 @@ export class Reconciler {
     plan.isReplace.push(have !== undefined);
   }
 
-  /** Step 4 (apply): the routes go out as one batch (large datagrams, one ACK each). */
+  /** Step 4 (apply): the routes go out as one batch (datagrams of ~140 routes, one ACK each). */
   private async writeRoutes(p: PassState, plan: RoutePlan): Promise<void> {
     const n = plan.write.length;
     if (!n) return;

@@ -2,10 +2,13 @@
 // encoded (channel.ts encodeBatch). The kernel applies a datagram's routes inside sendmsg, in the
 // sender's context — tens of ms for thousands of routes — so that time is spent here, not on the
 // thread that runs BGP. Reports per datagram, once its ACK arrived, the messages that failed.
+// The thread keeps off the BFD thread's CPU (lib/cpu-split.ts): a kernel that does not preempt
+// itself would make BFD wait for any sendmsg in progress there, a trie resize included.
 // Kernel interface: netlink(7) — NLM_F_ACK, NLMSG_ERROR (ACK semantics as in channel.ts).
 import { parentPort } from 'node:worker_threads';
 import { RawNetlinkSocket } from 'netlink';
 import { NLMSG_ERROR, splitMessages } from './codec.js';
+import { pinThread } from '../lib/cpu-split.js';
 
 /** A datagram to send: its bytes (transferred) and the sequence numbers of its first and last message. */
 export interface WriterRequest {
@@ -27,6 +30,12 @@ const before = (a: number, b: number): boolean => ((a - b) | 0) < 0;
 
 const port = parentPort;
 if (port) {
+  try {
+    pinThread('route-writer');
+  } catch {
+    // The kernel refused (a cpuset changed under us): the thread stays on every CPU; writes are
+    // still small datagrams (channel.ts WRITE_DATAGRAM_MAX), only a trie resize may then delay BFD.
+  }
   const sock = new RawNetlinkSocket(0, { recvBufferSize: 4 * 1024 * 1024, sendBufferSize: 1024 * 1024 });
   const open: Array<{ id: number; from: number; to: number; errors: Array<[number, number]> }> = [];
   const reply = (r: WriterReply): void => port.postMessage(r);

@@ -149,9 +149,9 @@ export interface KernelPort {
   /** RTM_DELROUTE matching table, prefix, metric and protocol (never another protocol's route). */
   deleteRoute(route: RouteSelector): Promise<void>;
   /**
-   * replaceRoute for many routes at once: encoded into large datagrams with one ACK each and one
-   * promise for the batch (what makes a 100k-route table fast). Resolves with the routes that
-   * failed (empty: all applied); never rejects.
+   * replaceRoute for many routes at once: encoded into datagrams of up to 16 KiB (channel.ts
+   * WRITE_DATAGRAM_MAX) with one ACK each and one promise for the batch (what makes a 100k-route
+   * table fast). Resolves with the routes that failed (empty: all applied); never rejects.
    */
   replaceRoutes(routes: readonly Route[]): Promise<BatchFailure[]>;
   /** deleteRoute for many routes at once (as replaceRoutes). */

@@ -4,7 +4,8 @@
 // MD5 signatures and GTSM in bgp/session/tcp-md5.ts), bind(2) of any sockaddr; mount(2) for the
 // bpffs the datapath needs at /sys/fs/bpf (datapath/pin-dir.ts); setns(2) for netlink sockets
 // opened inside a workload's network namespace (kernel/netns.ts); setpriority(2) of one thread
-// and sched_setscheduler(2) of one thread (the BFD worker, bfd/worker.ts).
+// and sched_setscheduler(2) of one thread (the BFD worker, bfd/worker.ts); sched_getaffinity(2)
+// and sched_setaffinity(2) of one thread (the BFD and route writer threads, lib/cpu-split.ts).
 import koffi from 'koffi';
 import { errnoName } from './errno.js';
 
@@ -52,6 +53,8 @@ interface Libc {
   gettid: () => number;
   setpriority: (which: number, who: number, prio: number) => number;
   schedSetscheduler: (pid: number, policy: number, param: Buffer) => number;
+  schedGetaffinity: (pid: number, size: number, mask: Buffer) => number;
+  schedSetaffinity: (pid: number, size: number, mask: Buffer) => number;
 }
 
 let libc: Libc | undefined;
@@ -73,6 +76,8 @@ function lib(): Libc {
     gettid: l.func('int gettid(void)'),
     setpriority: l.func('int setpriority(int which, uint32_t who, int prio)'),
     schedSetscheduler: l.func('int sched_setscheduler(int pid, int policy, const void *param)'),
+    schedGetaffinity: l.func('int sched_getaffinity(int pid, size_t size, _Out_ void *mask)'),
+    schedSetaffinity: l.func('int sched_setaffinity(int pid, size_t size, const void *mask)'),
   };
   return libc;
 }
@@ -187,4 +192,26 @@ export function setThreadRealtime(priority: number): void {
   const param = Buffer.alloc(4); // struct sched_param { int sched_priority; }
   param.writeInt32LE(priority, 0);
   if (lib().schedSetscheduler(0, SCHED_RR, param) < 0) fail('sched_setscheduler');
+}
+
+/** Bytes of the CPU masks passed to the kernel: 1024 CPUs (glibc's cpu_set_t). */
+const CPU_MASK_BYTES = 128;
+
+/** sched_getaffinity(2) of the calling thread: the CPUs it may run on, ascending. */
+export function threadAffinity(): number[] {
+  const mask = Buffer.alloc(CPU_MASK_BYTES);
+  if (lib().schedGetaffinity(0, CPU_MASK_BYTES, mask) < 0) fail('sched_getaffinity');
+  const cpus: number[] = [];
+  for (let i = 0; i < CPU_MASK_BYTES * 8; i++) if (mask[i >> 3]! & (1 << (i & 7))) cpus.push(i);
+  return cpus;
+}
+
+/** sched_setaffinity(2) of the calling thread (pid 0) to `cpus` (each below 1024). */
+export function setThreadAffinity(cpus: readonly number[]): void {
+  const mask = Buffer.alloc(CPU_MASK_BYTES);
+  for (const c of cpus) {
+    if (!Number.isInteger(c) || c < 0 || c >= CPU_MASK_BYTES * 8) throw new RangeError(`CPU ${c} out of range 0..${CPU_MASK_BYTES * 8 - 1}`);
+    mask[c >> 3] = mask[c >> 3]! | (1 << (c & 7));
+  }
+  if (lib().schedSetaffinity(0, CPU_MASK_BYTES, mask) < 0) fail('sched_setaffinity');
 }

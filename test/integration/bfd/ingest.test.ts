@@ -7,6 +7,7 @@
 // NRDT_INGEST_ROUTES overrides the route count (a quick local run).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { Topology } from '../../lib/netns.js';
 import { runBfdIngest } from './ingest.js';
 
@@ -23,6 +24,12 @@ test(`${ROUTES} routes ingested and programmed while BFD runs at 50 ms × 3: no 
   );
   assert.ok(r.fibRoutes >= r.routes, `FIB holds ${r.fibRoutes}`);
   assert.equal(r.rtThreads, 1, 'the BFD worker thread runs SCHED_RR');
+  if (availableParallelism() >= 2) {
+    // The BFD thread on a CPU of its own, the route writer thread (the only other one pinned) not on it.
+    assert.equal(r.bfdCpus.length, 1, `BFD thread CPUs ${JSON.stringify(r.bfdCpus)}`);
+    const all = Math.max(...r.threadCpus.map((c) => c.length));
+    assert.ok(r.threadCpus.some((c) => c.length === all - 1 && !c.includes(r.bfdCpus[0]!)), `no thread keeps off the BFD CPU: ${JSON.stringify(r.threadCpus)}`);
+  }
   assert.equal(r.nrd.state, 'Up');
   assert.equal(r.nrd.changes, 0, 'nrd: the session never left Up');
   assert.equal(r.nrd.changeTotal, 0, 'nrd_bfd_state_changes_total: no state change during the run');

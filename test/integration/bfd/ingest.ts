@@ -65,6 +65,9 @@ export interface BfdIngestResult {
   stealMs: number;
   /** nrd's threads running SCHED_RR (the BFD worker: 1). */
   rtThreads: number;
+  /** CPUs the SCHED_RR (BFD) thread may run on, and those of every thread of nrd, after the ingest. */
+  bfdCpus: number[];
+  threadCpus: number[][];
   /** changeTotal: nrd_bfd_state_changes_total of the session over the run (any new state). */
   nrd: BfdSideResult & { changeTotal: number };
   /** The baseline before the ingest (idleS > 0): largest and p99 gaps per side. */
@@ -124,11 +127,25 @@ function stealMs(): number {
   return Number(f[8]) * 10;
 }
 
-/** The scheduling policy of every thread of `pid` (field 41 of /proc/PID/task/TID/stat). */
+/** The scheduling policy of every thread of `pid`. */
 function threadPolicies(pid: number): number[] {
+  return threadCpus(pid).map((t) => t.policy);
+}
+
+/**
+ * Every thread of `pid`: its scheduling policy (field 41 of /proc/PID/task/TID/stat) and the CPUs it
+ * may run on (Cpus_allowed_list of its status).
+ */
+function threadCpus(pid: number): Array<{ policy: number; cpus: number[] }> {
   return readdirSync(`/proc/${pid}/task`).map((tid) => {
     const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+    const policy = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+    const list = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1] ?? '';
+    const cpus = list.split(',').flatMap((r) => {
+      const [a, b] = r.split('-').map(Number);
+      return Array.from({ length: (b ?? a!) - a! + 1 }, (_, k) => a! + k);
+    });
+    return { policy, cpus };
   });
 }
 
@@ -257,6 +274,8 @@ export async function runBfdIngest(topo: Topology, o: BfdIngestOptions, log: (s:
     await cap.stop();
     // The kernel's own count, once, after the BFD states were read (nrd is idle by now).
     const p0 = performance.now();
+    // After the ingest the route writer thread exists: which CPUs it and the BFD thread may use.
+    const threads = threadCpus(nrd.pid);
     const fibRoutes = mainTableRoutes(nrd.pid);
     const probeMs = performance.now() - p0;
     const lines = readFileSync(capFile, 'utf8').split('\n');
@@ -272,6 +291,8 @@ export async function runBfdIngest(topo: Topology, o: BfdIngestOptions, log: (s:
       probeMs,
       stealMs: stealMs() - steal0,
       rtThreads,
+      bfdCpus: threads.find((t) => t.policy === SCHED_RR)?.cpus ?? [],
+      threadCpus: threads.map((t) => t.cpus),
       ...(idle ? { idle } : {}),
       nrd: { state: after.state, changes: after.stateChanges - before.stateChanges, changeTotal, ...nrdGaps },
       bird: { state: birdAfter.state, changes: birdAfter.since === birdBefore.since && birdAfter.state === birdBefore.state ? 0 : 1, sinceBefore: birdBefore.since, sinceAfter: birdAfter.since, ...birdGaps },
