@@ -1,3 +1,4 @@
+// nrd-test: solo (a million routes through the kernel on 2 cores: run alone, see scripts/run-tests.mjs)
 // No false BFD Down under a million-route ingest: the real nrd daemon runs a BFD session at
 // 50 ms × 3 with BIRD (its `protocol bfd`, `bfd on` on the BGP session) while a raw injector sends
 // 1M IPv4 routes over another BGP session and nrd takes them into its RIB and programs them all
