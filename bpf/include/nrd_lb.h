@@ -72,20 +72,25 @@ struct nrd_backend {
 #define NRD_BE_ACTIVE 0
 #define NRD_BE_DRAINING 1
 
-/* A service's selection table: an array of u32 backend ids (M slots for Maglev, at least one per
- * ACTIVE backend for random), an inner map of nrd_svc_tables under the service's table_id. Any
- * update of a map-in-map waits for an RCU grace period (milliseconds), so the daemon keeps spare
- * tables already inserted: a new or changed service takes a spare, fills it through mmap and
- * points its nrd_services value at it (one hash update, which switches table and backend count
- * together: a new flow sees the old table or the new one, never a mix). A table let go is reused
- * only after a quarantine far longer than any program run. BPF_F_INNER_MAP: inner arrays of any
- * length fit the one template. */
+/* A service's selection table: one value of u32[M] backend ids (M = lb_maglev_m; Maglev uses all
+ * M slots, random the first min(backend_count, M)), the single element of an inner array of
+ * nrd_svc_tables under the service's table_id. One element holding the whole table, not M
+ * elements of one u32: the kernel lays array elements 8 bytes apart, so a u32 element costs 8
+ * bytes (128 KiB per table at M = 16381; 64 KiB this way, as Cilium's Maglev maps do). Any update
+ * of a map-in-map waits for an RCU grace period (milliseconds), so the daemon keeps spare tables
+ * already inserted: a new or changed service takes a spare, fills it through mmap and points its
+ * nrd_services value at it (one hash update, which switches table and backend count together: a
+ * new flow sees the old table or the new one, never a mix). A table let go is reused only after a
+ * quarantine far longer than any program run. The template's value_size here is that of the
+ * default M; the loader sets it to 4 * lb_maglev_m (daemon/datapath/objects.ts), and the kernel
+ * takes only inner maps of that exact value size. No BTF value type: its size would not match. */
+#define NRD_LB_TABLE_DEFAULT_M 16381
 struct nrd_svc_table {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, __u32);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, NRD_LB_TABLE_DEFAULT_M * sizeof(__u32));
 };
 
 /* Value of nrd_revnat, keyed by the u32 rev-NAT id: the frontend a reply appears to come from. */
@@ -163,7 +168,7 @@ struct {
 
 /* Load-time knobs (same values in every object): the Maglev table size M (a prime, what the
  * daemon built the tables with) and NRD_LB_F_* behaviour bits. */
-const volatile __u32 lb_maglev_m = 16381;
+const volatile __u32 lb_maglev_m = NRD_LB_TABLE_DEFAULT_M;
 const volatile __u32 lb_flags = 0;
 
 #define NRD_LB_F_DRAIN_RESET (1U << 0) /* reset flows of a DRAINING backend instead of keeping them */
@@ -552,32 +557,40 @@ static __always_inline __u32 nrd_lb_hash(const struct nrd_lb_flow *f)
 static __always_inline struct nrd_backend *nrd_lb_select(const struct nrd_svc_value *svc, const struct nrd_lb_flow *f,
 							 __u32 *bid_out)
 {
-	__u32 table_id = svc->table_id, slot;
+	__u32 table_id = svc->table_id, m = lb_maglev_m, zero = 0, slot, n;
 	struct nrd_backend *be;
+	__u32 *slots, bid;
 	void *table;
-	__u32 *bid;
+	__u64 idx;
 
-	if ((svc->flags & NRD_SVC_F_NO_BACKEND) || svc->backend_count == 0)
+	if ((svc->flags & NRD_SVC_F_NO_BACKEND) || svc->backend_count == 0 || m == 0)
 		return NULL;
 	if (svc->flags & NRD_SVC_F_MAGLEV) {
-		if (lb_maglev_m == 0)
-			return NULL;
-		slot = nrd_lb_hash(f) % lb_maglev_m;
+		slot = nrd_lb_hash(f) % m;
 	} else {
-		slot = bpf_get_prandom_u32() % svc->backend_count;
+		n = svc->backend_count < m ? svc->backend_count : m; /* a table holds at most M */
+		slot = bpf_get_prandom_u32() % n;
 	}
 	table = bpf_map_lookup_elem(&nrd_svc_tables, &table_id);
 	if (!table)
 		return NULL;
-	bid = bpf_map_lookup_elem(table, &slot);
-	if (!bid)
+	slots = bpf_map_lookup_elem(table, &zero);
+	if (!slots)
 		return NULL;
-	be = bpf_map_lookup_elem(&nrd_backends, bid);
+	/* lb_maglev_m is a known constant to the verifier (frozen .rodata) and the table's value is
+	 * that many u32s: this check proves the index in bounds (the verifier does not follow the
+	 * range of a modulo). Read again (volatile) so the compiler cannot drop it as always false;
+	 * a u64 index, so the register checked is the register added (no zero-extended copy). */
+	idx = slot;
+	if (idx >= lb_maglev_m)
+		return NULL;
+	bid = slots[idx];
+	be = bpf_map_lookup_elem(&nrd_backends, &bid);
 	/* The slots may still point at a backend the daemon just turned DRAINING (it rewrites the
 	 * slots after the backend): never give it a new flow. */
 	if (!be || be->state != NRD_BE_ACTIVE)
 		return NULL;
-	*bid_out = *bid;
+	*bid_out = bid;
 	return be;
 }
 

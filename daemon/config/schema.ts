@@ -234,13 +234,13 @@ export const CONFIG_SCHEMA: SchemaTree = {
     algorithm: oneOf(
       ['maglev', 'random'],
       'maglev',
-      'How a new connection to a service picks its backend: maglev (consistent hashing of the 5-tuple into a table of services.maglevTableSize slots; adding or removing a backend moves few flows, every node picks the same backend) or random (one slot per backend, picked at random per flow).',
+      'How a new connection to a service picks its backend: maglev (consistent hashing of the 5-tuple into a table of services.maglevTableSize slots; adding or removing a backend moves few flows, every node picks the same backend) or random (one slot per backend, picked at random per flow; a table holds at most services.maglevTableSize backends).',
     ),
     maglevTableSize: int(
       7,
       131071,
       16381,
-      'Slots of each service\'s Maglev table: a prime, at least 100 times the largest backend count for an even spread. Applies to all services; a change reloads the endpoint program and rewrites every table. Each service\'s table is its own kernel array (8 bytes per slot: 128 KiB at the default), filled in one copy, so a service change costs a few syscalls whatever the size; the number of services is bounded by memory only.',
+      'Slots of each service\'s Maglev table: a prime, at least 100 times the largest backend count for an even spread. Applies to all services; a change reloads the endpoint program, replaces the pinned table map and rewrites every table. Each service\'s table (random ones too) is one kernel array value of M u32 (4 bytes per slot: 64 KiB at the default, 68 KiB of kernel memory with its page-aligned header), filled in one copy, so a service change costs a few syscalls whatever the size; the number of services is bounded by memory only (about 0.65 GiB of tables at 10k services and the default M).',
     ),
     drain: oneOf(
       ['keep', 'reset'],

@@ -234,6 +234,9 @@ export class EndpointDatapath {
       nat_port_min: o.portRange.min,
       nat_port_max: o.portRange.max,
     };
+    // nrd_netdev picks no backend, but it pins nrd_svc_tables too, whose table template is sized
+    // by lb_maglev_m: another M than nrd_endpoint's would replace the pinned map under it.
+    if (o.lb) devKnobs.lb_maglev_m = o.lb.maglevM;
     try {
       this.dev = this.swap(this.dev, () => loadProgramSet(pinPath, objectDir, DEV_OBJ, Object.values(DEV_PROGS), DEV_MAPS, devKnobs));
     } catch (e) {

@@ -55,6 +55,7 @@ interface Native {
   lookup_elem: Fn; delete_elem: Fn; get_next_key: Fn; link_create: Fn; link_update: Fn;
   link_detach: Fn; obj_pin: Fn; obj_get: Fn; get_info: Fn; test_run: Fn; num_cpus: Fn;
   set_print: Fn; vsnprintf: Fn; ringbuf_new: Fn; ringbuf_consume: Fn; ringbuf_free: Fn; map_create: Fn;
+  inner_map: Fn; map_set_value_size: Fn;
 }
 
 let native: Native | undefined;
@@ -87,6 +88,8 @@ function lib(): Native {
     map_initial_value: f('void *bpf_map__initial_value(void *map, _Out_ size_t *psize)'),
     map_key_size: f('uint32_t bpf_map__key_size(void *map)'),
     map_value_size: f('uint32_t bpf_map__value_size(void *map)'),
+    map_set_value_size: f('int bpf_map__set_value_size(void *map, uint32_t size)'),
+    inner_map: f('void *bpf_map__inner_map(void *map)'),
     map_type: f('int bpf_map__type(void *map)'),
     map_max_entries: f('uint32_t bpf_map__max_entries(void *map)'),
     map_flags: f('uint32_t bpf_map__map_flags(void *map)'),
@@ -221,6 +224,17 @@ export function mapFd(map: BpfMap): number {
 /** Before load: libbpf reuses a compatible map pinned at path, else pins the new map there. */
 export function mapSetPinPath(map: BpfMap, path: string | null): void {
   check('bpf_map__set_pin_path', lib().map_set_pin_path(map, path) as number, path ?? '');
+}
+
+/** The inner-map template of a map-in-map (what every inner map must match), or undefined. */
+export function mapInnerMap(map: BpfMap): BpfMap | undefined {
+  const p = lib().inner_map(map) as BpfMap | null | undefined;
+  return p === null || p === undefined || p === 0n ? undefined : p;
+}
+
+/** Before load: the map's value size (an inner template sized from a knob, say). */
+export function mapSetValueSize(map: BpfMap, size: number): void {
+  check('bpf_map__set_value_size', lib().map_set_value_size(map, size) as number, String(size));
 }
 
 export function mapIsPinned(map: BpfMap): boolean {
@@ -360,9 +374,9 @@ function tableLib(): TableFns {
 /**
  * Writes `data` over the start of an array map created with BPF_F_MMAPABLE: mmap(MAP_SHARED) of
  * the map fd, one memcpy, munmap. `data` is laid out as the kernel lays out array elements: each
- * value at a multiple of round_up(value_size, 8). A table of 16381 u32 costs two syscalls and a
- * 128 KiB copy (0.03 ms here), where a batch write still makes one kernel update per element
- * (1.5 ms) and element writes one syscall each (10 ms).
+ * value at a multiple of round_up(value_size, 8). A service table (one u32[16381] value) costs two
+ * syscalls and a 64 KiB copy, where a batch write of 16381 u32 elements still makes one kernel
+ * update per element (1.5 ms) and element writes one syscall each (10 ms).
  */
 export function mapWriteMmap(fd: number, data: Buffer): void {
   const n = tableLib();
@@ -528,9 +542,10 @@ export function mapInfoByFd(fd: number): KernelMapInfo {
  * 12 btf_key_type_id | 16 btf_value_type_id | 20 btf_vmlinux_value_type_id | 24 inner_map_fd |
  * 28 map_flags | 32 map_extra | 40 numa_node | 44 map_ifindex.
  */
-export function mapCreate(def: { type: number; keySize: number; valueSize: number; maxEntries: number; mapFlags?: number }, name: string): number {
+export function mapCreate(def: { type: number; keySize: number; valueSize: number; maxEntries: number; mapFlags?: number; innerMapFd?: number }, name: string): number {
   const opts = Buffer.alloc(48);
   opts.writeBigUInt64LE(48n, 0);
+  if (def.innerMapFd !== undefined) opts.writeUInt32LE(def.innerMapFd, 24);
   opts.writeUInt32LE(def.mapFlags ?? 0, 28);
   const m = logMark();
   return check('bpf_map_create', lib().map_create(def.type, name, def.keySize, def.valueSize, def.maxEntries, opts) as number,

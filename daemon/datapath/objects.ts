@@ -4,11 +4,15 @@
 import { join } from 'node:path';
 import { btfDatasecVars } from './btf.js';
 import {
+  type BpfMap,
   type BpfObject,
+  isBpfError,
   mapFd,
+  mapInnerMap,
   mapInitialValue,
   mapSetInitialValue,
   mapSetPinPath,
+  mapSetValueSize,
   objectBtf,
   objectClose,
   objectFindMapByName,
@@ -20,6 +24,7 @@ import {
   programSetAutoload,
 } from './libbpf.js';
 import { type PinMigrations, detachMismatchedPins } from './pin-migrate.js';
+import { tableValueSize } from './service-tables.js';
 
 /** A number for an integer knob; a Buffer of exactly the variable's size for an array (bytes as
  *  they lie in memory, e.g. an IPv6 address in wire order). */
@@ -95,6 +100,31 @@ export class LoadedObject {
   }
 }
 
+/**
+ * nrd_lb.h's service tables: the inner template of nrd_svc_tables holds one u32[M] value, M the
+ * knob lb_maglev_m as .rodata now holds it (set or default), so its value size is set here before
+ * the load. Objects without the map are left alone.
+ */
+function sizeServiceTables(obj: BpfObject): void {
+  const outer = findMap(obj, 'nrd_svc_tables');
+  if (!outer) return;
+  const inner = mapInnerMap(outer);
+  if (!inner) throw new Error('nrd_svc_tables has no inner-map template');
+  const image = mapInitialValue(objectFindMapByName(obj, '.rodata'));
+  const v = btfDatasecVars(objectBtf(obj), '.rodata').find((x) => x.name === 'lb_maglev_m');
+  if (!image || !v) throw new Error('nrd_svc_tables without the knob lb_maglev_m in .rodata');
+  mapSetValueSize(inner, tableValueSize(image.readUInt32LE(v.offset)));
+}
+
+function findMap(obj: BpfObject, name: string): BpfMap | undefined {
+  try {
+    return objectFindMapByName(obj, name);
+  } catch (e) {
+    if (isBpfError(e)) return undefined;
+    throw e;
+  }
+}
+
 export function loadObject(opts: LoadObjectOptions): LoadedObject {
   const obj = objectOpenFile(opts.path);
   let migrations: PinMigrations | undefined;
@@ -106,6 +136,7 @@ export function loadObject(opts: LoadObjectOptions): LoadedObject {
       const vars = btfDatasecVars(objectBtf(obj), '.rodata');
       mapSetInitialValue(rodata, encodeKnobs(image, vars, opts.knobs));
     }
+    sizeServiceTables(obj);
     if (opts.pinDir) {
       for (const m of opts.pinMaps ?? []) mapSetPinPath(objectFindMapByName(obj, m), join(opts.pinDir, m));
       // A pin whose definition changed (an upgrade) would fail the load: migrate or replace it.

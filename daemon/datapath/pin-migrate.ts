@@ -12,6 +12,14 @@
 // Either way the programs loaded with the object use the new map, and it is logged (warn) and
 // counted (nrd_datapath_pin_migrations_total). A failed load puts the old pins back.
 //
+// A map-in-map is also compared by its inner-map template, which libbpf does not check: the
+// verifier takes the inner maps' layout from the pinned map, so programs built for another
+// layout (nrd_svc_tables' tables when M or their value layout changed) would fail to load on it.
+// The kernel does not report the template; an inner map held reveals it (every one matches it),
+// and an empty hash of maps is asked with an update of an absent key under BPF_EXIST, which
+// checks the inner map against the template (EINVAL) before finding no key (ENOENT) and so
+// changes nothing.
+//
 // Entries the old programs write between the copy and the moment the links run the new programs
 // are not carried (a short window, during which the old programs still run on the old maps).
 import { unlinkSync } from 'node:fs';
@@ -20,11 +28,15 @@ import {
   type BpfMap,
   type KernelMapInfo,
   type MapInfo,
+  BPF_EXIST,
   closeFd,
   isBpfError,
+  mapCreate,
+  mapGetFdById,
   mapGetNextKey,
   mapInfo,
   mapInfoByFd,
+  mapInnerMap,
   mapLookupElem,
   mapUpdateElem,
   numPossibleCpus,
@@ -54,6 +66,70 @@ function typeName(t: number): string {
 
 /** The definition fields libbpf compares before reusing a pin. */
 export type MapDef = Pick<MapInfo, 'type' | 'keySize' | 'valueSize' | 'maxEntries' | 'mapFlags'>;
+
+const BPF_F_INNER_MAP = 1 << 12;
+const HASH_OF_MAPS = 13;
+
+/** What the kernel compares between an inner map and its outer map's template
+ *  (bpf_map_meta_equal; max_entries too unless BPF_F_INNER_MAP). */
+export type InnerDef = Pick<MapInfo, 'type' | 'keySize' | 'valueSize' | 'maxEntries' | 'mapFlags'>;
+
+/** The differences between a pinned map-in-map's inner template and the wanted one ("inner value_size 4 → 65524"). */
+export function compareInnerDef(pinned: InnerDef, wanted: InnerDef): string[] {
+  const out: string[] = [];
+  if (pinned.type !== wanted.type) out.push(`inner type ${typeName(pinned.type)} → ${typeName(wanted.type)}`);
+  if (pinned.keySize !== wanted.keySize) out.push(`inner key_size ${pinned.keySize} → ${wanted.keySize}`);
+  if (pinned.valueSize !== wanted.valueSize) out.push(`inner value_size ${pinned.valueSize} → ${wanted.valueSize}`);
+  if (pinned.mapFlags !== wanted.mapFlags) out.push(`inner map_flags 0x${pinned.mapFlags.toString(16)} → 0x${wanted.mapFlags.toString(16)}`);
+  else if (!(wanted.mapFlags & BPF_F_INNER_MAP) && pinned.maxEntries !== wanted.maxEntries) {
+    out.push(`inner max_entries ${pinned.maxEntries} → ${wanted.maxEntries}`);
+  }
+  return out;
+}
+
+/** The template differences of a pinned map-in-map (fd) from the object's inner map; [] if it
+ *  matches or cannot be told (an empty array of maps). */
+export function innerTemplateChanges(fd: number, info: KernelMapInfo, wanted: InnerDef): string[] {
+  const key = Buffer.alloc(info.keySize);
+  const id = Buffer.alloc(4);
+  let prev: Buffer | null = null;
+  for (let i = 0; i < info.maxEntries; i++) {
+    try {
+      mapGetNextKey(fd, prev, key);
+    } catch (e) {
+      if (isBpfError(e, 'ENOENT')) break;
+      throw e;
+    }
+    prev = Buffer.from(key);
+    try {
+      mapLookupElem(fd, key, id);
+    } catch (e) {
+      if (isBpfError(e, 'ENOENT')) continue; // an empty array slot, or deleted meanwhile
+      throw e;
+    }
+    const inner = mapGetFdById(id.readUInt32LE(0));
+    try {
+      return compareInnerDef(mapInfoByFd(inner), wanted);
+    } finally {
+      closeFd(inner);
+    }
+  }
+  if (info.type !== HASH_OF_MAPS) return [];
+  // Empty: the kernel checks a candidate against the template; BPF_EXIST on an absent key writes nothing.
+  const probe = mapCreate({ ...wanted }, 'nrd_probe');
+  try {
+    const value = Buffer.alloc(4);
+    value.writeUInt32LE(probe, 0);
+    mapUpdateElem(fd, Buffer.alloc(info.keySize, 0xff), value, BPF_EXIST);
+  } catch (e) {
+    if (isBpfError(e, 'ENOENT', 'EEXIST')) return [];
+    if (isBpfError(e, 'EINVAL')) return ['inner map template'];
+    throw e;
+  } finally {
+    closeFd(probe);
+  }
+  return [];
+}
 
 export type PinMigrationAction = 'migrated' | 'replaced';
 
@@ -206,7 +282,13 @@ export function detachMismatchedPins(names: readonly string[], pinDir: string, f
       let keep = false;
       try {
         const info = mapInfoByFd(fd);
-        const cmp = comparePinnedMap(info, mapInfo(findMap(name)));
+        const map = findMap(name);
+        const cmp = comparePinnedMap(info, mapInfo(map));
+        const inner = mapInnerMap(map);
+        if (cmp.changes.length === 0 && inner && info.type === mapInfo(map).type) {
+          const changes = innerTemplateChanges(fd, info, mapInfo(inner));
+          if (changes.length) Object.assign(cmp, { changes, notCarried: 'the inner map template changed' });
+        }
         if (cmp.changes.length === 0) continue;
         unlinkSync(path);
         detached.push({ name, path, fd, info, cmp });

@@ -1,5 +1,13 @@
-// Selection tables of the services (nrd_svc_tables, a hash of maps: table id → inner u32 array of
-// backend ids) and the pool of spare tables the service writer takes them from.
+// Selection tables of the services (nrd_svc_tables, a hash of maps: table id → inner array whose
+// one value is u32[M], the backend ids of the slots) and the pool of spare tables the service
+// writer takes them from.
+//
+// Why one value of u32[M] and not M values of one u32: the kernel lays array elements
+// round_up(value_size, 8) apart, so a u32 element costs 8 bytes. One element of 4·M bytes halves
+// a table (64 KiB at M = 16381; Cilium's Maglev maps are laid out the same way). The kernel takes
+// into the outer map only inner maps of the template's exact value size, so every table is M
+// slots, random ones too (their first backend_count slots are used), and M is the loader's knob
+// lb_maglev_m (objects.ts sizes the template from it).
 //
 // Why a pool: every update or delete of a map-in-map makes the kernel wait for an RCU grace period
 // (maybe_wait_bpf_programs: 8–20 ms measured here), whatever the table size. Inserting a table per
@@ -20,7 +28,7 @@ import {
 
 const BPF_MAP_TYPE_ARRAY = 2;
 /** The inner maps' flags, as the template in nrd_lb.h has them (the kernel checks they match):
- * any max_entries fits the template (BPF_F_INNER_MAP), and the table is written through mmap. */
+ * the table is written through mmap. */
 const BPF_F_MMAPABLE = 1 << 10;
 const BPF_F_INNER_MAP = 1 << 12;
 
@@ -40,20 +48,35 @@ const u32 = (n: number): Buffer => {
   return b;
 };
 
-function createTable(size: number): number {
-  return mapCreate({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 4, maxEntries: size, mapFlags: BPF_F_INNER_MAP | BPF_F_MMAPABLE }, 'nrd_svc_table');
+/** Slots of a table for the knob lb_maglev_m = m: M (at least one: m = 0 turns Maglev off). */
+export function tableSlots(m: number): number {
+  return Math.max(1, m);
 }
 
-/** A table's bytes as the kernel lays the array out: a u32 value every 8 bytes (zero after `slots`). */
+/** value_size of the inner template and of every table for lb_maglev_m = m (nrd_lb.h nrd_svc_table). */
+export function tableValueSize(m: number): number {
+  return 4 * tableSlots(m);
+}
+
+function createTable(size: number): number {
+  return mapCreate({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 4 * size, maxEntries: 1, mapFlags: BPF_F_INNER_MAP | BPF_F_MMAPABLE }, 'nrd_svc_table');
+}
+
+/** A table's one value: `slots`, zero after them, cut at `size` (a random service past M backends). */
 function tableBytes(size: number, slots: Uint32Array): Buffer {
-  const elems = new Uint32Array(size * 2);
-  for (let i = 0; i < slots.length; i++) elems[i * 2] = slots[i]!;
-  return Buffer.from(elems.buffer, elems.byteOffset, elems.byteLength);
+  const v = new Uint32Array(size);
+  v.set(slots.length > size ? slots.subarray(0, size) : slots);
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
 /** Writes `slots` (zero after them) into an inner table through mmap: 2 syscalls whatever its size. */
 function fillTable(fd: number, size: number, slots: Uint32Array): void {
   mapWriteMmap(fd, tableBytes(size, slots));
+}
+
+/** The slots of a table (its value size / 4). */
+function slotsOf(fd: number): number {
+  return mapInfoByFd(fd).valueSize / 4;
 }
 
 /** The fd of the inner map under `key` of the outer map, or undefined. */
@@ -68,11 +91,12 @@ function innerFd(outerFd: number, key: number): number | undefined {
   return mapGetFdById(id.readUInt32LE(0));
 }
 
-/** Creates a table holding `slots` and inserts it under `key` (tests; the writer uses the pool). */
-export function writeTable(outerFd: number, key: number, slots: Uint32Array): void {
-  const fd = createTable(slots.length);
+/** Creates a table of `size` slots (default: as many as `slots`) holding `slots` and inserts it
+ * under `key` (tests; the writer uses the pool). */
+export function writeTable(outerFd: number, key: number, slots: Uint32Array, size = slots.length): void {
+  const fd = createTable(size);
   try {
-    fillTable(fd, slots.length, slots);
+    fillTable(fd, size, slots);
     mapUpdateElem(outerFd, u32(key), u32(fd));
   } finally {
     closeFd(fd);
@@ -84,14 +108,8 @@ export function readTable(outerFd: number, key: number): Uint32Array | undefined
   const fd = innerFd(outerFd, key);
   if (fd === undefined) return undefined;
   try {
-    const n = mapInfoByFd(fd).maxEntries;
-    const out = new Uint32Array(n);
-    const v = Buffer.alloc(4);
-    for (let i = 0; i < n; i++) {
-      mapLookupElem(fd, u32(i), v);
-      out[i] = v.readUInt32LE(0);
-    }
-    return out;
+    const b = mapReadMmap(fd, slotsOf(fd) * 4);
+    return new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
   } finally {
     closeFd(fd);
   }
@@ -123,7 +141,7 @@ export interface PoolStats {
 }
 
 export class TablePool {
-  /** Table id → its size (max_entries), for every table in the outer map. */
+  /** Table id → its size (slots), for every table in the outer map. */
   private readonly sizes = new Map<number, number>();
   private readonly spare = new Map<number, number[]>();
   private quarantine: { id: number; until: number }[] = [];
@@ -139,7 +157,7 @@ export class TablePool {
       const fd = innerFd(this.outerFd, id);
       if (fd === undefined) continue;
       try {
-        this.sizes.set(id, mapInfoByFd(fd).maxEntries);
+        this.sizes.set(id, slotsOf(fd));
       } finally {
         closeFd(fd);
       }
@@ -184,13 +202,13 @@ export class TablePool {
     return id;
   }
 
-  /** Whether table `id` holds exactly `slots` (a restart's first apply keeps such tables). */
-  holds(id: number, slots: Uint32Array): boolean {
-    if (this.sizes.get(id) !== slots.length) return false;
+  /** Whether table `id` has `size` slots holding exactly `slots` (a restart's first apply keeps such tables). */
+  holds(id: number, size: number, slots: Uint32Array): boolean {
+    if (this.sizes.get(id) !== size) return false;
     const fd = innerFd(this.outerFd, id);
     if (fd === undefined) return false;
     try {
-      return mapReadMmap(fd, slots.length * 8).equals(tableBytes(slots.length, slots));
+      return mapReadMmap(fd, size * 4).equals(tableBytes(size, slots));
     } finally {
       closeFd(fd);
     }

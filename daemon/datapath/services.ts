@@ -3,9 +3,9 @@
 //
 //  - ServiceMapWriter runs in the datapath worker (all libbpf work does): it opens the maps the
 //    endpoint datapath pinned under <pinPath>/maps and applies ServiceOps from plan.ts; a service's
-//    selection table is a new inner array filled through mmap and swapped into nrd_svc_tables by
-//    one update (4 syscalls whatever M); it lists, flushes and garbage-collects
-//    nrd_ct.
+//    selection table (one u32[M] value) is a spare inner array filled through mmap and swapped
+//    into nrd_svc_tables by one update (4 syscalls whatever M); it lists, flushes and
+//    garbage-collects nrd_ct.
 //  - ServicesDatapath runs on the main thread: setServices(records) is level-triggered (the whole
 //    set each time, idempotent); the incremental planner recomputes only the services whose records
 //    changed and sends their writes, so one service change is a few map writes whatever the number
@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { PinnedMaps } from './pinned-maps.js';
 import { formatIpBytes } from '../lib/ip.js';
 import { TypedMap, u32Codec } from './maps.js';
-import { type PoolStats, TablePool } from './service-tables.js';
+import { type PoolStats, TablePool, tableSlots } from './service-tables.js';
 
 export { readTable, writeTable } from './service-tables.js';
 import {
@@ -35,8 +35,11 @@ import { CtState } from './endpoint-layout.js';
 
 // ---- worker side --------------------------------------------------------------------------------
 
-/** The plan's ops, plus 'prune': delete every entry the maps hold beyond `keep` (a first apply). */
-export type WireServiceOp = ServiceOp | { op: 'prune'; keep: PruneKeep };
+/** The plan's ops, plus 'prune': delete every entry the maps hold beyond `keep` (a first apply),
+ *  and 'table-size': the slots of every table (M, the lb_maglev_m the programs were loaded with;
+ *  the kernel takes no other size). A new size reopens the maps: the reload that changed M
+ *  replaced nrd_svc_tables. */
+export type WireServiceOp = ServiceOp | { op: 'prune'; keep: PruneKeep } | { op: 'table-size'; slots: number };
 export interface PruneKeep {
   services: ServiceKey[];
   backends: number[];
@@ -75,18 +78,21 @@ export class ServiceMapWriter {
   private readonly services = new Map<number, { key: ServiceKey; hex: string; value: ServiceValue }>();
   private readonly idByKey = new Map<string, number>();
   private maintainTimer: NodeJS.Timeout | undefined;
+  private tableSize: number | undefined;
 
   /**
    * `maintain: false` for a second writer of maps another writer owns (the services bench times
    * one on its own thread beside the worker's): it resyncs before each use and never tops up or
-   * trims the spare tables, so the owner's view of them stays true.
+   * trims the spare tables, so the owner's view of them stays true. `tableSlots`: M, until a
+   * 'table-size' op says otherwise.
    */
   constructor(
     private readonly pinPath: string,
     private readonly now: () => number = Date.now,
-    private readonly opts: { maintain?: boolean } = {},
+    private readonly opts: { maintain?: boolean; tableSlots?: number } = {},
   ) {
     this.maps = new PinnedMaps(pinPath, SERVICE_MAPS);
+    if (opts.tableSlots !== undefined) this.tableSize = tableSlots(opts.tableSlots);
   }
 
   private open() {
@@ -118,8 +124,25 @@ export class ServiceMapWriter {
     this.idByKey.set(hex, value.id);
   }
 
-  /** Applies the ops in order; returns the number of map syscalls made (writes and deletes). */
+  /** Applies the ops in order; returns the number of map syscalls made (writes and deletes). A
+   *  failure forgets the open maps and the pool: the retry (a full sync) reads them again. */
   apply(ops: readonly WireServiceOp[]): number {
+    for (const o of ops) {
+      if (o.op !== 'table-size' || tableSlots(o.slots) === this.tableSize) continue;
+      this.tableSize = tableSlots(o.slots);
+      this.pool = undefined;
+      this.maps.close();
+    }
+    try {
+      return this.applyOps(ops);
+    } catch (e) {
+      this.pool = undefined;
+      this.maps.close();
+      throw e;
+    }
+  }
+
+  private applyOps(ops: readonly WireServiceOp[]): number {
     const m = this.open();
     if (ops.some((o) => o.op === 'prune')) this.pool = undefined; // re-read what the maps hold
     const pool = this.tablePool(m);
@@ -129,11 +152,15 @@ export class ServiceMapWriter {
     // A full write (first apply, resync) keeps the tables that already hold the right slots.
     const sync = ops.some((o) => o.op === 'prune');
     const kept = new Set<number>();
+    const size = (): number => {
+      if (this.tableSize === undefined) throw new Error('service tables: no table size (M) given before the first set-slots');
+      return this.tableSize;
+    };
     for (const o of ops) {
       if (o.op === 'set-slots') {
         const cur = this.services.get(o.serviceId)?.value.tableId;
-        if (sync && cur && pool.holds(cur, o.slots)) kept.add(o.serviceId);
-        else need.set(o.slots.length, (need.get(o.slots.length) ?? 0) + 1);
+        if (sync && cur && pool.holds(cur, size(), o.slots)) kept.add(o.serviceId);
+        else need.set(size(), (need.get(size()) ?? 0) + 1);
       }
     }
     ops.forEach((o, i) => o.op === 'set-service' && lastValue.set(o.value.id, i));
@@ -153,7 +180,7 @@ export class ServiceMapWriter {
         case 'set-backend': m.backends.set(o.id, o.value); writes++; break;
         case 'set-slots': {
           if (kept.has(o.serviceId)) break;
-          const id = pool.take(o.slots.length, o.slots);
+          const id = pool.take(size(), o.slots);
           writes += 5; // syscalls: outer lookup, fd by id, mmap, munmap, close (no map-in-map write)
           const cur = this.services.get(o.serviceId);
           // An existing service whose value does not change: point it at the new table now (the
@@ -192,6 +219,7 @@ export class ServiceMapWriter {
         case 'delete-slots': break; // its table goes with the set-service that left it without backends
         case 'delete-backend': m.backends.delete(o.id); writes++; break;
         case 'prune': writes += this.prune(m, o.keep); break;
+        case 'table-size': break; // taken before the maps were opened
       }
     }
     // Tables staged for no service (a frontend that went, a table no set-service took): released.
@@ -404,7 +432,8 @@ export class ServicesDatapath {
       draining: [...this.draining.values()].map((d) => d.ref), undrainListed: true,
     }, drain);
     for (const t of this.planner.undrained) this.draining.delete(t);
-    const ops: WireServiceOp[] = this.needsSync ? syncOps(this.planner.plan) : planOps;
+    const body: WireServiceOp[] = this.needsSync ? syncOps(this.planner.plan) : planOps;
+    const ops: WireServiceOp[] = body.length ? [{ op: 'table-size', slots: this.opts.maglevTableSize }, ...body] : [];
     let writes = 0;
     try {
       writes = ops.length ? await this.applier.applyServiceOps(ops) : 0;

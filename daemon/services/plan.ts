@@ -7,7 +7,7 @@
 // Maps (C layouts next to each type; ids little-endian u32, addresses and ports network order):
 //   nrd_services  hash  nrd_svc_key (vip, port, proto) → nrd_svc_value (id, backend count, flags, rev-NAT id, table id)
 //   nrd_backends  hash  u32 backend id → nrd_backend (address, port, proto, state)
-//   nrd_svc_tables hash-of-maps  u32 table id → inner array of u32 backend ids (M for Maglev, ≥ one per backend for random)
+//   nrd_svc_tables hash-of-maps  u32 table id → inner array of one u32[M] value: backend ids (Maglev: M slots; random: one per backend, the rest zero, at most M)
 //   nrd_revnat    hash  u32 rev-NAT id → nrd_revnat (vip, port): the source a reply is rewritten to
 // A new connection to a service picks slots[hash(5-tuple) mod M] with Maglev (flag SVC_F_MAGLEV;
 // M is the load-time knob maglev_m), or slots[random mod backend_count] with 'random'; the

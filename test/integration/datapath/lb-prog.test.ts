@@ -33,7 +33,7 @@ const VIP = '10.96.0.10';
 const VIP6 = 'fd00:96::10';
 const ip = (s: string): Buffer => parseCidr(s).addr;
 const ID = { B: 11, C: 12, B6: 13 };
-const SVC = { web: 100, empty: 101, web6: 102, dns6empty: 103 };
+const SVC = { web: 100, empty: 101, web6: 102, dns6empty: 103, wide: 104 };
 
 function load(lbFlags = 0): LoadedObject {
   const o = loadObject({ path: OBJ, knobs: { gw_mac: macKnob(GW_MAC), cfg_flags: NRD_DP_F_IPV6 | NRD_DP_F_ARP_ANY, lb_maglev_m: M, lb_flags: lbFlags } });
@@ -137,6 +137,19 @@ describe('nrd_lb in nrd_endpoint (BPF_PROG_TEST_RUN)', () => {
       assert.deepEqual(fresh.dataOut, ipv4Packet(A.ip4, C.ip4, 6, tcpSegment(A.ip4, C.ip4, 40003, 8080, 0x02), { l2: fromA }));
     } finally {
       setSlots(o, SVC.web, ID.B);
+    }
+  });
+
+  it('random choice past the table: a service with more backends than M picks among the M slots, never past them', () => {
+    // A table holds M slots; backend_count beyond it must not index out of the value (reject).
+    const m = maps(o);
+    m.services.set({ family: 4, addr: ip(VIP), port: 8080, proto: 6 }, { id: SVC.wide, backendCount: 100, flags: 0, revNatId: SVC.wide });
+    m.revnat.set(SVC.wide, { family: 4, addr: ip(VIP), port: 8080 });
+    setSlots(o, SVC.wide, ID.B);
+    for (let i = 0; i < 32; i++) {
+      const r = progTestRun(prog, { data: syn(40100 + i, VIP, 8080) });
+      assert.equal(r.retval, TC_ACT_REDIRECT);
+      assert.deepEqual(r.dataOut.subarray(30, 34), ip(B.ip4), `flow ${i} went to B`);
     }
   });
 

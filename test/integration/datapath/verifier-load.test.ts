@@ -21,13 +21,14 @@ const PROGRAMS: Record<string, string[]> = {
 };
 const VARIANTS: Record<string, Array<Record<string, KnobValue>>> = {
   'nrd_xdp.bpf.o': [{}],
-  // Maglev with the default table, random choice (M = 0) with the drain-reset bit
-  'nrd_sock.bpf.o': [{}, { lb_maglev_m: 0, lb_flags: 1 }],
+  // Maglev with the default table, random choice (M = 0) with the drain-reset bit, the largest
+  // table (services.maglevTableSize: its u32[M] value sizes the table template)
+  'nrd_sock.bpf.o': [{}, { lb_maglev_m: 0, lb_flags: 1 }, { lb_maglev_m: 131071 }],
   'nrd_tc.bpf.o': [{}, { cfg_flags: 0 }, { cfg_flags: NRD_TC_F_STATS }],
   // IPv4-only (the IPv6 code pruned at load) and gateway-only ARP/NDP answers
   'nrd_endpoint.bpf.o': [{}, { cfg_flags: 0 }, { cfg_flags: NRD_DP_F_IPV6 }, { cfg_flags: NRD_DP_F_ARP_ANY },
     // the service load-balancer's variants: random choice, drain with reset, a small Maglev table
-    { lb_maglev_m: 0 }, { lb_flags: 1 }, { lb_maglev_m: 7 }],
+    { lb_maglev_m: 0 }, { lb_flags: 1 }, { lb_maglev_m: 7 }, { lb_maglev_m: 131071 }],
   // masquerade off (no node address), IPv4-only with masquerade, dual stack with IPv4 masquerade
   // only (no node_ip6), dual stack with both, IPv6-only masquerade (node.address IPv6)
   'nrd_netdev.bpf.o': [{}, { cfg_flags: 0 }, { cfg_flags: NRD_DP_F_MASQ, node_ip4: 0x0a0200c0 },

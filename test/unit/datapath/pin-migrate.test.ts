@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { type MapDef, comparePinnedMap, describePinMigration } from '../../../daemon/datapath/pin-migrate.js';
+import { type MapDef, compareInnerDef, comparePinnedMap, describePinMigration } from '../../../daemon/datapath/pin-migrate.js';
 import { decodeMapInfo } from '../../../daemon/datapath/libbpf.js';
 
 const PERCPU_ARRAY = 6;
@@ -54,6 +54,20 @@ describe('comparePinnedMap', () => {
         assert.ok([1, 2, 5, 6, 9, 10, 11].includes(b.type));
       }
     }));
+  });
+});
+
+describe('compareInnerDef (a map-in-map\'s inner template)', () => {
+  const table = { type: 2, keySize: 4, valueSize: 4 * 16381, maxEntries: 1, mapFlags: (1 << 12) | (1 << 10) };
+  it('the previous service-table layout (u32 elements) and another M are told apart from the u32[M] template', () => {
+    assert.deepEqual(compareInnerDef({ ...table, valueSize: 4 }, table), [`inner value_size 4 → ${4 * 16381}`]);
+    assert.deepEqual(compareInnerDef({ ...table, valueSize: 4 * 251 }, table), [`inner value_size 1004 → ${4 * 16381}`]);
+  });
+  it('max_entries counts only without BPF_F_INNER_MAP, as in the kernel', () => {
+    assert.deepEqual(compareInnerDef({ ...table, maxEntries: 16381 }, table), []);
+    const fixed = { ...table, mapFlags: 1 << 10 };
+    assert.deepEqual(compareInnerDef({ ...fixed, maxEntries: 2 }, fixed), ['inner max_entries 2 → 1']);
+    assert.deepEqual(compareInnerDef({ ...fixed, maxEntries: 2 }, table), ['inner map_flags 0x400 → 0x1400']);
   });
 });
 

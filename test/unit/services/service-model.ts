@@ -38,6 +38,8 @@ export class ServiceMapsModel {
   /** Check the datapath invariant after every op (off while the Maglev M itself changes). */
   checkInvariant = true;
   maglevM = 0;
+  /** The table size (M) the last apply announced. */
+  tableSize: number | undefined;
 
   async applyServiceOps(ops: WireServiceOp[]): Promise<number> {
     let writes = 0;
@@ -64,6 +66,7 @@ export class ServiceMapsModel {
       case 'delete-revnat': m.revNat.delete(o.id); return 1;
       case 'delete-slots': m.tables.delete(o.serviceId); return 1;
       case 'delete-backend': m.backends.delete(o.id); return 1;
+      case 'table-size': this.tableSize = o.slots; return 0;
       case 'prune': {
         let n = 0;
         const svc = new Set(o.keep.services.map(serviceKeyText));
