@@ -285,7 +285,12 @@ export class TablePool {
         this.sizes.set(id, size);
         this.pushSpare(id);
       }
-      if (r.error !== undefined) throw new Error(`bpf_map_update_batch (nrd_svc_tables): ${r.error}`);
+      if (r.error !== undefined) {
+        // EINVAL: the table does not match the template, i.e. the programs were loaded with another
+        // M than the one given (a change of M applied before the reload that replaces the map).
+        const why = r.error.startsWith('EINVAL') ? `: tables of ${size} slots do not fit the pinned template (programs loaded with another lb_maglev_m?)` : '';
+        throw new Error(`bpf_map_update_batch (nrd_svc_tables): ${r.error}${why}`);
+      }
     } finally {
       for (const fd of fds) closeFd(fd);
     }

@@ -266,6 +266,28 @@ describe('service tables in nrd_svc_tables (hash of maps, M = 16381)', () => {
     a.close();
     b.close();
   });
+  it('a change of M: applied before the reload it fails clearly and is retried; the reload replaces the map and the retry rebuilds every table', async () => {
+    const dir = pinSet('m-change', 251);
+    const writer = new ServiceMapWriter(dir);
+    const dp = new ServicesDatapath({ applyServiceOps: async (ops) => writer.apply(ops) }, { ...opts, maglevTableSize: 251 });
+    const set = [svc(700), svc(701, 2), svc(702, 4)];
+    await dp.setServices(set);
+    assert.equal(dp.lastError, undefined);
+    // The subsystem hands the new options to the services before the datapath reloads.
+    await dp.setOptions({ ...opts, maglevTableSize: 401 });
+    assert.equal(dp.metrics.failedApplies, 1);
+    assert.match(dp.lastError ?? '', /tables of 401 slots do not fit the pinned template/);
+    assert.deepEqual([...readBack(dir).tables.values()].map((t) => t.length), [251, 251, 251], 'the old tables stay in use meanwhile');
+    const o = loadObject({ path: join(objectDir, 'nrd_endpoint.bpf.o'), knobs: { lb_maglev_m: 401 }, pinDir: join(dir, 'maps'), pinMaps: LB_MAP_NAMES });
+    cleanup.add(() => o.close());
+    await untilRetried(dp);
+    const got = readBack(dir);
+    assert.deepEqual(got, planContents(dp.plan));
+    assert.deepEqual([...got.tables.values()].map((t) => t.length), [401, 401, 401]);
+    dp.close();
+    writer.close();
+  });
+
   it('a table is one u32[M] value: 64 KiB of kernel memory at M = 16381, half the M u32 elements of before', () => {
     const fds = [
       mapCreate({ type: 2, keySize: 4, valueSize: 4 * M, maxEntries: 1, mapFlags: INNER_MMAP }, 'new_layout'),
