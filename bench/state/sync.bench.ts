@@ -141,7 +141,7 @@ async function main(): Promise<void> {
       const heap0 = process.memoryUsage().heapUsed;
       const s = process.hrtime.bigint();
       const eps = new Reflector(store, { name: 'endpoints', prefix: keys.endpoints, decode: (k, v) => admitEndpoint(k, v, { pools: [{ name: 'ipv4', cidr: '10.0.0.0/8', maskSize: 24 }] }) });
-      const svcs = new Reflector(store, { name: 'services', prefix: keys.services, decode: (_k, v) => admitService(v) });
+      const svcs = new Reflector(store, { name: 'services', prefix: keys.services, decode: (k, v) => admitService(k, v) });
       eps.start();
       svcs.start();
       await Promise.all([eps.whenSynced(), svcs.whenSynced()]);

@@ -227,7 +227,8 @@ export class DatapathSubsystem implements Subsystem {
    * once when they do not exist yet); a failed write is counted and retried with the next change.
    */
   setServices(records: readonly ServiceRecord[]): Promise<void> {
-    this.serviceRecords = [...records];
+    // A frozen set (the state layer's) is kept as is: the planner knows what changed in it.
+    this.serviceRecords = Object.isFrozen(records) ? records : [...records];
     if (this.services && !this.stopping) return this.services.setServices(this.serviceRecords);
     return Promise.resolve();
   }

@@ -1,7 +1,9 @@
 // Incremental service planning: the same ServicePlan planServices computes from the whole service
 // set, kept up to date by recomputing only what a change touches. setServices stays
 // level-triggered (the whole set each time), but the work per call is a cheap pass comparing each
-// record with the one applied before (by reference, then by content), plus the plan work of the
+// record with the one applied before (by reference, then by content) — or, for a set the state
+// layer derived from the one applied last (service-set.ts), only the records it says changed —
+// plus the plan work of the
 // services that changed: their conflict group (same vip/port/proto: the first by name wins), their
 // ids, their backends' reference counts and their slot tables. A Maglev table is built only for a
 // service whose live backends changed, so a change of one service among 10k costs about what it
@@ -13,6 +15,7 @@
 import { type Keyed, sameData } from '../lib/keyed-diff.js';
 import { nextStableId } from '../lib/stable-hash.js';
 import type { ServiceRecord } from '../state/records.js';
+import { type ServiceChanges, sameService, serviceSetChanges } from '../state/service-set.js';
 import {
   type BackendRef, type BackendValue, type LbAlgorithm, type RevNatValue, type ServiceEntry, type ServiceOp, type ServicePlan,
   BackendState, ID_MAX, ID_MIN, SEED_BACKEND, SEED_SERVICE, backendKeyText, backendValue, computeService, emptyPlan,
@@ -44,15 +47,12 @@ const cmpText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Records with the same frontend and backends, in the same order (the order feeds nothing but
  * equality here; the Maglev table itself does not depend on it). */
-export function sameRecord(a: ServiceRecord, b: ServiceRecord): boolean {
-  if (a === b) return true;
-  if (a.name !== b.name || a.vip !== b.vip || a.port !== b.port || a.protocol !== b.protocol || a.backends.length !== b.backends.length) return false;
-  for (let i = 0; i < a.backends.length; i++) {
-    const x = a.backends[i]!;
-    const y = b.backends[i]!;
-    if (x.ip !== y.ip || x.port !== y.port) return false;
-  }
-  return true;
+export const sameRecord = sameService;
+
+/** What one update looked at: records compared with the applied ones, and those replanned. */
+export interface UpdateStats {
+  examined: number;
+  replanned: number;
 }
 
 /** Ids for `names` (taken in sorted order): a previous id when free, else stableIds' probe. */
@@ -73,6 +73,13 @@ function allocate(names: string[], ids: Map<string, number>, used: Set<number>, 
     ids.set(n, id);
     used.add(id);
   }
+}
+
+/** A changed record with its frontend key and its backends checked (throws on a duplicate). */
+function changedRecord(rec: ServiceRecord): { name: string; rec: ServiceRecord; key: string } {
+  const texts = new Set(rec.backends.map((b) => backendKeyText({ ...b, protocol: rec.protocol })));
+  if (texts.size !== rec.backends.length) throw new RangeError(`service ${rec.name}: duplicate backend`);
+  return { name: rec.name, rec, key: serviceKeyText(serviceKeyOf(rec)) };
 }
 
 /** The entries one update touched, as they were before it (undefined: absent). */
@@ -109,6 +116,10 @@ export class IncrementalPlanner {
   /** Draining backends the last update dropped because a record lists them again (undrainListed). */
   undrained: string[] = [];
   private previousIds: { services?: ReadonlyMap<string, number>; backends?: ReadonlyMap<string, number> } | undefined;
+  /** The services input of the last update that succeeded, when frozen (it cannot change later). */
+  private applied: readonly ServiceRecord[] | undefined;
+  /** What the last update looked at. */
+  lastUpdate: UpdateStats = { examined: 0, replanned: 0 };
 
   /** Ids read back from the maps after a restart: the first update keeps them where it can. */
   adoptIds(previous: { services?: ReadonlyMap<string, number>; backends?: ReadonlyMap<string, number> }): void {
@@ -134,26 +145,13 @@ export class IncrementalPlanner {
     const opts = { lbAlgorithm: input.lbAlgorithm, maglevTableSize: input.maglevTableSize };
     const optsChanged = !this.opts || this.opts.lbAlgorithm !== opts.lbAlgorithm || this.opts.maglevTableSize !== opts.maglevTableSize;
     // Which records changed (the first of a name counts); their keys and backend texts parsed
-    // before anything is touched. One lookup per record, no new map: this pass is the whole cost
-    // of a call that changes one service among many.
-    const gen = ++this.gen;
+    // before anything is touched. A set the state layer derived from the one applied last says
+    // what changed (service-set.ts): only those records are looked at. Any other input costs one
+    // lookup per record, no new map.
     const changed: { name: string; rec?: ServiceRecord; key?: string }[] = [];
-    const added = new Set<string>();
-    let seen = 0;
-    for (const rec of input.services) {
-      const e = this.records.get(rec.name);
-      if (e) {
-        if (e.gen === gen) continue;
-        e.gen = gen;
-        seen++;
-        if (sameRecord(e.rec, rec)) continue;
-      } else if (added.has(rec.name)) continue;
-      else added.add(rec.name);
-      const texts = new Set(rec.backends.map((b) => backendKeyText({ ...b, protocol: rec.protocol })));
-      if (texts.size !== rec.backends.length) throw new RangeError(`service ${rec.name}: duplicate backend`);
-      changed.push({ name: rec.name, rec, key: serviceKeyText(serviceKeyOf(rec)) });
-    }
-    if (seen < this.records.size) for (const [name, e] of this.records) if (e.gen !== gen) changed.push({ name });
+    const frozen = Object.isFrozen(input.services);
+    const delta = frozen && this.applied ? (input.services === this.applied ? new Map() : serviceSetChanges(input.services, this.applied)) : undefined;
+    const examined = delta ? this.changedIn(delta, changed) : this.changedAmong(input.services, changed);
     const draining = new Map<string, BackendRef>();
     for (const b of input.draining ?? []) draining.set(backendKeyText(b), b);
 
@@ -175,7 +173,7 @@ export class IncrementalPlanner {
         g.add(c.name);
         dirtyKeys.add(c.key!);
         for (const b of c.rec.backends) this.count(this.listed, backendKeyText({ ...b, protocol: c.rec.protocol }), 1);
-        this.records.set(c.name, { rec: c.rec, gen });
+        this.records.set(c.name, { rec: c.rec, gen: this.gen });
       } else {
         this.keyOf.delete(c.name);
         this.records.delete(c.name);
@@ -307,7 +305,40 @@ export class IncrementalPlanner {
       this.setSlots(before, id, s.slots, s.source);
     }
     plan.conflicts = this.conflicts();
+    this.applied = frozen ? input.services : undefined;
+    this.lastUpdate = { examined, replanned: changed.length };
     return this.ops(before);
+  }
+
+  /** Fills `changed` from a whole set; returns how many records were compared. */
+  private changedAmong(services: readonly ServiceRecord[], changed: { name: string; rec?: ServiceRecord; key?: string }[]): number {
+    const gen = ++this.gen;
+    const added = new Set<string>();
+    let seen = 0;
+    for (const rec of services) {
+      const e = this.records.get(rec.name);
+      if (e) {
+        if (e.gen === gen) continue;
+        e.gen = gen;
+        seen++;
+        if (sameRecord(e.rec, rec)) continue;
+      } else if (added.has(rec.name)) continue;
+      else added.add(rec.name);
+      changed.push(changedRecord(rec));
+    }
+    if (seen < this.records.size) for (const [name, e] of this.records) if (e.gen !== gen) changed.push({ name });
+    return services.length;
+  }
+
+  /** Fills `changed` from the changes of a set derived from the one applied last. */
+  private changedIn(delta: ServiceChanges, changed: { name: string; rec?: ServiceRecord; key?: string }[]): number {
+    for (const [name, rec] of delta) {
+      const e = this.records.get(name);
+      if (rec === undefined) {
+        if (e) changed.push({ name });
+      } else if (!e || !sameRecord(e.rec, rec)) changed.push(changedRecord(rec));
+    }
+    return delta.size;
   }
 
   private isWinner(name: string): boolean {

@@ -10,6 +10,7 @@ import { cidrContains, cidrContainsIp, formatCidr, parseCidr, parseIp, type Cidr
 import type { Keys } from './keys.js';
 import { leaf } from './keys.js';
 import type { AliveValue } from './node-view.js';
+import { freezeService } from './service-set.js';
 import {
   parseJson,
   validateEndpoint,
@@ -27,7 +28,7 @@ import {
 export type RejectReason =
   /** Not JSON, or not the record's shape. */
   | 'malformed'
-  /** A node name that is not a host name (node.name's rule), or a key that disagrees with it. */
+  /** A node name that is not a host name (node.name's rule), or a key that disagrees with it (a service's too). */
   | 'bad_name'
   /** Not an IP, or one no node can be reached at (unspecified, loopback, multicast, …). */
   | 'bad_address'
@@ -201,9 +202,16 @@ export function admitIdentity(raw: string): Admission<IdentityRecord> {
   return ok(o as unknown as IdentityRecord);
 }
 
-export function admitService(raw: string): Admission<ServiceRecord> {
+/**
+ * A service as validateService allows it, under the key of its name (names are unique in the
+ * collection: consumers key services by name), deeply frozen: the state layer hands this object to
+ * every consumer for as long as the key holds this value (service-set.ts).
+ */
+export function admitService(key: string, raw: string): Admission<ServiceRecord> {
   const r = validateService(parseJson(raw));
-  return r.ok ? ok(r.value) : no('invalid', r.reason);
+  if (!r.ok) return no('invalid', r.reason);
+  if (r.value.name !== leaf(key)) return no('bad_name', `name "${r.value.name}" differs from the key's (${leaf(key)})`);
+  return ok(freezeService(r.value));
 }
 
 export function admitPolicy(raw: string): Admission<PolicyRecord> {

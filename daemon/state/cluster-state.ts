@@ -17,7 +17,6 @@ import { admitAlive, admitCidrClaim, admitEndpoint, admitIdentity, admitNode, ad
 import {
   decodeEndpoint,
   decodePolicy,
-  decodeService,
   isValidName,
   validatePolicy,
   validateService,
@@ -150,7 +149,7 @@ export class ClusterState {
     this.cidrs = mk('cidrs', k.cidrs, (key, raw) => admitCidrClaim(k, key, raw, rules));
     this.endpoints = mk('endpoints', k.endpoints, (key, raw) => admitEndpoint(key, raw, rules));
     this.identities = mk('identities', k.identities, (_k, raw) => admitIdentity(raw));
-    this.services = mk('services', k.services, (_k, raw) => admitService(raw));
+    this.services = mk('services', k.services, (key, raw) => admitService(key, raw));
     this.policies = mk('policies', k.policies, (_k, raw) => admitPolicy(raw));
     this.collections = [this.nodes, this.alive, this.cidrs, this.endpoints, this.identities, this.services, this.policies] as Reflector<unknown>[];
   }
@@ -495,7 +494,11 @@ export class ClusterState {
 
   async listServices(): Promise<ServiceRecord[]> {
     const l = await this.store.list(this.keys.services);
-    return l.kvs.map((kv) => decodeService(kv.value)).filter((s): s is ServiceRecord => s !== null);
+    // As the datapath sees them: a record refused by admission (see rejections) is not listed.
+    return l.kvs.flatMap((kv) => {
+      const a = admitService(kv.key, kv.value);
+      return a.ok ? [a.value] : [];
+    });
   }
 
   async setPolicy(input: unknown): Promise<Result<PolicyRecord>> {

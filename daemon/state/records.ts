@@ -327,11 +327,6 @@ export function decodeIdentity(raw: string): IdentityRecord | null {
   return o as unknown as IdentityRecord;
 }
 
-export function decodeService(raw: string): ServiceRecord | null {
-  const r = validateService(parseJson(raw));
-  return r.ok ? r.value : null;
-}
-
 /** Validates a policy as stored (normalised: `peers`; the validator reads the input form `from` / `to`). */
 export function validatePolicyRecord(o: unknown): Result<PolicyRecord> {
   if (!isObject(o)) return { ok: false, reason: `policy: expected an object, got ${show(o)}` };

@@ -14,7 +14,7 @@ import { parseCidr } from './ipnet.js';
 import { createStateMetrics, type StateMetrics } from './metrics.js';
 import type { RemoteNodeView } from './node-view.js';
 import { stateQueries, type StateQueries } from './queries.js';
-import type { ServiceRecord } from './records.js';
+import { type ServiceSet, ServiceSetTracker } from './service-set.js';
 import type { Store } from './store.js';
 import type { EndpointRecord, IdentityRecord, NodeRecord, PolicyRecord } from './records.js';
 
@@ -41,8 +41,11 @@ export interface PolicyInputSet {
 export type PolicyInputsListener = (inputs: PolicyInputSet) => void;
 /** `synced` false: the list may still be partial; never delete kernel state on it. */
 export type NodesListener = (nodes: RemoteNodeView[], synced: boolean) => void;
-/** The whole set of services (sorted by name), once the collection is listed. */
-export type ServicesListener = (services: ServiceRecord[]) => void;
+/**
+ * The whole set of services once the collection is listed: a frozen array, in no particular order,
+ * of frozen records that stay the same objects while their etcd value does (service-set.ts).
+ */
+export type ServicesListener = (services: ServiceSet) => void;
 
 export interface StateSubsystemDeps {
   metrics: Registry;
@@ -119,7 +122,8 @@ export class StateSubsystem implements Subsystem {
   private policyScheduled = false;
   private policyEverSynced = false;
   private readonly serviceListeners = new Set<ServicesListener>();
-  private lastServices: string | undefined;
+  /** The service set: the changed keys from the watch, not a comparison of every record. */
+  private readonly serviceSet = new ServiceSetTracker();
   private servicesScheduled = false;
   private ownCidrs: OwnCidrs | undefined;
   private lastNodes: { json: string; synced: boolean } | undefined;
@@ -169,7 +173,8 @@ export class StateSubsystem implements Subsystem {
    */
   onServices(cb: ServicesListener): () => void {
     this.serviceListeners.add(cb);
-    if (this.lastServices !== undefined) cb(JSON.parse(this.lastServices) as ServiceRecord[]);
+    const current = this.serviceSet.current;
+    if (current) cb(current);
     return () => this.serviceListeners.delete(cb);
   }
 
@@ -261,8 +266,13 @@ export class StateSubsystem implements Subsystem {
       cs.onOwnCidrs((c) => this.emitCidrs(c)),
       ...[cs.nodes, cs.alive, cs.cidrs].map((r) => r.onChange(() => this.scheduleNodes())),
       ...[cs.policies, cs.endpoints, cs.identities, cs.nodes].map((r) => r.onChange(() => this.schedulePolicyInputs())),
-      cs.services.onChange(() => this.scheduleServices()),
+      cs.services.onChange((changes) => {
+        this.serviceSet.touch(changes.map((c) => c.key));
+        this.scheduleServices();
+      }),
     );
+    // A new instance lists everything again: its first set is compared whole with the last one.
+    this.serviceSet.reset();
     this.cs = cs;
     this.metrics.attach(cs, opts.pools);
     await cs.start();
@@ -329,12 +339,11 @@ export class StateSubsystem implements Subsystem {
     const cs = this.cs;
     // Until listed (also after a state-layer restart) the consumers keep the last full set.
     if (!cs || !cs.services.synced) return;
-    const text = JSON.stringify(cs.services.values().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
-    if (text === this.lastServices) return;
-    this.lastServices = text;
+    const set = this.serviceSet.next(cs.services);
+    if (!set) return;
     for (const cb of this.serviceListeners) {
       try {
-        cb(JSON.parse(text) as ServiceRecord[]);
+        cb(set);
       } catch (err) {
         this.log?.error({ err }, 'services consumer threw');
       }
@@ -408,7 +417,7 @@ export class StateSubsystem implements Subsystem {
     // A sync that emitted nothing (an empty cluster) still has to announce "synced".
     if (cs.nodesSynced && !this.everSynced) this.scheduleNodes();
     // Likewise an empty service collection: the datapath must hear "none" once listed.
-    if (cs.services.synced && this.lastServices === undefined) this.scheduleServices();
+    if (cs.services.synced && this.serviceSet.current === undefined) this.scheduleServices();
     const st = cs.status();
     const reason = st.ready ? undefined : st.degraded ? `degraded, working from cached state: ${st.reason}` : st.reason;
     const key = `${st.ready}|${reason}`;

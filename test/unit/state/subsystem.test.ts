@@ -20,6 +20,7 @@ import type { SubsystemContext } from '../../../daemon/daemon.js';
 import type { Readiness } from '../../../daemon/lib/health.js';
 import { silentLogger } from '../../../daemon/lib/log.js';
 import { Keys } from '../../../daemon/state/keys.js';
+import type { ServiceRecord } from '../../../daemon/state/records.js';
 import { clusterStateOptions, StateSubsystem, type OwnCidrs, type RemoteNodeView } from '../../../daemon/state/subsystem.js';
 import { FakeStore } from '../../lib/fake-store.js';
 
@@ -162,6 +163,72 @@ test('onNodes: others with liveness or a claim; routes stay while liveness blips
   let replay: RemoteNodeView[] | undefined;
   r.sub.onNodes((nodes) => (replay = nodes));
   assert.deepEqual(replay, last().nodes);
+});
+
+test('onServices: the same frozen objects for unchanged records, one set per tick, only once listed, only on a change; a throwing consumer stops no other; a restart holds its partial view and keeps identities', async (t) => {
+  const store = new FakeStore();
+  const svc = (i: number, backends = 2): string => JSON.stringify({ name: `s${i}`, vip: `10.96.0.${i}`, port: 80, backends: Array.from({ length: backends }, (_, b) => ({ ip: `10.244.${b}.${i}`, port: 8080 })) });
+  for (let i = 1; i <= 50; i++) store.seed(K.service(`s${i}`), svc(i));
+  store.setDown(true);
+  const r = rig(t, store);
+  const sets: (readonly ServiceRecord[])[] = [];
+  let thrown = 0;
+  r.sub.onServices(() => {
+    thrown++;
+    throw new Error('consumer bug');
+  });
+  r.sub.onServices((s) => sets.push(s));
+  await r.start();
+  await new Promise((res) => setTimeout(res, 100));
+  assert.equal(sets.length, 0, 'nothing before the collection is listed');
+  store.setDown(false);
+  await until(() => sets.length > 0, 3000, 'first service set');
+  const first = sets[0]!;
+  assert.equal(first.length, 50);
+  assert.ok(Object.isFrozen(first) && first.every((x) => Object.isFrozen(x) && Object.isFrozen(x.backends)));
+  const named = (set: readonly ServiceRecord[], n: string) => set.find((x) => x.name === n);
+
+  // Three changes in one tick: one set; every record not written is the same object as before.
+  store.seed(K.service('s51'), svc(51));
+  store.seed(K.service('s2'), svc(2, 3));
+  await store.delete(K.service('s3'));
+  await until(() => sets.length > 1, 2000, 'second set');
+  await new Promise((res) => setImmediate(res));
+  assert.equal(sets.length, 2, 'coalesced per tick');
+  const second = sets[1]!;
+  assert.equal(second.length, 50);
+  assert.equal(named(second, 's2')!.backends.length, 3);
+  assert.equal(named(second, 's3'), undefined);
+  for (const x of second) if (x.name !== 's2' && x.name !== 's51') assert.equal(x, named(first, x.name), `${x.name} keeps its object`);
+  assert.equal(thrown, 2, 'the throwing consumer is called each time and stops nobody');
+
+  // A value rewritten equal (other field order): no set.
+  store.seed(K.service('s4'), JSON.stringify({ port: 80, vip: '10.96.0.4', name: 's4', backends: JSON.parse(svc(4)).backends }));
+  await new Promise((res) => setTimeout(res, 50));
+  assert.equal(sets.length, 2, 'nothing changed: nothing handed out');
+
+  // A late subscriber gets the current set itself.
+  let replay: readonly ServiceRecord[] | undefined;
+  r.sub.onServices((s) => (replay = s));
+  assert.equal(replay, second);
+
+  // State-layer restart while etcd is down: no partial (empty) view reaches the consumers; the
+  // changes made meanwhile arrive as one set once listed, the untouched records the same objects.
+  store.setDown(true);
+  await r.sub.reload([{ key: 'etcd.leaseTTL', from: 10, to: 11 }], config());
+  store.seed(K.service('s5'), svc(5, 1));
+  store.seed(K.service('s6'), JSON.stringify({ name: 'other', vip: '10.96.0.6', port: 80 })); // refused: name is not the key's
+  await new Promise((res) => setTimeout(res, 100));
+  assert.equal(sets.length, 2, 'held back until the new instance has listed');
+  store.setDown(false);
+  await until(() => sets.length > 2, 3000, 'set after restart');
+  const third = sets[2]!;
+  assert.equal(third.length, 49);
+  assert.equal(named(third, 's5')!.backends.length, 1);
+  assert.equal(named(third, 's6'), undefined);
+  for (const x of third) if (x.name !== 's5') assert.equal(x, named(second, x.name), `${x.name} keeps its object across the restart`);
+  await new Promise((res) => setTimeout(res, 50));
+  assert.equal(sets.length, 3);
 });
 
 test('records refused on admission: bad claims (0.0.0.0/0, outside the pool, wrong mask) and a bad node are skipped, the good ones still flow, counted and listed', async (t) => {
